@@ -1,0 +1,37 @@
+# samplax: `make demo` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# First Python >= 3.12 found: explicit PYTHON, then python3.13/3.12 on PATH, then pyenv installs.
+PYTHON ?= $(shell for c in python3.13 python3.12 python3 \
+	$$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null) \
+	$$(command -v pyenv >/dev/null 2>&1 && ls -d $$(pyenv root)/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+	  if $$c -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then echo $$c; break; fi; done)
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
+.PHONY: demo test test-slow venv clean bench
+
+$(VENV)/.installed: pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then echo "error: samplax needs Python >= 3.12 and none was found; install one (e.g. 'pyenv install 3.12') or run 'make PYTHON=/path/to/python3.12'" >&2; exit 1; fi
+	@echo "using $(PYTHON) ($$($(PYTHON) --version))"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/samplax demo --out runs/demo
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: venv
+	SAMPLAX_SLOW=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

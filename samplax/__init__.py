@@ -1,0 +1,9 @@
+"""samplax: sampling on JAX with honest diagnostics."""
+
+from samplax import diagnostics, models, samplers
+from samplax.results import load, save
+from samplax.run import sample
+from samplax.target import Target
+
+__all__ = ["Target", "diagnostics", "load", "models", "sample", "samplers", "save"]
+__version__ = "0.1.0"

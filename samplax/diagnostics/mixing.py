@@ -1,0 +1,99 @@
+"""Mixing diagnostics: R-hat, ESS, MCSE (from arviz-stats), E-BFMI, divergences, plain-language checks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100
+EBFMI_MIN = 0.3
+
+
+def _as_datatree(data, var_name: str = "x"):
+    """Accept a DataTree, or an array (chain, draw, *shape) which becomes one posterior variable."""
+    if hasattr(data, "children") or hasattr(data, "groups"):
+        return data
+    from arviz_base import from_dict
+
+    arr = np.asarray(data)
+    if arr.ndim < 2:
+        raise ValueError(f"draws must have shape (chain, draw, ...), got {arr.shape}")
+    return from_dict({"posterior": {var_name: arr}})
+
+
+def summary(data, *, var_names=None, kind: str = "all", round_to="none", ci_prob: float = 0.94):
+    """Per-variable table (pandas): mean, sd, CI, mcse_mean, mcse_sd, ess_bulk, ess_tail, r_hat."""
+    from arviz_stats import summary as az_summary
+
+    dt = _as_datatree(data)
+    return az_summary(dt, var_names=var_names, kind=kind, round_to=round_to, ci_prob=ci_prob)
+
+
+def ebfmi(data) -> np.ndarray:
+    """E-BFMI per chain from `sample_stats.energy` (Betancourt 2016); NaN when there is no energy."""
+    dt = _as_datatree(data)
+    if "sample_stats" not in dt or "energy" not in dt["sample_stats"]:
+        return np.full(_num_chains(dt), np.nan)
+    energy = np.asarray(dt["sample_stats"]["energy"])
+    num = np.mean(np.diff(energy, axis=1) ** 2, axis=1)
+    den = np.var(energy, axis=1)
+    return num / den
+
+
+def divergences(data) -> np.ndarray:
+    """Number of divergent transitions per chain (zeros when the sampler reports none)."""
+    dt = _as_datatree(data)
+    if "sample_stats" not in dt or "diverging" not in dt["sample_stats"]:
+        return np.zeros(_num_chains(dt), int)
+    return np.asarray(dt["sample_stats"]["diverging"]).sum(axis=1)
+
+
+def _num_chains(dt) -> int:
+    return int(dt["posterior"].sizes["chain"])
+
+
+def ess_per_gradient(data, var_names=None) -> dict[str, float]:
+    """min bulk ESS over a variable's elements, divided by all gradient evaluations (warmup + sampling)."""
+    from arviz_stats import ess
+
+    dt = _as_datatree(data)
+    attrs = dt.attrs
+    grads = int(attrs.get("n_grad_warmup", 0)) + int(attrs.get("n_grad_sampling", 0))
+    if grads == 0 and "sample_stats" in dt and "n_grad" in dt["sample_stats"]:
+        grads = int(np.asarray(dt["sample_stats"]["n_grad"]).sum())
+    e = ess(dt, var_names=var_names, method="bulk")
+    e = e["posterior"] if hasattr(e, "children") and "posterior" in e.children else e
+    return {k: float(np.min(np.asarray(v))) / max(grads, 1) for k, v in e.data_vars.items()}
+
+
+def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PER_CHAIN_MIN,
+          ebfmi_min: float = EBFMI_MIN) -> list[str]:
+    """Plain-language warnings; an empty list means no problem was detected."""
+    dt = _as_datatree(data)
+    table = summary(dt)
+    n_chains = _num_chains(dt)
+    out = []
+    bad_rhat = table[table["r_hat"] > rhat_max]
+    if len(bad_rhat):
+        worst = bad_rhat["r_hat"].idxmax()
+        out.append(f"R-hat > {rhat_max} for {len(bad_rhat)} variable(s) (worst {worst}: "
+                   f"{bad_rhat['r_hat'].max():.3f}): chains disagree; run longer or reparametrise.")
+    for col, label in (("ess_bulk", "bulk"), ("ess_tail", "tail")):
+        low = table[table[col] < ess_per_chain_min * n_chains]
+        if len(low):
+            worst = low[col].idxmin()
+            out.append(f"{label} ESS < {ess_per_chain_min} per chain for {len(low)} variable(s) (worst {worst}: "
+                       f"{low[col].min():.0f} over {n_chains} chains): estimates of "
+                       f"{'the centre' if label == 'bulk' else 'quantiles/intervals'} are unreliable.")
+    div = divergences(dt)
+    if div.sum():
+        out.append(f"{int(div.sum())} divergent transition(s) (per chain {div.tolist()}): the sampler met "
+                   "curvature it cannot integrate; raise target_accept or reparametrise (e.g. non-centred).")
+    e = ebfmi(dt)
+    low = np.where(e < ebfmi_min)[0]
+    if low.size:
+        out.append(f"E-BFMI < {ebfmi_min} in chain(s) {low.tolist()} ({np.round(e[low], 2).tolist()}): momentum "
+                   "resampling explores the energy poorly; the tails may be under-explored.")
+    if int(dt.attrs.get("n_nonfinite", 0)):
+        out.append(f"{int(dt.attrs['n_nonfinite'])} draw(s) with non-finite log-density or position.")
+    return out

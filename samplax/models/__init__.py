@@ -1,0 +1,1 @@
+"""Model library (filled below)."""

@@ -1,0 +1,109 @@
+"""Turn raw chain output into an ArviZ DataTree; save and load it."""
+
+from __future__ import annotations
+
+import pathlib
+import platform
+from typing import Any
+
+import jax
+import numpy as np
+
+from samplax.target import Target
+
+BOOL_STATS = {"diverging"}
+INT_STATS = {"n_grad", "tree_depth"}
+
+
+def constrain_draws(target: Target, positions: np.ndarray, batch: int = 4096) -> dict[str, np.ndarray]:
+    """Constrained named values for positions of shape (chain, draw, dim), in batches to bound memory."""
+    chains, draws, dim = positions.shape
+    flat = positions.reshape(chains * draws, dim)
+    fn = jax.jit(jax.vmap(target.constrain))
+    parts = [jax.device_get(fn(flat[i:i + batch])) for i in range(0, max(len(flat), 1), batch)]
+    out = {}
+    for k in parts[0]:
+        arr = np.concatenate([np.asarray(p[k]) for p in parts], axis=0)
+        out[k] = arr.reshape((chains, draws) + arr.shape[1:])
+    return out
+
+
+def _clean_stats(stats: dict[str, Any]) -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in stats.items():
+        v = np.asarray(v)
+        if k in BOOL_STATS:
+            v = v.astype(bool)
+        elif k in INT_STATS:
+            v = v.astype(np.int64)
+        out[k] = v
+    return out
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("samplax", "jax", "blackjax", "numpyro", "arviz-base", "arviz-stats"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def to_datatree(target: Target, positions, stats, *, warmup_positions=None, warmup_stats=None,
+                attrs: dict[str, Any] | None = None):
+    """DataTree with `posterior`, `sample_stats`, optional `warmup_posterior`/`warmup_sample_stats`."""
+    from arviz_base import from_dict
+
+    data: dict[str, dict] = {
+        "posterior": constrain_draws(target, np.asarray(positions)),
+        "sample_stats": _clean_stats(stats),
+    }
+    if warmup_positions is not None:
+        data["warmup_posterior"] = constrain_draws(target, np.asarray(warmup_positions))
+    if warmup_stats:
+        data["warmup_sample_stats"] = _clean_stats(warmup_stats)
+    clean_attrs = {k: _attr(v) for k, v in (attrs or {}).items()}
+    dt = from_dict(data, save_warmup=True)
+    dt.attrs.update(clean_attrs)
+    dt["posterior"].attrs.update(clean_attrs)
+    return dt
+
+
+def _attr(v):
+    """netCDF attrs accept numbers, strings and 1D arrays; nested settings become strings."""
+    if isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, (int, float, str, np.integer, np.floating)):
+        return v
+    if isinstance(v, np.ndarray) and v.ndim <= 1 and v.dtype.kind in "if":
+        return v
+    return repr(v)
+
+
+def save(dt, path) -> pathlib.Path:
+    """Write to netCDF (`.nc`) or zarr (`.zarr`) by the path's suffix."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".nc":
+        dt.to_netcdf(path, engine="h5netcdf")
+    elif path.suffix == ".zarr":
+        dt.to_zarr(path, mode="w")
+    else:
+        raise ValueError(f"save: path must end in .nc or .zarr, got {str(path)!r}")
+    return path
+
+
+def load(path):
+    import xarray as xr
+
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no results at {str(path)!r}")
+    if path.suffix == ".nc":
+        return xr.open_datatree(path, engine="h5netcdf").load()
+    if path.suffix == ".zarr":
+        return xr.open_datatree(path, engine="zarr").load()
+    raise ValueError(f"load: path must end in .nc or .zarr, got {str(path)!r}")
