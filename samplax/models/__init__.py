@@ -13,6 +13,8 @@ from typing import Callable
 _REGISTRY: dict[str, tuple[Callable, str]] = {}
 # modules whose import registers models; add yours here (one line)
 _MODULES = [
+    "gaussian",
+    "asymmetric",
 ]
 
 
