@@ -1,0 +1,286 @@
+"""Hitting times: first step at which independent runs enter a set, with censoring-aware summaries.
+
+Runs that never enter the set within the budget are right-censored at the budget; the summaries use the
+Kaplan-Meier estimator (scipy.stats.ecdf on CensoredData), so the budget never silently biases a mean.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+UNITS = ("steps", "grads", "time")
+
+
+class HittingResult(NamedTuple):
+    """First-hit times of independent runs; `hit=False` means right-censored at the budget.
+
+    times: steps taken when the run first was in the set (0 if it started there), or the budget if never.
+    grads: gradient evaluations spent up to the same moment (per run).
+    budget: steps available to every run.  dt: physical time per step.
+    """
+
+    times: np.ndarray
+    hit: np.ndarray
+    grads: np.ndarray
+    budget: int
+    dt: float = 1.0
+
+    def in_units(self, unit: str = "steps") -> np.ndarray:
+        """Times in "steps", "grads" (gradient evaluations) or "time" (steps * dt)."""
+        if unit == "steps":
+            return np.asarray(self.times, float)
+        if unit == "grads":
+            return np.asarray(self.grads, float)
+        if unit == "time":
+            return np.asarray(self.times, float) * self.dt
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+
+    @property
+    def physical_times(self) -> np.ndarray:
+        return self.in_units("time")
+
+    @property
+    def fraction_hit(self) -> float:
+        return float(np.mean(self.hit))
+
+
+# ----------------------------------------------------------------------------------------------- sets
+
+
+def sublevel_set(F: Callable, level: float) -> Callable:
+    """{x : F(x) <= level}."""
+    return lambda x: F(x) <= level
+
+
+def ball(center, radius: float) -> Callable:
+    """{x : |x - center| <= radius} (Euclidean)."""
+    if radius <= 0:
+        raise ValueError(f"radius must be > 0, got {radius}")
+    c = jnp.asarray(center)
+    return lambda x: jnp.sum((jnp.reshape(x, c.shape) - c) ** 2) <= radius**2
+
+
+def halfspace(axis: int, threshold: float, side: str = "above") -> Callable:
+    """{x : x[axis] >= threshold} for side="above", {x : x[axis] <= threshold} for side="below"."""
+    if side not in ("above", "below"):
+        raise ValueError(f"side must be 'above' or 'below', got {side!r}")
+    if side == "above":
+        return lambda x: jnp.ravel(x)[axis] >= threshold
+    return lambda x: jnp.ravel(x)[axis] <= threshold
+
+
+# ------------------------------------------------------------------------------------------ simulation
+
+
+def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_steps: int, key, *,
+                    position_fn: Callable = lambda s: s.position, grads_per_step: float = 1,
+                    dt: float = 1.0, chunk: int = 1000) -> HittingResult:
+    """Run independent trajectories until each first enters `in_set`, keeping only the first-hit step.
+
+    step_fn(key, state) -> (state, info): any blackjax/samplax step (`sampler.build(target, params).step`)
+    or optimiser step.  init_states: a pytree whose leaves have a leading axis of size num_runs.
+    Run r uses key fold_in(key, r) and, at step t, fold_in(that, t), so results do not depend on `chunk`
+    (steps per compiled block; the simulation stops early, block by block, once every run has hit).
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    if grads_per_step < 0:
+        raise ValueError(f"grads_per_step must be >= 0, got {grads_per_step}")
+    leaves = jax.tree_util.tree_leaves(init_states)
+    if not leaves or jnp.ndim(leaves[0]) < 1:
+        raise ValueError("init_states must be a pytree with a leading run axis (num_runs, ...)")
+    num_runs = int(jnp.shape(leaves[0])[0])
+    if num_runs < 1:
+        raise ValueError(f"init_states must hold >= 1 run, got {num_runs}")
+    chunk = min(chunk, max_steps)
+    run_keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(num_runs))
+    inside = jax.vmap(lambda s: jnp.asarray(in_set(position_fn(s)), bool).reshape(()))
+
+    def one_step(carry, t):
+        states, hit, times = carry
+        keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(run_keys)
+        states, _ = jax.vmap(step_fn)(keys, states)
+        new = ~hit & inside(states) & (t < max_steps)
+        return (states, hit | new, jnp.where(new, t + 1, times)), None
+
+    @jax.jit
+    def block(carry, t0):
+        carry, _ = jax.lax.scan(one_step, carry, t0 + jnp.arange(chunk))
+        return carry
+
+    @jax.jit
+    def run(states):
+        hit0 = inside(states)
+        times0 = jnp.where(hit0, 0, max_steps)
+
+        def cond(c):
+            (_, hit, _), t0 = c
+            return (t0 < max_steps) & ~jnp.all(hit)
+
+        def body(c):
+            carry, t0 = c
+            return block(carry, t0), t0 + chunk
+
+        (_, hit, times), _ = jax.lax.while_loop(cond, body, ((states, hit0, times0), jnp.asarray(0)))
+        return hit, times
+
+    hit, times = run(init_states)
+    times = np.asarray(times)
+    return HittingResult(times=times, hit=np.asarray(hit), grads=times * float(grads_per_step),
+                         budget=int(max_steps), dt=float(dt))
+
+
+def hit_times_from_draws(draws, in_set: Callable, *, dt: float = 1.0) -> HittingResult:
+    """First-hit times along stored chains: an array (runs, steps, dim) or a samplax DataTree.
+
+    Draw i counts as the state after i+1 steps (times `thinning` for a DataTree); for a DataTree the
+    position is the flat concatenation of the constrained posterior variables (in data_vars order) and
+    gradient counts come from `sample_stats.n_grad` when present.
+    """
+    n_grad = None
+    thin = 1
+    if hasattr(draws, "children") or hasattr(draws, "groups"):
+        post = draws["posterior"]
+        ds = post.dataset if hasattr(post, "dataset") else post
+        names = list(ds.data_vars)
+        if not names:
+            raise ValueError("draws DataTree has no posterior variables")
+        arrs = [np.asarray(ds[n]) for n in names]
+        arrs = [a.reshape(a.shape[0], a.shape[1], -1) for a in arrs]
+        x = np.concatenate(arrs, axis=-1)
+        thin = int(draws.attrs.get("thinning", 1))
+        if "sample_stats" in draws and "n_grad" in draws["sample_stats"]:
+            n_grad = np.asarray(draws["sample_stats"]["n_grad"], float)
+    else:
+        x = np.asarray(draws)
+        if x.ndim == 2:
+            x = x[..., None]
+        if x.ndim != 3:
+            raise ValueError(f"draws must have shape (runs, steps, dim), got {x.shape}")
+    runs, steps = x.shape[:2]
+    if steps < 1:
+        raise ValueError("draws must hold at least one step")
+    flags = np.asarray(jax.vmap(jax.vmap(lambda p: jnp.asarray(in_set(p), bool).reshape(())))(jnp.asarray(x)))
+    hit = flags.any(axis=1)
+    first = np.where(hit, flags.argmax(axis=1), steps - 1)
+    times = np.where(hit, first + 1, steps) * thin
+    if n_grad is not None:
+        grads = np.cumsum(n_grad, axis=1)[np.arange(runs), first]
+    else:
+        grads = times.astype(float)
+    return HittingResult(times=times, hit=hit, grads=grads, budget=int(steps * thin), dt=float(dt))
+
+
+# ------------------------------------------------------------------------------------------- summary
+
+
+class HittingSummary(NamedTuple):
+    """Censoring-aware summary of first-hit times.
+
+    mean_kind is "mean" (every run hit: plain sample mean, standard error std/sqrt(n)) or
+    "restricted_mean" (some runs censored: area under the Kaplan-Meier curve up to the budget, a LOWER
+    bound on the true mean; its standard error from the Greenwood-type formula).  median is NaN when
+    fewer than half the runs hit; median_ci ends are NaN/inf where the survival band never crosses 1/2.
+    """
+
+    unit: str
+    num_runs: int
+    fraction_hit: float
+    km_times: np.ndarray
+    km_survival: np.ndarray
+    km_low: np.ndarray
+    km_high: np.ndarray
+    median: float
+    median_ci: tuple[float, float]
+    mean: float
+    mean_se: float
+    mean_ci: tuple[float, float]
+    mean_kind: str
+    horizon: float
+    confidence: float
+
+    def describe(self) -> str:
+        pct = int(round(100 * self.confidence))
+        lo, hi = self.mean_ci
+        what = ("mean" if self.mean_kind == "mean" else
+                f"restricted mean up to the budget {self.horizon:g} (a lower bound: "
+                f"{100 * (1 - self.fraction_hit):.1f}% of runs never hit)")
+        return (f"{self.fraction_hit:.1%} of {self.num_runs} runs hit; {what} = {self.mean:.4g} "
+                f"[{pct}% CI {lo:.4g}, {hi:.4g}] {self.unit}; median {self.median:.4g} {self.unit}")
+
+
+def _first_crossing(times: np.ndarray, surv: np.ndarray) -> float:
+    """First time at which a right-continuous step survival curve is <= 1/2 (inf if never)."""
+    idx = np.nonzero(surv <= 0.5)[0]
+    return float(times[idx[0]]) if len(idx) else float("inf")
+
+
+def summarize(result: HittingResult, unit: str = "steps", *, confidence: float = 0.95) -> HittingSummary:
+    """Kaplan-Meier survival curve, fraction hit, median (CI) and mean (CI) of first-hit times.
+
+    Uses scipy.stats.ecdf (Kaplan-Meier, log-log Greenwood band).  The median CI inverts the pointwise
+    survival band (Brookmeyer & Crowley 1982).
+    """
+    from scipy.stats import CensoredData, ecdf, norm
+
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    t = result.in_units(unit)
+    hit = np.asarray(result.hit, bool)
+    n = t.size
+    if n < 2:
+        raise ValueError(f"need >= 2 runs to summarise hitting times, got {n}")
+    horizon = float(np.max(t[~hit])) if (~hit).any() else float(np.max(t))
+    z = float(norm.ppf(0.5 + confidence / 2))
+
+    if hit.any():
+        res = ecdf(CensoredData(uncensored=t[hit], right=t[~hit]))
+        km_t, km_s = np.asarray(res.sf.quantiles), np.asarray(res.sf.probabilities)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            band = res.sf.confidence_interval(confidence, method="log-log")
+        km_lo = np.nan_to_num(np.asarray(band.low.probabilities), nan=0.0)
+        km_hi = np.nan_to_num(np.asarray(band.high.probabilities), nan=1.0)
+    else:
+        km_t, km_s, km_lo, km_hi = np.array([horizon]), np.ones(1), np.ones(1), np.ones(1)
+
+    median = _first_crossing(km_t, km_s)
+    median = median if np.isfinite(median) else float("nan")
+    median_ci = (_first_crossing(km_t, km_hi), _first_crossing(km_t, km_lo))
+
+    if hit.all():
+        mean, se, kind = float(np.mean(t)), float(np.std(t, ddof=1) / np.sqrt(n)), "mean"
+    else:
+        mean, se = _restricted_mean(t, hit, horizon)
+        kind = "restricted_mean"
+    return HittingSummary(unit=unit, num_runs=n, fraction_hit=float(hit.mean()), km_times=km_t,
+                          km_survival=km_s, km_low=km_lo, km_high=km_hi, median=median,
+                          median_ci=median_ci, mean=mean, mean_se=se, mean_ci=(mean - z * se, mean + z * se),
+                          mean_kind=kind, horizon=horizon, confidence=confidence)
+
+
+def _restricted_mean(t: np.ndarray, hit: np.ndarray, horizon: float) -> tuple[float, float]:
+    """Area under the Kaplan-Meier curve on [0, horizon] and its Greenwood-type standard error.
+
+    Var = sum_i A_i^2 d_i / (n_i (n_i - d_i)) over event times t_i <= horizon, A_i the area under the
+    curve from t_i to the horizon (Klein & Moeschberger, Survival Analysis, 2nd ed., eq. 4.5.2).
+    """
+    ev = np.unique(t[hit & (t <= horizon)])
+    d = np.array([np.sum((t == u) & hit) for u in ev], float)
+    n_risk = np.array([np.sum(t >= u) for u in ev], float)
+    surv = np.cumprod(1 - d / n_risk)
+    # S is a step function: 1 on [0, ev_0), surv_i on [ev_i, ev_{i+1}), last value up to the horizon
+    knots = np.concatenate([[0.0], ev, [horizon]])
+    levels = np.concatenate([[1.0], surv])
+    widths = np.diff(knots)
+    pieces = levels * widths
+    rmst = float(pieces.sum())
+    tail = np.cumsum(pieces[::-1])[::-1][1:]  # area from ev_i to the horizon
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(n_risk > d, tail**2 * d / (n_risk * (n_risk - d)), 0.0)
+    return rmst, float(np.sqrt(terms.sum()))
