@@ -15,8 +15,12 @@ from samplax.target import MAX_INIT_TRIES, make_init, model_arguments
 
 def _trace(model, args, kwargs, seed=0):
     from numpyro import handlers
+    from numpyro.infer.initialization import init_to_uniform
 
-    return handlers.trace(handlers.seed(model, rng_seed=seed)).get_trace(*args, **kwargs)
+    # init_to_uniform fills continuous latents as numpyro's initialize_model does, so sites that cannot be
+    # sampled (ImproperUniform, e.g. Stan's flat or ordered parameters) trace; discrete ones still sample.
+    seeded = handlers.substitute(handlers.seed(model, rng_seed=seed), substitute_fn=init_to_uniform)
+    return handlers.trace(seeded).get_trace(*args, **kwargs)
 
 
 def _dist_name(fn) -> str:

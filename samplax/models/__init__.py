@@ -15,6 +15,10 @@ _REGISTRY: dict[str, tuple[Callable, str]] = {}
 _MODULES = [
     "gaussian",
     "asymmetric",
+    "banana",
+    "funnel",
+    "eight_schools",
+    "posteriordb",
 ]
 
 
