@@ -39,3 +39,36 @@ def dual_averaging_warmup(build, stats, initial_params, target_accept: float, in
         return Warmup(state, {**params0, "step_size": da_final(da)}, trace)
 
     return warmup
+
+
+def window_warmup(family, *, dense: bool, target_accept: float, extra: dict | None = None,
+                  initial_inverse_mass_matrix=None):
+    """Stan-style windowed step size + mass matrix warmup (blackjax `window_adaptation`) for any `family`.
+
+    `family` is anything shaped like a blackjax algorithm: `init(position, logdensity_fn)` and
+    `build_kernel()` returning `kernel(key, state, logdensity_fn, step_size, inverse_mass_matrix, **extra)`,
+    whose state has `position`, `logdensity`, `logdensity_grad` and info an `acceptance_rate`.
+    """
+    import blackjax
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+
+    extra = dict(extra or {})
+    keep = get_filter_adapt_info_fn(state_keys={"position", "logdensity"}, info_keys={"acceptance_rate"},
+                                    adapt_state_keys={"step_size"})
+
+    def warmup(target, key, position, num_steps):
+        adapt = blackjax.window_adaptation(
+            family, target.logdensity, is_mass_matrix_diagonal=not dense,
+            initial_inverse_mass_matrix=initial_inverse_mass_matrix, target_acceptance_rate=target_accept,
+            adaptation_info_fn=keep, **extra,
+        )
+        (state, params), info = adapt.run(key, position, num_steps)
+        trace = {
+            "position": info.state.position, "lp": info.state.logdensity,
+            "acceptance_rate": info.info.acceptance_rate, "n_grad": jnp.ones(num_steps, int),
+            "step_size": info.adaptation_state.step_size,
+        }
+        return Warmup(state, {"step_size": params["step_size"], "inverse_mass_matrix": params["inverse_mass_matrix"]},
+                      trace)
+
+    return warmup
