@@ -6,6 +6,7 @@ Kaplan-Meier estimator (scipy.stats.ecdf on CensoredData), so the budget never s
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -242,7 +243,9 @@ def summarize(result: HittingResult, unit: str = "steps", *, confidence: float =
     if hit.any():
         res = ecdf(CensoredData(uncensored=t[hit], right=t[~hit]))
         km_t, km_s = np.asarray(res.sf.quantiles), np.asarray(res.sf.probabilities)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            # the log-log band is undefined where S = 0 or 1; those ends are filled with 0 and 1 below
+            warnings.simplefilter("ignore", RuntimeWarning)
             band = res.sf.confidence_interval(confidence, method="log-log")
         km_lo = np.nan_to_num(np.asarray(band.low.probabilities), nan=0.0)
         km_hi = np.nan_to_num(np.asarray(band.high.probabilities), nan=1.0)

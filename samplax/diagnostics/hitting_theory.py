@@ -1,0 +1,167 @@
+"""Exact and asymptotic mean hitting times in 1D: overdamped Langevin, Kramers, telegraph (sECD-like) process.
+
+These are oracles for `samplax.diagnostics.hitting`: numbers a simulation must reproduce.
+Potentials and speeds are plain callables evaluated on float64 numpy grids (jax.numpy functions work too).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import numpy as np
+from scipy.integrate import cumulative_simpson, quad, simpson
+from scipy.optimize import brentq
+
+
+def _eval(f: Callable, x: np.ndarray) -> np.ndarray:
+    with jax.enable_x64(True):
+        return np.asarray(f(x), dtype=float)
+
+
+def _left_cutoff(U: Callable, x0: float, b: float, T: float, depth: float) -> float:
+    """A point left of x0 beyond which e^{-U/T} is negligible (U - min U > depth * T)."""
+    lo, hi = min(x0, b), max(x0, b)
+    width = max(hi - lo, 1.0)
+    for _ in range(60):
+        left = lo - width
+        grid = np.linspace(left, hi, 4001)
+        u = _eval(U, grid)
+        if u[0] - u.min() > depth * T and np.all(np.isfinite(u)):
+            return left
+        width *= 2
+    raise ValueError("U does not grow to the left of x0: pass a finite reflecting boundary `left=`")
+
+
+def log_mfpt_langevin(U: Callable, x0: float, b: float, T: float, *, left: float | None = None,
+                      num: int = 20001, depth: float = 60.0) -> float:
+    """log of the exact mean first-passage time x0 -> b of dX = -U'(X) dt + sqrt(2T) dW.
+
+    Reflecting at `left` (None: -infinity), absorbing at b > x0:
+        E[tau] = (1/T) int_{x0}^{b} e^{U(y)/T} int_{left}^{y} e^{-U(z)/T} dz dy
+    (Gardiner, Handbook of Stochastic Methods, sec. 5.2.7).  Both integrals are composite Simpson on
+    `num` nodes per piece, each exponent shifted by its maximum so nothing overflows.
+    """
+    if T <= 0:
+        raise ValueError(f"T must be > 0, got {T}")
+    if not b > x0:
+        raise ValueError(f"need b > x0 (absorbing point right of the start), got x0={x0}, b={b}; "
+                         "for b < x0 pass U reflected, lambda x: U(-x), with -x0, -b")
+    if left is None:
+        left = _left_cutoff(U, x0, b, T, depth)
+    elif not left <= x0:
+        raise ValueError(f"left must be <= x0, got left={left}, x0={x0}")
+    if num < 101:
+        raise ValueError(f"num must be >= 101, got {num}")
+    # x0 is a node, so the outer integral starts exactly there
+    pre = np.linspace(left, x0, num) if x0 > left else np.array([x0])
+    grid = np.concatenate([pre[:-1], np.linspace(x0, b, num)])
+    u = _eval(U, grid) / T
+    shift_in = -u.min()
+    inner = cumulative_simpson(np.exp(-u - shift_in), x=grid, initial=0.0)  # times e^{shift_in}
+    k0 = len(pre) - 1
+    with np.errstate(divide="ignore"):
+        log_f = u[k0:] + np.log(inner[k0:])
+    m = np.max(log_f[np.isfinite(log_f)])
+    outer = simpson(np.exp(log_f - m), x=grid[k0:])
+    return float(m + np.log(outer) + shift_in - np.log(T))
+
+
+def mfpt_langevin(U: Callable, x0: float, b: float, T: float, **kw) -> float:
+    """Exact mean first-passage time of overdamped Langevin (see `log_mfpt_langevin`)."""
+    return float(np.exp(log_mfpt_langevin(U, x0, b, T, **kw)))
+
+
+def kramers_time(U: Callable, x_min: float, x_saddle: float, T: float) -> float:
+    """Kramers/Eyring asymptotic mean time to cross the barrier, as T -> 0, for dX = -U' dt + sqrt(2T) dW.
+
+        2 pi / sqrt(U''(x_min) |U''(x_saddle)|) * exp((U(x_saddle) - U(x_min)) / T)
+    (Kramers 1940; Hanggi, Talkner & Borkovec, Rev. Mod. Phys. 62, 251 (1990), eq. 4.56b with friction 1).
+    This is the time to reach a point well past the saddle; to the saddle itself it is half of it.
+    """
+    if T <= 0:
+        raise ValueError(f"T must be > 0, got {T}")
+    c_min, c_sad = _second_derivative(U, x_min), _second_derivative(U, x_saddle)
+    dU = float(_eval(U, np.array([x_saddle]))[0] - _eval(U, np.array([x_min]))[0])
+    if not c_min > 0 or not c_sad < 0:
+        raise ValueError(f"need U''(x_min) > 0 and U''(x_saddle) < 0, got {c_min}, {c_sad}")
+    return float(2 * np.pi / np.sqrt(c_min * -c_sad) * np.exp(dU / T))
+
+
+def _second_derivative(U: Callable, x: float) -> float:
+    """U''(x) by autodiff when U is jax-traceable, else a central difference (error O(h^2) ~ 1e-8)."""
+    try:
+        with jax.enable_x64(True):
+            return float(jax.grad(jax.grad(lambda y: U(y)))(float(x)))
+    except (TypeError, jax.errors.JAXTypeError, jax.errors.TracerArrayConversionError):
+        h = 1e-4 * (1 + abs(x))
+        u = _eval(U, np.array([x - h, x, x + h]))
+        return float((u[0] - 2 * u[1] + u[2]) / h**2)
+
+
+def _wall(v: Callable, x0: float, step: float) -> float:
+    """Nearest point from x0 in direction sign(step) where the speed stops being positive and finite."""
+    ok = lambda x: bool(np.isfinite(_eval(v, np.array([x]))[0]) and _eval(v, np.array([x]))[0] > 0)
+    if not ok(x0):
+        raise ValueError(f"speed must be positive at the start x0={x0}")
+    inner, outer = x0, x0 + step
+    for _ in range(60):
+        if not ok(outer):
+            break
+        inner, outer, step = outer, outer + step, 2 * step
+    else:
+        raise ValueError("speed never vanishes behind the start: pass a reflecting wall `wall=`")
+    for _ in range(200):  # bisection on the predicate; brentq needs a sign change, v may be NaN outside
+        mid = 0.5 * (inner + outer)
+        inner, outer = (mid, outer) if ok(mid) else (inner, mid)
+        if abs(outer - inner) < 1e-14 * max(1.0, abs(inner)):
+            break
+    return inner
+
+
+def travel_time(v: Callable, a: float, b: float) -> float:
+    """tau = int_a^b dtheta / v(theta) by adaptive quadrature (integrable 1/sqrt zeros of v at ends are fine)."""
+    f = lambda x: 1.0 / float(_eval(v, np.array([x]))[0])
+    val, err = quad(f, a, b, limit=400, epsabs=0.0, epsrel=1e-11)
+    return float(val)
+
+
+def telegraph_mean_hitting_time(v: Callable, rate: float, x0: float, b: float, *, direction: int | None = None,
+                                wall: float | None = None) -> float:
+    """Exact mean time for a 1D telegraph process with speed v(theta) and flip rate `rate` to reach b.
+
+    The process moves at velocity +-v(theta) and reverses direction at the events of a Poisson process of
+    rate lambda; it reflects at `wall` (None: where v first vanishes behind x0, as at an ECD turning point)
+    and is absorbed at b.  direction: +1 / -1 = initially moving towards / away from b; None = 50/50.
+
+    Derivation (ours; the telegraph equations are those of Goldstein 1951, Q. J. Mech. Appl. Math. 4, 129,
+    and Kac 1974, Rocky Mountain J. Math. 4, 497).  Take b > x0 (otherwise mirror theta -> -theta) and the
+    travel-time coordinate s(theta) = int_wall^theta dtheta'/v(theta'), so the wall is s = 0, the target
+    s = B = s(b), the start s0 = s(x0).  In s the speed is 1 and the flip rate is still lambda, since the
+    clock is unchanged.  Let m+(s), m-(s) be the mean times to absorption starting at s moving towards /
+    away from b.  The backward Kolmogorov equations (generator d/ds on m+, -d/ds on m-, plus switching) are
+        m+'(s) + lambda (m-(s) - m+(s)) = -1,      -m-'(s) + lambda (m+(s) - m-(s)) = -1,
+    with m+(B) = 0 (absorbed on arrival) and m-(0) = m+(0) (reflection turns - into + instantly).
+    Adding them gives (m+ - m-)' = -2, so m+ - m- = -2s by the wall condition; then m+' = -1 - 2 lambda s and
+        m+(s) = (B - s) + lambda (B^2 - s^2),     m-(s) = (B + s) + lambda (B^2 - s^2),
+    and the 50/50 mixture is B + lambda (B^2 - s^2).  Check: lambda = 0 gives the ballistic B - s and B + s.
+    """
+    if rate < 0:
+        raise ValueError(f"rate must be >= 0, got {rate}")
+    if direction not in (None, 1, -1):
+        raise ValueError(f"direction must be +1, -1 or None (50/50), got {direction}")
+    if b == x0:
+        return 0.0
+    sgn = 1.0 if b > x0 else -1.0
+    if wall is None:
+        wall = _wall(v, x0, -sgn * max(abs(b - x0), 1e-3) / 8)
+    elif (wall - x0) * sgn > 0:
+        raise ValueError(f"wall must be behind the start (on the side away from b), got wall={wall}, x0={x0}")
+    s0 = abs(travel_time(v, min(wall, x0), max(wall, x0)))
+    B = s0 + abs(travel_time(v, min(x0, b), max(x0, b)))
+    common = rate * (B**2 - s0**2)
+    if direction == 1:
+        return float(B - s0 + common)
+    if direction == -1:
+        return float(B + s0 + common)
+    return float(B + common)
