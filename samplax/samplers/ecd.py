@@ -1,0 +1,272 @@
+"""Stochastic Energy Conserving Descent (sECD): ECDSep dynamics plus energy-preserving direction noise.
+
+Dynamics.  ECDSep (De Luca, Gatti, Silverstein 2023, arXiv 2306.00352) is Hamiltonian flow for
+    H(q, p) = w(q) + log(s + |p|^2),   w(q) = eta * log(F(q) - F0),   F0 < min F,
+so  dq/dt = 2 p / (s + |p|^2)  and  dp/dt = -grad w = -eta grad F / (F - F0).  H = E is conserved, so
+|p|^2 = exp(E - w(q)) - s: for s > 0 the motion stays in {F <= F0 + (e^E / s)^(1/eta)} and turns where
+p = 0.  The speed is |dq/dt| = 2 |p| / (s + |p|^2) (see `secd_speed_1d`).  Averaged over time on the
+energy shell (microcanonical measure), the position law is
+    rho(q) ∝ |p|^(d-2) (s + |p|^2)   ->   (F - F0)^(-eta d / 2)  at s = 0, independently of E.
+Stochastic ECD (Sun, Wang, Hayden, Blanchet 2026, arXiv 2604.13022) randomises the direction of p at
+fixed |p|, which leaves H and that law unchanged and makes the dynamics ergodic.  Here the direction
+u = p/|p| is rotated each step by the angle arccos(exp(-2 lam dt)) towards a uniformly random tangent
+direction, so E[u(t) . u(0)] = exp(-2 lam t) for every step size dt (the angle ~ sqrt(4 lam dt) is the
+discretised Brownian motion on the sphere; an angle that does not scale as sqrt(dt) changes the process,
+see tests).  In 1D the same rule is a sign flip with probability (1 - exp(-2 lam dt)) / 2: exactly the
+telegraph process with flips at Poisson rate lam, observed on the step grid.
+Integrator: kick-drift-kick (Stoermer-Verlet, 2nd order, one gradient per step); the drift is exact
+because |p| is constant during it.  With `project=True` |p| is then rescaled back onto the energy shell
+(ECDSep's `consEn`), so energy errors never accumulate; `energy_change` reports the error before that.
+
+Sampling a target p(x) ∝ exp(-U(x)) ("secd" sampler).  Take s = 0 and
+    F - F0 = exp(2 U / (eta d)),  i.e.  w = 2 U / d,
+so (F - F0)^(-eta d/2) = exp(-U): the time-average law is the target (eta and F0 drop out).  The speed is
+|dq/dt| = 2 exp((w - E)/2) = 2 exp(-E/2) exp(U/d); E only sets the clock, the warmup fixes it so the
+speed is 1 at the typical U.  Relation to MCLMC: (d/2) H = U + (d/2) log|p|^2 is the ESH Hamiltonian of
+Ver Steeg & Galstyan (2021); re-timing by arc length (dtau = |dq/dt| dt) gives unit-speed isokinetic
+dynamics du/dtau = -(I - u u^T) grad w / 2, whose arc-length average is exp(-U (d-1)/d).  MCLMC
+(Robnik et al. 2023) is that microcanonical limit with the log-kinetic term scaled so the arc-length law
+is p itself (w = 2U/(d-1)), plus the same partial direction refresh (its L is our 1/(2 lam)).  sECD keeps
+the physical clock t instead, which is the one in which ECD's hitting times are stated.
+
+Tuning (warmup): the step size follows blackjax's MCLMC rule (energy error variance per dimension driven
+to `desired_energy_var`, Robnik et al. 2023), then a diagonal preconditioner and L = 1/(2 lam) are set from
+the warmup variances, and E is fixed so the speed is 1 at the mean of w over the second half.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import blackjax
+import numpy as np
+from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
+from blackjax.mcmc import integrators
+
+from samplax.samplers.base import Algorithm, Sampler, Warmup, register
+
+Array = jax.Array
+
+
+class ECDState(NamedTuple):
+    position: Array
+    momentum: Array  # canonical p in the preconditioned coordinates y = x / sigma
+    potential: Array  # w(q) = eta log(F(q) - F0)
+    potential_grad: Array  # grad_x w
+    energy: Array  # conserved E = w + log(s + |p|^2)
+
+
+class ECDInfo(NamedTuple):
+    energy_change: Array  # H after the step minus E, before projecting back onto the shell
+    speed: Array  # |dq/dt| in the preconditioned coordinates
+    nonans: Array
+
+
+# --------------------------------------------------------------------------------------- noise
+def noise_cosine(lam, dt):
+    """Per-step E[u' . u]: exp(-2 lam dt), so direction correlations decay as exp(-2 lam t) at any dt."""
+    return jnp.exp(-2.0 * lam * dt)
+
+
+def rotate_direction(key: Array, p: Array, cosine) -> Array:
+    """Turn p by arccos(cosine) towards a uniform random tangent direction (1D: flip w.p. (1-cosine)/2), |p| kept."""
+    norm = jnp.sqrt(jnp.sum(p * p))
+    if p.shape[-1] == 1:
+        flip = jax.random.uniform(key) < 0.5 * (1.0 - cosine)
+        return jnp.where(flip, -p, p)
+    u = p / jnp.where(norm > 0, norm, 1.0)
+    z = jax.random.normal(key, p.shape, p.dtype)
+    t = z - jnp.dot(z, u) * u
+    t = t / jnp.sqrt(jnp.sum(t * t))
+    sine = jnp.sqrt(jnp.clip(1.0 - cosine**2, 0.0, 1.0))
+    return norm * (cosine * u + sine * t)
+
+
+# ------------------------------------------------------------------------------------- dynamics
+def speed_from_energy(energy, potential, s):
+    """|dq/dt| = 2|p|/(s+|p|^2) on the shell |p|^2 = exp(E - w) - s; 0 beyond the turning points."""
+    a = jnp.exp(energy - potential)
+    return 2.0 * jnp.sqrt(jnp.clip(a - s, 0.0, None)) / a
+
+
+def energy_for_speed(potential, speed, s=0.0):
+    """E such that the speed at potential w equals `speed` (the faster-momentum branch, |p|^2 >= s)."""
+    speed = jnp.asarray(speed, float)
+    disc = 1.0 - speed**2 * s
+    a = 2.0 * (1.0 + jnp.sqrt(jnp.clip(disc, 0.0, None))) / speed**2
+    return potential + jnp.log(a)
+
+
+def ecd_init(position: Array, w_and_grad: Callable, key: Array, *, energy=None, speed=1.0, s=0.0,
+             sigma=1.0) -> ECDState:
+    """Random direction; energy `energy`, or the one giving `speed` at the start."""
+    w, g = w_and_grad(position)
+    e = energy_for_speed(w, speed, s) if energy is None else jnp.asarray(energy, float)
+    p2 = jnp.clip(jnp.exp(e - w) - s, 0.0, None)
+    z = jax.random.normal(key, jnp.shape(position))
+    u = z / jnp.sqrt(jnp.sum(z * z))
+    return ECDState(position, jnp.sqrt(p2) * u, w, g, e)
+
+
+def ecd_step(key: Array, state: ECDState, w_and_grad: Callable, *, step_size, lam, s=0.0, sigma=1.0,
+             project: bool = True, noise_fn: Callable = noise_cosine) -> tuple[ECDState, ECDInfo]:
+    """One kick-drift-kick step of ECDSep followed by the energy-preserving direction noise."""
+    dt = step_size
+    p = state.momentum - 0.5 * dt * sigma * state.potential_grad
+    p2 = jnp.sum(p * p)
+    x = state.position + dt * sigma * 2.0 * p / (s + p2)
+    w, g = w_and_grad(x)
+    p = p - 0.5 * dt * sigma * g
+    p2 = jnp.sum(p * p)
+    energy_change = w + jnp.log(s + p2) - state.energy
+    if project:
+        target = jnp.exp(state.energy - w) - s
+        ok = (target > 0) & (p2 > 0)
+        p = p * jnp.where(ok, jnp.sqrt(jnp.where(ok, target / jnp.where(p2 > 0, p2, 1.0), 1.0)), 1.0)
+        p2 = jnp.sum(p * p)
+    p = rotate_direction(key, p, noise_fn(lam, dt))
+    nonans = jnp.isfinite(w) & jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(p))
+    speed = 2.0 * jnp.sqrt(p2) / (s + p2)
+    return ECDState(x, p, w, g, state.energy), ECDInfo(energy_change, speed, nonans)
+
+
+def loss_potential(F: Callable, eta: float, F0: float) -> Callable:
+    """w = eta log(F - F0) and its gradient; NaN where F <= F0 (F0 must lie below the loss)."""
+
+    def w(x):
+        return eta * jnp.log(F(x) - F0)
+
+    return jax.value_and_grad(w)
+
+
+def secd_speed_1d(V: Callable, energy: float, *, eta: float = 1.0, F0: float = 0.0, s: float = 0.0) -> Callable:
+    """theta -> |dtheta/dt| of 1D ECDSep on loss V at conserved energy E (0 beyond the turning points).
+
+    |dtheta/dt| = 2 sqrt(A - s) / A with A = exp(E) (V - F0)^(-eta); at s = 0 this is 2 e^(-E/2) (V - F0)^(eta/2).
+    """
+
+    def v(theta):
+        w = eta * jnp.log(V(theta) - F0)
+        return speed_from_energy(energy, w, s)
+
+    return v
+
+
+# -------------------------------------------------------------------------------------- sampler
+class SECDInfo(NamedTuple):
+    logdensity: Array
+    kinetic_change: Array
+    energy_change: Array
+    nonans: Array
+
+
+INTEGRATORS = {"leapfrog": (integrators.isokinetic_velocity_verlet, 1),
+               "mclachlan": (integrators.isokinetic_mclachlan, 2)}
+
+
+def build_kernel(integrator: str = "mclachlan", noise_fn: Callable = noise_cosine):
+    """sECD at s = 0 in arc-length time, blackjax kernel signature (for blackjax's MCLMC tuner too).
+
+    The state is blackjax's `IntegratorState` with `momentum` the unit direction u; the direction noise
+    (rate lam = 1/(2L) per unit arc length) is split in two half-step rotations around the flow.
+    """
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"integrator must be one of {sorted(INTEGRATORS)}, got {integrator!r}")
+    make = INTEGRATORS[integrator][0]
+
+    def kernel(rng_key, state, logdensity_fn, inverse_mass_matrix, L, step_size):
+        k1, k2, k3 = jax.random.split(rng_key, 3)
+        lam = 0.5 / L
+        half = noise_fn(lam, 0.5 * step_size)
+        start = state._replace(momentum=rotate_direction(k1, state.momentum, half))
+        new, kinetic_change = make(logdensity_fn, inverse_mass_matrix)(start, step_size)
+        new = new._replace(momentum=rotate_direction(k2, new.momentum, half))
+        energy_change = kinetic_change - new.logdensity + state.logdensity
+        nonans = (jnp.all(jnp.isfinite(new.position)) & jnp.all(jnp.isfinite(new.momentum))
+                  & jnp.isfinite(new.logdensity) & jnp.isfinite(energy_change))
+        # a non-finite step is undone with a fresh direction (the step size tuner then shrinks the step)
+        fresh = state._replace(momentum=_unit(jax.random.normal(k3, state.position.shape)))
+        new = jax.tree.map(lambda a, b: jnp.where(nonans, a, b), new, fresh)
+        zero = jnp.zeros_like(energy_change)
+        info = SECDInfo(new.logdensity, jnp.where(nonans, kinetic_change, zero),
+                        jnp.where(nonans, energy_change, zero), nonans)
+        return new, info
+
+    return kernel
+
+
+def _unit(z):
+    return z / jnp.sqrt(jnp.sum(z * z))
+
+
+def secd_init(position, logdensity_fn, key):
+    if jnp.shape(position)[-1] < 2:
+        raise ValueError("secd needs dim >= 2 (its arc-length form has force grad U/(d-1)); in 1D use "
+                         "samplax.samplers.ecd.ecd_step, the physical-clock telegraph dynamics")
+    lp, g = jax.value_and_grad(logdensity_fn)(position)
+    return integrators.IntegratorState(position, _unit(jax.random.normal(key, jnp.shape(position))), lp, g)
+
+
+def _split(num_steps, fractions):
+    # blackjax tunes over fractions of "the steps that will be run"; num_warmup is that budget's tuning part
+    return max(int(round(num_steps / sum(fractions))), 1)
+
+
+@register("secd")
+def secd(*, integrator: str = "mclachlan", desired_energy_var: float = 5e-4, diagonal_preconditioning: bool = True,
+         step_size: float | None = None, L: float | None = None) -> Sampler:
+    """Stochastic ECD sampler: ECDSep at s = 0 with F - F0 = exp(2U/(eta(d-1))), arc-length clock, rotation noise."""
+    _check_positive("desired_energy_var", desired_energy_var)
+    _check_positive("step_size", step_size)
+    _check_positive("L", L)
+    kernel = build_kernel(integrator)
+    grads = INTEGRATORS[integrator][1]
+    fracs = (0.4, 0.3, 0.3)
+
+    def build(target, params):
+        def step(key, state):
+            return kernel(key, state, target.logdensity, params["inverse_mass_matrix"], params["L"],
+                          params["step_size"])
+
+        return Algorithm(lambda x, key: secd_init(x, target.logdensity, key), step)
+
+    def stats(state, info, params):
+        return {"lp": state.logdensity, "energy_change": info.energy_change, "diverging": ~info.nonans,
+                "n_grad": jnp.asarray(grads), "step_size": params["step_size"], "L": params["L"]}
+
+    def default_params(target):
+        if step_size is None or L is None:
+            raise ValueError("num_warmup=0 leaves secd untuned: pass step_size=... and L=..., or use num_warmup > 0")
+        return {"step_size": jnp.asarray(step_size, float), "L": jnp.asarray(L, float),
+                "inverse_mass_matrix": jnp.ones(target.dim)}
+
+    def warmup(target, key, position, num_steps):
+        init_key, tune_key = jax.random.split(key)
+        state = secd_init(position, target.logdensity, init_key)
+        start = None
+        if step_size is not None or L is not None:
+            d = target.dim
+            start = MCLMCAdaptationState(jnp.asarray(L if L is not None else np.sqrt(d), float),
+                                         jnp.asarray(step_size if step_size is not None else 0.25 * np.sqrt(d), float),
+                                         jnp.ones(d))
+        state, p, n_tune = blackjax.mclmc_find_L_and_step_size(
+            mclmc_kernel=kernel, num_steps=_split(num_steps, fracs), state=state, rng_key=tune_key,
+            logdensity_fn=target.logdensity, frac_tune1=fracs[0], frac_tune2=fracs[1], frac_tune3=fracs[2],
+            desired_energy_var=desired_energy_var, diagonal_preconditioning=diagonal_preconditioning, params=start,
+        )
+        params = {"L": p.L, "step_size": p.step_size,
+                  "inverse_mass_matrix": jnp.asarray(p.inverse_mass_matrix) * jnp.ones(target.dim)}
+        return Warmup(state, params, {"n_grad_total": jnp.asarray(n_tune * grads)})
+
+    return Sampler(
+        name="secd", build=build, stats=stats, default_params=default_params, warmup=warmup,
+        settings={"integrator": integrator, "desired_energy_var": desired_energy_var,
+                  "diagonal_preconditioning": diagonal_preconditioning, "step_size": step_size, "L": L},
+    )
+
+
+def _check_positive(name, value):
+    if value is not None and not float(value) > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
