@@ -19,6 +19,7 @@ _MODULES = [
     "funnel",
     "eight_schools",
     "posteriordb",
+    "wells",
 ]
 
 
