@@ -1,0 +1,243 @@
+"""Classical simulation of quantum dynamics on a grid (1D/2D): the qECD and quantised-gradient-descent baselines.
+
+Nothing here runs on quantum hardware: wavefunctions are complex arrays on a periodic grid, evolved by
+split-operator FFT steps (H = K(p) + V(theta), Strang splitting, error O(dt^2)) or, for a position-dependent
+kinetic term, by a Chebyshev expansion of exp(-i H dt / hbar) (Tal-Ezer & Kosloff 1984, J. Chem. Phys. 81, 3967).
+
+Operator ordering.  A classical Hamiltonian f(theta) p^2 / (2m) + U(theta) (ECD-like: speed |theta_dot| =
+sqrt(2 f (E - U) / m), so f = m v(theta)^2 / (2E) reproduces any speed profile v at energy E when U = 0) has no
+unique quantisation.  `ordering="symmetric"` uses (1/2)(f K0 + K0 f) with K0 = p^2/(2m);
+`ordering="pfp"` uses p f p / (2m) (non-negative for f >= 0); they differ by -(hbar^2 / 4m) f''(theta)
+(the identity f p^2 + p^2 f = 2 p f p - hbar^2 f'').  Both are Hermitian on the grid: `hamiltonian_matrix`
+builds the dense matrix, `apply_hamiltonian` applies it with FFTs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.special import jv
+
+ORDERINGS = ("symmetric", "pfp")
+
+
+class Grid(NamedTuple):
+    """Periodic grid: `axes[i]` are the node coordinates along dimension i (spacing `dx[i]`)."""
+
+    axes: tuple
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(a) for a in self.axes)
+
+    @property
+    def dx(self) -> tuple[float, ...]:
+        return tuple(float(a[1] - a[0]) for a in self.axes)
+
+    @property
+    def cell(self) -> float:
+        return float(np.prod(self.dx))
+
+    @property
+    def points(self) -> tuple[np.ndarray, ...]:
+        return tuple(np.meshgrid(*self.axes, indexing="ij"))
+
+    @property
+    def wavenumbers(self) -> tuple[np.ndarray, ...]:
+        ks = [2 * np.pi * np.fft.fftfreq(len(a), d) for a, d in zip(self.axes, self.dx)]
+        return tuple(np.meshgrid(*ks, indexing="ij"))
+
+
+def make_grid(lower, upper, num) -> Grid:
+    """Grid of `num` nodes per axis on [lower, upper) (periodic); scalars for 1D, sequences for 2D."""
+    lower, upper, num = np.atleast_1d(lower), np.atleast_1d(upper), np.atleast_1d(num)
+    if not len(lower) == len(upper) == len(num) or len(lower) not in (1, 2):
+        raise ValueError(f"lower, upper, num must all be scalars (1D) or length-2 (2D), got {lower}, {upper}, {num}")
+    if np.any(num < 4):
+        raise ValueError(f"num must be >= 4 per axis, got {num}")
+    if np.any(upper <= lower):
+        raise ValueError(f"upper must exceed lower, got lower={lower}, upper={upper}")
+    return Grid(tuple(np.linspace(lo, hi, int(n), endpoint=False) for lo, hi, n in zip(lower, upper, num)))
+
+
+def kinetic_energy(grid: Grid, *, hbar: float = 1.0, mass: float = 1.0) -> np.ndarray:
+    """K0 = p^2/(2m) = hbar^2 |k|^2 / (2m) on the FFT wavenumber grid."""
+    return hbar**2 * sum(k**2 for k in grid.wavenumbers) / (2 * mass)
+
+
+def _check(V, grid: Grid, ordering: str, hbar: float, mass: float):
+    if np.shape(V) != grid.shape:
+        raise ValueError(f"V must be given on the grid, shape {grid.shape}, got {np.shape(V)}")
+    if ordering not in ORDERINGS:
+        raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
+    if hbar <= 0 or mass <= 0:
+        raise ValueError(f"hbar and mass must be > 0, got hbar={hbar}, mass={mass}")
+
+
+def apply_hamiltonian(psi, V, grid: Grid, *, f=None, ordering: str = "symmetric", hbar: float = 1.0,
+                      mass: float = 1.0):
+    """H psi with H = K + V, K = K0 (f=None), (f K0 + K0 f)/2 ("symmetric") or p f p/(2m) ("pfp")."""
+    _check(V, grid, ordering, hbar, mass)
+    k0 = jnp.asarray(kinetic_energy(grid, hbar=hbar, mass=mass))
+    K0 = lambda u: jnp.fft.ifftn(k0 * jnp.fft.fftn(u))
+    if f is None:
+        return K0(psi) + V * psi
+    if ordering == "symmetric":
+        return 0.5 * (f * K0(psi) + K0(f * psi)) + V * psi
+    out = 0.0
+    for k in grid.wavenumbers:  # p f p = sum_axes p_i f p_i, p_i = hbar k_i in Fourier space
+        dpsi = jnp.fft.ifftn(hbar * k * jnp.fft.fftn(psi))
+        out = out + jnp.fft.ifftn(hbar * k * jnp.fft.fftn(f * dpsi))
+    return out / (2 * mass) + V * psi
+
+
+def hamiltonian_matrix(V, grid: Grid, *, f=None, ordering: str = "symmetric", hbar: float = 1.0,
+                       mass: float = 1.0) -> np.ndarray:
+    """Dense Hermitian grid Hamiltonian (N x N, N = prod(grid.shape)), columns = H applied to unit vectors."""
+    _check(V, grid, ordering, hbar, mass)
+    n = int(np.prod(grid.shape))
+    if n > 6000:
+        raise ValueError(f"grid has {n} nodes: too many for a dense Hamiltonian; use a coarser grid (<= 6000)")
+    eye = np.eye(n).reshape((n,) + grid.shape)
+    with jax.enable_x64(True):
+        cols = jax.vmap(lambda e: apply_hamiltonian(e, jnp.asarray(V), grid, f=None if f is None else jnp.asarray(f),
+                                                    ordering=ordering, hbar=hbar, mass=mass))(jnp.asarray(eye))
+        H = np.asarray(cols).reshape(n, n).T
+    return 0.5 * (H + H.conj().T)  # exact symmetrisation of round-off
+
+
+def eigenstates(V, grid: Grid, num: int = 2, *, mask=None, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest `num` energies and normalised eigenfunctions (num, *grid.shape) of the dense grid Hamiltonian.
+
+    mask: keep only nodes where mask is True (Dirichlet outside): the ground state of a local well.
+    """
+    H = hamiltonian_matrix(V, grid, **kw)
+    idx = np.arange(H.shape[0]) if mask is None else np.flatnonzero(np.asarray(mask).ravel())
+    if len(idx) < num:
+        raise ValueError(f"mask keeps {len(idx)} nodes, fewer than num={num}")
+    E, U = np.linalg.eigh(H[np.ix_(idx, idx)])
+    vecs = U[:, :num].T
+    # fix the arbitrary complex phase: the largest component real and positive
+    big = vecs[np.arange(num), np.argmax(np.abs(vecs), axis=1)]
+    vecs = vecs * (np.abs(big) / big)[:, None]
+    states = np.zeros((num, H.shape[0]), complex)
+    states[:, idx] = vecs
+    states /= np.sqrt(grid.cell)
+    return E[:num], states.reshape((num,) + grid.shape)
+
+
+def gaussian(grid: Grid, center, width, momentum=None, *, hbar: float = 1.0) -> np.ndarray:
+    """Normalised Gaussian wave packet exp(-|x-c|^2/(4 width^2) + i p.x/hbar) (position sd = width)."""
+    center = np.atleast_1d(center)
+    momentum = np.zeros_like(center, float) if momentum is None else np.atleast_1d(momentum)
+    pts = grid.points
+    r2 = sum((x - c) ** 2 for x, c in zip(pts, center))
+    phase = sum(p * x for x, p in zip(pts, momentum)) / hbar
+    psi = np.exp(-r2 / (4 * width**2) + 1j * phase)
+    return psi / np.sqrt(np.sum(np.abs(psi) ** 2) * grid.cell)
+
+
+def probability_in(psi, mask, grid: Grid):
+    """Probability that the particle is in the region `mask` (boolean array on the grid)."""
+    return jnp.sum(jnp.where(mask, jnp.abs(psi) ** 2, 0.0)) * grid.cell
+
+
+def split_operator(psi0, V, grid: Grid, dt: float, num_steps: int, *, hbar: float = 1.0, mass: float = 1.0,
+                   kinetic: Callable | None = None, observe: Callable | None = None):
+    """Strang split-operator propagation of exp(-i (K(p) + V) t / hbar).
+
+    kinetic: K as a function of the momentum meshes (p_1, ...) = hbar k; default p^2/(2m).
+    observe(psi) -> array, recorded at t = 0, dt, ..., num_steps dt.  Returns (psi_final, observations).
+    """
+    _check(V, grid, "symmetric", hbar, mass)
+    if num_steps < 1 or dt <= 0:
+        raise ValueError(f"need num_steps >= 1 and dt > 0, got num_steps={num_steps}, dt={dt}")
+    K = (kinetic_energy(grid, hbar=hbar, mass=mass) if kinetic is None
+         else np.asarray(kinetic(*[hbar * k for k in grid.wavenumbers])))
+    half_v = jnp.exp(-0.5j * dt * jnp.asarray(V) / hbar)
+    full_k = jnp.exp(-1j * dt * jnp.asarray(K) / hbar)
+    observe = observe or (lambda psi: jnp.zeros(()))
+
+    def step(psi, _):
+        psi = half_v * jnp.fft.ifftn(full_k * jnp.fft.fftn(half_v * psi))
+        return psi, observe(psi)
+
+    psi0 = jnp.asarray(psi0, complex)
+    psi, obs = jax.jit(lambda p: jax.lax.scan(step, p, None, length=num_steps))(psi0)
+    return psi, jnp.concatenate([observe(psi0)[None], obs])
+
+
+def chebyshev_propagate(psi0, V, grid: Grid, dt: float, num_steps: int, *, f=None, ordering: str = "symmetric",
+                        hbar: float = 1.0, mass: float = 1.0, observe: Callable | None = None, tol: float = 1e-14):
+    """exp(-i H dt / hbar) by Chebyshev series (any ordering / kinetic factor f), `num_steps` times.
+
+    The spectrum is bounded by min/max V -+ max|f| max K0 (operator-norm bounds), mapped to [-1, 1];
+    the series is cut where the Bessel coefficients drop below `tol`.  Returns (psi_final, observations).
+    """
+    _check(V, grid, ordering, hbar, mass)
+    if num_steps < 1 or dt <= 0:
+        raise ValueError(f"need num_steps >= 1 and dt > 0, got num_steps={num_steps}, dt={dt}")
+    kmax = float(kinetic_energy(grid, hbar=hbar, mass=mass).max())
+    fmax = 1.0 if f is None else float(np.max(np.abs(f)))
+    lo = float(np.min(V)) - (0.0 if f is None or (ordering == "pfp" and np.min(f) >= 0) else fmax * kmax)
+    hi = float(np.max(V)) + fmax * kmax
+    lo, hi = lo - 0.01 * (hi - lo), hi + 0.01 * (hi - lo)
+    centre, half = 0.5 * (hi + lo), 0.5 * (hi - lo)
+    r = half * dt / hbar
+    n_terms = int(r + 10 * r ** (1 / 3) + 20)
+    while abs(jv(n_terms, r)) > tol:
+        n_terms += 10
+    coef = (2.0 - (np.arange(n_terms) == 0)) * (-1j) ** np.arange(n_terms) * jv(np.arange(n_terms), r)
+    coef = jnp.asarray(coef * np.exp(-1j * centre * dt / hbar))
+    Vj, fj = jnp.asarray(V), None if f is None else jnp.asarray(f)
+    Hn = lambda u: (apply_hamiltonian(u, Vj, grid, f=fj, ordering=ordering, hbar=hbar, mass=mass) - centre * u) / half
+    observe = observe or (lambda psi: jnp.zeros(()))
+
+    def step(psi, _):
+        def term(c, a):
+            t_prev, t_cur = c
+            t_next = 2 * Hn(t_cur) - t_prev
+            return (t_cur, t_next), a * t_next
+
+        t1 = Hn(psi)
+        _, terms = jax.lax.scan(term, (psi, t1), coef[2:])
+        out = coef[0] * psi + coef[1] * t1 + jnp.sum(terms, axis=0)
+        return out, observe(out)
+
+    psi0 = jnp.asarray(psi0, complex)
+    psi, obs = jax.jit(lambda p: jax.lax.scan(step, p, None, length=num_steps))(psi0)
+    return psi, jnp.concatenate([observe(psi0)[None], obs])
+
+
+def first_crossing_time(times, values, threshold: float = 0.5) -> float:
+    """First time `values` exceeds `threshold`, linearly interpolated between samples; inf if never."""
+    times, values = np.asarray(times, float), np.asarray(values, float)
+    above = np.flatnonzero(values > threshold)
+    if len(above) == 0:
+        return float("inf")
+    i = above[0]
+    if i == 0:
+        return float(times[0])
+    t0, t1, v0, v1 = times[i - 1], times[i], values[i - 1], values[i]
+    return float(t0 + (threshold - v0) * (t1 - t0) / (v1 - v0))
+
+
+def transfer_time(psi0, V, grid: Grid, target, *, t_max: float, dt: float, f=None, ordering: str = "symmetric",
+                  hbar: float = 1.0, mass: float = 1.0, threshold: float = 0.5) -> float:
+    """Time for the probability in `target` (boolean mask) to first exceed `threshold`; inf if not by t_max.
+
+    Split-operator when the kinetic term is p^2/2m (f=None), Chebyshev otherwise.
+    """
+    if t_max <= 0:
+        raise ValueError(f"t_max must be > 0, got {t_max}")
+    num_steps = int(np.ceil(t_max / dt))
+    obs = lambda psi: probability_in(psi, jnp.asarray(target), grid)
+    if f is None:
+        _, p = split_operator(psi0, V, grid, dt, num_steps, hbar=hbar, mass=mass, observe=obs)
+    else:
+        _, p = chebyshev_propagate(psi0, V, grid, dt, num_steps, f=f, ordering=ordering, hbar=hbar, mass=mass,
+                                   observe=obs)
+    return first_crossing_time(dt * np.arange(num_steps + 1), np.asarray(p), threshold)

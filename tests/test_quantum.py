@@ -1,0 +1,144 @@
+"""Grid quantum dynamics vs exactly known cases: harmonic levels and period, double-well tunnelling time."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from samplax.quantum import (apply_hamiltonian, chebyshev_propagate, eigenstates, first_crossing_time, gaussian,
+                             hamiltonian_matrix, make_grid, probability_in, split_operator, transfer_time)
+
+
+def overlap(a, b, grid):
+    return complex(np.sum(np.conj(a) * b) * grid.cell)
+
+
+def dense_propagate(psi0, H, grid, t, hbar=1.0):
+    E, U = np.linalg.eigh(H)
+    c = U.conj().T @ np.asarray(psi0).ravel()
+    return (U @ (np.exp(-1j * E * t / hbar) * c)).reshape(grid.shape)
+
+
+def double_well(x, a=2.0, omega=2.0):
+    return omega**2 * (x**2 - a**2) ** 2 / (8 * a**2)
+
+
+@pytest.mark.parametrize("hbar,mass", [(1.0, 1.0), (0.5, 2.0)])
+def test_harmonic_levels(hbar, mass):
+    omega, g = 1.5, make_grid(-10, 10, 256)
+    x = g.points[0]
+    E, _ = eigenstates(0.5 * mass * omega**2 * x**2, g, 8, hbar=hbar, mass=mass)
+    np.testing.assert_allclose(E, hbar * omega * (np.arange(8) + 0.5), atol=1e-9)
+
+
+def test_displaced_gaussian_returns_after_period_1d():
+    omega, hbar, mass, x0 = 2.0, 0.7, 1.3, 1.5
+    g = make_grid(-8, 8, 256)
+    x = g.points[0]
+    psi0 = gaussian(g, x0, np.sqrt(hbar / (2 * mass * omega)), hbar=hbar)  # coherent state
+    period, n = 2 * np.pi / omega, 1000
+    mean_x = lambda p: jnp.sum(x * jnp.abs(p) ** 2) * g.cell
+    psi, xs = split_operator(psi0, 0.5 * mass * omega**2 * x**2, g, period / n, n, hbar=hbar, mass=mass,
+                             observe=mean_x)
+    assert abs(overlap(psi0, psi, g)) > 1 - 1e-6
+    np.testing.assert_allclose(xs[n // 2], -x0, atol=1e-6)
+    # in between, Strang splitting lags by a phase O((omega dt)^2) ~ 1e-5
+    np.testing.assert_allclose(np.asarray(xs), x0 * np.cos(omega * period / n * np.arange(n + 1)), atol=5e-5)
+
+
+def test_displaced_gaussian_returns_after_period_2d():
+    wx, wy = 1.0, 2.0
+    g = make_grid((-8, -8), (8, 8), (64, 64))
+    X, Y = g.points
+    V = 0.5 * wx**2 * X**2 + 0.5 * wy**2 * Y**2
+    psi0 = np.exp(-((X - 1.0) ** 2) * wx / 2 - (Y + 0.5) ** 2 * wy / 2)  # coherent state at (1, -0.5)
+    psi0 = psi0 / np.sqrt(np.sum(np.abs(psi0) ** 2) * g.cell)
+    n = 800
+    psi, ys = split_operator(psi0, V, g, 2 * np.pi / n, n, observe=lambda p: jnp.sum(Y * jnp.abs(p) ** 2) * g.cell)
+    assert abs(overlap(psi0, psi, g)) > 1 - 1e-5
+    # y has period pi: back at -0.5 after pi, at +0.5 after pi/2
+    np.testing.assert_allclose(ys[n // 2], -0.5, atol=1e-5)
+    np.testing.assert_allclose(ys[n // 4], 0.5, atol=1e-5)
+
+
+def test_double_well_tunnelling_time_is_pi_hbar_over_splitting():
+    """(psi0 - psi1)/sqrt2 starts in the left well; P(right) = 1/2 - c cos(dE t / hbar): 1/2 at
+    pi hbar / (2 dE), full transfer at pi hbar / dE, with dE from the grid Hamiltonian.
+
+    Nodes at +-dx/2, ..., so "x > 0" is exactly half the grid (a node at 0 would shift the 1/2 crossing)."""
+    dx = 20 / 256
+    g = make_grid(-10 + dx / 2, 10 + dx / 2, 256)
+    x = g.points[0]
+    V = double_well(x)
+    E, S = eigenstates(V, g, 2)
+    dE = E[1] - E[0]
+    s1 = S[1] * np.sign(np.sum(S[1].real * (x > 0)))
+    left = (S[0] - s1) / np.sqrt(2)
+    assert float(probability_in(left, x > 0, g)) < 0.01
+    errors = []
+    for dt in (0.04, 0.02):
+        t_half = transfer_time(left, V, g, x > 0, t_max=np.pi / dE, dt=dt)
+        errors.append(abs(t_half / (np.pi / (2 * dE)) - 1))
+    assert errors[-1] < 1e-3
+    assert errors[0] / errors[1] > 3  # Strang splitting: second order in dt
+    dt = 0.02
+    _, pr = split_operator(left, V, g, dt, int(1.2 * np.pi / dE / dt),
+                           observe=lambda p: probability_in(p, x > 0, g))
+    assert abs(np.argmax(np.asarray(pr)) * dt / (np.pi / dE) - 1) < 1e-3
+    assert float(pr.max()) > 0.98
+    # from the ground state of the left well alone (Dirichlet at the barrier): nearly the same time
+    _, G = eigenstates(V, g, 1, mask=x < 0)
+    t_local = transfer_time(G[0], V, g, x > 0, t_max=np.pi / dE, dt=dt)
+    assert abs(t_local / (np.pi / (2 * dE)) - 1) < 0.02
+
+
+@pytest.mark.parametrize("ordering", ["symmetric", "pfp"])
+def test_position_dependent_kinetic_is_hermitian_and_ordering_differs_by_f_second_derivative(ordering):
+    hbar, mass = 0.7, 1.3
+    g = make_grid(-10, 10, 128)
+    x = g.points[0]
+    f = 1 + 0.3 * np.cos(x)
+    V = double_well(x)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 128)) + 1j * rng.normal(size=(2, 128))
+    Ha = apply_hamiltonian(a, V, g, f=f, ordering=ordering, hbar=hbar, mass=mass)
+    Hb = apply_hamiltonian(b, V, g, f=f, ordering=ordering, hbar=hbar, mass=mass)
+    assert abs(np.vdot(a, Hb) - np.vdot(Ha, b)) < 1e-9 * abs(np.vdot(a, Hb))
+    # on smooth states: (f K0 + K0 f)/2 - p f p/(2m) = -(hbar^2 / 4m) f''
+    psi = gaussian(g, 0.5, 0.7, 1.0, hbar=hbar)
+    kw = dict(f=f, hbar=hbar, mass=mass)
+    diff = apply_hamiltonian(psi, V, g, ordering="symmetric", **kw) - apply_hamiltonian(psi, V, g, ordering="pfp", **kw)
+    np.testing.assert_allclose(diff, -(hbar**2) / (4 * mass) * (-0.3 * np.cos(x)) * psi, atol=1e-10)
+
+
+@pytest.mark.parametrize("ordering", ["symmetric", "pfp"])
+def test_chebyshev_matches_exact_eigen_propagation(ordering):
+    g = make_grid(-10, 10, 128)
+    x = g.points[0]
+    f, V = 1 + 0.3 * np.cos(x), double_well(x)
+    psi0 = gaussian(g, -2.0, 0.5, 0.5)
+    H = hamiltonian_matrix(V, g, f=f, ordering=ordering)
+    psi, _ = chebyshev_propagate(psi0, V, g, 0.25, 12, f=f, ordering=ordering)
+    np.testing.assert_allclose(np.asarray(psi), dense_propagate(psi0, H, g, 3.0), atol=1e-9)
+
+
+def test_constant_kinetic_factor_equals_lighter_mass():
+    """f = c gives c p^2/2m: the Chebyshev (ECD) path must tunnel like the split operator with mass m/c."""
+    g = make_grid(-10, 10, 256)
+    x = g.points[0]
+    V, c = double_well(x), 1.5
+    _, G = eigenstates(V, g, 1, mask=x < 0)
+    t_ecd = transfer_time(G[0], V, g, x > 0, t_max=60.0, dt=0.2, f=np.full_like(x, c))
+    t_so = transfer_time(G[0], V, g, x > 0, t_max=60.0, dt=0.01, mass=1 / c)
+    assert np.isfinite(t_ecd) and abs(t_ecd / t_so - 1) < 1e-3
+
+
+def test_first_crossing_time_and_bad_input():
+    assert first_crossing_time([0, 1, 2], [0.0, 0.4, 0.8]) == pytest.approx(1.25)
+    assert first_crossing_time([0, 1, 2], [0.0, 0.1, 0.2]) == float("inf")
+    g = make_grid(-1, 1, 16)
+    with pytest.raises(ValueError, match="V must be given on the grid"):
+        split_operator(np.ones(16), np.ones(8), g, 0.1, 3)
+    with pytest.raises(ValueError, match="ordering"):
+        apply_hamiltonian(np.ones(16), np.ones(16), g, f=np.ones(16), ordering="weyl")
+    with pytest.raises(ValueError, match="upper"):
+        make_grid(1, -1, 16)
