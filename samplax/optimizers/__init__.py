@@ -1,0 +1,5 @@
+"""Optimisers as optax transformations: the ECD optimiser (ECDSep with energy-preserving noise)."""
+
+from samplax.optimizers.ecd import ECDOptState, MinimizeResult, ecd, minimize
+
+__all__ = ["ECDOptState", "MinimizeResult", "ecd", "minimize"]
