@@ -400,8 +400,8 @@ def sgld(*, step_size: float | None = None, target_accept: float = UNADJUSTED_TA
     """Stochastic-gradient Langevin (blackjax) on batches drawn without replacement, constant step.
 
     step_size given: warmup is plain SGLD burn-in. Not given: warmup tunes h like `ula` (MALA at
-    `target_accept`), which costs `num_warmup` full-data gradients. `n_grad` counts full-data gradient
-    equivalents (batch_size / data_size per step).
+    `target_accept`), which costs `num_warmup` full-data gradients. `n_grad` counts minibatch gradients
+    (one per step); `data_fraction` = batch_size / data_size converts them to full-data gradient equivalents.
     """
     if step_size is not None and not step_size > 0:
         raise ValueError(f"step_size must be > 0, got {step_size}")
@@ -422,7 +422,7 @@ def sgld(*, step_size: float | None = None, target_accept: float = UNADJUSTED_TA
         return Algorithm(lambda x, key: SGLDState(x), step)
 
     def stats(state, info, params):
-        return {"n_grad": jnp.asarray(0.0) + params["data_fraction"], "step_size": params["step_size"],
+        return {"n_grad": jnp.asarray(1), "data_fraction": params["data_fraction"], "step_size": params["step_size"],
                 "diverging": info.is_divergent}
 
     def default_params(target):
