@@ -254,7 +254,7 @@ def summarize(result: HittingResult, unit: str = "steps", *, confidence: float =
 
     median = _first_crossing(km_t, km_s)
     median = median if np.isfinite(median) else float("nan")
-    median_ci = (_first_crossing(km_t, km_hi), _first_crossing(km_t, km_lo))
+    median_ci = (_first_crossing(km_t, km_lo), _first_crossing(km_t, km_hi))
 
     if hit.all():
         mean, se, kind = float(np.mean(t)), float(np.std(t, ddof=1) / np.sqrt(n)), "mean"
