@@ -110,7 +110,8 @@ def _wall(v: Callable, x0: float, step: float) -> float:
             break
         inner, outer, step = outer, outer + step, 2 * step
     else:
-        raise ValueError("speed never vanishes behind the start: pass a reflecting wall `wall=`")
+        raise ValueError("speed never vanishes behind the start: pass a reflecting wall `wall=` (a point, or "
+                         "+-inf when the travel time to infinity is finite and the process returns from there)")
     for _ in range(200):  # bisection on the predicate; brentq needs a sign change, v may be NaN outside
         mid = 0.5 * (inner + outer)
         inner, outer = (mid, outer) if ok(mid) else (inner, mid)
@@ -131,8 +132,9 @@ def telegraph_mean_hitting_time(v: Callable, rate: float, x0: float, b: float, *
     """Exact mean time for a 1D telegraph process with speed v(theta) and flip rate `rate` to reach b.
 
     The process moves at velocity +-v(theta) and reverses direction at the events of a Poisson process of
-    rate lambda; it reflects at `wall` (None: where v first vanishes behind x0, as at an ECD turning point)
-    and is absorbed at b.  direction: +1 / -1 = initially moving towards / away from b; None = 50/50.
+    rate lambda; it reflects at `wall` (None: where v first vanishes behind x0, as at an ECD turning point;
+    +-inf is allowed when int dtheta / v converges there, i.e. the process reaches infinity in finite time
+    and is taken to come back) and is absorbed at b.  direction: +1 / -1 = initially moving towards / away from b; None = 50/50.
 
     Derivation (ours; the telegraph equations are those of Goldstein 1951, Q. J. Mech. Appl. Math. 4, 129,
     and Kac 1974, Rocky Mountain J. Math. 4, 497).  Take b > x0 (otherwise mirror theta -> -theta) and the
