@@ -9,7 +9,9 @@ sqrt(2 f (E - U) / m), so f = m v(theta)^2 / (2E) reproduces any speed profile v
 unique quantisation.  `ordering="symmetric"` uses (1/2)(f K0 + K0 f) with K0 = p^2/(2m);
 `ordering="pfp"` uses p f p / (2m) (non-negative for f >= 0); they differ by -(hbar^2 / 4m) f''(theta)
 (the identity f p^2 + p^2 f = 2 p f p - hbar^2 f'').  Both are Hermitian on the grid: `hamiltonian_matrix`
-builds the dense matrix, `apply_hamiltonian` applies it with FFTs.
+builds the dense matrix, `apply_hamiltonian` applies it with FFTs.  Every entry point also takes a
+momentum-diagonal `kinetic(p)` in place of p^2/(2m); the separable ECDSep Hamiltonian log(s + p^2) + w(theta)
+needs no ordering choice and runs with the split operator (`ecdsep_terms`).
 """
 
 from __future__ import annotations
@@ -63,25 +65,50 @@ def make_grid(lower, upper, num) -> Grid:
     return Grid(tuple(np.linspace(lo, hi, int(n), endpoint=False) for lo, hi, n in zip(lower, upper, num)))
 
 
-def kinetic_energy(grid: Grid, *, hbar: float = 1.0, mass: float = 1.0) -> np.ndarray:
-    """K0 = p^2/(2m) = hbar^2 |k|^2 / (2m) on the FFT wavenumber grid."""
-    return hbar**2 * sum(k**2 for k in grid.wavenumbers) / (2 * mass)
+def kinetic_energy(grid: Grid, *, hbar: float = 1.0, mass: float = 1.0, kinetic: Callable | None = None
+                   ) -> np.ndarray:
+    """K(p) on the FFT wavenumber grid, p = hbar k: p^2/(2m) by default, else kinetic(p_1, ...)."""
+    if kinetic is None:
+        return hbar**2 * sum(k**2 for k in grid.wavenumbers) / (2 * mass)
+    K = np.asarray(kinetic(*[hbar * k for k in grid.wavenumbers]), float)
+    if K.shape != grid.shape or not np.all(np.isfinite(K)):
+        raise ValueError(f"kinetic(p) must give finite values of shape {grid.shape} on the momentum grid")
+    return K
 
 
-def _check(V, grid: Grid, ordering: str, hbar: float, mass: float):
+def ecdsep_terms(F, *, eta: float = 1.0, F0: float = 0.0, s: float = 1.0):
+    """(V, kinetic) of the quantised ECDSep Hamiltonian H = eta log(F - F0) + log(s + |p|^2).
+
+    ECDSep (De Luca, Gatti, Silverstein 2023, arXiv 2306.00352) is separable, so no ordering question
+    arises: pass both to `split_operator` / `transfer_time`.  F: the loss on the grid, F0 < min F.
+    """
+    F = np.asarray(F, float)
+    if not np.min(F) > F0:
+        raise ValueError(f"F0 must lie below the loss on the grid: min F = {np.min(F)}, F0 = {F0}")
+    if s <= 0:
+        raise ValueError(f"s must be > 0 (log(s + p^2) is singular at p = 0 otherwise), got {s}")
+    return eta * np.log(F - F0), (lambda *p: np.log(s + sum(q**2 for q in p)))
+
+
+def _check(V, grid: Grid, ordering: str, hbar: float, mass: float, kinetic=None):
     if np.shape(V) != grid.shape:
         raise ValueError(f"V must be given on the grid, shape {grid.shape}, got {np.shape(V)}")
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
     if hbar <= 0 or mass <= 0:
         raise ValueError(f"hbar and mass must be > 0, got hbar={hbar}, mass={mass}")
+    if kinetic is not None and ordering == "pfp":
+        raise ValueError("ordering='pfp' needs the quadratic kinetic term: use kinetic=None or ordering='symmetric'")
 
 
 def apply_hamiltonian(psi, V, grid: Grid, *, f=None, ordering: str = "symmetric", hbar: float = 1.0,
-                      mass: float = 1.0):
-    """H psi with H = K + V, K = K0 (f=None), (f K0 + K0 f)/2 ("symmetric") or p f p/(2m) ("pfp")."""
-    _check(V, grid, ordering, hbar, mass)
-    k0 = jnp.asarray(kinetic_energy(grid, hbar=hbar, mass=mass))
+                      mass: float = 1.0, kinetic: Callable | None = None):
+    """H psi with H = K + V, K = K0 (f=None), (f K0 + K0 f)/2 ("symmetric") or p f p/(2m) ("pfp").
+
+    K0 = p^2/(2m), or the momentum-diagonal kinetic(p) when given.
+    """
+    _check(V, grid, ordering, hbar, mass, kinetic)
+    k0 = jnp.asarray(kinetic_energy(grid, hbar=hbar, mass=mass, kinetic=kinetic))
     K0 = lambda u: jnp.fft.ifftn(k0 * jnp.fft.fftn(u))
     if f is None:
         return K0(psi) + V * psi
@@ -95,16 +122,18 @@ def apply_hamiltonian(psi, V, grid: Grid, *, f=None, ordering: str = "symmetric"
 
 
 def hamiltonian_matrix(V, grid: Grid, *, f=None, ordering: str = "symmetric", hbar: float = 1.0,
-                       mass: float = 1.0) -> np.ndarray:
+                       mass: float = 1.0, kinetic: Callable | None = None) -> np.ndarray:
     """Dense Hermitian grid Hamiltonian (N x N, N = prod(grid.shape)), columns = H applied to unit vectors."""
-    _check(V, grid, ordering, hbar, mass)
+    _check(V, grid, ordering, hbar, mass, kinetic)
     n = int(np.prod(grid.shape))
-    if n > 6000:
-        raise ValueError(f"grid has {n} nodes: too many for a dense Hamiltonian; use a coarser grid (<= 6000)")
+    if n > 2500:
+        raise ValueError(f"grid has {n} nodes: too many for a dense Hamiltonian (memory ~ 16 n^2 bytes); "
+                         "use <= 2500 nodes, e.g. 50 x 50 in 2D")
     eye = np.eye(n).reshape((n,) + grid.shape)
     with jax.enable_x64(True):
         cols = jax.vmap(lambda e: apply_hamiltonian(e, jnp.asarray(V), grid, f=None if f is None else jnp.asarray(f),
-                                                    ordering=ordering, hbar=hbar, mass=mass))(jnp.asarray(eye))
+                                                    ordering=ordering, hbar=hbar, mass=mass, kinetic=kinetic)
+                        )(jnp.asarray(eye))
         H = np.asarray(cols).reshape(n, n).T
     return 0.5 * (H + H.conj().T)  # exact symmetrisation of round-off
 
@@ -118,7 +147,12 @@ def eigenstates(V, grid: Grid, num: int = 2, *, mask=None, **kw) -> tuple[np.nda
     idx = np.arange(H.shape[0]) if mask is None else np.flatnonzero(np.asarray(mask).ravel())
     if len(idx) < num:
         raise ValueError(f"mask keeps {len(idx)} nodes, fewer than num={num}")
-    E, U = np.linalg.eigh(H[np.ix_(idx, idx)])
+    from scipy.linalg import eigh
+
+    H = H[np.ix_(idx, idx)]
+    if np.abs(H.imag).max() <= 1e-12 * np.abs(H).max():
+        H = H.real  # real symmetric (f and V real, quadratic kinetic): cheaper
+    E, U = eigh(H, subset_by_index=[0, num - 1])
     vecs = U[:, :num].T
     # fix the arbitrary complex phase: the largest component real and positive
     big = vecs[np.arange(num), np.argmax(np.abs(vecs), axis=1)]
@@ -152,11 +186,10 @@ def split_operator(psi0, V, grid: Grid, dt: float, num_steps: int, *, hbar: floa
     kinetic: K as a function of the momentum meshes (p_1, ...) = hbar k; default p^2/(2m).
     observe(psi) -> array, recorded at t = 0, dt, ..., num_steps dt.  Returns (psi_final, observations).
     """
-    _check(V, grid, "symmetric", hbar, mass)
+    _check(V, grid, "symmetric", hbar, mass, kinetic)
     if num_steps < 1 or dt <= 0:
         raise ValueError(f"need num_steps >= 1 and dt > 0, got num_steps={num_steps}, dt={dt}")
-    K = (kinetic_energy(grid, hbar=hbar, mass=mass) if kinetic is None
-         else np.asarray(kinetic(*[hbar * k for k in grid.wavenumbers])))
+    K = kinetic_energy(grid, hbar=hbar, mass=mass, kinetic=kinetic)
     half_v = jnp.exp(-0.5j * dt * jnp.asarray(V) / hbar)
     full_k = jnp.exp(-1j * dt * jnp.asarray(K) / hbar)
     observe = observe or (lambda psi: jnp.zeros(()))
@@ -171,18 +204,21 @@ def split_operator(psi0, V, grid: Grid, dt: float, num_steps: int, *, hbar: floa
 
 
 def chebyshev_propagate(psi0, V, grid: Grid, dt: float, num_steps: int, *, f=None, ordering: str = "symmetric",
-                        hbar: float = 1.0, mass: float = 1.0, observe: Callable | None = None, tol: float = 1e-14):
+                        hbar: float = 1.0, mass: float = 1.0, kinetic: Callable | None = None,
+                        observe: Callable | None = None, tol: float = 1e-14):
     """exp(-i H dt / hbar) by Chebyshev series (any ordering / kinetic factor f), `num_steps` times.
 
     The spectrum is bounded by min/max V -+ max|f| max K0 (operator-norm bounds), mapped to [-1, 1];
     the series is cut where the Bessel coefficients drop below `tol`.  Returns (psi_final, observations).
     """
-    _check(V, grid, ordering, hbar, mass)
+    _check(V, grid, ordering, hbar, mass, kinetic)
     if num_steps < 1 or dt <= 0:
         raise ValueError(f"need num_steps >= 1 and dt > 0, got num_steps={num_steps}, dt={dt}")
-    kmax = float(kinetic_energy(grid, hbar=hbar, mass=mass).max())
+    kvals = kinetic_energy(grid, hbar=hbar, mass=mass, kinetic=kinetic)
+    kmax = float(np.max(np.abs(kvals)))
     fmax = 1.0 if f is None else float(np.max(np.abs(f)))
-    lo = float(np.min(V)) - (0.0 if f is None or (ordering == "pfp" and np.min(f) >= 0) else fmax * kmax)
+    psd = (f is None and np.min(kvals) >= 0) or (f is not None and ordering == "pfp" and np.min(f) >= 0)
+    lo = float(np.min(V)) - (0.0 if psd else fmax * kmax)
     hi = float(np.max(V)) + fmax * kmax
     lo, hi = lo - 0.01 * (hi - lo), hi + 0.01 * (hi - lo)
     centre, half = 0.5 * (hi + lo), 0.5 * (hi - lo)
@@ -193,7 +229,8 @@ def chebyshev_propagate(psi0, V, grid: Grid, dt: float, num_steps: int, *, f=Non
     coef = (2.0 - (np.arange(n_terms) == 0)) * (-1j) ** np.arange(n_terms) * jv(np.arange(n_terms), r)
     coef = jnp.asarray(coef * np.exp(-1j * centre * dt / hbar))
     Vj, fj = jnp.asarray(V), None if f is None else jnp.asarray(f)
-    Hn = lambda u: (apply_hamiltonian(u, Vj, grid, f=fj, ordering=ordering, hbar=hbar, mass=mass) - centre * u) / half
+    Hn = lambda u: (apply_hamiltonian(u, Vj, grid, f=fj, ordering=ordering, hbar=hbar, mass=mass,
+                                      kinetic=kinetic) - centre * u) / half
     observe = observe or (lambda psi: jnp.zeros(()))
 
     def step(psi, _):
@@ -226,18 +263,19 @@ def first_crossing_time(times, values, threshold: float = 0.5) -> float:
 
 
 def transfer_time(psi0, V, grid: Grid, target, *, t_max: float, dt: float, f=None, ordering: str = "symmetric",
-                  hbar: float = 1.0, mass: float = 1.0, threshold: float = 0.5) -> float:
+                  hbar: float = 1.0, mass: float = 1.0, kinetic: Callable | None = None,
+                  threshold: float = 0.5) -> float:
     """Time for the probability in `target` (boolean mask) to first exceed `threshold`; inf if not by t_max.
 
-    Split-operator when the kinetic term is p^2/2m (f=None), Chebyshev otherwise.
+    Split-operator when the kinetic term depends on p only (f=None), Chebyshev otherwise.
     """
     if t_max <= 0:
         raise ValueError(f"t_max must be > 0, got {t_max}")
     num_steps = int(np.ceil(t_max / dt))
     obs = lambda psi: probability_in(psi, jnp.asarray(target), grid)
     if f is None:
-        _, p = split_operator(psi0, V, grid, dt, num_steps, hbar=hbar, mass=mass, observe=obs)
+        _, p = split_operator(psi0, V, grid, dt, num_steps, hbar=hbar, mass=mass, kinetic=kinetic, observe=obs)
     else:
         _, p = chebyshev_propagate(psi0, V, grid, dt, num_steps, f=f, ordering=ordering, hbar=hbar, mass=mass,
-                                   observe=obs)
+                                   kinetic=kinetic, observe=obs)
     return first_crossing_time(dt * np.arange(num_steps + 1), np.asarray(p), threshold)

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from samplax.quantum import (apply_hamiltonian, chebyshev_propagate, eigenstates, first_crossing_time, gaussian,
-                             hamiltonian_matrix, make_grid, probability_in, split_operator, transfer_time)
+from samplax.quantum import (apply_hamiltonian, chebyshev_propagate, ecdsep_terms, eigenstates, first_crossing_time,
+                             gaussian, hamiltonian_matrix, make_grid, probability_in, split_operator, transfer_time)
 
 
 def overlap(a, b, grid):
@@ -28,6 +28,14 @@ def test_harmonic_levels(hbar, mass):
     x = g.points[0]
     E, _ = eigenstates(0.5 * mass * omega**2 * x**2, g, 8, hbar=hbar, mass=mass)
     np.testing.assert_allclose(E, hbar * omega * (np.arange(8) + 0.5), atol=1e-9)
+
+
+def test_harmonic_levels_2d():
+    g = make_grid((-6, -6), (6, 6), (32, 32))
+    X, Y = g.points
+    E, S = eigenstates(0.5 * X**2 + 0.5 * 4.0 * Y**2, g, 5)  # omega_x = 1, omega_y = 2
+    np.testing.assert_allclose(E, [1.5, 2.5, 3.5, 3.5, 4.5], atol=1e-6)
+    assert S.shape == (5, 32, 32)
 
 
 def test_displaced_gaussian_returns_after_period_1d():
@@ -132,6 +140,22 @@ def test_constant_kinetic_factor_equals_lighter_mass():
     assert np.isfinite(t_ecd) and abs(t_ecd / t_so - 1) < 1e-3
 
 
+def test_ecdsep_log_kinetic_split_operator_converges_to_exact():
+    """Quantised ECDSep, H = log(s + p^2) + eta log(F - F0), is separable: the split operator must converge
+    at second order to exact (eigen-decomposition) propagation of the same grid Hamiltonian."""
+    g = make_grid(-6, 6, 128)
+    x = g.points[0]
+    V, kinetic = ecdsep_terms(double_well(x, a=1.0) + 0.1, eta=1.0, F0=0.0, s=1.0)
+    psi0 = gaussian(g, -1.0, 0.4)
+    exact = dense_propagate(psi0, hamiltonian_matrix(V, g, kinetic=kinetic), g, 2.0)
+    errs = [np.abs(np.asarray(split_operator(psi0, V, g, 2.0 / n, n, kinetic=kinetic)[0]) - exact).max()
+            for n in (100, 200)]
+    assert errs[1] < 1e-3 and 3.5 < errs[0] / errs[1] < 4.5, errs
+    cheb, _ = chebyshev_propagate(psi0, V, g, 0.5, 4, kinetic=kinetic)
+    np.testing.assert_allclose(np.asarray(cheb), exact, atol=1e-9)
+    assert np.isfinite(transfer_time(psi0, V, g, x > 0, t_max=200.0, dt=0.05, kinetic=kinetic))
+
+
 def test_first_crossing_time_and_bad_input():
     assert first_crossing_time([0, 1, 2], [0.0, 0.4, 0.8]) == pytest.approx(1.25)
     assert first_crossing_time([0, 1, 2], [0.0, 0.1, 0.2]) == float("inf")
@@ -142,3 +166,7 @@ def test_first_crossing_time_and_bad_input():
         apply_hamiltonian(np.ones(16), np.ones(16), g, f=np.ones(16), ordering="weyl")
     with pytest.raises(ValueError, match="upper"):
         make_grid(1, -1, 16)
+    with pytest.raises(ValueError, match="F0"):
+        ecdsep_terms(np.ones(16), F0=2.0)
+    with pytest.raises(ValueError, match="pfp"):
+        apply_hamiltonian(np.ones(16), np.ones(16), g, f=np.ones(16), ordering="pfp", kinetic=lambda p: p**2)
