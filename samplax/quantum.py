@@ -149,10 +149,10 @@ def eigenstates(V, grid: Grid, num: int = 2, *, mask=None, **kw) -> tuple[np.nda
         raise ValueError(f"mask keeps {len(idx)} nodes, fewer than num={num}")
     from scipy.linalg import eigh
 
-    H = H[np.ix_(idx, idx)]
-    if np.abs(H.imag).max() <= 1e-12 * np.abs(H).max():
-        H = H.real  # real symmetric (f and V real, quadratic kinetic): cheaper
-    E, U = eigh(H, subset_by_index=[0, num - 1])
+    sub = H[np.ix_(idx, idx)]
+    if np.abs(sub.imag).max() <= 1e-12 * np.abs(sub).max():
+        sub = sub.real  # real symmetric (f and V real, even kinetic): cheaper
+    E, U = eigh(sub, subset_by_index=[0, num - 1])
     vecs = U[:, :num].T
     # fix the arbitrary complex phase: the largest component real and positive
     big = vecs[np.arange(num), np.argmax(np.abs(vecs), axis=1)]
