@@ -267,6 +267,8 @@ def test_start_inside_set_and_datatree_input():
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="max_steps"):
         first_hit_times(_rw_step, Pos(jnp.zeros((3, 1))), halfspace(0, 1.0), 0, jax.random.key(0))
+    with pytest.raises(ValueError, match="in_set must return one boolean"):
+        first_hit_times(_rw_step, Pos(jnp.zeros((3, 2))), lambda x: x > 1.0, 5, jax.random.key(0))
     with pytest.raises(ValueError, match="side"):
         halfspace(0, 1.0, "left")
     with pytest.raises(ValueError, match="unit"):

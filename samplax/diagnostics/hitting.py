@@ -99,6 +99,11 @@ def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_s
     num_runs = int(jnp.shape(leaves[0])[0])
     if num_runs < 1:
         raise ValueError(f"init_states must hold >= 1 run, got {num_runs}")
+    one = jax.tree_util.tree_map(lambda a: a[0], init_states)
+    out = jax.eval_shape(lambda st: in_set(position_fn(st)), one)
+    if int(np.prod(out.shape)) != 1:
+        raise ValueError(f"in_set must return one boolean per position, got shape {out.shape}; "
+                         "reduce over coordinates (e.g. jnp.all) or use ball/halfspace/sublevel_set")
     chunk = min(chunk, max_steps)
     run_keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(num_runs))
     inside = jax.vmap(lambda s: jnp.asarray(in_set(position_fn(s)), bool).reshape(()))
