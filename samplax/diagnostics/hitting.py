@@ -276,7 +276,7 @@ def _restricted_mean(t: np.ndarray, hit: np.ndarray, horizon: float) -> tuple[fl
     """Area under the Kaplan-Meier curve on [0, horizon] and its Greenwood-type standard error.
 
     Var = sum_i A_i^2 d_i / (n_i (n_i - d_i)) over event times t_i <= horizon, A_i the area under the
-    curve from t_i to the horizon (Klein & Moeschberger, Survival Analysis, 2nd ed., eq. 4.5.2).
+    curve from t_i to the horizon (Klein & Moeschberger, Survival Analysis, 2nd ed., sec. 4.5).
     """
     ev = np.unique(t[hit & (t <= horizon)])
     d = np.array([np.sum((t == u) & hit) for u in ev], float)

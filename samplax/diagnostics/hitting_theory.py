@@ -39,7 +39,7 @@ def log_mfpt_langevin(U: Callable, x0: float, b: float, T: float, *, left: float
 
     Reflecting at `left` (None: -infinity), absorbing at b > x0:
         E[tau] = (1/T) int_{x0}^{b} e^{U(y)/T} int_{left}^{y} e^{-U(z)/T} dz dy
-    (Gardiner, Handbook of Stochastic Methods, sec. 5.2.7).  Both integrals are composite Simpson on
+    (Gardiner, Handbook of Stochastic Methods, ch. 5, one-variable mean first-passage time).  Both integrals are composite Simpson on
     `num` nodes per piece, each exponent shifted by its maximum so nothing overflows.
     """
     if T <= 0:
@@ -76,7 +76,7 @@ def kramers_time(U: Callable, x_min: float, x_saddle: float, T: float) -> float:
     """Kramers/Eyring asymptotic mean time to cross the barrier, as T -> 0, for dX = -U' dt + sqrt(2T) dW.
 
         2 pi / sqrt(U''(x_min) |U''(x_saddle)|) * exp((U(x_saddle) - U(x_min)) / T)
-    (Kramers 1940; Hanggi, Talkner & Borkovec, Rev. Mod. Phys. 62, 251 (1990), eq. 4.56b with friction 1).
+    (Kramers 1940; Hanggi, Talkner & Borkovec, Rev. Mod. Phys. 62, 251 (1990), overdamped, friction 1).
     This is the time to reach a point well past the saddle; to the saddle itself it is half of it.
     """
     if T <= 0:
