@@ -4,34 +4,35 @@ Dynamics.  ECDSep (De Luca, Gatti, Silverstein 2023, arXiv 2306.00352) is Hamilt
     H(q, p) = w(q) + log(s + |p|^2),   w(q) = eta * log(F(q) - F0),   F0 < min F,
 so  dq/dt = 2 p / (s + |p|^2)  and  dp/dt = -grad w = -eta grad F / (F - F0).  H = E is conserved, so
 |p|^2 = exp(E - w(q)) - s: for s > 0 the motion stays in {F <= F0 + (e^E / s)^(1/eta)} and turns where
-p = 0.  The speed is |dq/dt| = 2 |p| / (s + |p|^2) (see `secd_speed_1d`).  Averaged over time on the
-energy shell (microcanonical measure), the position law is
+p = 0.  The speed is |dq/dt| = 2 |p| / (s + |p|^2) (`secd_speed_1d`).  Averaged over time on the energy
+shell (microcanonical measure) the position law is
     rho(q) ∝ |p|^(d-2) (s + |p|^2)   ->   (F - F0)^(-eta d / 2)  at s = 0, independently of E.
 Stochastic ECD (Sun, Wang, Hayden, Blanchet 2026, arXiv 2604.13022) randomises the direction of p at
 fixed |p|, which leaves H and that law unchanged and makes the dynamics ergodic.  Here the direction
 u = p/|p| is rotated each step by the angle arccos(exp(-2 lam dt)) towards a uniformly random tangent
-direction, so E[u(t) . u(0)] = exp(-2 lam t) for every step size dt (the angle ~ sqrt(4 lam dt) is the
-discretised Brownian motion on the sphere; an angle that does not scale as sqrt(dt) changes the process,
-see tests).  In 1D the same rule is a sign flip with probability (1 - exp(-2 lam dt)) / 2: exactly the
-telegraph process with flips at Poisson rate lam, observed on the step grid.
-Integrator: kick-drift-kick (Stoermer-Verlet, 2nd order, one gradient per step); the drift is exact
-because |p| is constant during it.  With `project=True` |p| is then rescaled back onto the energy shell
-(ECDSep's `consEn`), so energy errors never accumulate; `energy_change` reports the error before that.
+direction, so E[u(t) . u(0)] = exp(-2 lam t) for every step size dt (the angle ~ sqrt(4 lam dt), the
+discretised Brownian motion on the sphere; an angle that does not shrink like sqrt(dt) is a different
+process, see tests).  In 1D the same rule is a sign flip with probability (1 - exp(-2 lam dt)) / 2: exactly
+the telegraph process with flips at Poisson rate lam, observed on the step grid.
 
-Sampling a target p(x) ∝ exp(-U(x)) ("secd" sampler).  Take s = 0 and
-    F - F0 = exp(2 U / (eta d)),  i.e.  w = 2 U / d,
-so (F - F0)^(-eta d/2) = exp(-U): the time-average law is the target (eta and F0 drop out).  The speed is
-|dq/dt| = 2 exp((w - E)/2) = 2 exp(-E/2) exp(U/d); E only sets the clock, the warmup fixes it so the
-speed is 1 at the typical U.  Relation to MCLMC: (d/2) H = U + (d/2) log|p|^2 is the ESH Hamiltonian of
-Ver Steeg & Galstyan (2021); re-timing by arc length (dtau = |dq/dt| dt) gives unit-speed isokinetic
-dynamics du/dtau = -(I - u u^T) grad w / 2, whose arc-length average is exp(-U (d-1)/d).  MCLMC
-(Robnik et al. 2023) is that microcanonical limit with the log-kinetic term scaled so the arc-length law
-is p itself (w = 2U/(d-1)), plus the same partial direction refresh (its L is our 1/(2 lam)).  sECD keeps
-the physical clock t instead, which is the one in which ECD's hitting times are stated.
+Physical clock (`ecd_init` / `ecd_step`, for a loss F: escape experiments, the optimiser): kick-drift-kick
+(Stoermer-Verlet, 2nd order, one gradient per step; the drift is exact since |p| is constant during it);
+with `project=True` |p| is rescaled back onto the energy shell afterwards (ECDSep's `consEn`), and
+`energy_change` reports the error before that.
 
-Tuning (warmup): the step size follows blackjax's MCLMC rule (energy error variance per dimension driven
-to `desired_energy_var`, Robnik et al. 2023), then a diagonal preconditioner and L = 1/(2 lam) are set from
-the warmup variances, and E is fixed so the speed is 1 at the mean of w over the second half.
+Sampler `secd` for p(x) ∝ exp(-U(x)), d >= 2.  At s = 0 the speed 2 e^((w - E)/2) grows without bound
+with w, so a fixed physical step overshoots in the tails (we saw runaway excursions on a Gumbel target).
+Re-timing by arc length (dtau = |dq/dt| dt) gives the unit-speed isokinetic flow
+    dq/dtau = u,   du/dtau = -(I - u u^T) grad w / 2,
+whose arc-length average is (F - F0)^(-eta (d-1)/2).  Choosing
+    F - F0 = exp(2 U / (eta (d - 1))),   i.e. w = 2 U / (d - 1),
+makes that average exactly the target (eta and F0 drop out), and the flow is du/dtau = (I - u u^T)
+grad log p / (d - 1): the microcanonical (isokinetic) dynamics of MCLMC (Robnik et al. 2023), i.e. MCLMC is
+ECDSep at s = 0 in the microcanonical limit with the log kinetic term ((d-1)/2 H = U + ((d-1)/2) log|p|^2,
+the ESH Hamiltonian of Ver Steeg & Galstyan 2021 with d - 1 in place of d).  So `secd` uses blackjax's isokinetic
+integrators and blackjax's MCLMC tuner (step size from the energy-error variance per dimension,
+`desired_energy_var`; diagonal preconditioner; L from the autocorrelation) and differs from `mclmc` only by
+its noise: exact-angle rotations at rate lam = 1/(2L) per unit arc length, split in two half steps.
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ def energy_for_speed(potential, speed, s=0.0):
     return potential + jnp.log(a)
 
 
-def ecd_init(position: Array, w_and_grad: Callable, key: Array, *, energy=None, speed=1.0, s=0.0,
-             sigma=1.0) -> ECDState:
+def ecd_init(position: Array, w_and_grad: Callable, key: Array, *, energy=None, speed=1.0,
+             s=0.0) -> ECDState:
     """Random direction; energy `energy`, or the one giving `speed` at the start."""
     w, g = w_and_grad(position)
     e = energy_for_speed(w, speed, s) if energy is None else jnp.asarray(energy, float)
