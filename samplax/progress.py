@@ -9,6 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 
 
+_ACTIVE: list = []  # the bar currently shown; compiled callbacks reach it through _dispatch
+
+
+def _dispatch(draw, acc, n_div):
+    if _ACTIVE:
+        _ACTIVE[-1]._host(draw, acc, n_div)
+
+
 class Progress:
     """Live draw count, mean acceptance and divergences; a no-op when disabled."""
 
@@ -34,6 +42,7 @@ class Progress:
 
             self._bar = tqdm(total=self.total, initial=initial, desc=f"{self.label} sampling", file=sys.stderr,
                              dynamic_ncols=True)
+            _ACTIVE.append(self)
 
     def _host(self, draw, acc, n_div):
         bar = self._bar
@@ -56,7 +65,7 @@ class Progress:
             return
         acc = jnp.nan if acceptance is None else jnp.mean(acceptance)
         show = (draw % self.every == 0) | (draw == self.total - 1)
-        jax.lax.cond(show, lambda: jax.debug.callback(self._host, draw, acc, n_div), lambda: None)
+        jax.lax.cond(show, lambda: jax.debug.callback(_dispatch, draw, acc, n_div), lambda: None)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -64,3 +73,5 @@ class Progress:
             self._bar.refresh()
             self._bar.close()
             self._bar = None
+            if self in _ACTIVE:
+                _ACTIVE.remove(self)

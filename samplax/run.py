@@ -7,6 +7,7 @@ import pathlib
 import pickle
 import time
 import warnings
+import weakref
 from typing import Any
 
 import jax
@@ -129,13 +130,39 @@ class _Runner:
         return states, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), ys)  # chain axis first
 
 
+# Compiled phases, per target, reused across sample() calls with the same sampler name, settings,
+# run lengths and shapes (a notebook re-running a cell, or a test suite, compiles once).
+_EXECUTABLES: "weakref.WeakKeyDictionary[Target, dict]" = weakref.WeakKeyDictionary()
+
+
+def _executable_cache(target: Target, sampler_arg, settings: dict, run_key: tuple) -> dict:
+    if not isinstance(sampler_arg, str):
+        return {}  # user objects: no reliable identity to key on
+    per_target = _EXECUTABLES.setdefault(target, {})
+    return per_target.setdefault((sampler_arg, repr(sorted(settings.items())), run_key), {})
+
+
 def _compiled(cache, key, fn, args):
     """Compile `fn` for `args` once per cache key; returns the executable and seconds spent compiling."""
+    leaves, treedef = jax.tree.flatten(args)
+    key = (key, str(treedef), tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
     if key in cache:
         return cache[key], 0.0
     t0 = time.perf_counter()
     cache[key] = jax.jit(fn).lower(*args).compile()
     return cache[key], time.perf_counter() - t0
+
+
+def _widening(batch: int) -> int:
+    """Shadow copies per chain for a batch of one chain.
+
+    XLA squeezes a width-1 batch axis and then rewrites products and divisions differently from
+    a batched program, so a lone chain runs beside a shadow copy of itself. With that, sequential
+    and vectorised runs give bitwise identical draws for up to 3 chains; from 4 chains on, XLA's
+    SIMD code path rounds batched matrix products differently, so draws agree to rounding (same
+    random streams) and may drift apart over long trajectories. See README "Reproducibility".
+    """
+    return 2 if batch == 1 else 1
 
 
 def _shard_chains(tree, num_chains):
@@ -191,21 +218,30 @@ def sample(
     }
     times = {"compile_time": 0.0, "warmup_time": 0.0, "sampling_time": 0.0}
 
-    cache: dict = {}
+    cache = _executable_cache(target, sampler, settings,
+                              (thinning, num_warmup, bar.enabled, bar.every, num_samples, chain_method))
 
     def run_phase(name, fn, *args, shared=()):
         """Run a chain-batched phase (leading chain axis on `args`) under the chosen chain_method."""
         if chain_method == "sequential":
             parts = [jax.tree.map(lambda x: x[c:c + 1], args) for c in range(num_chains)]
         else:
-            parts = [_shard_chains(args, num_chains) if chain_method == "parallel" else args]
+            parts = [args]
+        per_device = 1 if chain_method == "sequential" else num_chains // (
+            jax.device_count() if chain_method == "parallel" else 1)
+        k = _widening(per_device)
         outs, run_time = [], 0.0
         for part in parts:
+            if k > 1:
+                part = jax.tree.map(lambda x: jnp.repeat(x, k, axis=0), part)
+            if chain_method == "parallel":
+                part = _shard_chains(part, len(jax.tree.leaves(part)[0]))
             exe, tc = _compiled(cache, name, fn, (*part, *shared))
             times["compile_time"] += tc
             t0 = time.perf_counter()
-            outs.append(jax.block_until_ready(exe(*part, *shared)))
+            out = jax.block_until_ready(exe(*part, *shared))
             run_time += time.perf_counter() - t0
+            outs.append(jax.tree.map(lambda x: x[::k], out) if k > 1 else out)
         if len(outs) == 1:
             return outs[0], run_time
         return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs), run_time

@@ -1,0 +1,239 @@
+"""sample(): reproducibility across chain layouts and seeds, thinning, checkpoints, outputs, bad input."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import samplax
+
+SCALES = jnp.array([1.0, 2.0, 0.5])
+# A batched-times-unbatched matrix product is where XLA rounds width-1 and wide batches differently.
+W = jnp.array([[1.0, 0.3, 0.0], [0.2, 1.0, -0.4], [0.0, 0.1, 1.0]])
+
+
+def _gauss():
+    return samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum((W @ x / SCALES) ** 2), 3, name="g3")
+
+
+def _draws(dt):
+    return np.asarray(dt["posterior"]["x"])
+
+
+@pytest.fixture(scope="module")
+def target():
+    return _gauss()
+
+
+KW = dict(num_warmup=60, num_samples=40, progress=False)
+
+
+@pytest.mark.parametrize("name", ["nuts", "mala"])
+def test_vectorized_and_sequential_identical(target, name):
+    a = samplax.sample(target, name, num_chains=3, seed=3, **KW)
+    b = samplax.sample(target, name, num_chains=3, seed=3, chain_method="sequential", **KW)
+    np.testing.assert_array_equal(_draws(a), _draws(b))
+    np.testing.assert_array_equal(np.asarray(a.sample_stats.lp), np.asarray(b.sample_stats.lp))
+
+
+def test_mclmc_layouts_share_randomness():
+    """MCLMC's tuning (blackjax) rounds differently with the batch width; the draws agree to rounding."""
+    t = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum((x / SCALES) ** 2), 3)
+    a = samplax.sample(t, "mclmc", num_chains=4, seed=3, **KW)
+    b = samplax.sample(t, "mclmc", num_chains=4, seed=3, chain_method="sequential", **KW)
+    np.testing.assert_allclose(_draws(a), _draws(b), rtol=1e-8, atol=1e-10)
+
+
+def test_chain_draws_do_not_depend_on_number_of_chains(target):
+    a = samplax.sample(target, "nuts", num_chains=3, seed=5, **KW)
+    b = samplax.sample(target, "nuts", num_chains=1, seed=5, **KW)
+    np.testing.assert_array_equal(_draws(a)[:1], _draws(b))
+
+
+def test_wide_batches_agree_to_rounding(target):
+    """From 4 chains XLA rounds batched products differently; same random streams, equal to rounding."""
+    a = samplax.sample(target, "mala", num_chains=4, seed=5, **KW)
+    b = samplax.sample(target, "mala", num_chains=4, seed=5, chain_method="sequential", **KW)
+    np.testing.assert_allclose(_draws(a), _draws(b), rtol=1e-7, atol=1e-9)
+
+
+def test_same_seed_same_draws_other_seed_different(target):
+    a = samplax.sample(target, "hmc", num_chains=2, seed=11, **KW)
+    b = samplax.sample(target, "hmc", num_chains=2, seed=11, **KW)
+    c = samplax.sample(target, "hmc", num_chains=2, seed=12, **KW)
+    np.testing.assert_array_equal(_draws(a), _draws(b))
+    assert not np.allclose(_draws(a), _draws(c))
+
+
+def test_thinning_keeps_every_kth_step(target):
+    full = samplax.sample(target, "mala", num_chains=2, seed=1, num_warmup=30, num_samples=12, progress=False)
+    thin = samplax.sample(target, "mala", num_chains=2, seed=1, num_warmup=30, num_samples=4, thinning=3,
+                          progress=False)
+    np.testing.assert_array_equal(_draws(full)[:, 2::3], _draws(thin))
+    # a kept draw accounts for the gradients of the steps thinned away
+    assert int(thin.sample_stats.n_grad.sum()) == int(full.sample_stats.n_grad.sum())
+
+
+def test_checkpoint_resume_gives_the_uninterrupted_run(target, tmp_path):
+    ck = tmp_path / "run.ckpt"
+    whole = samplax.sample(target, "nuts", num_chains=2, seed=7, **KW)
+    samplax.sample(target, "nuts", num_chains=2, seed=7, checkpoint=ck, checkpoint_every=15, **KW)
+    # simulate a crash after the first checkpoint: keep only a partial file by re-running a shorter job
+    part = samplax.sample(target, "nuts", num_chains=2, seed=7, num_warmup=60, num_samples=15, progress=False,
+                          checkpoint=ck, checkpoint_every=15)
+    assert part.posterior.sizes["draw"] == 15
+    resumed = samplax.sample(target, "nuts", num_chains=2, seed=7, resume=ck, **KW)
+    np.testing.assert_array_equal(_draws(whole), _draws(resumed))
+    assert resumed.attrs["resumed_from_draw"] == 15
+
+
+def test_resume_with_other_settings_is_refused(target, tmp_path):
+    ck = tmp_path / "run.ckpt"
+    samplax.sample(target, "nuts", num_chains=2, seed=7, num_warmup=20, num_samples=5, progress=False,
+                   checkpoint=ck)
+    with pytest.raises(ValueError, match="seed"):
+        samplax.sample(target, "nuts", num_chains=2, seed=8, num_warmup=20, num_samples=10, resume=ck,
+                       progress=False)
+
+
+def test_datatree_layout_and_attrs(target):
+    dt = samplax.sample(target, "nuts", num_chains=2, seed=0, keep_warmup=True, **KW)
+    assert dt.posterior["x"].dims == ("chain", "draw", "x_dim_0")
+    assert dt.posterior["x"].shape == (2, 40, 3)
+    for k in ("lp", "acceptance_rate", "diverging", "energy", "n_grad", "step_size", "tree_depth"):
+        assert k in dt.sample_stats, k
+    assert dt.sample_stats["diverging"].dtype == bool
+    # lp is the log-density (not its negative) at the reported draw
+    x = _draws(dt)
+    lp = jax.vmap(jax.vmap(target.logdensity))(jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(dt.sample_stats.lp), np.asarray(lp), rtol=1e-10)
+    assert dt.warmup_posterior["x"].shape == (2, 60, 3)
+    assert dt.attrs["sampler"] == "nuts" and dt.attrs["seed"] == 0
+    assert dt.attrs["n_grad_sampling"] == int(dt.sample_stats.n_grad.sum()) > 0
+    assert dt.attrs["n_grad_warmup"] > 0 and dt.attrs["sampling_time"] > 0
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_save_load_roundtrip(target, tmp_path, suffix):
+    dt = samplax.sample(target, "mala", num_chains=2, seed=0, **KW)
+    path = samplax.save(dt, tmp_path / f"out{suffix}")
+    back = samplax.load(path)
+    np.testing.assert_array_equal(_draws(back), _draws(dt))
+    np.testing.assert_array_equal(np.asarray(back.sample_stats.lp), np.asarray(dt.sample_stats.lp))
+    assert back.attrs["sampler"] == "mala"
+
+
+def test_numpyro_model_reports_constrained_named_draws():
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model(y=None):
+        s = numpyro.sample("s", dist.HalfNormal(1.0))
+        m = numpyro.sample("m", dist.Normal(0, 1))
+        numpyro.deterministic("twice", 2 * m)
+        numpyro.sample("y", dist.Normal(m, s), obs=y)
+
+    t = samplax.Target.from_numpyro(model, y=jnp.array([0.3, -0.1, 0.5]))
+    dt = samplax.sample(t, "nuts", num_chains=2, seed=0, **KW)
+    assert set(dt.posterior.data_vars) == {"s", "m", "twice"}
+    assert float(dt.posterior["s"].min()) > 0
+    np.testing.assert_allclose(np.asarray(dt.posterior["twice"]), 2 * np.asarray(dt.posterior["m"]))
+
+
+def test_user_supplied_blackjax_pair(target):
+    import blackjax
+
+    alg = blackjax.mala(target.logdensity, 0.2)
+    dt = samplax.sample(target, (alg.init, alg.step), num_chains=2, seed=0, num_warmup=10, num_samples=20,
+                        progress=False)
+    assert dt.posterior["x"].shape == (2, 20, 3)
+    assert "acceptance_rate" in dt.sample_stats
+    dt2 = samplax.sample(target, alg, num_chains=2, seed=0, num_warmup=10, num_samples=20, progress=False)
+    np.testing.assert_array_equal(_draws(dt), _draws(dt2))
+
+
+class _WalkState(NamedTuple):
+    position: jax.Array
+    logdensity: jax.Array
+
+
+def test_nonfinite_logdensity_is_reported_not_hidden():
+    # finite at the start, NaN beyond x > 3: an unadjusted walk that gets there must be reported
+    t = samplax.Target.from_logdensity(lambda x: jnp.where(x[0] > 3.0, jnp.nan, -0.5 * jnp.sum(x**2) / 25), 2)
+
+    def init(x):
+        return _WalkState(x, t.logdensity(x))
+
+    def step(key, st):
+        x = st.position + jax.random.normal(key, st.position.shape)
+        return _WalkState(x, t.logdensity(x)), ()
+
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        dt = samplax.sample(t, (init, step), num_chains=2, seed=0, num_warmup=0, num_samples=300,
+                            progress=False, init_positions=jnp.zeros(2))
+    assert dt.attrs["n_nonfinite"] > 0
+    assert any("non-finite" in w for w in samplax.diagnostics.check(dt))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_chains=0), "num_chains must be an integer >= 1, got 0"),
+    (dict(num_samples=0), "num_samples"),
+    (dict(num_warmup=-1), "num_warmup"),
+    (dict(thinning=0), "thinning"),
+    (dict(chain_method="threads"), "chain_method"),
+    (dict(init_positions=np.zeros((2, 5))), r"init_positions must have shape \(2, 3\)"),
+    (dict(num_warmup=0), "step_size"),
+])
+def test_bad_arguments_name_themselves(target, kwargs, message):
+    base = dict(num_chains=2, num_warmup=10, num_samples=10, progress=False)
+    with pytest.raises(ValueError, match=message):
+        samplax.sample(target, "nuts", **{**base, **kwargs})
+
+
+def test_unknown_sampler_and_bad_settings(target):
+    with pytest.raises(ValueError, match="unknown sampler 'nutz'.*nuts"):
+        samplax.sample(target, "nutz", progress=False)
+    with pytest.raises(TypeError, match="bad settings for sampler 'nuts'"):
+        samplax.sample(target, "nuts", max_tree_depth=3, progress=False)
+    with pytest.raises(TypeError, match="samplax.Target"):
+        samplax.sample(lambda x: x, "nuts")
+
+
+def test_init_positions_outside_support_are_refused():
+    t = samplax.Target.from_logdensity(lambda x: jnp.where(x[0] > 0, -x[0], -jnp.inf), 1)
+    with pytest.raises(ValueError, match="not finite for chain"):
+        samplax.sample(t, "mala", num_chains=2, init_positions=jnp.array([[1.0], [-1.0]]), progress=False)
+
+
+def test_sharded_chains_match_vectorized():
+    """chain_method='parallel' over 2 forced host devices gives the vectorised draws (separate process)."""
+    code = textwrap.dedent("""
+        import jax, jax.numpy as jnp, numpy as np
+        jax.config.update("jax_enable_x64", True)
+        assert jax.device_count() == 2, jax.devices()
+        import samplax
+        t = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2 * jnp.arange(1., 4.)), 3)
+        kw = dict(num_chains=2, seed=2, num_warmup=40, num_samples=30, progress=False)
+        a = samplax.sample(t, "nuts", **kw)
+        b = samplax.sample(t, "nuts", chain_method="parallel", **kw)
+        np.testing.assert_array_equal(np.asarray(a.posterior.x), np.asarray(b.posterior.x))
+        c = samplax.sample(t, "nuts", **{**kw, "num_chains": 4})
+        d = samplax.sample(t, "nuts", **{**kw, "num_chains": 4}, chain_method="parallel")
+        np.testing.assert_allclose(np.asarray(c.posterior.x), np.asarray(d.posterior.x), rtol=1e-7, atol=1e-9)
+        try:
+            samplax.sample(t, "nuts", **{**kw, "num_chains": 3}, chain_method="parallel")
+            raise SystemExit("3 chains on 2 devices should be refused")
+        except ValueError as err:
+            assert "divisible" in str(err)
+        print("OK")
+    """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "OK" in out.stdout
