@@ -212,7 +212,7 @@ def test_init_positions_outside_support_are_refused():
 
 
 def test_sharded_chains_match_vectorized():
-    """chain_method='parallel' over 2 forced host devices gives the vectorised draws (separate process)."""
+    """chain_method='parallel' over 2 forced host devices: same streams, draws equal to rounding (own process)."""
     code = textwrap.dedent("""
         import jax, jax.numpy as jnp, numpy as np
         jax.config.update("jax_enable_x64", True)
@@ -222,7 +222,7 @@ def test_sharded_chains_match_vectorized():
         kw = dict(num_chains=2, seed=2, num_warmup=40, num_samples=30, progress=False)
         a = samplax.sample(t, "nuts", **kw)
         b = samplax.sample(t, "nuts", chain_method="parallel", **kw)
-        np.testing.assert_array_equal(np.asarray(a.posterior.x), np.asarray(b.posterior.x))
+        np.testing.assert_allclose(np.asarray(a.posterior.x), np.asarray(b.posterior.x), rtol=1e-7, atol=1e-9)
         c = samplax.sample(t, "nuts", **{**kw, "num_chains": 4})
         d = samplax.sample(t, "nuts", **{**kw, "num_chains": 4}, chain_method="parallel")
         np.testing.assert_allclose(np.asarray(c.posterior.x), np.asarray(d.posterior.x), rtol=1e-7, atol=1e-9)
