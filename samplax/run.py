@@ -52,6 +52,9 @@ def _validate(target, num_chains, num_warmup, num_samples, thinning, chain_metho
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, got {chain_method!r}")
+    if chain_method == "parallel" and num_chains % jax.device_count():
+        raise ValueError(f"chain_method='parallel' needs num_chains divisible by the {jax.device_count()} devices, "
+                         f"got {num_chains}")
     if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
         raise ValueError(f"checkpoint_every must be an integer >= 1 (draws per checkpoint), got {checkpoint_every!r}")
 
