@@ -390,8 +390,8 @@ class SGLDInfo(NamedTuple):
 def _minibatch(target: Target) -> Minibatch:
     mb = target.info.get("minibatch")
     if not isinstance(mb, Minibatch):
-        raise ValueError(f"sgld needs a data model: target {target.name!r} has no info['minibatch']; build it "
-                         "with samplax.samplers.langevin.minibatch_target(log_prior, log_lik_one, data, batch_size, dim)")
+        raise ValueError(f"sgld needs a data model: target {target.name!r} has no info['minibatch']; build it with "
+                         "samplax.samplers.langevin.minibatch_target(log_prior, log_lik_one, data, batch_size, dim)")
     return mb
 
 
