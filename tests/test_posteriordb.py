@@ -12,7 +12,7 @@ from samplax.diagnostics.mixing import summary
 from samplax.models.posteriordb import DATA_DIR, PORTS
 
 ALL = sorted(PORTS) + ["eight_schools_noncentered", "eight_schools_centered"]
-FAST = {"eight_schools_noncentered", "kidscore_momiq", "logmesquite"}
+FAST = {"eight_schools_noncentered", "logmesquite"}
 # Centred eight schools is left out of the NUTS comparison: its funnel makes NUTS biased on tau
 # (divergences), which is the sampler's problem, not the port's; its port is checked exactly below.
 NUTS_CASES = [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in ALL if n != "eight_schools_centered"]

@@ -96,7 +96,7 @@ def flat_regression_truth(X, y) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def _with_flat_regression_truth(t: Target, X, y) -> Target:
     truth = flat_regression_truth(X, y)
     if list(t.var_shapes) != ["beta", "sigma"]:
-        raise AssertionError(f"unexpected sites {list(t.var_shapes)}")
+        raise RuntimeError(f"flat-regression truth expects sites [beta, sigma], got {list(t.var_shapes)}")
     (mb, cb), (ms, vs) = truth["beta"], truth["sigma"]
     k = mb.size
     cov = np.zeros((k + 1, k + 1))
