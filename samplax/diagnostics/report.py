@@ -1,0 +1,66 @@
+"""Lay out the diagnostics of one or several runs side by side: the numbers come from mixing/wasserstein."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from samplax.diagnostics.mixing import check, divergences, ebfmi, summary
+
+COLUMNS = ["mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
+
+
+def _gradients(dt) -> int:
+    return int(dt.attrs.get("n_grad_warmup", 0)) + int(dt.attrs.get("n_grad_sampling", 0))
+
+
+def run_table(runs: dict) -> pd.DataFrame:
+    """One row per run: cost, min ESS, ESS per 1000 gradients, divergences, E-BFMI, wall time."""
+    rows = {}
+    for label, dt in runs.items():
+        s = summary(dt)
+        grads = _gradients(dt)
+        e = ebfmi(dt)
+        rows[label] = {
+            "sampler": dt.attrs.get("sampler", label),
+            "chains": int(dt.posterior.sizes["chain"]),
+            "draws": int(dt.posterior.sizes["draw"]),
+            "gradients": grads,
+            "min_ess_bulk": float(s["ess_bulk"].min()),
+            "min_ess_tail": float(s["ess_tail"].min()),
+            "ess_per_1k_grad": 1000.0 * float(s["ess_bulk"].min()) / max(grads, 1),
+            "max_r_hat": float(s["r_hat"].max()),
+            "divergences": int(divergences(dt).sum()),
+            "min_ebfmi": float(np.nanmin(e)) if np.isfinite(e).any() else np.nan,
+            "seconds": float(dt.attrs.get("warmup_time", 0.0)) + float(dt.attrs.get("sampling_time", 0.0)),
+        }
+    return pd.DataFrame(rows).T
+
+
+def side_by_side(runs: dict, columns=("mean", "sd", "ess_bulk", "r_hat")) -> pd.DataFrame:
+    """Per-variable summaries of several runs, columns grouped by run label."""
+    parts = {label: summary(dt)[list(columns)] for label, dt in runs.items()}
+    return pd.concat(parts, axis=1)
+
+
+def report(runs, target=None, *, wasserstein: bool = True) -> str:
+    """Plain-text report: run table, per-variable side-by-side summary, warnings, and W2 when truth is known."""
+    if not isinstance(runs, dict):
+        runs = {runs.attrs.get("sampler", "run"): runs}
+    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.float_format", "{:.4g}".format):
+        out = ["== runs ==", run_table(runs).to_string(), "", "== posterior ==", side_by_side(runs).to_string()]
+        if target is not None and wasserstein and (target.sample is not None or target.mean is not None):
+            from samplax.diagnostics.wasserstein import wasserstein as w2
+
+            out += ["", "== Wasserstein-2 to the truth (pooled draws; noise floor = same n of exact draws) =="]
+            for label, dt in runs.items():
+                try:
+                    r = w2(dt, target, per_chain=False)
+                    out.append(f"{label}: {r}")
+                except ValueError as err:
+                    out.append(f"{label}: not available ({err})")
+        out += ["", "== warnings =="]
+        for label, dt in runs.items():
+            warns = check(dt)
+            out += [f"{label}: " + ("none" if not warns else "")] + [f"  - {w}" for w in warns]
+    return "\n".join(out)
