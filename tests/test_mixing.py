@@ -1,0 +1,107 @@
+"""Mixing diagnostics on inputs with known answers: iid draws, AR(1) with known ESS, E-BFMI, checks."""
+
+import numpy as np
+import pytest
+from arviz_base import from_dict
+
+from samplax.diagnostics import check, divergences, ebfmi, summary
+from samplax.diagnostics.report import report, run_table
+
+
+def ar1(rng, rho, chains, draws, dim=1):
+    """Stationary AR(1) with unit marginal variance."""
+    x = np.empty((chains, draws, dim))
+    x[:, 0] = rng.standard_normal((chains, dim))
+    eps = rng.standard_normal((chains, draws, dim)) * np.sqrt(1 - rho**2)
+    for t in range(1, draws):
+        x[:, t] = rho * x[:, t - 1] + eps[:, t]
+    return x
+
+
+def test_iid_draws_have_rhat_one_and_full_ess():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 1000, 5))
+    s = summary(x)
+    assert np.all(np.abs(s["r_hat"] - 1) < 0.01)
+    # ESS of iid draws is the number of draws, up to its own sampling noise (~ a few %)
+    assert np.all(np.abs(s["ess_bulk"] / 4000 - 1) < 0.15)
+    assert check(x) == []
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.9])
+def test_ar1_ess_matches_closed_form(rho):
+    """ESS of an AR(1) mean is N (1 - rho) / (1 + rho)."""
+    rng = np.random.default_rng(1)
+    x = ar1(rng, rho, 4, 5000, dim=4)
+    s = summary(x)
+    exact = 4 * 5000 * (1 - rho) / (1 + rho)
+    ratio = s["ess_bulk"].to_numpy() / exact
+    assert np.all(np.abs(ratio - 1) < 0.2), ratio
+    # mcse of the mean is sd / sqrt(ESS)
+    np.testing.assert_allclose(s["mcse_mean"], 1 / np.sqrt(exact), rtol=0.2)
+
+
+def test_disagreeing_chains_raise_rhat_and_are_flagged():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 500, 2))
+    x[0] += 3.0  # one chain stuck elsewhere
+    s = summary(x)
+    assert np.all(s["r_hat"] > 1.1)
+    warns = check(x)
+    assert any("R-hat" in w for w in warns)
+
+
+def test_low_ess_is_flagged():
+    rng = np.random.default_rng(3)
+    x = ar1(rng, 0.99, 4, 500)
+    assert any("bulk ESS < 100 per chain" in w for w in check(x))
+
+
+def _with_stats(energy=None, diverging=None):
+    rng = np.random.default_rng(4)
+    post = {"x": rng.standard_normal((4, 1000))}
+    stats = {}
+    if energy is not None:
+        stats["energy"] = energy
+    if diverging is not None:
+        stats["diverging"] = diverging
+    return from_dict({"posterior": post, "sample_stats": stats} if stats else {"posterior": post})
+
+
+def test_ebfmi_known_values():
+    rng = np.random.default_rng(5)
+    # iid energies: E[(E_t - E_{t-1})^2] / Var(E) = 2
+    iid = rng.standard_normal((4, 20000))
+    np.testing.assert_allclose(ebfmi(_with_stats(energy=iid)), 2.0, rtol=0.05)
+    # AR(1) energies: 2 (1 - rho)
+    slow = ar1(rng, 0.95, 4, 20000)[..., 0]
+    e = ebfmi(_with_stats(energy=slow))
+    np.testing.assert_allclose(e, 2 * (1 - 0.95), rtol=0.15)
+    assert any("E-BFMI" in w for w in check(_with_stats(energy=slow)))
+    assert np.all(np.isnan(ebfmi(_with_stats())))
+
+
+def test_divergences_counted_and_reported():
+    div = np.zeros((4, 1000), bool)
+    div[2, [5, 9]] = True
+    dt = _with_stats(diverging=div)
+    np.testing.assert_array_equal(divergences(dt), [0, 0, 2, 0])
+    assert any("2 divergent" in w for w in check(dt))
+    np.testing.assert_array_equal(divergences(_with_stats()), [0, 0, 0, 0])
+
+
+def test_bad_draws_shape():
+    with pytest.raises(ValueError, match="chain, draw"):
+        summary(np.zeros(10))
+
+
+def test_report_lays_out_runs_side_by_side():
+    rng = np.random.default_rng(6)
+    a = from_dict({"posterior": {"x": rng.standard_normal((2, 300))}, "sample_stats": {"n_grad": np.ones((2, 300))}})
+    b = from_dict({"posterior": {"x": ar1(rng, 0.9, 2, 300)[..., 0]}, "sample_stats": {"n_grad": 3 * np.ones((2, 300))}})
+    a.attrs.update(sampler="a", n_grad_sampling=600)
+    b.attrs.update(sampler="b", n_grad_sampling=1800)
+    table = run_table({"a": a, "b": b})
+    assert table.loc["a", "ess_per_1k_grad"] > 3 * table.loc["b", "ess_per_1k_grad"]
+    text = report({"a": a, "b": b})
+    assert "== runs ==" in text and "== warnings ==" in text and "b:" in text
