@@ -17,7 +17,32 @@ All methods use the same step h (one gradient per step), so hitting times in tim
 evaluations are proportional.  Oracles: exact overdamped MFPT integral, exact telegraph mean hitting time
 (samplax.diagnostics.hitting_theory).  Runs that never hit within the budget are censored (Kaplan-Meier).
 
-    .venv/bin/python benchmarks/ecd_escape.py [--quick] [--runs N] [--plot PATH]
+Quantum columns (classical grid simulation, samplax.quantum; same wells, same beta):
+- qGD, "quantised gradient descent": H = p^2/2 + V (mass 1);
+- qECD: the ECDSep Hamiltonian H = eta log(V - F0) + log(s + p^2) with sECD's eta, s, F0 = 0
+  (`ecdsep_terms`).  It is separable (a function of theta plus a function of p), so every operator
+  ordering gives the same operator: no ordering choice enters.
+- hbar = HBAR = 2 T / omega (mass 1): the quantised harmonic approximation at a minimum then has ground-state
+  position variance hbar / (2 omega) = T / omega^2, the Gibbs variance there (both start equally spread in
+  the well).  The tunnelling exponent scales as 1/hbar (WKB for qGD: log dE ~ -16 beta / (3 hbar omega)), so
+  the qGD growth rate is set by this convention, not by the physics alone (`--hbar` changes it).
+- Start state: the ground state of H restricted to theta < 0 (Dirichlet wall at the barrier top; computed by
+  `eigenstates(mask=...)`), i.e. the ground state localised in the starting well, not a Gaussian.
+- (a) "prop": propagated transfer time, the first t at which P(theta > 0) exceeds 1/2 (split operator,
+  step QDT; censored at the budget `--t-quantum`, shown as >t).  (b) "pi hbar/2dE" from the two lowest levels
+  E0 < E1: for a start state (psi0 -+ psi1)/sqrt2, P(right, t) = sin^2(dE t / (2 hbar)), which first reaches
+  1/2 at t = pi hbar / (2 dE) (full transfer at pi hbar / dE).  It is shown only where
+  `samplax.quantum.tunnelling_pair` validates the pair (psi0, psi1 each half in each well, psi1 changes sign
+  between the wells, psi0 -+ psi1 localised to 1 - 0.05, and the start state >= 95% in the pair); otherwise
+  "--" and the propagated time is the quantum time.
+- Clocks: t is the time in exp(-i H t / hbar).  Its Heisenberg equations are the classical ones in the same t:
+  Newton's theta'' = -V'(theta) for qGD (underdamped Langevin's clock with the friction and noise off), and
+  ECDSep's dtheta/dt = 2p/(s + p^2), dp/dt = -eta V'/(V - F0) for qECD (sECD's physical clock).  Beyond that the
+  comparison is a convention: the event differs (classical: first reach the other minimum theta >= a;
+  quantum: more than half the probability beyond the barrier top), hbar is chosen, and gradient evaluations
+  have no quantum counterpart.
+
+    .venv/bin/python benchmarks/ecd_escape.py [--quick] [--runs N] [--hbar HBAR] [--t-quantum T] [--plot PATH]
 """
 
 from __future__ import annotations
@@ -36,12 +61,15 @@ jax.config.update("jax_enable_x64", True)
 import samplax  # noqa: E402
 from samplax.diagnostics.hitting import first_hit_times, halfspace, summarize  # noqa: E402
 from samplax.diagnostics.hitting_theory import mfpt_langevin, telegraph_mean_hitting_time  # noqa: E402
+from samplax import quantum  # noqa: E402
 from samplax.models import wells  # noqa: E402
 from samplax.samplers import ecd  # noqa: E402
 
 T, V0, OMEGA, GAMMA, H = 1.0, 1.0, 1.0, 1.0, 0.02
 ETA, S, LAM = 2.0 * V0 / T, 0.05, GAMMA / 2.0
 METHODS = ("secd", "overdamped", "underdamped")
+QUANTUM = ("qGD", "qECD")
+HBAR, QDT = 2.0 * T / OMEGA, 0.05  # hbar convention (see docstring); split-operator step
 
 
 def _V(land):
@@ -108,19 +136,84 @@ def run(betas, num_runs: int, seed: int = 0, max_time: float = 2.0e4, verbose: b
     return rows
 
 
+def quantum_grid(method: str, beta: float):
+    """Periodic grid for the quantum runs: nodes at +-dx/2 so that theta > 0 is exactly half of it.
+
+    qECD needs a wider box: its potential eta log V grows only logarithmically and its kinetic term
+    log(s + p^2) lets the wavefunction decay only like exp(-sqrt(s) |theta| / hbar) where forbidden.
+    """
+    a = float(np.sqrt(8 * beta) / OMEGA)
+    half, n = (1.5 * a + 8.0, 512) if method == "qGD" else (3.0 * a + 20.0, 1024)
+    dx = 2 * half / n
+    return quantum.make_grid(-half + dx / 2, half + dx / 2, n)
+
+
+def quantum_terms(method: str, beta: float, grid):
+    """(V, kinetic) on the grid: kinetic None means p^2/2."""
+    land = wells.double_well(beta, omega=OMEGA, V0=V0)
+    F = _V(land)(grid.points[0])
+    if method == "qGD":
+        return F, None
+    if method == "qECD":
+        return quantum.ecdsep_terms(F, eta=ETA, F0=0.0, s=S)
+    raise ValueError(f"method must be one of {QUANTUM}, got {method!r}")
+
+
+def quantum_row(method: str, beta: float, *, hbar: float = HBAR, t_max: float = 2.0e4, dt: float = QDT):
+    """One quantum row: propagated transfer time ('mean'), pi hbar / (2 dE) ('oracle', nan unless the pair
+    validates) and the pair check."""
+    t0 = time.perf_counter()
+    g = quantum_grid(method, beta)
+    x = g.points[0]
+    V, kin = quantum_terms(method, beta, g)
+    E, states = quantum.eigenstates(V, g, 3, hbar=hbar, kinetic=kin)
+    _, local = quantum.eigenstates(V, g, 1, hbar=hbar, kinetic=kin, mask=x < 0)
+    pair = quantum.tunnelling_pair(E, states, g, x < 0, start=local[0])
+    two_level = float(np.pi * hbar / (2 * (E[1] - E[0])))
+    prop = quantum.transfer_time(local[0], V, g, x > 0, t_max=t_max, dt=dt, hbar=hbar, kinetic=kin)
+    return {"method": method, "beta": beta, "mean": prop, "se": 0.0, "kind": "mean" if np.isfinite(prop) else
+            "censored", "hit": float(np.isfinite(prop)), "median": float("nan"),
+            "oracle": two_level if pair.ok else float("nan"), "two_level": two_level, "pair": pair,
+            "t_max": t_max, "hbar": hbar, "grads": float("nan"), "seconds": time.perf_counter() - t0}
+
+
+def run_quantum(betas, *, hbar: float = HBAR, t_max: float = 2.0e4, verbose: bool = True):
+    """Rows for qGD and qECD (same keys as `run`; 'mean' = propagated time, 'oracle' = validated pi hbar/2dE)."""
+    if not hbar > 0:
+        raise ValueError(f"hbar must be > 0, got {hbar}")
+    rows = []
+    for method in QUANTUM:
+        for beta in betas:
+            r = quantum_row(method, beta, hbar=hbar, t_max=t_max)
+            rows.append(r)
+            if verbose:
+                pc = r["pair"]
+                print(f"  {method:11s} beta={beta:4.1f}: propagated {r['mean']:10.4g}, pi hbar/2dE "
+                      f"{r['two_level']:10.4g}, pair {'ok' if pc.ok else 'NOT a localised pair'} (localised "
+                      f"{pc.localised:.4f}, start in pair {pc.start_weight:.4f}, dE/gap {pc.splitting / pc.gap:.3f}), "
+                      f"{r['seconds']:.1f}s", flush=True)
+    return rows
+
+
 def fits(rows):
     """Per method: exponential (log m = c + r beta) and polynomial (log m = c + k log beta) fits with R^2."""
     out = {}
     series = []
-    for method in METHODS:
+    for method in dict.fromkeys(x["method"] for x in rows):
         r = [x for x in rows if x["method"] == method]
-        series.append((method, r, "mean"))
-        if all(np.isfinite(x["oracle"]) for x in r):
+        quantum_rows = method in QUANTUM
+        series.append((f"{method} (propagated)" if quantum_rows else method, r, "mean"))
+        if quantum_rows:  # validated pairs only; too few points -> no fit
+            series.append((f"{method} (pi hbar/2dE)", r, "oracle"))
+        elif all(np.isfinite(x["oracle"]) for x in r):
             series.append((f"{method} (exact)", r, "oracle"))  # noise-free check of the same fit
     for method, r, field in series:
+        r = [x for x in r if np.isfinite(x[field])]  # censored quantum runs / unvalidated pairs drop out
+        if len(r) < 3:
+            continue
         b = np.array([x["beta"] for x in r])
         y = np.log(np.array([x[field] for x in r]))
-        res = {}
+        res = {"n": len(r)}
         for kind, xs in (("exp", b), ("poly", np.log(b))):
             coef = np.polyfit(xs, y, 1)
             ss = np.sum((y - np.polyval(coef, xs)) ** 2)
@@ -135,17 +228,68 @@ def table(rows, fit):
     lines = [f"{'method':11s} {'beta':>5s} {'mean time':>11s} {'+-se':>8s} {'oracle':>10s} {'hit':>5s} "
              f"{'median':>9s} {'grads':>10s}"]
     for x in rows:
+        if x["method"] in QUANTUM:
+            continue
         star = "*" if x["kind"] != "mean" else " "
         lines.append(f"{x['method']:11s} {x['beta']:5.1f} {x['mean']:10.2f}{star} {x['se']:8.2f} "
                      f"{x['oracle']:10.2f} {x['hit']:5.0%} {x['median']:9.2f} {x['grads']:10.0f}")
     lines.append("(* = restricted mean: some runs censored at the budget, a lower bound)")
+    if any(x["method"] in QUANTUM for x in rows):
+        lines += ["", side_by_side(rows)]
     lines.append("")
-    lines.append(f"{'method':19s} {'exp rate r':>11s} {'R2':>7s} {'poly exp k':>11s} {'R2':>7s}  better fit")
+    lines.append(f"{'series':25s} {'n':>2s} {'exp rate r':>11s} {'R2':>7s} {'poly exp k':>11s} {'R2':>7s}  better fit")
     for m, f in fit.items():
-        lines.append(f"{m:19s} {f['exp'][0]:11.3f} {f['exp'][1]:7.3f} {f['poly'][0]:11.3f} {f['poly'][1]:7.3f}  "
-                     f"{f['better']}")
-    lines.append("exp: log(mean time) = c + r beta;  poly: log(mean time) = c + k log(beta)")
+        lines.append(f"{m:25s} {f['n']:2d} {f['exp'][0]:11.3f} {f['exp'][1]:7.3f} {f['poly'][0]:11.3f} "
+                     f"{f['poly'][1]:7.3f}  {f['better']}")
+    lines.append("exp: log(time) = c + r beta;  poly: log(time) = c + k log(beta); n = points fitted")
     return "\n".join(lines)
+
+
+def side_by_side(rows):
+    """One line per beta: classical mean hitting times beside the quantum transfer times."""
+    by = {(x["method"], x["beta"]): x for x in rows}
+    classical = [m for m in METHODS if any(x["method"] == m for x in rows)]
+    quantum_m = [m for m in QUANTUM if any(x["method"] == m for x in rows)]
+    head = f"{'beta':>5s}" + "".join(f" {m:>11s}" for m in classical)
+    for m in quantum_m:
+        head += f" {m + ' prop':>11s} {m + ' pi/2dE':>12s}"
+    lines = ["escape time vs barrier (time units; classical: mean time to reach theta >= a; quantum: first t with "
+             "P(theta > 0) > 1/2)", head]
+    for beta in sorted({x["beta"] for x in rows}):
+        line = f"{beta:5.1f}"
+        for m in classical:
+            x = by.get((m, beta))
+            line += f" {x['mean']:10.4g}{'*' if x['kind'] != 'mean' else ' '}" if x else f" {'':11s}"
+        for m in quantum_m:
+            x = by.get((m, beta))
+            if x is None:
+                line += f" {'':11s} {'':12s}"
+                continue
+            prop = f"{x['mean']:.4g}" if np.isfinite(x["mean"]) else f">{x['t_max']:.3g}"
+            two = f"{x['oracle']:.4g}" if np.isfinite(x["oracle"]) else f"({x['two_level']:.3g})--"
+            line += f" {prop:>11s} {two:>12s}"
+        lines.append(line)
+    lines.append(f"quantum: hbar={quantum_hbar(rows):g}, mass 1; start = ground state of the left well (Dirichlet "
+                 "at theta=0); pi/2dE = pi hbar/(2(E1-E0)), shown only for a validated pair ((value)-- = not valid)")
+    return "\n".join(lines)
+
+
+def quantum_hbar(rows):
+    return next((x["hbar"] for x in rows if "hbar" in x), HBAR)
+
+
+def plot_quantum(ax, rows):
+    """Quantum transfer times on the same axes: propagated (squares), validated pi hbar/2dE (dotted)."""
+    for method, c in zip(QUANTUM, ("C3", "C4")):
+        r = [x for x in rows if x["method"] == method]
+        if not r:
+            continue
+        b = np.array([x["beta"] for x in r])
+        prop, two = np.array([x["mean"] for x in r]), np.array([x["oracle"] for x in r])
+        ok = np.isfinite(prop)
+        ax.plot(b[ok], prop[ok], "s-", color=c, label=f"{method} propagated")
+        ok = np.isfinite(two)
+        ax.plot(b[ok], two[ok], "x:", color=c, ms=8, label=f"{method} pi hbar/2dE")
 
 
 def plot(rows, path):
@@ -162,10 +306,11 @@ def plot(rows, path):
         orc = np.array([x["oracle"] for x in r])
         if np.all(np.isfinite(orc)):
             ax.plot(b, orc, "--", color=c, alpha=0.6, label=f"{method} exact")
+    plot_quantum(ax, rows)
     ax.set_yscale("log")
     ax.set_xlabel("barrier height beta")
-    ax.set_ylabel("mean hitting time (time units)")
-    ax.set_title(f"double-well escape, T={T:g}, h={H:g}")
+    ax.set_ylabel("escape time (time units)")
+    ax.set_title(f"double-well escape, T={T:g}, h={H:g}, hbar={quantum_hbar(rows):g}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = pathlib.Path(path)
@@ -180,6 +325,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="small settings (under 2 minutes)")
     p.add_argument("--runs", type=int, default=None, help="independent runs per (method, beta)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hbar", type=float, default=HBAR, help="hbar of the quantum runs")
+    p.add_argument("--t-quantum", type=float, default=None, help="propagation budget (time units) per quantum run")
     p.add_argument("--plot", default="runs/ecd_escape.png")
     args = p.parse_args()
     betas = [1.0, 2.0, 3.0, 4.0] if args.quick else [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
@@ -190,6 +337,9 @@ def main():
           f"E={secd_energy():.4f} (ceiling V_c={(np.exp(secd_energy()) / S) ** (1 / ETA):.2f}); {runs} runs each")
     t0 = time.perf_counter()
     rows = run(betas, runs, args.seed, max_time=2.0e4 if args.quick else 4.0e4)
+    t_q = args.t_quantum or (2.0e4 if args.quick else 1.5e5)
+    print(f"quantum: hbar={args.hbar}, mass 1, split-operator dt={QDT}, budget t={t_q:g}")
+    rows += run_quantum(betas, hbar=args.hbar, t_max=t_q)
     fit = fits(rows)
     print()
     print(table(rows, fit))

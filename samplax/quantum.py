@@ -189,6 +189,30 @@ def probability_in(psi, mask, grid: Grid):
     return jnp.sum(jnp.where(mask, jnp.abs(psi) ** 2, 0.0)) * grid.cell
 
 
+def _split_step(V, grid: Grid, dt: float, hbar: float, mass: float, kinetic):
+    _check(V, grid, "symmetric", hbar, mass, kinetic)
+    if dt <= 0:
+        raise ValueError(f"dt must be > 0, got {dt}")
+    K = kinetic_energy(grid, hbar=hbar, mass=mass, kinetic=kinetic)
+    half_v = jnp.exp(-0.5j * dt * jnp.asarray(V) / hbar)
+    full_k = jnp.exp(-1j * dt * jnp.asarray(K) / hbar)
+    return lambda psi: half_v * jnp.fft.ifftn(full_k * jnp.fft.fftn(half_v * psi))
+
+
+def _scan(step, psi0, num_steps: int, observe):
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    observe = observe or (lambda psi: jnp.zeros(()))
+
+    def body(psi, _):
+        psi = step(psi)
+        return psi, observe(psi)
+
+    psi0 = jnp.asarray(psi0, complex)
+    psi, obs = jax.jit(lambda p: jax.lax.scan(body, p, None, length=num_steps))(psi0)
+    return psi, jnp.concatenate([observe(psi0)[None], obs])
+
+
 def split_operator(psi0, V, grid: Grid, dt: float, num_steps: int, *, hbar: float = 1.0, mass: float = 1.0,
                    kinetic: Callable | None = None, observe: Callable | None = None):
     """Strang split-operator propagation of exp(-i (K(p) + V) t / hbar).
@@ -196,34 +220,13 @@ def split_operator(psi0, V, grid: Grid, dt: float, num_steps: int, *, hbar: floa
     kinetic: K as a function of the momentum meshes (p_1, ...) = hbar k; default p^2/(2m).
     observe(psi) -> array, recorded at t = 0, dt, ..., num_steps dt.  Returns (psi_final, observations).
     """
-    _check(V, grid, "symmetric", hbar, mass, kinetic)
-    if num_steps < 1 or dt <= 0:
-        raise ValueError(f"need num_steps >= 1 and dt > 0, got num_steps={num_steps}, dt={dt}")
-    K = kinetic_energy(grid, hbar=hbar, mass=mass, kinetic=kinetic)
-    half_v = jnp.exp(-0.5j * dt * jnp.asarray(V) / hbar)
-    full_k = jnp.exp(-1j * dt * jnp.asarray(K) / hbar)
-    observe = observe or (lambda psi: jnp.zeros(()))
-
-    def step(psi, _):
-        psi = half_v * jnp.fft.ifftn(full_k * jnp.fft.fftn(half_v * psi))
-        return psi, observe(psi)
-
-    psi0 = jnp.asarray(psi0, complex)
-    psi, obs = jax.jit(lambda p: jax.lax.scan(step, p, None, length=num_steps))(psi0)
-    return psi, jnp.concatenate([observe(psi0)[None], obs])
+    return _scan(_split_step(V, grid, dt, hbar, mass, kinetic), psi0, num_steps, observe)
 
 
-def chebyshev_propagate(psi0, V, grid: Grid, dt: float, num_steps: int, *, f=None, ordering: str = "symmetric",
-                        hbar: float = 1.0, mass: float = 1.0, kinetic: Callable | None = None,
-                        observe: Callable | None = None, tol: float = 1e-14):
-    """exp(-i H dt / hbar) by Chebyshev series (any ordering / kinetic factor f), `num_steps` times.
-
-    The spectrum is bounded by min/max V -+ max|f| max K0 (operator-norm bounds), mapped to [-1, 1];
-    the series is cut where the Bessel coefficients drop below `tol`.  Returns (psi_final, observations).
-    """
+def _chebyshev_step(V, grid: Grid, dt: float, f, ordering: str, hbar: float, mass: float, kinetic, tol: float):
     _check(V, grid, ordering, hbar, mass, kinetic)
-    if num_steps < 1 or dt <= 0:
-        raise ValueError(f"need num_steps >= 1 and dt > 0, got num_steps={num_steps}, dt={dt}")
+    if dt <= 0:
+        raise ValueError(f"dt must be > 0, got {dt}")
     kvals = kinetic_energy(grid, hbar=hbar, mass=mass, kinetic=kinetic)
     kmax = float(np.max(np.abs(kvals)))
     fmax = 1.0 if f is None else float(np.max(np.abs(f)))
@@ -241,9 +244,8 @@ def chebyshev_propagate(psi0, V, grid: Grid, dt: float, num_steps: int, *, f=Non
     Vj, fj = jnp.asarray(V), None if f is None else jnp.asarray(f)
     Hn = lambda u: (apply_hamiltonian(u, Vj, grid, f=fj, ordering=ordering, hbar=hbar, mass=mass,
                                       kinetic=kinetic) - centre * u) / half
-    observe = observe or (lambda psi: jnp.zeros(()))
 
-    def step(psi, _):
+    def step(psi):
         def term(c, a):
             t_prev, t_cur = c
             t_next = 2 * Hn(t_cur) - t_prev
@@ -251,12 +253,21 @@ def chebyshev_propagate(psi0, V, grid: Grid, dt: float, num_steps: int, *, f=Non
 
         t1 = Hn(psi)
         _, terms = jax.lax.scan(term, (psi, t1), coef[2:])
-        out = coef[0] * psi + coef[1] * t1 + jnp.sum(terms, axis=0)
-        return out, observe(out)
+        return coef[0] * psi + coef[1] * t1 + jnp.sum(terms, axis=0)
 
-    psi0 = jnp.asarray(psi0, complex)
-    psi, obs = jax.jit(lambda p: jax.lax.scan(step, p, None, length=num_steps))(psi0)
-    return psi, jnp.concatenate([observe(psi0)[None], obs])
+    return step
+
+
+def chebyshev_propagate(psi0, V, grid: Grid, dt: float, num_steps: int, *, f=None, ordering: str = "symmetric",
+                        hbar: float = 1.0, mass: float = 1.0, kinetic: Callable | None = None,
+                        observe: Callable | None = None, tol: float = 1e-14):
+    """exp(-i H dt / hbar) by Chebyshev series (any ordering / kinetic factor f), `num_steps` times.
+
+    The spectrum is bounded by min/max V -+ max|f| max K0 (operator-norm bounds), mapped to [-1, 1];
+    the series is cut where the Bessel coefficients drop below `tol`.  Returns (psi_final, observations).
+    """
+    step = _chebyshev_step(V, grid, dt, f, ordering, hbar, mass, kinetic, tol)
+    return _scan(step, psi0, num_steps, observe)
 
 
 def first_crossing_time(times, values, threshold: float = 0.5) -> float:
@@ -274,18 +285,83 @@ def first_crossing_time(times, values, threshold: float = 0.5) -> float:
 
 def transfer_time(psi0, V, grid: Grid, target, *, t_max: float, dt: float, f=None, ordering: str = "symmetric",
                   hbar: float = 1.0, mass: float = 1.0, kinetic: Callable | None = None,
-                  threshold: float = 0.5) -> float:
+                  threshold: float = 0.5, chunk: int = 4096) -> float:
     """Time for the probability in `target` (boolean mask) to first exceed `threshold`; inf if not by t_max.
 
-    Split-operator when the kinetic term depends on p only (f=None), Chebyshev otherwise.
+    Split-operator when the kinetic term depends on p only (f=None), Chebyshev otherwise.  Propagates in
+    compiled chunks of `chunk` steps and stops at the first chunk that crosses, so memory stays O(chunk)
+    and the cost is set by the crossing time, not by t_max.
     """
     if t_max <= 0:
         raise ValueError(f"t_max must be > 0, got {t_max}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
     num_steps = int(np.ceil(t_max / dt))
-    obs = lambda psi: probability_in(psi, jnp.asarray(target), grid)
     if f is None:
-        _, p = split_operator(psi0, V, grid, dt, num_steps, hbar=hbar, mass=mass, kinetic=kinetic, observe=obs)
+        step = _split_step(V, grid, dt, hbar, mass, kinetic)
     else:
-        _, p = chebyshev_propagate(psi0, V, grid, dt, num_steps, f=f, ordering=ordering, hbar=hbar, mass=mass,
-                                   kinetic=kinetic, observe=obs)
-    return first_crossing_time(dt * np.arange(num_steps + 1), np.asarray(p), threshold)
+        step = _chebyshev_step(V, grid, dt, f, ordering, hbar, mass, kinetic, 1e-14)
+    tgt = jnp.asarray(target)
+    obs = lambda psi: probability_in(psi, tgt, grid)  # noqa: E731
+    n = min(chunk, num_steps)
+
+    def body(psi, _):
+        psi = step(psi)
+        return psi, obs(psi)
+
+    advance = jax.jit(lambda p: jax.lax.scan(body, p, None, length=n))
+    psi = jnp.asarray(psi0, complex)
+    last, done = float(obs(psi)), 0
+    if last > threshold:
+        return 0.0
+    while done < num_steps:
+        psi, p = advance(psi)
+        p = np.asarray(p)[: num_steps - done]
+        if np.any(p > threshold):
+            t = dt * (done + np.arange(len(p) + 1))
+            return first_crossing_time(t, np.concatenate([[last], p]), threshold)
+        last, done = float(p[-1]), done + len(p)
+    return float("inf")
+
+
+class PairCheck(NamedTuple):
+    """Is (psi0, psi1) a symmetric/antisymmetric pair localised on two wells?  See `tunnelling_pair`."""
+
+    ok: bool
+    left0: float  # probability of psi0 in the left region (1/2 for a symmetric state)
+    left1: float  # same for psi1
+    localised: float  # probability of (psi0 + psi1)/sqrt2 or (psi0 - psi1)/sqrt2 in its own well (-> 1)
+    sign_change: bool  # psi1 has opposite signs on the two wells, psi0 the same sign
+    splitting: float  # E1 - E0
+    gap: float  # E2 - E1
+    start_weight: float  # |<psi0|start>|^2 + |<psi1|start>|^2 (nan when no start state given)
+
+
+def tunnelling_pair(E, states, grid: Grid, left, *, start=None, tol: float = 0.05) -> PairCheck:
+    """Check the lowest eigenstates form a tunnelling doublet across `left` / not `left` (boolean mask).
+
+    E, states: at least 3 levels from `eigenstates` (the third sets the gap).  ok when the two states are
+    each half in either region (|P_left - 1/2| < tol), psi1 changes sign between the regions while psi0
+    does not, their combinations sit in one region each (probability > 1 - tol) and (if `start` is given)
+    the start state lies in the doublet to within tol.  The splitting / gap ratio is reported, not required:
+    with the start state in the doublet the two-level evolution is exact whatever the gap.
+    """
+    if len(E) < 3 or len(states) < 3:
+        raise ValueError(f"need the 3 lowest levels (the third sets the gap), got {len(E)}")
+    left = np.asarray(left, bool)
+    if left.shape != grid.shape:
+        raise ValueError(f"left must be a boolean mask of shape {grid.shape}, got {left.shape}")
+    s0, s1 = (np.asarray(s) for s in states[:2])
+    P = lambda u, m: float(np.sum(np.abs(u) ** 2 * m) * grid.cell)  # noqa: E731
+    left0, left1 = P(s0, left), P(s1, left)
+    plus = (s0 + s1) / np.sqrt(2)
+    localised = max(P(plus, left), P(plus, ~left))  # the minus combination is the mirror image
+    lobe = lambda u, m: float(np.sum(np.real(u) * m))  # noqa: E731
+    sign_change = bool(lobe(s1, left) * lobe(s1, ~left) < 0 and lobe(s0, left) * lobe(s0, ~left) > 0)
+    splitting, gap = float(E[1] - E[0]), float(E[2] - E[1])
+    weight = float("nan")
+    if start is not None:
+        weight = sum(abs(np.sum(np.conj(s) * np.asarray(start)) * grid.cell) ** 2 for s in (s0, s1))
+    ok = (abs(left0 - 0.5) < tol and abs(left1 - 0.5) < tol and localised > 1 - tol and sign_change
+          and (start is None or weight > 1 - tol))
+    return PairCheck(bool(ok), left0, left1, localised, sign_change, splitting, gap, weight)
