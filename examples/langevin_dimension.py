@@ -111,7 +111,7 @@ import ot  # noqa: E402
 
 w1d = [np.sqrt(ot.wasserstein_1d(x[:, i], bench.GRID, None, pi, p=2)) for i in range(d)]
 bias_1d = np.sqrt(bench.grid_w2sq(bench.stationary_grid(bench.ula_grid_kernel(h)), pi)[0])
-iid = np.interp(np.random.default_rng(0).uniform(size=x.shape[0]), np.cumsum(pi), bench.GRID)
+iid = bench.inverse_cdf(np.random.default_rng(0).uniform(size=x.shape[0]))
 floor = np.sqrt(ot.wasserstein_1d(iid, bench.GRID, None, pi, p=2))
 print(f"warmup step h = {h:.3f}; exact stationary ULA bias at that h: {bias_1d:.3f} per coordinate, "
       f"{np.sqrt(d) * bias_1d:.3f} in R^{d}")
