@@ -342,9 +342,9 @@ def tunnelling_pair(E, states, grid: Grid, left, *, start=None, tol: float = 0.0
 
     E, states: at least 3 levels from `eigenstates` (the third sets the gap).  ok when the two states are
     each half in either region (|P_left - 1/2| < tol), psi1 changes sign between the regions while psi0
-    does not, their combinations sit in one region each (probability > 1 - tol) and (if `start` is given)
-    the start state lies in the doublet to within tol.  The splitting / gap ratio is reported, not required:
-    with the start state in the doublet the two-level evolution is exact whatever the gap.
+    does not, their combinations sit in one region each (probability > 1 - tol), the pair is a doublet
+    (E1 - E0 < E2 - E1: in a single well the first excitation also changes sign and is half on each side)
+    and (if `start` is given) the start state lies in the doublet to within tol.
     """
     if len(E) < 3 or len(states) < 3:
         raise ValueError(f"need the 3 lowest levels (the third sets the gap), got {len(E)}")
@@ -363,5 +363,5 @@ def tunnelling_pair(E, states, grid: Grid, left, *, start=None, tol: float = 0.0
     if start is not None:
         weight = sum(abs(np.sum(np.conj(s) * np.asarray(start)) * grid.cell) ** 2 for s in (s0, s1))
     ok = (abs(left0 - 0.5) < tol and abs(left1 - 0.5) < tol and localised > 1 - tol and sign_change
-          and (start is None or weight > 1 - tol))
+          and splitting < gap and (start is None or weight > 1 - tol))
     return PairCheck(bool(ok), left0, left1, localised, sign_change, splitting, gap, weight)

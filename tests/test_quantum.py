@@ -6,7 +6,7 @@ import pytest
 
 from samplax.quantum import (apply_hamiltonian, chebyshev_propagate, ecdsep_terms, eigenstates, first_crossing_time,
                              gaussian, hamiltonian_matrix, make_grid, probability_in, split_operator, transfer_time,
-                             tunnelling_time)
+                             tunnelling_pair, tunnelling_time)
 
 
 def overlap(a, b, grid):
@@ -155,6 +155,71 @@ def test_ecdsep_log_kinetic_split_operator_converges_to_exact():
     cheb, _ = chebyshev_propagate(psi0, V, g, 0.5, 4, kinetic=kinetic)
     np.testing.assert_allclose(np.asarray(cheb), exact, atol=1e-9)
     assert np.isfinite(transfer_time(psi0, V, g, x > 0, t_max=200.0, dt=0.05, kinetic=kinetic))
+
+
+def half_grid(half_width, n):
+    """Nodes at +-dx/2, ...: x < 0 and x > 0 are mirror halves."""
+    dx = 2 * half_width / n
+    return make_grid(-half_width + dx / 2, half_width + dx / 2, n)
+
+
+# (kinetic, hbar, beta, grid) in the two-level regime: start state >= 99.9% in the lowest pair
+QGD = dict(ecd=None, hbar=2.0, beta=3.0, half_width=16.0, n=512)
+QECD = dict(ecd=dict(eta=8.0, s=0.05), hbar=1.0, beta=3.0, half_width=30.0, n=512)
+
+
+def well_problem(ecd, hbar, beta, half_width, n):
+    g = half_grid(half_width, n)
+    x = g.points[0]
+    F = double_well(x, a=np.sqrt(8 * beta), omega=1.0) + 1.0  # barrier beta, F > F0 = 0
+    V, kin = (F, None) if ecd is None else ecdsep_terms(F, F0=0.0, **ecd)
+    E, S = eigenstates(V, g, 3, hbar=hbar, kinetic=kin)
+    _, G = eigenstates(V, g, 1, hbar=hbar, kinetic=kin, mask=x < 0)
+    return g, x, V, kin, E, S, G[0]
+
+
+def test_tunnelling_pair_accepts_qecd_doublet_and_rejects_single_well_and_low_barrier():
+    g, x, V, kin, E, S, start = well_problem(**QECD)
+    pair = tunnelling_pair(E, S, g, x < 0, start=start)
+    assert pair.ok and pair.sign_change and pair.localised > 0.999 and pair.start_weight > 0.999
+    # qECD in a single well: psi0, psi1 are half on either side by symmetry and psi1 changes sign, but
+    # they are no doublet (E1 - E0 > E2 - E1) and psi0 + psi1 is only partly on one side
+    V1, kin1 = ecdsep_terms(0.5 * x**2 + 1.0, eta=8.0, F0=0.0, s=0.05)
+    E1, S1 = eigenstates(V1, g, 3, kinetic=kin1)
+    single = tunnelling_pair(E1, S1, g, x < 0)
+    assert abs(single.left0 - 0.5) < 1e-6 and single.sign_change
+    assert not single.ok and single.splitting > single.gap and single.localised < 0.99
+    # quantised GD over a barrier comparable to hbar omega / 2: the local ground state leaks out of the pair
+    low = well_problem(**{**QGD, "beta": 1.0})
+    assert not tunnelling_pair(low[4], low[5], low[0], low[1] < 0, start=low[6]).ok
+    with pytest.raises(ValueError, match="3 lowest levels"):
+        tunnelling_pair(E[:2], S[:2], g, x < 0)
+    with pytest.raises(ValueError, match="left must be a boolean mask"):
+        tunnelling_pair(E, S, g, np.ones(7, bool))
+
+
+@pytest.mark.parametrize("problem", [QGD, QECD], ids=["qGD", "qECD"])
+def test_tall_barrier_transfer_time_is_pi_hbar_over_twice_splitting(problem):
+    """Start in the left-well ground state ~ (psi0 - psi1)/sqrt2 (sign of psi1: positive on the right):
+    psi(t) ~ (e^{-i E0 t/hbar} psi0 - e^{-i E1 t/hbar} psi1)/sqrt2, so P(right) = sin^2(dE t / (2 hbar)),
+    which first exceeds 1/2 at t = pi hbar / (2 dE).  Corrections are O(1 - start weight in the pair)."""
+    g, x, V, kin, E, S, start = well_problem(**problem)
+    hbar = problem["hbar"]
+    pair = tunnelling_pair(E, S, g, x < 0, start=start)
+    assert pair.ok and pair.start_weight > 0.999
+    predicted = np.pi * hbar / (2 * (E[1] - E[0]))
+    t = transfer_time(start, V, g, x > 0, t_max=2 * predicted, dt=0.05, hbar=hbar, kinetic=kin, chunk=1000)
+    assert abs(t / predicted - 1) < 0.01, (t, predicted)
+
+
+def test_transfer_time_stops_early_and_censors_at_t_max():
+    g, x, V, kin, E, S, start = well_problem(**QGD)
+    predicted = np.pi * QGD["hbar"] / (2 * (E[1] - E[0]))
+    assert transfer_time(start, V, g, x > 0, t_max=0.5 * predicted, dt=0.05, hbar=2.0, chunk=997) == float("inf")
+    # the chunk length must not change the answer (crossing found inside a chunk, interpolated)
+    a = transfer_time(start, V, g, x > 0, t_max=2 * predicted, dt=0.05, hbar=2.0, chunk=997)
+    b = transfer_time(start, V, g, x > 0, t_max=2 * predicted, dt=0.05, hbar=2.0, chunk=5000)
+    assert a == pytest.approx(b, rel=1e-12)
 
 
 def test_first_crossing_time_and_bad_input():
