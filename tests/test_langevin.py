@@ -232,3 +232,15 @@ def test_bad_input_is_named():
         langevin.minibatch_target(lambda t: 0.0, lambda t, y: 0.0, np.zeros((5, 1)), 6, 1)
     with pytest.raises(ValueError, match="num_warmup=0 leaves ula untuned"):
         samplax.sample(target, "ula", num_warmup=0, num_samples=2, progress=False)
+
+
+def test_unadjusted_step_rule_is_mala_at_ninety_percent():
+    # the documented rule: ula samples at the step where MALA accepts ~90% of its proposals
+    target = _gumbel(GUMBEL["scale"])
+    dt = samplax.sample(target, "ula", num_chains=2, num_warmup=1000, num_samples=10, seed=0, progress=False)
+    h = np.asarray(dt["sample_stats"]["step_size"])[:, 0]
+    for i, hi in enumerate(h):
+        m = samplax.sample(target, "mala", num_chains=4, num_warmup=0, num_samples=1000, seed=i, step_size=float(hi),
+                           init_positions=np.asarray(dt["posterior"]["x"])[i, -1], progress=False)
+        acc = float(np.mean(m["sample_stats"]["acceptance_rate"]))
+        assert 0.85 < acc < 0.95, f"MALA acceptance at ula's warmup step {hi:.3f}: {acc:.3f}, rule says 0.9"
