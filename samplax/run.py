@@ -102,13 +102,14 @@ class _Runner:
         """Advance all chains by `n` kept draws (each `thinning` steps) from draw index `t0`."""
         s, target, thin, bar = self.sampler, self.target, self.thinning, self.progress
 
+        stream_keys = jax.vmap(lambda ck: jax.random.fold_in(ck, stream))(chain_keys)
+
         def step_all(states, t):
-            def one(ck, st, p):
-                key = jax.random.fold_in(jax.random.fold_in(ck, stream), t)
-                new, info = s.build(target, p).step(key, st)
+            def one(sk, st, p):
+                new, info = s.build(target, p).step(jax.random.fold_in(sk, t), st)
                 return new, s.stats(new, info, p)
 
-            return jax.vmap(one)(chain_keys, states, params)
+            return jax.vmap(one)(stream_keys, states, params)
 
         def body(carry, i):
             states, n_div = carry
@@ -123,10 +124,11 @@ class _Runner:
             out = {**stats, "n_grad": n_grad}
             if "diverging" in stats:
                 out["diverging"] = div
-                n_div = n_div + jnp.sum(div).astype(n_div.dtype)
             if "acceptance_rate" in stats:
                 out["acceptance_rate"] = acc / thin
-            bar.update(draw, out.get("acceptance_rate"), n_div)
+            if bar.enabled:  # the running divergence count only feeds the progress bar
+                n_div = n_div + jnp.sum(out.get("diverging", False)).astype(n_div.dtype)
+                bar.update(draw, out.get("acceptance_rate"), n_div)
             return (states, n_div), (states.position, out)
 
         (states, _), ys = jax.lax.scan(body, (states, jnp.zeros((), jnp.int32)), jnp.arange(n))
