@@ -29,8 +29,9 @@ import scipy.linalg
 # Network simplex needs the n x m cost matrix (200 MB at 5000 x 5000 in float64) and roughly
 # cubic time (~10 s at 5000 points on one core); above this the points are subsampled, with a warning.
 EXACT_MAX_POINTS = 5000
-# Sinkhorn costs n*m per iteration for three problems; above this it subsamples, with a warning.
-SINKHORN_MAX_POINTS = 20000
+# Sinkhorn costs n*m per iteration for three problems (~seconds at 1e3 points on 2 CPU cores, so
+# minutes at 1e4); above this it subsamples, with a warning.
+SINKHORN_MAX_POINTS = 10000
 METHODS = ("exact", "exact_w1", "sinkhorn", "sliced", "sliced_qmc", "1d", "gaussian_fit")
 DIRECTIONS = ("random", "sobol", "halton")
 
@@ -125,9 +126,11 @@ def sinkhorn_w2(X, Y, *, epsilon: float = 0.01, threshold: float = 1e-3, max_ite
                 max_points: int = SINKHORN_MAX_POINTS, subsample_seed: int = 0) -> Distance:
     """sqrt of the debiased Sinkhorn divergence S_eps(X, Y) with squared-Euclidean cost (ott-jax).
 
-    ott-jax rather than POT: it is the debiased divergence of Feydy et al. 2019 (entropic costs
-    OT_eps(X,Y) - (OT_eps(X,X) + OT_eps(Y,Y)) / 2, symmetric updates for the self terms), jitted;
-    POT's `empirical_sinkhorn_divergence` subtracts linear transport costs instead and ran ~8x slower.
+    ott-jax rather than POT: it computes the debiased divergence of Feydy et al. 2019 from entropic
+    costs, OT_eps(X,Y) - (OT_eps(X,X) + OT_eps(Y,Y)) / 2 (log-domain, symmetric updates for the self
+    terms, jittable, online cost matrices via ott's batch_size on accelerators); POT's
+    `empirical_sinkhorn_divergence` subtracts linear transport costs <P, C> instead, a different quantity.
+    On CPU both take seconds at 1e3 points (benchmarks/wasserstein_speed.py): exact is as fast there.
     epsilon: regularisation relative to the spread of the points: eps = epsilon * (tr Cov X + tr Cov Y),
       the mean squared distance between two points of the same set (so it does not change when Y is
       shifted). S_eps -> W2^2 as eps -> 0 (bias O(eps^2), Chizat et al. 2020); 0.01 was within ~3% of
@@ -150,7 +153,7 @@ def sinkhorn_w2(X, Y, *, epsilon: float = 0.01, threshold: float = 1e-3, max_ite
 
 
 def sphere_directions(d: int, n: int, kind: str = "sobol", seed: int = 0) -> np.ndarray:
-    """n unit vectors in R^d, shape (d, n) like POT's projections: Gaussian quantiles of random/QMC points, normalised."""
+    """n unit vectors in R^d, shape (d, n) as POT's projections: normalised Gaussian quantiles of random/QMC points."""
     import scipy.stats
 
     if kind not in DIRECTIONS:
@@ -466,7 +469,8 @@ class WassersteinResult:
 def _against_truth(X, target, method, seed, n_ref, kw):
     if method == "gaussian_fit":
         if target.mean is None or target.cov is None:
-            raise ValueError(f"method='gaussian_fit' needs target.mean and target.cov; target {target.name!r} lacks them")
+            raise ValueError(f"method='gaussian_fit' needs target.mean and target.cov; "
+                             f"target {target.name!r} lacks them")
         return gaussian_fit_w2(X, target.mean, target.cov)
     m = len(X) if n_ref is None else int(n_ref)
     return distance(X, _reference_sampler(target)(seed, m), method, **kw)
@@ -577,7 +581,7 @@ def second_moment_bias_curve(data, target, *, assume_gaussian: bool = False, n_r
     E[x^2] is exact from target.mean/cov when known; Var[x^2] is exact only with assume_gaussian=True,
     else estimated from `n_ref` exact draws.
     """
-    # Metric of Robnik, De Luca, Silverstein & Seljak 2023, "Microcanonical Hamiltonian Monte Carlo", JMLR 24(311), used in MAMS (Robnik et al. 2025).
+    # b2 as in Robnik et al. 2023, Microcanonical HMC (arXiv:2212.08549) and MAMS (arXiv:2503.01707).
     draws = draws_array(data, target)
     C, T, d = draws.shape
     ex2, var2 = _second_moment_truth(target, assume_gaussian, n_ref, seed)
