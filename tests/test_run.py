@@ -237,3 +237,18 @@ def test_sharded_chains_match_vectorized():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "OK" in out.stdout
+
+
+def test_progress_bar_shows_acceptance_and_divergences(target, capsys):
+    dt = samplax.sample(target, "nuts", num_chains=2, seed=0, num_warmup=20, num_samples=30, progress=True)
+    err = capsys.readouterr().err
+    assert "nuts sampling" in err and "acc=" in err and "div=" in err
+    assert "30/30" in err
+    # the bar must not change the draws
+    quiet = samplax.sample(target, "nuts", num_chains=2, seed=0, num_warmup=20, num_samples=30, progress=False)
+    np.testing.assert_array_equal(_draws(dt), _draws(quiet))
+
+
+def test_progress_is_off_without_a_tty(target, capsys):
+    samplax.sample(target, "mala", num_chains=2, seed=0, num_warmup=10, num_samples=10)
+    assert "sampling" not in capsys.readouterr().err
