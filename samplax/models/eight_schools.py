@@ -63,3 +63,7 @@ def eight_schools_noncentered() -> Target:
     J, sigma, y = _data()
     t = Target.from_numpyro(eight_schools_noncentered_model, J, sigma, y=y, name="eight_schools_noncentered")
     return t.replace(reference_draws=_reference(include_tilde=True))
+
+
+register("eight_schools", "alias of eight_schools_noncentered (the parametrisation NUTS samples without divergences)")(
+    eight_schools_noncentered)
