@@ -256,6 +256,20 @@ def test_wasserstein_curve_and_gradients(nuts_run):
     assert abs(wrong["value"][-1] - 1.0) < 3 * wrong["floor_mean"][-1]  # plateaus at the true W2 = 1
 
 
+def test_reference_draws_and_gaussian_fit_paths(nuts_run):
+    target, dt = nuts_run
+    pool = np.asarray(target.sample(jax.random.PRNGKey(SEED + 60), 2000))
+    ref_only = target.replace(sample=None, reference_draws={"x": pool})
+    # 3x the iid floor: the error of correlated draws scales as 1/sqrt(ESS) and this run has ESS > n/9 (~n/4)
+    res = wasserstein(dt, ref_only, per_chain=False, reps=3)  # 600 + 600 disjoint draws out of the pool
+    assert res.floor.n == 600 and float(res.pooled) < 3 * res.floor.mean
+    with pytest.raises(ValueError, match="2000 reference draws but 2400"):
+        noise_floor(ref_only, 1200, method="exact", reps=2)
+    fit = wasserstein(dt, target, method="gaussian_fit", reps=5)
+    assert fit.pooled.method == "gaussian_fit" and fit.floor.m == 0 and fit.per_chain.shape == (2,)
+    assert float(fit.pooled) < 3 * fit.floor.mean + 5 * fit.floor.std
+
+
 def test_draws_array_follows_target_names():
     C, T = 2, 5
     rng = np.random.default_rng(SEED)
