@@ -426,6 +426,7 @@ def noise_floor(target_or_sampler_fn, n: int, *, method: str = "sliced_qmc", rep
     else:
         for r in range(reps):
             both = draw(seed + r, n + m)
+            method = auto_method(n, both.shape[1]) if method == "auto" else method
             _check_method(method, both.shape[1])
             with warnings.catch_warnings():  # one warning about subsampling is enough
                 if r > 0:
@@ -445,7 +446,11 @@ def auto_method(n: int, d: int) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class WassersteinResult:
-    """Pooled and per-chain distance to the target, with the noise floors at the same sizes."""
+    """Pooled and per-chain distance to the target, with the noise floors at the same sizes.
+
+    The floors are for iid draws; correlated draws carry about the noise of ESS iid draws, so a
+    well-mixing chain can sit above `floor` and still below `noise_floor(target, ess, m=n)`.
+    """
 
     method: str
     pooled: Distance
