@@ -26,7 +26,7 @@ def _plots(dt, label: str, out: pathlib.Path) -> list[pathlib.Path]:
     return paths
 
 
-def _reference_table(runs: dict, target) -> "pd.DataFrame":  # noqa: F821
+def _reference_table(runs: dict, target):
     import pandas as pd
 
     from samplax.diagnostics.mixing import summary

@@ -7,23 +7,14 @@ import pytest
 from scipy.optimize import brentq
 
 import samplax
+from moments import assert_mean_within_mcse, assert_moments
 from samplax import Target
-from samplax.diagnostics import summary
 from samplax.diagnostics.hitting import first_hit_times, halfspace
 from samplax.diagnostics.hitting_theory import telegraph_mean_hitting_time
 from samplax.models import wells
 from samplax.samplers import ecd
 
 EULER_GAMMA = 0.5772156649015329
-
-
-def _mcse_check(draws, truth, what):
-    """|mean - truth| < 5 MCSE per column of draws (chain, draw, k); MCSE and ESS from arviz-stats."""
-    table = summary(np.asarray(draws), kind="all")
-    mean, mcse, ess = table["mean"].to_numpy(), table["mcse_mean"].to_numpy(), table["ess_bulk"].to_numpy()
-    assert np.all(ess > 100), f"{what}: ESS too small for a trustworthy MCSE: {ess}"
-    err = np.abs(mean - np.asarray(truth))
-    assert np.all(err < 5 * mcse), f"{what}: mean {mean} vs truth {truth}, |err|/mcse = {err / mcse}"
 
 
 def _ill_conditioned(dim=6, kappa=100.0, seed=0):
@@ -58,7 +49,11 @@ TARGETS = {
 def test_secd_samples_target_means(name):
     target = TARGETS[name]()
     dt = samplax.sample(target, "secd", num_chains=4, num_warmup=1000, num_samples=2000, seed=2, progress=False)
-    _mcse_check(dt["posterior"]["x"], target.mean, f"secd on {name}")
+    x = np.asarray(dt["posterior"]["x"])
+    assert_mean_within_mcse(x, target.mean, f"secd on {name}")
+    # unadjusted: at the tuned energy error (5e-4 per dim) variances carry a bias of a few percent
+    assert_moments(x, np.asarray(target.mean), np.diag(np.asarray(target.cov)), var_rel_bias=0.04,
+                   what=f"secd on {name}")
     assert int(np.asarray(dt["sample_stats"]["diverging"]).sum()) == 0
 
 
@@ -101,7 +96,7 @@ def test_ecdsep_law_is_closed_form_at_s0():
         return logF[burn:]
 
     logF = np.asarray(jax.jit(jax.vmap(run))(keys))
-    _mcse_check(logF[:, :, None], [exact_logF], "E[log F] under ECDSep, s=0")
+    assert_mean_within_mcse(logF[:, :, None], [exact_logF], "E[log F] under ECDSep, s=0")
     assert abs(uniform_logF - exact_logF) > 0.05  # the check can tell the law apart from a wrong one
 
 

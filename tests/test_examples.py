@@ -1,6 +1,5 @@
 """Every notebook in examples/ (jupytext percent .py) is executed, with SAMPLAX_QUICK=1 for small settings."""
 
-import os
 import pathlib
 
 import pytest

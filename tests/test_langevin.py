@@ -8,21 +8,11 @@ import pytest
 import scipy.linalg
 
 import samplax
+from moments import assert_mean_within_mcse
 from samplax import Target
-from samplax.diagnostics import summary
 from samplax.samplers import langevin
 
 EULER_GAMMA = 0.5772156649015329
-
-
-def _mcse_check(draws, truth, what):
-    """|mean - truth| < 5 MCSE per column of draws (chain, draw, k); MCSE and ESS from arviz-stats."""
-    table = summary(np.asarray(draws), kind="all")
-    mean, mcse, ess = table["mean"].to_numpy(), table["mcse_mean"].to_numpy(), table["ess_bulk"].to_numpy()
-    assert np.all(ess > 100), f"{what}: ESS too small for a trustworthy MCSE: {ess}"
-    err = np.abs(mean - np.asarray(truth))
-    assert np.all(err < 5 * mcse), f"{what}: mean {mean} vs truth {truth}, |err|/mcse = {err / mcse}"
-    return mean, mcse
 
 
 def _diag_gaussian(sd):
@@ -57,7 +47,7 @@ def test_ula_stationary_variance_is_the_discretised_one(precondition):
     dt = samplax.sample(target, "ula", num_chains=n_chains, num_warmup=0, num_samples=4000, seed=3,
                         step_size=h, inverse_mass_matrix=imm, init_positions=start, progress=False)
     x = np.asarray(dt["posterior"]["x"])
-    mean_sq, mcse = _mcse_check(x**2, v_exact, "ULA E[x^2]")
+    mean_sq, mcse = assert_mean_within_mcse(x**2, v_exact, "ULA E[x^2]")
     assert np.all(np.abs(mean_sq - s2) > 5 * mcse), "test cannot tell the discretised variance from the target's"
 
 
@@ -72,7 +62,7 @@ def test_ula_dense_preconditioning_scales_the_whole_covariance():
                         inverse_mass_matrix=cov, init_positions=start, progress=False)
     x = np.asarray(dt["posterior"]["x"])
     moments = np.stack([x[..., 0] ** 2, x[..., 1] ** 2, x[..., 0] * x[..., 1]], axis=-1)
-    _mcse_check(moments, [v_exact[0, 0], v_exact[1, 1], v_exact[0, 1]], "dense-preconditioned ULA moments")
+    assert_mean_within_mcse(moments, [v_exact[0, 0], v_exact[1, 1], v_exact[0, 1]], "dense-preconditioned ULA moments")
 
 
 # ---------------------------------------------------------------- adjusted samplers hit the target
@@ -95,8 +85,8 @@ def test_adjusted_samplers_match_target(name, settings, target_name):
                         seed=11, progress=False, **settings)
     x = np.asarray(dt["posterior"]["x"])
     mean, var = np.asarray(target.mean), np.diag(np.asarray(target.cov))
-    _mcse_check(x, mean, f"{name} {settings} mean")
-    _mcse_check((x - mean) ** 2, var, f"{name} {settings} variance")
+    assert_mean_within_mcse(x, mean, f"{name} {settings} mean")
+    assert_mean_within_mcse((x - mean) ** 2, var, f"{name} {settings} variance")
 
 
 def test_preconditioned_mala_with_identity_is_blackjax_mala():
@@ -174,7 +164,7 @@ def test_splitting_weak_order_two(splitting, which):
     gamma, hs = 1.0, np.array([0.25, 0.5, 1.0])
     biases = []
     for h, (moments, cov) in zip(hs, _simulate_second_moments(splitting, hs, gamma)):
-        _mcse_check(moments, [cov[0, 0], cov[1, 1]], f"{splitting} h={h} second moments")
+        assert_mean_within_mcse(moments, [cov[0, 0], cov[1, 1]], f"{splitting} h={h} second moments")
         biases.append(np.mean(moments[..., which]) - 1.0)
     slope = np.polyfit(np.log(hs), np.log(np.abs(biases)), 1)[0]
     assert abs(slope - 2) < 0.3, f"{splitting}: fitted weak order {slope:.2f}, expected 2 (biases {biases})"
@@ -204,8 +194,8 @@ def test_sgld_posterior_mean_and_variance_inflation():
     dt = samplax.sample(target, "sgld", num_chains=4, num_warmup=0, num_samples=3000, seed=5, step_size=h,
                         init_positions=start, progress=False)
     x = np.asarray(dt["posterior"]["x"])
-    _mcse_check(x, post_mean, "SGLD mean")
-    _, mcse = _mcse_check((x - post_mean) ** 2, v_sgld, "SGLD variance")
+    assert_mean_within_mcse(x, post_mean, "SGLD mean")
+    _, mcse = assert_mean_within_mcse((x - post_mean) ** 2, v_sgld, "SGLD variance")
     v_ula = 2 / (lam * (2 - h * lam))  # what full-gradient ULA would give: the inflation must be visible
     assert np.all(v_sgld - v_ula > 5 * mcse)
     assert np.allclose(np.asarray(dt["sample_stats"]["data_fraction"]), batch / n)
@@ -264,4 +254,4 @@ def test_baoab_dense_mass_has_exact_gaussian_positions():
                         num_chains=4, num_warmup=0, num_samples=3000, init_positions=start, seed=2, progress=False)
     x = np.asarray(dt["posterior"]["x"])
     moments = np.stack([x[..., 0], x[..., 1], x[..., 0] ** 2, x[..., 1] ** 2, x[..., 0] * x[..., 1]], axis=-1)
-    _mcse_check(moments, [0, 0, cov[0, 0], cov[1, 1], cov[0, 1]], "BAOAB dense-mass moments")
+    assert_mean_within_mcse(moments, [0, 0, cov[0, 0], cov[1, 1], cov[0, 1]], "BAOAB dense-mass moments")

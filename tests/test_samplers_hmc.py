@@ -4,28 +4,8 @@ import numpy as np
 import pytest
 
 import samplax
+from moments import K, assert_moments, mcse_mean
 from samplax.diagnostics.mixing import ebfmi
-
-K = 5.0  # tolerance in Monte Carlo standard errors
-
-
-def mcse_mean(draws: np.ndarray) -> np.ndarray:
-    """MCSE of the mean of each coordinate of draws (chain, draw, dim), from arviz-stats."""
-    from arviz_stats import mcse
-
-    return np.asarray(mcse(draws, method="mean", chain_axis=0, draw_axis=1))
-
-
-def assert_moments(draws, mean, var, k=K, var_rel_bias=0.0):
-    """Means within k MCSE; central second moments within k MCSE (+ a stated relative bias allowance)."""
-    err = np.abs(draws.mean(axis=(0, 1)) - mean)
-    se = mcse_mean(draws)
-    assert np.all(err < k * se), f"mean error {err} vs {k} x mcse {se}"
-    sq = (draws - mean) ** 2
-    err2 = np.abs(sq.mean(axis=(0, 1)) - var)
-    se2 = mcse_mean(sq)
-    assert np.all(err2 < k * se2 + var_rel_bias * var), f"variance error {err2} vs {k} x mcse {se2}"
-
 
 # (sampler, settings, draws, relative variance bias the sampler is allowed by construction)
 SAMPLERS = [

@@ -11,7 +11,6 @@ from typing import Callable
 import jax
 import numpy as np
 from scipy.integrate import cumulative_simpson, quad, simpson
-from scipy.optimize import brentq
 
 
 def _eval(f: Callable, x: np.ndarray) -> np.ndarray:
