@@ -294,13 +294,8 @@ def plot_quantum(ax, rows):
         ax.plot(b[ok], two[ok], "x:", color=c, ms=8, label=f"{method} pi hbar/2dE")
 
 
-def plot(rows, path):
-    import matplotlib
-
-    matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+def draw_escape(ax, rows):
+    """Classical means with 2-SE bars and exact curves, quantum columns, on a semi-log axis."""
     for method, c in zip(METHODS, ("C0", "C1", "C2")):
         r = [x for x in rows if x["method"] == method]
         b = np.array([x["beta"] for x in r])
@@ -312,6 +307,16 @@ def plot(rows, path):
     ax.set_yscale("log")
     ax.set_xlabel("barrier height beta")
     ax.set_ylabel("escape time (time units)")
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    draw_escape(ax, rows)
     ax.set_title(f"double-well escape, T={T:g}, h={H:g}, hbar={quantum_hbar(rows):g}")
     ax.legend(fontsize=8)
     fig.tight_layout()

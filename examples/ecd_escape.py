@@ -97,17 +97,7 @@ print(bench.table(rows, fit))
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
-for method, c in zip(bench.METHODS, ("C0", "C1", "C2")):
-    r = [x for x in rows if x["method"] == method]
-    b = np.array([x["beta"] for x in r])
-    ax.errorbar(b, [x["mean"] for x in r], yerr=[2 * x["se"] for x in r], fmt="o-", color=c, label=method)
-    orc = np.array([x["oracle"] for x in r])
-    if np.all(np.isfinite(orc)):
-        ax.plot(b, orc, "--", color=c, alpha=0.6, label=f"{method} exact")
-bench.plot_quantum(ax, rows)
-ax.set_yscale("log")
-ax.set_xlabel("barrier height beta")
-ax.set_ylabel("escape time (time units)")
+bench.draw_escape(ax, rows)
 ax.legend(fontsize=7)
 plt.show()
 
