@@ -205,8 +205,9 @@ def sample(
 
     sampler: a registered name (`samplax.samplers.available()`), a `Sampler`, a blackjax
       `SamplingAlgorithm` or an `(init, step)` pair; extra keyword `settings` go to the named sampler.
-    chain_method: "vectorized" (vmap), "sequential" (one chain after another; same draws) or
-      "parallel" (chains sharded over `jax.devices()`; same draws).
+    chain_method: "vectorized" (vmap), "sequential" (one chain after another) or "parallel" (chains
+      sharded over `jax.devices()`). All three use the same random streams; README "Reproducibility"
+      says when the draws are bitwise identical and when equal to rounding.
     checkpoint / checkpoint_every: write the run's state every `checkpoint_every` draws to
       `checkpoint`; `resume=path` continues such a run exactly (same draws as an uninterrupted run).
     """
