@@ -60,7 +60,8 @@ def run_demo(out: pathlib.Path, quick: bool = False, progress: bool | None = Non
         samplax.save(runs[s], out / f"eight_schools_{s}.nc")
     text = report(runs, target)
     with __import__("pandas").option_context("display.width", 200, "display.float_format", "{:.4g}".format):
-        text += "\n\n== against posteriordb reference draws (Stan, 10 x 1000) ==\n" + \
+        n_ref = len(np.asarray(target.reference_draws["mu"]))
+        text += f"\n\n== against posteriordb reference draws (Stan NUTS, {n_ref} thinned draws) ==\n" + \
             _reference_table(runs, target).to_string()
     pngs = [p for s, dt in runs.items() for p in _plots(dt, f"eight_schools_{s}", out)]
     (out / "report.txt").write_text(text + "\n")
