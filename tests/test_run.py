@@ -69,6 +69,7 @@ def test_same_seed_same_draws_other_seed_different(target):
     c = samplax.sample(target, "hmc", num_chains=2, seed=12, **KW)
     np.testing.assert_array_equal(_draws(a), _draws(b))
     assert not np.allclose(_draws(a), _draws(c))
+    assert not np.allclose(_draws(a)[0], _draws(a)[1])  # each chain has its own random stream
 
 
 def test_thinning_keeps_every_kth_step(target):
