@@ -20,17 +20,17 @@ def _dispatch(draw, acc, n_div):
 class Progress:
     """Live draw count, mean acceptance and divergences; a no-op when disabled."""
 
-    def __init__(self, enabled: bool, total: int, num_chains: int, label: str, updates: int = 50):
-        self.enabled, self.total, self.num_chains, self.label = enabled, total, num_chains, label
+    def __init__(self, enabled: bool, total: int, label: str, updates: int = 50):
+        self.enabled, self.total, self.label = enabled, total, label
         self.every = max(1, total // updates)
         self._bar = None
         self._last = -1
 
     @classmethod
-    def create(cls, progress: bool | None, total: int, num_chains: int, label: str) -> "Progress":
+    def create(cls, progress: bool | None, total: int, label: str) -> "Progress":
         if progress is None:
             progress = sys.stderr.isatty()
-        return cls(bool(progress), total, num_chains, label)
+        return cls(bool(progress), total, label)
 
     def note(self, message: str) -> None:
         if self.enabled:

@@ -59,14 +59,6 @@ def _validate(target, num_chains, num_warmup, num_samples, thinning, chain_metho
         raise ValueError(f"checkpoint_every must be an integer >= 1 (draws per checkpoint), got {checkpoint_every!r}")
 
 
-def _tree_index(tree, i):
-    return jax.tree.map(lambda x: x[i], tree)
-
-
-def _tree_stack(trees):
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
 class _Runner:
     """Holds the compiled per-phase functions for one (target, sampler, settings) combination."""
 
@@ -170,14 +162,10 @@ def _widening(batch: int) -> int:
     return 2 if batch == 1 else 1
 
 
-def _shard_chains(tree, num_chains):
+def _shard_chains(tree):
+    """Place the leading chain axis across devices (divisibility is checked in `_validate`)."""
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    n_dev = jax.device_count()
-    if num_chains % n_dev:
-        raise ValueError(
-            f"chain_method='parallel' needs num_chains divisible by the {n_dev} devices, got {num_chains}"
-        )
     mesh = Mesh(np.array(jax.devices()), ("chain",))
     sharding = NamedSharding(mesh, PartitionSpec("chain"))
     return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
@@ -213,7 +201,7 @@ def sample(
     """
     _validate(target, num_chains, num_warmup, num_samples, thinning, chain_method, checkpoint_every)
     s = resolve_sampler(sampler, settings)
-    bar = Progress.create(progress, total=num_samples, num_chains=num_chains, label=s.name)
+    bar = Progress.create(progress, total=num_samples, label=s.name)
     runner = _Runner(target, s, thinning, num_warmup, bar)
     root = jax.random.PRNGKey(seed)
     chain_keys = jax.vmap(lambda c: jax.random.fold_in(root, c))(jnp.arange(num_chains))
@@ -241,7 +229,7 @@ def sample(
             if k > 1:
                 part = jax.tree.map(lambda x: jnp.repeat(x, k, axis=0), part)
             if chain_method == "parallel":
-                part = _shard_chains(part, len(jax.tree.leaves(part)[0]))
+                part = _shard_chains(part)
             exe, tc = _compiled(cache, name, fn, (*part, *shared))
             times["compile_time"] += tc
             t0 = time.perf_counter()

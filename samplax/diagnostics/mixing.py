@@ -52,15 +52,20 @@ def _num_chains(dt) -> int:
     return int(dt["posterior"].sizes["chain"])
 
 
+def gradient_count(dt) -> int:
+    """All gradient evaluations of a run (warmup + sampling), from attrs or else `sample_stats.n_grad`."""
+    grads = int(dt.attrs.get("n_grad_warmup", 0)) + int(dt.attrs.get("n_grad_sampling", 0))
+    if grads == 0 and "sample_stats" in dt and "n_grad" in dt["sample_stats"]:
+        grads = int(np.asarray(dt["sample_stats"]["n_grad"]).sum())
+    return grads
+
+
 def ess_per_gradient(data, var_names=None) -> dict[str, float]:
     """min bulk ESS over a variable's elements, divided by all gradient evaluations (warmup + sampling)."""
     from arviz_stats import ess
 
     dt = _as_datatree(data)
-    attrs = dt.attrs
-    grads = int(attrs.get("n_grad_warmup", 0)) + int(attrs.get("n_grad_sampling", 0))
-    if grads == 0 and "sample_stats" in dt and "n_grad" in dt["sample_stats"]:
-        grads = int(np.asarray(dt["sample_stats"]["n_grad"]).sum())
+    grads = gradient_count(dt)
     e = ess(dt, var_names=var_names, method="bulk")
     e = e["posterior"] if hasattr(e, "children") and "posterior" in e.children else e
     return {k: float(np.min(np.asarray(v))) / max(grads, 1) for k, v in e.data_vars.items()}

@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from samplax.diagnostics.mixing import check, divergences, ebfmi, summary
+from samplax.diagnostics.mixing import check, divergences, ebfmi, gradient_count, summary
 
-COLUMNS = ["mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
-
-
-def _gradients(dt) -> int:
-    return int(dt.attrs.get("n_grad_warmup", 0)) + int(dt.attrs.get("n_grad_sampling", 0))
 
 
 def run_table(runs: dict) -> pd.DataFrame:
@@ -19,7 +14,7 @@ def run_table(runs: dict) -> pd.DataFrame:
     rows = {}
     for label, dt in runs.items():
         s = summary(dt)
-        grads = _gradients(dt)
+        grads = gradient_count(dt)
         e = ebfmi(dt)
         rows[label] = {
             "sampler": dt.attrs.get("sampler", label),
