@@ -51,6 +51,11 @@ class Target:
     log_z: float | None = None
     score: Callable[..., Array] | None = None
     reference_draws: dict[str, np.ndarray] | None = None
+    # Tempering (SMC): unconstrained log-prior + log-likelihood = logdensity, and a prior sampler
+    # `sample_prior(key, n) -> (n, dim)` in the unconstrained space; None when unknown.
+    log_prior: Callable[[Array], Array] | None = None
+    log_likelihood: Callable[[Array], Array] | None = None
+    sample_prior: Callable[[Array, int], Array] | None = None
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     # ----------------------------------------------------------------- views
