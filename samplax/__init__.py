@@ -2,7 +2,7 @@
 
 from samplax import diagnostics, models, samplers
 from samplax.results import load, save
-from samplax.run import sample
+from samplax.api import sample
 from samplax.target import Target
 
 __all__ = ["Target", "diagnostics", "load", "models", "sample", "samplers", "save"]

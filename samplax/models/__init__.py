@@ -20,6 +20,9 @@ _MODULES = [
     "eight_schools",
     "posteriordb",
     "wells",
+    "conjugate",
+    "mixtures",
+    "diffusion_benchmarks",
 ]
 
 

@@ -1,0 +1,76 @@
+"""The population-sampler contract and its registry (SMC, Feynman-Kac correctors, diffusion samplers).
+
+A population sampler moves N particles through a fixed number of stages S (a tempering ladder,
+or the time grid of a reverse diffusion). `run(key, num_particles, progress)` is pure JAX for
+one population and returns a `Population`; `sample()` vmaps it over independent populations
+(`num_chains`) keyed by `fold_in(key(seed), c)`, exactly as chain samplers are keyed.
+Adaptive schemes whose stage count is not known in advance allocate `max_stages` rows and mark
+the rows used in `stage_stats["active"]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+
+Array = jax.Array
+
+
+class Population(NamedTuple):
+    """One population's result.
+
+    particles: (N, d) final particles, equally weighted (resample at the end when weights differ).
+    log_z: scalar estimate of log Z (of the target's unnormalised density, or of the composed
+      model's normaliser for Feynman-Kac correctors).
+    stage_stats: dict of (S,) arrays: e.g. "temperature" or "time", "ess", "log_z_increment",
+      "acceptance_rate", "resampled", "n_grad" (gradient or score evaluations at that stage).
+    n_grad: total gradient / score / log-density-gradient evaluations made, all stages, all particles.
+    """
+
+    particles: Array
+    log_z: Array
+    stage_stats: dict[str, Array]
+    n_grad: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class PopulationSampler:
+    name: str
+    run: Callable[[Any, Array, int, Any], Population]  # (model, key, num_particles, progress) -> Population
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # what the stage axis means ("temperature", "time", ...), the first stage stat shown by the progress bar
+    stage_label: str = "stage"
+
+
+_REGISTRY: dict[str, Callable[..., PopulationSampler]] = {}
+
+
+def register(name: str):
+    """Decorator: `@register("smc")` on a factory `(**settings) -> PopulationSampler`."""
+
+    def deco(factory):
+        if name in _REGISTRY:
+            raise ValueError(f"population sampler {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def is_registered(name) -> bool:
+    return isinstance(name, str) and name in _REGISTRY
+
+
+def get(name: str, **settings) -> PopulationSampler:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown population sampler {name!r}; available: {', '.join(available())}")
+    try:
+        return _REGISTRY[name](**settings)
+    except TypeError as err:
+        raise TypeError(f"bad settings for sampler {name!r}: {err}") from err

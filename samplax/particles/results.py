@@ -1,0 +1,56 @@
+"""Population output as an ArviZ DataTree, and log Z pooled over independent populations."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def pooled_log_z(log_z_per_population) -> tuple[float, float]:
+    """log of the mean of the C unbiased estimates Z_c, and its standard error on the log scale.
+
+    Mean of unbiased estimates is unbiased for Z; its log has SE ~ sd(Z_c) / (sqrt(C) mean(Z_c))
+    (delta method). With one population the SE is unknown: NaN.
+    """
+    lz = np.asarray(log_z_per_population, dtype=float).ravel()
+    c = lz.size
+    if not np.all(np.isfinite(lz)):
+        return float("nan"), float("nan")
+    m = lz.max()
+    z = np.exp(lz - m)
+    pooled = float(m + math.log(z.mean()))
+    if c < 2:
+        return pooled, float("nan")
+    se = float(z.std(ddof=1) / math.sqrt(c) / z.mean())
+    return pooled, se
+
+
+def to_population_datatree(target, particles, stage_stats: dict[str, Any], log_z, n_grad,
+                           attrs: dict[str, Any]):
+    """`posterior` (chain, draw) = (population, equally weighted particle); `stage_stats` group (chain, stage)."""
+    from samplax.results import _attr, _clean_stats, constrain_draws
+    from arviz_base import from_dict
+
+    particles = np.asarray(particles)
+    log_z = np.asarray(log_z, dtype=float)
+    n_grad = np.asarray(n_grad)
+    pooled, se = pooled_log_z(log_z)
+    attrs = {
+        **attrs,
+        "log_z": pooled, "log_z_se": se, "log_z_per_population": log_z,
+        "num_particles": int(particles.shape[1]), "n_grad_warmup": 0, "n_grad_sampling": int(n_grad.sum()),
+        "n_grad_per_population": n_grad.astype(np.int64),
+    }
+    stages = _clean_stats(stage_stats)
+    data = {
+        "posterior": constrain_draws(target, particles),
+        "stage_stats": stages,
+    }
+    dims = {k: ["stage"] + [f"{k}_dim_{i}" for i in range(v.ndim - 2)] for k, v in stages.items()}
+    dt = from_dict(data, dims=dims)
+    clean = {k: _attr(v) for k, v in attrs.items()}
+    dt.attrs.update(clean)
+    dt["posterior"].attrs.update(clean)
+    return dt

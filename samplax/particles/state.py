@@ -1,0 +1,54 @@
+"""One particle population: particles, unnormalised log weights, running log-normaliser estimate."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import logsumexp
+
+Array = jax.Array
+
+
+class ParticleState(NamedTuple):
+    """`particles` (N, d), `log_weights` (N,) unnormalised, `log_z` the running estimate of log Z."""
+
+    particles: Array
+    log_weights: Array
+    log_z: Array
+
+
+def init(particles: Array, log_weights: Array | None = None) -> ParticleState:
+    """A population with uniform weights (or the given ones) and log Z = 0."""
+    n = particles.shape[0]
+    lw = jnp.zeros((n,), particles.dtype) if log_weights is None else jnp.asarray(log_weights)
+    return ParticleState(particles, lw, jnp.zeros((), particles.dtype))
+
+
+def normalized_weights(log_weights: Array) -> Array:
+    return jax.nn.softmax(log_weights)
+
+
+def ess(log_weights: Array) -> Array:
+    """Effective sample size 1 / sum(W_i^2) of normalised weights, in [1, N]."""
+    return jnp.exp(2 * logsumexp(log_weights) - logsumexp(2 * log_weights))
+
+
+def conditional_ess(log_weights: Array, log_increments: Array) -> Array:
+    """Conditional ESS (Zhou, Johansen & Aston 2016): N (sum W w)^2 / sum W w^2, W current, w incremental."""
+    n = log_weights.shape[0]
+    lw = log_weights - logsumexp(log_weights)
+    return n * jnp.exp(2 * logsumexp(lw + log_increments) - logsumexp(lw + 2 * log_increments))
+
+
+def reweight(state: ParticleState, log_increments: Array) -> ParticleState:
+    """Multiply weights by exp(log_increments) and add log sum_i W_i exp(inc_i) to log Z.
+
+    With W the normalised weights before the update, the product over stages of these
+    factors is the standard unbiased SMC estimate of Z (Del Moral 2004).
+    """
+    lw = state.log_weights - logsumexp(state.log_weights)
+    # -inf increments (particles outside a support) are legitimate; NaN is not and propagates to log Z.
+    step = logsumexp(lw + log_increments)
+    return ParticleState(state.particles, state.log_weights + log_increments, state.log_z + step)
