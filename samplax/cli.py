@@ -38,17 +38,51 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _sample_one(target, sampler, args, out: pathlib.Path):
-    import samplax
+def _settings_per_sampler(items: list[str] | None, samplers: list[str]) -> dict[str, dict]:
+    """`--set a=1` applies to every sampler; `--set nuts.a=1` only to nuts."""
+    per = {s: {} for s in samplers}
+    for k, v in _kv(items, "--set").items():
+        if "." in k:
+            name, key = k.split(".", 1)
+            if name not in per:
+                raise SystemExit(f"error: --set {k}=...: {name!r} is not one of the samplers {samplers}")
+            per[name][key] = v
+        else:
+            for s in samplers:
+                per[s].setdefault(k, v)
+    return per
 
-    dt = samplax.sample(
+
+def _sample_one(target, sampler, settings, args, out: pathlib.Path):
+    import samplax
+    from samplax import particles
+    from samplax.particles import families  # noqa: F401  (registers population samplers)
+
+    if particles.is_population(target, sampler):
+        return samplax.sample(target, sampler, num_particles=args.particles, num_chains=args.chains,
+                              seed=args.seed, progress=args.progress, **settings)
+    ckpt = out / f"{sampler}.ckpt"
+    resume = ckpt if args.resume and ckpt.exists() else None
+    if args.resume and resume is None:
+        print(f"note: --resume: no checkpoint {ckpt}; {sampler} starts from scratch", file=sys.stderr)
+    return samplax.sample(
         target, sampler, num_chains=args.chains, num_warmup=args.warmup, num_samples=args.samples,
         seed=args.seed, thinning=args.thinning, chain_method=args.chain_method, progress=args.progress,
-        checkpoint=(out / f"{sampler}.ckpt") if args.checkpoint_every else None,
-        checkpoint_every=args.checkpoint_every, **_kv(args.set, "--set"),
+        checkpoint=ckpt if (args.checkpoint_every or args.resume) else None,
+        checkpoint_every=args.checkpoint_every, resume=resume, **settings,
     )
-    samplax.save(dt, out / f"{sampler}.nc")
-    return dt
+
+
+def _target(args):
+    import samplax
+    from samplax.user_model import target_from_file
+
+    if ":" in args.model or args.model.endswith(".py"):
+        return target_from_file(args.model, args.data)
+    if args.data is not None:
+        raise ValueError(f"--data is for models from a file (FILE.py:FUNCTION); built-in model {args.model!r} "
+                         "brings its own data")
+    return samplax.models.get(args.model, **_kv(args.model_arg, "--model-arg"))
 
 
 def cmd_sample(args) -> int:
@@ -57,23 +91,65 @@ def cmd_sample(args) -> int:
     from samplax.diagnostics.report import report
 
     try:
-        target = samplax.models.get(args.model, **_kv(args.model_arg, "--model-arg"))
+        target = _target(args)
     except (ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    per_sampler = _settings_per_sampler(args.set, args.sampler)
     out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    runs = {}
+    runs, failed = {}, {}
     for sampler in args.sampler:
         try:
-            runs[sampler] = _sample_one(target, sampler, args, out)
-        except (ValueError, TypeError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            dt = _sample_one(target, sampler, per_sampler[sampler], args, out)
+        except (ValueError, TypeError, FileNotFoundError) as err:
+            failed[sampler] = f"{type(err).__name__}: {err}"
+            print(f"error: {sampler}: {err}", file=sys.stderr)
+            continue
+        out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
+        samplax.save(dt, out / f"{sampler}.nc")
+        runs[sampler] = dt
+    if not runs:
+        return 2
     text = report(runs, target)
+    if failed:
+        text += "\n\n== failed ==\n" + "\n".join(f"{k}: {v}" for k, v in failed.items())
     (out / "report.txt").write_text(text + "\n")
     print(text)
     print(f"\nwrote {', '.join(str(out / f'{s}.nc') for s in runs)} and {out / 'report.txt'}")
+    return 2 if failed else 0
+
+
+def _run_paths(paths: list[str]) -> list[pathlib.Path]:
+    """Files as given; a folder stands for the .nc / .zarr runs inside it."""
+    out = []
+    for p in map(pathlib.Path, paths):
+        if p.is_dir() and p.suffix != ".zarr":
+            found = sorted([*p.glob("*.nc"), *p.glob("*.zarr")])
+            if not found:
+                raise FileNotFoundError(f"run folder {str(p)!r} holds no .nc or .zarr runs")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def sampler_settings() -> dict[str, str]:
+    """Each registered sampler's settings with defaults, read from its factory's signature."""
+    import inspect
+
+    from samplax import particles, samplers
+    from samplax.particles import families  # noqa: F401
+
+    out = {}
+    for name, factory in {**samplers.base._REGISTRY, **particles.base._REGISTRY}.items():
+        params = inspect.signature(factory).parameters.values()
+        out[name] = ", ".join(f"{p.name}={p.default!r}" if p.default is not p.empty else p.name for p in params)
+    return dict(sorted(out.items()))
+
+
+def cmd_samplers(args) -> int:
+    for name, settings in sampler_settings().items():
+        print(f"{name:14s} {settings or '(no settings)'}")
     return 0
 
 
@@ -82,12 +158,25 @@ def cmd_summary(args) -> int:
     from samplax.diagnostics.report import report
 
     runs = {}
-    for path in args.paths:
+    try:
+        paths = _run_paths(args.paths)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in paths:
         try:
-            runs[pathlib.Path(path).stem] = samplax.load(path)
+            dt = samplax.load(path)
         except (FileNotFoundError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except Exception as err:  # noqa: BLE001 - corrupt files raise many types; name the file
+            print(f"error: {str(path)!r} is not a readable results file ({type(err).__name__}: {err})",
+                  file=sys.stderr)
+            return 2
+        if "posterior" not in getattr(dt, "children", {}):
+            print(f"error: {str(path)!r} has no posterior group: not a samplax/ArviZ run", file=sys.stderr)
+            return 2
+        runs[path.stem] = dt
     print(report(runs, None))
     return 0
 
@@ -99,6 +188,20 @@ def cmd_demo(args) -> int:
     return 0
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _sample_description() -> str:
+    from samplax import particles, samplers
+    from samplax.particles import families  # noqa: F401
+
+    return ("Sample a model and write <sampler>.nc plus report.txt to --out.\n"
+            f"chain samplers: {', '.join(samplers.available())}\n"
+            f"population samplers (use --particles): {', '.join(particles.available())}\n"
+            "each sampler's settings and their defaults: `samplax samplers`")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="samplax", description="Sample a model and read how well it worked.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -106,24 +209,33 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the built-in models")
     m.set_defaults(fn=cmd_models)
 
-    s = sub.add_parser("sample", help="sample a built-in model with one or several samplers")
-    s.add_argument("model", help="model name (see `samplax models`)")
-    s.add_argument("--sampler", nargs="+", default=["nuts"], help="one or several sampler names")
-    s.add_argument("--chains", type=int, default=4)
-    s.add_argument("--warmup", type=int, default=1000)
-    s.add_argument("--samples", type=int, default=1000)
-    s.add_argument("--thinning", type=int, default=1)
-    s.add_argument("--seed", type=int, default=0)
+    ss = sub.add_parser("samplers", help="list the samplers with their settings and defaults")
+    ss.set_defaults(fn=cmd_samplers)
+
+    s = sub.add_parser("sample", help="sample a built-in model or your own with one or several samplers",
+                       description=_sample_description(), formatter_class=_Formatter)
+    s.add_argument("model", help="a built-in model name (see `samplax models`) or FILE.py:FUNCTION, a numpyro model")
+    s.add_argument("--data", default=None, help="JSON or .npz file of the model's arguments (for FILE.py:FUNCTION)")
+    s.add_argument("--sampler", nargs="+", default=["nuts"], help="one or several sampler names (listed above)")
+    s.add_argument("--chains", type=int, default=4, help="chains (or populations)")
+    s.add_argument("--warmup", type=int, default=1000, help="warmup steps per chain")
+    s.add_argument("--samples", type=int, default=1000, help="kept draws per chain")
+    s.add_argument("--thinning", type=int, default=1, help="keep every k-th step")
+    s.add_argument("--seed", type=int, default=0, help="random seed (integer)")
     s.add_argument("--chain-method", default="vectorized", choices=["vectorized", "sequential", "parallel"])
     s.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N draws into --out")
-    s.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="sampler settings, e.g. target_accept=0.9")
+    s.add_argument("--resume", action="store_true",
+                   help="continue each sampler from its checkpoint <out>/<sampler>.ckpt when there is one")
+    s.add_argument("--particles", type=int, default=1000, help="particles per population (population samplers)")
+    s.add_argument("--set", nargs="*", metavar="KEY=VALUE",
+                   help="sampler settings for every sampler (target_accept=0.9) or one (nuts.target_accept=0.9)")
     s.add_argument("--model-arg", nargs="*", metavar="KEY=VALUE", help="model constructor arguments, e.g. dim=20")
     s.add_argument("--out", default="runs/latest", help="directory for <sampler>.nc and report.txt")
     s.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     s.set_defaults(fn=cmd_sample)
 
-    r = sub.add_parser("summary", help="report on saved runs (.nc / .zarr)")
+    r = sub.add_parser("summary", help="report on saved runs (.nc / .zarr files, or folders of them)")
     r.add_argument("paths", nargs="+")
     r.set_defaults(fn=cmd_summary)
 

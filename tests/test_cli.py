@@ -58,3 +58,122 @@ def test_demo_quick(tmp_path, capsys):
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "samplax.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "sample" in out.stdout
+
+
+# ---------------------------------------------------------------- users' own models (FILE.py:FUNCTION + data)
+MODEL_FILE = '''
+import numpyro, numpyro.distributions as dist
+
+def model(J, sigma, y=None):
+    mu = numpyro.sample("mu", dist.Normal(0, 5))
+    tau = numpyro.sample("tau", dist.HalfCauchy(5))
+    with numpyro.plate("J", J):
+        eta = numpyro.sample("eta", dist.Normal(0, 1))
+        numpyro.sample("obs", dist.Normal(mu + tau * eta, sigma), obs=y)
+
+def helper():
+    pass
+'''
+
+
+@pytest.fixture
+def user_model(tmp_path):
+    import json
+
+    (tmp_path / "my_model.py").write_text(MODEL_FILE)
+    data = {"J": 8, "y": [28, 8, -3, 7, -1, 1, 18, 12], "sigma": [15, 10, 16, 11, 9, 11, 10, 18]}
+    (tmp_path / "data.json").write_text(json.dumps(data))
+    return tmp_path
+
+
+def test_sample_users_model_file_with_json_data(user_model, capsys):
+    import samplax
+
+    out = user_model / "run"
+    code = main(["sample", f"{user_model / 'my_model.py'}:model", "--data", str(user_model / "data.json"),
+                 "--sampler", "nuts", "mala", "--set", "nuts.target_accept=0.95", "mala.target_accept=0.6",
+                 "--chains", "2", "--warmup", "150", "--samples", "100", "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    nuts, mala = samplax.load(out / "nuts.nc"), samplax.load(out / "mala.nc")
+    assert set(nuts.posterior.data_vars) >= {"mu", "tau", "eta"} and nuts.posterior["eta"].shape[-1] == 8
+    assert "'target_accept': 0.95" in nuts.attrs["settings"]  # the per-sampler --set reached only nuts
+    assert "0.6" in mala.attrs["settings"] and "0.95" not in mala.attrs["settings"]
+    # summary accepts the run folder
+    assert main(["summary", str(out)]) == 0
+    assert "nuts" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec, data, message", [
+    ("missing.py:model", None, "model file 'MISSING' does not exist"),
+    ("my_model.py:nomodel", None, "has no function 'nomodel'; functions defined there: helper, model"),
+    ("my_model.txt:model", None, "must be a Python file ending in .py"),
+    ("my_model.py:model", "nodata.json", "data file 'NODATA' does not exist"),
+    ("my_model.py:model", "bad.json", "is not valid JSON"),
+    ("my_model.py:model", "list.json", "must hold a JSON object"),
+    ("my_model.py:model", "partial.json", "argument(s) ['sigma'] have no default and are not in the data"),
+    ("my_model.py:model", "extra.json", "data has ['K'] but the function's arguments are ['J', 'sigma', 'y']"),
+    ("my_model.py:model", "shape.json", "data argument shapes: J=8, y=(7,), sigma=(8,)"),
+    ("my_model.py:model", "ragged.json", "entry 'y' is not a rectangular array"),
+])
+def test_users_model_errors_name_the_file_and_argument(user_model, spec, data, message, capsys):
+    import json
+
+    (user_model / "bad.json").write_text("{'J': 8")
+    (user_model / "list.json").write_text("[1, 2]")
+    (user_model / "partial.json").write_text(json.dumps({"J": 8, "y": [1] * 8}))
+    (user_model / "extra.json").write_text(json.dumps({"J": 8, "y": [1] * 8, "sigma": [1] * 8, "K": 2}))
+    (user_model / "shape.json").write_text(json.dumps({"J": 8, "y": [1] * 7, "sigma": [1] * 8}))
+    (user_model / "ragged.json").write_text(json.dumps({"J": 2, "y": [[1], [1, 2]], "sigma": [1, 1]}))
+    path = spec.split(":")[0]
+    argv = ["sample", f"{user_model / path}:{spec.split(':')[1]}", "--warmup", "5", "--samples", "5",
+            "--out", str(user_model / "out"), "--no-progress"]
+    if data:
+        argv += ["--data", str(user_model / data)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    message = message.replace("MISSING", str(user_model / "missing.py")).replace("NODATA", str(user_model / "nodata.json"))
+    assert message in err
+    assert not (user_model / "out").exists()  # an error before sampling leaves no empty output folder
+
+
+def test_failure_after_first_sampler_still_writes_report(tmp_path, capsys):
+    out = tmp_path / "r"
+    code = main(["sample", "gaussian", "--model-arg", "dim=2", "--sampler", "nuts", "mclmc", "--set",
+                 "mclmc.no_such_setting=1", "--chains", "2", "--warmup", "50", "--samples", "50", "--out", str(out),
+                 "--no-progress"])
+    assert code == 2
+    assert (out / "nuts.nc").exists() and not (out / "mclmc.nc").exists()
+    text = (out / "report.txt").read_text()
+    assert "== failed ==" in text and "mclmc" in text and "no_such_setting" in text
+
+
+def test_set_for_an_unlisted_sampler_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="'mala' is not one of the samplers"):
+        main(["sample", "gaussian", "--sampler", "nuts", "--set", "mala.step_size=0.1", "--out", str(tmp_path)])
+
+
+def test_summary_of_a_corrupt_or_foreign_file(tmp_path, capsys):
+    import xarray as xr
+
+    bad = tmp_path / "bad.nc"
+    bad.write_bytes(b"not a netcdf file at all")
+    assert main(["summary", str(bad)]) == 2
+    assert "bad.nc' is not a readable results file" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.nc"
+    xr.Dataset({"a": ("x", [1.0, 2.0])}).to_netcdf(foreign, engine="h5netcdf")
+    assert main(["summary", str(foreign)]) == 2
+    assert "has no posterior group" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["summary", str(empty)]) == 2
+    assert "holds no .nc or .zarr runs" in capsys.readouterr().err
+
+
+def test_samplers_command_and_sample_help_list_names_and_defaults(capsys):
+    assert main(["samplers"]) == 0
+    out = capsys.readouterr().out
+    assert "nuts" in out and "target_accept=0.8" in out
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    help_text = capsys.readouterr().out
+    assert "chain samplers: " in help_text and "nuts" in help_text and "(default: 1000)" in help_text
