@@ -28,6 +28,8 @@ PORTS = {
     "logmesquite": "mesquite-logmesquite",
     "arma11": "arma-arma11",
     "blr": "sblrc-blr",
+    "diamonds": "diamonds-diamonds",
+    "gp_pois_regr": "gp_pois_regr-gp_pois_regr",
 }
 
 
@@ -274,3 +276,57 @@ def arma11() -> Target:
     # Inits in (-2, 2) can land with |phi|, |theta| > 1, where the recursion's errors explode and NUTS
     # chains stall at step size ~0 (seen with 2 of 4 chains); (-0.5, 0.5) starts in the stationary region.
     return _target(arma11_model, "arma11", np.asarray(load_data("arma")["y"], dtype=float), init_radius=0.5)
+
+
+# ---------------------------------------------------------------- brms regression, 26 parameters, correlated
+def diamonds_model(Y, Xc, means_X):
+    """brms Gaussian regression on centred predictors (posteriordb diamonds): b ~ N(0, 1), Intercept ~
+    Student-t(3, 8, 10), sigma ~ half-Student-t(3, 0, 10); `b_Intercept` as Stan's generated quantity."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    k = Xc.shape[1]
+    b = numpyro.sample("b", dist.Normal(0.0, 1.0).expand([k]).to_event(1))
+    intercept = numpyro.sample("Intercept", dist.StudentT(3.0, 8.0, 10.0))
+    # Stan subtracts student_t_lccdf(0 | 3, 0, 10), a constant: the half-t's normaliser
+    sigma = numpyro.sample("sigma", dist.FoldedDistribution(dist.StudentT(3.0, 0.0, 10.0)))
+    numpyro.deterministic("b_Intercept", intercept - means_X @ b)
+    with numpyro.plate("N", Xc.shape[0]):
+        numpyro.sample("Y", dist.Normal(intercept + Xc @ b, sigma), obs=Y)
+
+
+@register("diamonds", "posteriordb diamonds-diamonds brms regression, N=5000, 26 correlated parameters; reference draws")
+def diamonds() -> Target:
+    """posteriordb diamonds (hard for NUTS: long trees); truth: reference draws."""
+    d = load_data("diamonds")
+    X = np.asarray(d["X"], dtype=float)
+    if int(d["prior_only"]):
+        raise ValueError("diamonds data has prior_only=1; the port samples the posterior")
+    means_X = X[:, 1:].mean(axis=0)
+    Xc = X[:, 1:] - means_X
+    return _target(diamonds_model, "diamonds", np.asarray(d["Y"], dtype=float), Xc, means_X)
+
+
+# ---------------------------------------------------------------- Gaussian process, Poisson counts
+def gp_pois_regr_model(x, k):
+    """Latent GP (squared-exponential kernel, non-centred f = L f_tilde) with Poisson-log counts."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    x = jnp.asarray(x)
+    n = x.shape[0]
+    rho = numpyro.sample("rho", dist.Gamma(25.0, 4.0))  # Stan gamma(shape, rate)
+    alpha = numpyro.sample("alpha", dist.HalfNormal(2.0))  # Stan: real<lower=0> alpha ~ normal(0, 2)
+    f_tilde = numpyro.sample("f_tilde", dist.Normal(0.0, 1.0).expand([n]).to_event(1))
+    cov = alpha ** 2 * jnp.exp(-0.5 * (x[:, None] - x[None, :]) ** 2 / rho ** 2) + 1e-10 * jnp.eye(n)
+    f = numpyro.deterministic("f", jnp.linalg.cholesky(cov) @ f_tilde)
+    with numpyro.plate("N", n):
+        numpyro.sample("k", dist.Poisson(jnp.exp(f)), obs=jnp.asarray(k))
+
+
+@register("gp_pois_regr", "posteriordb gp_pois_regr: latent GP with Poisson counts, N=11; reference draws")
+def gp_pois_regr() -> Target:
+    """posteriordb gp_pois_regr (reference draws cover rho, alpha and f = L f_tilde)."""
+    d = load_data("gp_pois_regr")
+    return _target(gp_pois_regr_model, "gp_pois_regr", np.asarray(d["x"], dtype=float), np.asarray(d["k"]))
