@@ -9,7 +9,7 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 \
 	  if $$c -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then echo $$c; break; fi; done)
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: demo test test-slow venv clean bench
+.PHONY: demo test test-slow venv clean bench browser
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "error: samplax needs Python >= 3.12 and none was found; install one (e.g. 'pyenv install 3.12') or run 'make PYTHON=/path/to/python3.12'" >&2; exit 1; fi
@@ -24,10 +24,18 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/samplax demo --out runs/demo
 
-test: venv
+# The HTML report's browser test needs chromium; install it when we may (root + apt), else say how.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the report's browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium not found, the report's browser test will be skipped (install it: apt-get install chromium)"; fi; }
+
+test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-slow: venv
+test-slow: venv browser
 	SAMPLAX_SLOW=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv

@@ -111,12 +111,40 @@ def cmd_sample(args) -> int:
     if not runs:
         return 2
     text = report(runs, target)
+    html_path = _html_report(runs, target, out / "report.html")
     if failed:
         text += "\n\n== failed ==\n" + "\n".join(f"{k}: {v}" for k, v in failed.items())
     (out / "report.txt").write_text(text + "\n")
     print(text)
-    print(f"\nwrote {', '.join(str(out / f'{s}.nc') for s in runs)} and {out / 'report.txt'}")
+    print(f"\nwrote {', '.join(str(out / f'{s}.nc') for s in runs)}, {out / 'report.txt'} and {html_path}")
     return 2 if failed else 0
+
+
+def _html_report(runs, target, path):
+    import samplax
+
+    path = samplax.report(runs, target, path)
+    for err in samplax.report.last_errors:
+        print(f"warning: report panel failed: {err}", file=sys.stderr)
+    return path
+
+
+def cmd_report(args) -> int:
+    import samplax
+
+    try:
+        paths = _run_paths(args.paths)
+        runs = {p.stem: samplax.load(p) for p in paths}
+        target = samplax.models.get(args.model) if args.model else None
+    except (FileNotFoundError, ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - corrupt files raise many types
+        print(f"error: could not read the runs ({type(err).__name__}: {err})", file=sys.stderr)
+        return 2
+    path = _html_report(runs, target, pathlib.Path(args.out))
+    print(f"wrote {path}")
+    return 0
 
 
 def _run_paths(paths: list[str]) -> list[pathlib.Path]:
@@ -238,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("summary", help="report on saved runs (.nc / .zarr files, or folders of them)")
     r.add_argument("paths", nargs="+")
     r.set_defaults(fn=cmd_summary)
+
+    rp = sub.add_parser("report", help="write the HTML diagnostics report of saved runs (files or folders)")
+    rp.add_argument("paths", nargs="+")
+    rp.add_argument("--out", default="report.html", help="the HTML file to write")
+    rp.add_argument("--model", default=None, help="built-in model whose ground truth to compare against")
+    rp.set_defaults(fn=cmd_report)
 
     d = sub.add_parser("demo", help="eight schools with NUTS and MCLMC, side by side")
     d.add_argument("--out", default="runs/demo")

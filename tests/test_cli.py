@@ -177,3 +177,13 @@ def test_samplers_command_and_sample_help_list_names_and_defaults(capsys):
         main(["sample", "--help"])
     help_text = capsys.readouterr().out
     assert "chain samplers: " in help_text and "nuts" in help_text and "(default: 1000)" in help_text
+
+
+def test_report_command_writes_html(tmp_path, capsys):
+    out = tmp_path / "g"
+    assert main(["sample", "gaussian", "--model-arg", "dim=2", "--sampler", "nuts", "--chains", "2", "--warmup", "60",
+                 "--samples", "60", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "report.html").exists()
+    assert main(["report", str(out), "--model", "gaussian", "--out", str(tmp_path / "r.html")]) == 0
+    text = (tmp_path / "r.html").read_text()
+    assert ">Against the truth</h2>" in text and "data:image/png;base64," in text

@@ -1,0 +1,301 @@
+"""Report panels: each is one small function `(runs, ctx) -> Section | None`; PANELS is their order.
+
+A new family adds its panel here (one function) and appends it to PANELS; a panel returns None
+when it has nothing to show for these runs (e.g. no truth, no hitting set, no particle stages).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import traceback
+from typing import Any, Callable
+
+import numpy as np
+
+# Flags for the summary table (Vehtari et al. 2021, "Rank-normalization, folding, and localization").
+RHAT_BAD = 1.01
+ESS_PER_CHAIN_BAD = 100
+MCSE_OVER_SD_BAD = 0.1
+MAX_PLOT_VARS = 6
+
+
+@dataclasses.dataclass
+class Section:
+    title: str
+    body: str
+
+
+@dataclasses.dataclass
+class Context:
+    target: Any = None
+    figures: Any = None
+    hitting_set: Callable | None = None
+    hitting_label: str = "set"
+    hitting_oracle: float | None = None
+    errors: list = dataclasses.field(default_factory=list)
+
+
+def _table(rows: dict[str, dict], flags: dict | None = None) -> str:
+    cols = list(dict.fromkeys(c for r in rows.values() for c in r))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = []
+    for label, r in rows.items():
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            text = f"{v:.4g}" if isinstance(v, (float, np.floating)) else html.escape(str(v))
+            bad = flags is not None and flags.get((label, c), False)
+            cells.append(f'<td class="bad">{text}</td>' if bad else f"<td>{text}</td>")
+        body.append(f"<tr><th>{html.escape(str(label))}</th>{''.join(cells)}</tr>")
+    return f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
+
+
+def _is_population(dt) -> bool:
+    return "stage_stats" in dt.children
+
+
+def _var_names(dt) -> list[str]:
+    return list(dt.posterior.data_vars)[:MAX_PLOT_VARS]
+
+
+# ---------------------------------------------------------------------------------------------- panels
+def runs_panel(runs, ctx) -> Section:
+    """Settings, versions, seed, timings (compile / warmup / sampling) and gradient counts."""
+    from samplax.diagnostics.mixing import gradient_count
+
+    rows = {}
+    for label, dt in runs.items():
+        a = dt.attrs
+        known = "n_grad_sampling" in a or "n_grad" in dt.get("sample_stats", {})
+        rows[label] = {
+            "sampler": a.get("sampler", "?"), "seed": a.get("seed", "?"), "chains": dt.posterior.sizes["chain"],
+            "draws": dt.posterior.sizes["draw"],
+            "compile s": float(a.get("compile_time", np.nan)), "warmup s": float(a.get("warmup_time", np.nan)),
+            "sampling s": float(a.get("sampling_time", np.nan)),
+            "total s": float(sum(float(a.get(k, 0.0)) for k in ("compile_time", "warmup_time", "sampling_time"))),
+            "gradients": gradient_count(dt) if known else "unknown",
+            "settings": a.get("settings", ""),
+        }
+        if "log_z" in a:
+            rows[label]["log Z"] = float(a["log_z"])
+            rows[label]["log Z se"] = float(a.get("log_z_se", np.nan))
+    versions = {k: dt.attrs.get(k) for dt in runs.values() for k in ("python", "samplax", "jax", "blackjax",
+                                                                        "numpyro", "arviz-base", "arviz-stats")}
+    vtext = ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None)
+    return Section("Runs", _table(rows) + f"<p class='small'>versions: {html.escape(vtext)}</p>")
+
+
+ADVICE = {
+    "r_hat": "chains disagree: run longer, check for multimodality, or reparameterise (e.g. non-centred)",
+    "ess": "few effective draws: run longer, or use a sampler with better ESS per gradient (see compare())",
+    "mcse": "Monte Carlo error is large relative to the posterior sd: run longer",
+    "divergences": "divergent transitions: raise target_accept (e.g. 0.95) or reparameterise the model",
+    "ebfmi": "low E-BFMI: the momentum resampling explores energy poorly; reparameterise (heavy tails / funnels)",
+}
+
+
+def summary_panel(runs, ctx) -> Section:
+    """Per-run summary table with problem cells flagged, and plain-language warnings that say what to do."""
+    from samplax.diagnostics.mixing import check, summary
+
+    parts = []
+    for label, dt in runs.items():
+        s = summary(dt)
+        chains = dt.posterior.sizes["chain"]
+        rows, flags = {}, {}
+        for name, r in s.iterrows():
+            rows[name] = {c: float(r[c]) for c in ("mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat")
+                          if c in r}
+            sd = float(r.get("sd", np.nan))
+            constant = not np.isfinite(sd) or sd == 0.0
+            if constant:
+                rows[name]["note"] = "constant"
+                continue
+            flags[(name, "r_hat")] = bool(r["r_hat"] > RHAT_BAD)
+            flags[(name, "ess_bulk")] = bool(r["ess_bulk"] < ESS_PER_CHAIN_BAD * chains)
+            flags[(name, "ess_tail")] = bool(r["ess_tail"] < ESS_PER_CHAIN_BAD * chains)
+            flags[(name, "mcse_mean")] = bool(r["mcse_mean"] / sd > MCSE_OVER_SD_BAD)
+        warns = check(dt)
+        advice = sorted({ADVICE[k] for (n, c), bad in flags.items() if bad
+                         for k in ADVICE if c.startswith(k)})
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in warns + [f"what to do: {a}" for a in advice])
+        parts.append(f"<h3>{html.escape(label)}</h3>" + _table(rows, flags)
+                     + (f"<ul class='warn'>{items}</ul>" if items else "<p class='ok'>no problems detected</p>"))
+    return Section("Summary", "".join(parts))
+
+
+def trace_rank_panel(runs, ctx) -> Section:
+    """Trace and rank plots (arviz-plots) per run."""
+    import arviz_plots as azp
+
+    parts = []
+    for label, dt in runs.items():
+        names = _var_names(dt)
+        for kind, fn in (("trace", azp.plot_trace_dist), ("rank", azp.plot_rank)):
+            pc = fn(dt, var_names=names, backend="matplotlib")
+            parts.append(ctx.figures.from_plot_collection(pc, f"{label}_{kind}", f"{kind} plot of {label}"))
+    return Section("Trace and rank plots", "".join(parts))
+
+
+def energy_panel(runs, ctx) -> Section | None:
+    """Energy distributions and E-BFMI for runs that record an energy."""
+    import arviz_plots as azp
+
+    from samplax.diagnostics.mixing import ebfmi
+
+    parts = []
+    for label, dt in runs.items():
+        if "sample_stats" not in dt.children or "energy" not in dt.sample_stats:
+            continue
+        e = np.asarray(ebfmi(dt))
+        pc = azp.plot_energy(dt, backend="matplotlib")
+        parts.append(f"<h3>{html.escape(label)}</h3><p>E-BFMI per chain: {np.round(e, 3).tolist()}</p>"
+                     + ctx.figures.from_plot_collection(pc, f"{label}_energy", f"energy plot of {label}"))
+    return Section("Energy and E-BFMI", "".join(parts)) if parts else None
+
+
+def divergence_panel(runs, ctx) -> Section | None:
+    """Where the divergences are: the first two coordinates with divergent draws highlighted."""
+    import matplotlib.pyplot as plt
+
+    parts = []
+    for label, dt in runs.items():
+        if "sample_stats" not in dt.children or "diverging" not in dt.sample_stats:
+            continue
+        div = np.asarray(dt.sample_stats["diverging"]).astype(bool).ravel()
+        cols = []
+        for name in dt.posterior.data_vars:
+            v = np.asarray(dt.posterior[name])
+            flat = v.reshape(v.shape[0] * v.shape[1], -1)
+            cols += [(f"{name}[{i}]" if flat.shape[1] > 1 else name, flat[:, i]) for i in range(flat.shape[1])]
+            if len(cols) >= 2:
+                break
+        if len(cols) < 2:
+            continue
+        (nx, x), (ny, y) = cols[:2]
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        ax.scatter(x[~div], y[~div], s=3, alpha=0.3, label="draws")
+        ax.scatter(x[div], y[div], s=10, color="red", label=f"divergent ({int(div.sum())})")
+        ax.set_xlabel(nx)
+        ax.set_ylabel(ny)
+        ax.legend(loc="best", fontsize=8)
+        ax.set_title(label)
+        parts.append(ctx.figures.img(fig, f"{label}_divergences", f"divergences of {label}"))
+    return Section("Divergences", "".join(parts)) if parts else None
+
+
+def autocorr_panel(runs, ctx) -> Section:
+    import arviz_plots as azp
+
+    parts = []
+    for label, dt in runs.items():
+        if dt.posterior.sizes["draw"] < 4:
+            continue
+        pc = azp.plot_autocorr(dt, var_names=_var_names(dt), backend="matplotlib")
+        parts.append(ctx.figures.from_plot_collection(pc, f"{label}_autocorr", f"autocorrelation of {label}"))
+    return Section("Autocorrelation", "".join(parts))
+
+
+def truth_panel(runs, ctx) -> Section | None:
+    """W2 and squared bias of second moments against gradient evaluations, all runs on one axis."""
+    import matplotlib.pyplot as plt
+
+    from samplax.diagnostics import second_moment_bias_curve, wasserstein, wasserstein_curve
+
+    t = ctx.target
+    if t is None or (t.sample is None and t.mean is None and not t.reference_draws):
+        return None
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    rows = {}
+    for label, dt in runs.items():
+        try:
+            r = wasserstein(dt, t, per_chain=False)
+            rows[label] = {"W2": float(r.pooled), "noise floor": float(r.floor.mean) if r.floor else np.nan,
+                           "method": r.method}
+        except (ValueError, TypeError) as err:
+            rows[label] = {"W2": f"not available ({err})"}
+        if _is_population(dt):
+            continue  # particles have no draw-index axis to grow: the table says it
+        try:
+            c = wasserstein_curve(dt, t, include_warmup=True)
+            line, = a1.loglog(c["n_grad"], c["value"], marker="o", label=label)
+            a1.loglog(c["n_grad"], c["floor_mean"], ls=":", color=line.get_color())
+        except (ValueError, TypeError, AttributeError) as err:
+            ctx.errors.append(f"W2 curve of {label}: {err}")
+        try:
+            b = second_moment_bias_curve(dt, t, include_warmup=True)
+            a2.loglog(b["n_grad"], b["b2_avg"], label=label)
+        except (ValueError, TypeError, AttributeError) as err:
+            ctx.errors.append(f"second-moment bias curve of {label}: {err}")
+    a1.set(xlabel="gradient evaluations per chain", ylabel="W2 to the truth (dotted: noise floor)",
+           title="Wasserstein-2")
+    a2.set(xlabel="gradient evaluations per chain", ylabel="b2_avg (squared bias of E[x^2] / Var[x^2])",
+           title="second-moment bias")
+    for a in (a1, a2):
+        if a.lines:
+            a.legend(fontsize=8)
+    return Section("Against the truth", _table(rows) + ctx.figures.img(fig, "truth_curves", "W2 and bias curves"))
+
+
+def hitting_panel(runs, ctx) -> Section | None:
+    """Kaplan-Meier survival of the time to reach the user's set, with bands and the oracle when given."""
+    if ctx.hitting_set is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    from samplax.diagnostics import hit_times_from_draws, summarize_hitting
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    rows = {}
+    for label, dt in runs.items():
+        res = hit_times_from_draws(dt, ctx.hitting_set)
+        s = summarize_hitting(res, unit="steps")
+        line, = ax.step(s.km_times, s.km_survival, where="post", label=label)
+        ax.fill_between(s.km_times, s.km_low, s.km_high, step="post", alpha=0.2, color=line.get_color())
+        rows[label] = {"runs": s.num_runs, "fraction hit": s.fraction_hit, s.mean_kind: s.mean,
+                       "se": s.mean_se, "median": s.median}
+    if ctx.hitting_oracle is not None:
+        tt = np.linspace(0, ax.get_xlim()[1], 200)
+        ax.plot(tt, np.exp(-tt / ctx.hitting_oracle), "k--", label=f"oracle (mean {ctx.hitting_oracle:.3g})")
+    ax.set(xlabel="sampler steps", ylabel=f"P(not yet in {ctx.hitting_label})", title="hitting time")
+    ax.legend(fontsize=8)
+    return Section("Hitting time", _table(rows) + ctx.figures.img(fig, "hitting_survival", "hitting-time survival"))
+
+
+def particles_panel(runs, ctx) -> Section | None:
+    """Population samplers: ESS and temperature / time per stage, log Z increments per stage."""
+    import matplotlib.pyplot as plt
+
+    pops = {k: dt for k, dt in runs.items() if _is_population(dt)}
+    if not pops:
+        return None
+    parts = []
+    for label, dt in pops.items():
+        st = dt["stage_stats"]
+        keys = [k for k in ("temperature", "time", "ess", "log_z_increment", "acceptance_rate") if k in st]
+        fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
+        active = np.asarray(st["active"]).astype(bool) if "active" in st else None
+        for ax, k in zip(axes[0], keys):
+            v = np.asarray(st[k], dtype=float)
+            for c in range(v.shape[0]):
+                y = v[c] if active is None else np.where(active[c], v[c], np.nan)
+                ax.plot(np.arange(v.shape[1]), y, lw=1)
+            ax.set(xlabel="stage", title=k)
+        parts.append(f"<h3>{html.escape(label)}</h3>"
+                     + ctx.figures.img(fig, f"{label}_stages", f"per-stage statistics of {label}"))
+    return Section("Particle methods: per-stage statistics", "".join(parts))
+
+
+PANELS: list[Callable] = [runs_panel, summary_panel, truth_panel, hitting_panel, particles_panel, trace_rank_panel,
+                          energy_panel, divergence_panel, autocorr_panel]
+
+
+def render(panel, runs, ctx) -> Section | None:
+    """Run one panel; a panel that fails shows its error in the page instead of losing the whole report."""
+    try:
+        return panel(runs, ctx)
+    except Exception as err:  # noqa: BLE001 - shown in the report and recorded
+        ctx.errors.append(f"{panel.__name__}: {type(err).__name__}: {err}")
+        tb = html.escape("".join(traceback.format_exception_only(type(err), err)))
+        return Section(panel.__name__.replace("_panel", ""), f"<pre class='bad'>this panel failed: {tb}</pre>")

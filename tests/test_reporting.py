@@ -1,0 +1,117 @@
+"""The HTML report: self-contained, every panel renders, and a headless browser shows it without errors."""
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+
+import jax
+import numpy as np
+import pytest
+
+import samplax
+from samplax.reporting import PANELS, report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def runs():
+    g = samplax.models.get("gaussian", dim=3)
+    out = {s: samplax.sample(g, s, num_chains=2, num_warmup=150, num_samples=150, seed=3, progress=False)
+           for s in ("nuts", "mala")}
+    return g, out
+
+
+@pytest.fixture(scope="module")
+def page(runs, tmp_path_factory):
+    g, r = runs
+    d = tmp_path_factory.mktemp("report")
+    path = report(r, g, d / "report.html", hitting_set=lambda x: x[0] > 1.5, hitting_oracle=20.0,
+                  figures_dir=d / "figs")
+    return path, report.last_errors, d
+
+
+def test_report_is_one_offline_file_with_every_section(page):
+    path, errors, d = page
+    text = path.read_text()
+    assert errors == []
+    for title in ("Runs", "Summary", "Against the truth", "Hitting time", "Trace and rank plots", "Energy and E-BFMI",
+                  "Divergences", "Autocorrelation"):
+        assert f">{title}</h2>" in text, title
+    assert "http://" not in text and "https://" not in text  # nothing fetched from the network
+    imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
+    assert len(imgs) >= 10
+    from PIL import Image
+
+    for b64 in imgs:  # every embedded image decodes and is not blank
+        im = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("L"), float)
+        assert im.std() > 1.0
+    # compile / warmup / sampling seconds and gradients are in the runs table
+    for col in ("compile", "warmup", "sampling", "gradients"):
+        assert col in text
+    exported = sorted(p.name for p in (d / "figs").iterdir())
+    assert "truth_curves.png" in exported and "truth_curves.svg" in exported and "nuts_trace.svg" in exported
+
+
+def test_problem_cells_are_flagged_and_advice_given(runs, tmp_path):
+    g, r = runs
+    bad = r["mala"].copy()
+    # two chains stuck in different places: R-hat must be flagged and the advice printed
+    post = bad["posterior"].to_dataset()
+    post["x"] = post["x"] + xr_offset(post["x"])
+    bad["posterior"] = bad["posterior"].assign(x=post["x"])
+    path = report({"bad": bad}, None, tmp_path / "r.html")
+    text = path.read_text()
+    assert '<td class="bad">' in text
+    assert "chains disagree" in text
+
+
+def xr_offset(x):
+    off = np.zeros(x.shape)
+    off[0] += 5.0
+    return off
+
+
+def test_a_failing_panel_shows_its_error_instead_of_losing_the_report(runs, tmp_path):
+    g, r = runs
+
+    def broken_panel(runs, ctx):
+        raise RuntimeError("boom")
+
+    path = report(r, g, tmp_path / "r.html", panels=[PANELS[0], broken_panel])
+    text = path.read_text()
+    assert "this panel failed" in text and "boom" in text and ">Runs</h2>" in text
+    assert report.last_errors == ["broken_panel: RuntimeError: boom"]
+
+
+def test_bad_arguments_are_named(runs, tmp_path):
+    g, r = runs
+    with pytest.raises(ValueError, match="out must end in .html"):
+        report(r, g, tmp_path / "r.txt")
+    with pytest.raises(ValueError, match="runs is empty"):
+        report({}, g, tmp_path / "r.html")
+    with pytest.raises(TypeError, match="runs must be a DataTree"):
+        report([1, 2], g, tmp_path / "r.html")
+
+
+def test_report_opens_in_headless_chromium(page, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed: `apt-get install chromium` (make test installs it when run as root)")
+    path, _, _ = page
+    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run(common + ["--hide-scrollbars", "--window-size=1200,3000", f"--screenshot={shot}",
+                                    path.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.exists(), proc.stderr[-2000:]
+    from PIL import Image
+
+    im = np.asarray(Image.open(shot).convert("L"), float)
+    assert im.std() > 10.0, "screenshot is blank"
+    dom = subprocess.run(common + ["--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    m = re.search(r'<body data-images="(\d+)/(\d+)" data-errors="(\d+)"', dom)
+    assert m is not None, "the page's load check did not run"
+    loaded, total, errors = map(int, m.groups())
+    assert total >= 10 and loaded == total, f"{loaded}/{total} images loaded"
+    assert errors == 0
