@@ -3,8 +3,9 @@
 from samplax import diagnostics, models, samplers
 from samplax.results import load, save
 from samplax.api import sample
+from samplax.compare import compare
 from samplax.reporting import report
 from samplax.target import Target
 
-__all__ = ["Target", "diagnostics", "load", "models", "report", "sample", "samplers", "save"]
+__all__ = ["Target", "compare", "diagnostics", "load", "models", "report", "sample", "samplers", "save"]
 __version__ = "0.1.0"

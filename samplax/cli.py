@@ -129,6 +129,33 @@ def _html_report(runs, target, path):
     return path
 
 
+def cmd_compare(args) -> int:
+    _setup_jax(not args.float32)
+    import samplax
+    from samplax.compare import compare
+
+    samplers = [x.strip() for x in args.samplers.split(",") if x.strip()]
+    try:
+        target = _target(args)
+        settings = {k: v for k, v in _settings_per_sampler(args.set, samplers).items() if v}
+        result = compare(target, samplers, budget=args.budget, budget_kind=args.budget_kind, num_chains=args.chains,
+                         num_warmup=args.warmup, seed=args.seed, settings=settings, progress=args.progress)
+    except (ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, dt in result.runs.items():
+        samplax.save(dt, out / f"{name}.nc")
+    text = str(result)
+    (out / "compare.txt").write_text(text + "\n")
+    result.table.to_csv(out / "compare.csv")
+    html_path = _html_report({k: result.runs[k] for k in result.table.index}, target, out / "report.html")
+    print(text)
+    print(f"\nwrote {out / 'compare.txt'}, {out / 'compare.csv'}, {html_path} and one .nc per sampler")
+    return 0
+
+
 def cmd_report(args) -> int:
     import samplax
 
@@ -267,6 +294,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("paths", nargs="+")
     r.set_defaults(fn=cmd_summary)
 
+    c = sub.add_parser("compare", help="several samplers on one model under the same budget, ranked",
+                       formatter_class=_Formatter)
+    c.add_argument("model", help="a built-in model name or FILE.py:FUNCTION")
+    c.add_argument("--data", default=None, help="JSON or .npz data for FILE.py:FUNCTION")
+    c.add_argument("--samplers", default="nuts,mclmc", help="comma-separated sampler names")
+    c.add_argument("--budget", type=float, default=100_000,
+                   help="gradient evaluations over all chains, warmup included (or seconds, see --budget-kind)")
+    c.add_argument("--budget-kind", default="gradients", choices=["gradients", "seconds"])
+    c.add_argument("--chains", type=int, default=4, help="chains per sampler")
+    c.add_argument("--warmup", type=int, default=None, help="warmup steps (default: from the budget, at most 1000)")
+    c.add_argument("--seed", type=int, default=0, help="the same seed for every sampler")
+    c.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="settings, e.g. nuts.target_accept=0.9")
+    c.add_argument("--model-arg", nargs="*", metavar="KEY=VALUE", help="built-in model arguments")
+    c.add_argument("--out", default="runs/compare", help="directory for the table, the report and the runs")
+    c.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
+    c.set_defaults(fn=cmd_compare)
+
     rp = sub.add_parser("report", help="write the HTML diagnostics report of saved runs (files or folders)")
     rp.add_argument("paths", nargs="+")
     rp.add_argument("--out", default="report.html", help="the HTML file to write")
@@ -285,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
     code = args.fn(args)
-    if args.command in ("sample", "demo"):
+    if args.command in ("sample", "demo", "compare"):
         print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return code
 

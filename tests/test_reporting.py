@@ -115,3 +115,14 @@ def test_report_opens_in_headless_chromium(page, tmp_path):
     loaded, total, errors = map(int, m.groups())
     assert total >= 10 and loaded == total, f"{loaded}/{total} images loaded"
     assert errors == 0
+
+
+def test_long_runs_are_thinned_for_plots_only(runs, tmp_path, monkeypatch):
+    import samplax.reporting.panels as panels
+
+    monkeypatch.setattr(panels, "MAX_PLOT_DRAWS", 40)
+    g, r = runs
+    path = report({"nuts": r["nuts"]}, g, tmp_path / "r.html")
+    text = path.read_text()
+    assert "plots show every 4th draw" in text
+    assert report.last_errors == []

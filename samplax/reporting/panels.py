@@ -18,6 +18,7 @@ RHAT_BAD = 1.01
 ESS_PER_CHAIN_BAD = 100
 MCSE_OVER_SD_BAD = 0.1
 MAX_PLOT_VARS = 6
+MAX_PLOT_DRAWS = 1000  # plots show every k-th draw beyond this: rank envelopes cost O(draws^2)
 
 
 @dataclasses.dataclass
@@ -51,12 +52,30 @@ def _table(rows: dict[str, dict], flags: dict | None = None) -> str:
     return f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
 
 
+def reference_size(target, default: int = 100_000) -> int:
+    """How many exact draws a truth check may ask for: all reference draws when that is the truth."""
+    if target.sample is None and target.reference_draws:
+        return int(len(next(iter(target.reference_draws.values()))))
+    return default
+
+
 def _is_population(dt) -> bool:
     return "stage_stats" in dt.children
 
 
 def _var_names(dt) -> list[str]:
     return list(dt.posterior.data_vars)[:MAX_PLOT_VARS]
+
+
+def _for_plots(dt):
+    """The run thinned to at most MAX_PLOT_DRAWS draws per chain (plots only; every number uses all draws)."""
+    k = -(-dt.posterior.sizes["draw"] // MAX_PLOT_DRAWS)
+    return dt if k == 1 else dt.isel(draw=slice(None, None, k), missing_dims="ignore")
+
+
+def _thin_note(dt) -> str:
+    k = -(-dt.posterior.sizes["draw"] // MAX_PLOT_DRAWS)
+    return "" if k == 1 else f"<p class='small'>plots show every {k}th draw</p>"
 
 
 # ---------------------------------------------------------------------------------------------- panels
@@ -132,6 +151,8 @@ def trace_rank_panel(runs, ctx) -> Section:
     parts = []
     for label, dt in runs.items():
         names = _var_names(dt)
+        parts.append(_thin_note(dt))
+        dt = _for_plots(dt)
         for kind, fn in (("trace", azp.plot_trace_dist), ("rank", azp.plot_rank)):
             pc = fn(dt, var_names=names, backend="matplotlib")
             parts.append(ctx.figures.from_plot_collection(pc, f"{label}_{kind}", f"{kind} plot of {label}"))
@@ -149,7 +170,7 @@ def energy_panel(runs, ctx) -> Section | None:
         if "sample_stats" not in dt.children or "energy" not in dt.sample_stats:
             continue
         e = np.asarray(ebfmi(dt))
-        pc = azp.plot_energy(dt, backend="matplotlib")
+        pc = azp.plot_energy(_for_plots(dt), backend="matplotlib")
         parts.append(f"<h3>{html.escape(label)}</h3><p>E-BFMI per chain: {np.round(e, 3).tolist()}</p>"
                      + ctx.figures.from_plot_collection(pc, f"{label}_energy", f"energy plot of {label}"))
     return Section("Energy and E-BFMI", "".join(parts)) if parts else None
@@ -192,7 +213,7 @@ def autocorr_panel(runs, ctx) -> Section:
     for label, dt in runs.items():
         if dt.posterior.sizes["draw"] < 4:
             continue
-        pc = azp.plot_autocorr(dt, var_names=_var_names(dt), backend="matplotlib")
+        pc = azp.plot_autocorr(_for_plots(dt), var_names=_var_names(dt), backend="matplotlib")
         parts.append(ctx.figures.from_plot_collection(pc, f"{label}_autocorr", f"autocorrelation of {label}"))
     return Section("Autocorrelation", "".join(parts))
 
@@ -224,7 +245,7 @@ def truth_panel(runs, ctx) -> Section | None:
         except (ValueError, TypeError, AttributeError) as err:
             ctx.errors.append(f"W2 curve of {label}: {err}")
         try:
-            b = second_moment_bias_curve(dt, t, include_warmup=True)
+            b = second_moment_bias_curve(dt, t, include_warmup=True, n_ref=reference_size(t))
             a2.loglog(b["n_grad"], b["b2_avg"], label=label)
         except (ValueError, TypeError, AttributeError) as err:
             ctx.errors.append(f"second-moment bias curve of {label}: {err}")

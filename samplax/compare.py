@@ -1,0 +1,159 @@
+"""`samplax.compare`: several samplers on one target under the same budget, one ranked table."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+
+BUDGET_KINDS = ("gradients", "seconds")
+
+
+@dataclasses.dataclass
+class Comparison:
+    """The ranked table, the runs it was made from and how each run's length was chosen."""
+
+    table: pd.DataFrame
+    runs: dict
+    plan: dict
+
+    def __str__(self) -> str:
+        with pd.option_context("display.width", 200, "display.max_columns", 50, "display.float_format",
+                               "{:.4g}".format):
+            return self.table.to_string()
+
+
+def _check(target, samplers, budget, budget_kind, num_chains, num_warmup, pilot_samples):
+    from samplax.target import Target
+
+    if not isinstance(target, Target):
+        raise TypeError(f"target must be a samplax.Target, got {type(target).__name__}")
+    if isinstance(samplers, str):
+        samplers = [s.strip() for s in samplers.split(",") if s.strip()]
+    if not samplers:
+        raise ValueError("samplers must name at least one sampler, e.g. ['nuts', 'mclmc']")
+    if budget_kind not in BUDGET_KINDS:
+        raise ValueError(f"budget_kind must be one of {BUDGET_KINDS}, got {budget_kind!r}")
+    if not isinstance(budget, (int, float, np.integer, np.floating)) or isinstance(budget, bool) or not budget > 0:
+        raise ValueError(f"budget must be a positive number of {budget_kind}, got {budget!r}")
+    for name, v in (("num_chains", num_chains), ("pilot_samples", pilot_samples)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    if num_warmup is not None and (not isinstance(num_warmup, (int, np.integer)) or num_warmup < 0):
+        raise ValueError(f"num_warmup must be an integer >= 0 or None, got {num_warmup!r}")
+    return list(samplers)
+
+
+def _cost(dt, kind: str) -> tuple[float, float]:
+    """(warmup cost, sampling cost per kept draw per chain) of a run, in gradients or seconds."""
+    from samplax.diagnostics.mixing import gradient_count
+
+    chains, draws = dt.posterior.sizes["chain"], dt.posterior.sizes["draw"]
+    if kind == "gradients":
+        warm = float(dt.attrs.get("n_grad_warmup", 0))
+        samp = float(gradient_count(dt)) - warm
+    else:
+        warm = float(dt.attrs.get("warmup_time", 0.0))
+        samp = float(dt.attrs.get("sampling_time", 0.0))
+    return warm, samp / (draws * (chains if kind == "gradients" else 1))
+
+
+def _row(dt, target, hitting_set, kind_cost):
+    from samplax.diagnostics.mixing import divergences, gradient_count, summary
+
+    s = summary(dt)
+    sd = s["sd"].to_numpy()
+    live = np.isfinite(sd) & (sd > 0)  # constant entries have no ESS / R-hat to judge
+    ess = float(s["ess_bulk"][live].min()) if live.any() else float("nan")
+    grads = gradient_count(dt)
+    secs = sum(float(dt.attrs.get(k, 0.0)) for k in ("compile_time", "warmup_time", "sampling_time"))
+    row = {
+        "gradients": grads, "seconds": secs, "min_ess_bulk": ess,
+        "ess_per_1k_grad": 1000.0 * ess / grads if grads else float("nan"),
+        "ess_per_s": ess / secs if secs > 0 else float("nan"),
+        "max_r_hat": float(s["r_hat"][live].max()) if live.any() else float("nan"),
+        "divergences": int(divergences(dt).sum()),
+    }
+    if target is not None and (target.sample is not None or target.mean is not None or target.reference_draws):
+        from samplax.diagnostics import second_moment_bias_curve, wasserstein
+        from samplax.reporting.panels import reference_size
+
+        try:
+            w = wasserstein(dt, target, per_chain=False)
+            row["w2"], row["w2_floor"] = float(w.pooled), (float(w.floor.mean) if w.floor else float("nan"))
+        except (ValueError, TypeError) as err:
+            warnings.warn(f"compare: W2 not available for {dt.attrs.get('sampler')}: {err}", stacklevel=3)
+        try:
+            b = second_moment_bias_curve(dt, target, n_ref=reference_size(target))
+            row["b2_avg"] = float(b["b2_avg"][-1])
+        except (ValueError, TypeError) as err:
+            warnings.warn(f"compare: second-moment bias not available: {err}", stacklevel=3)
+    if hitting_set is not None:
+        from samplax.diagnostics import hit_times_from_draws, summarize_hitting
+
+        h = summarize_hitting(hit_times_from_draws(dt, hitting_set))
+        row["hit_fraction"], row[f"hit_{h.mean_kind}"] = h.fraction_hit, h.mean
+    if "log_likelihood" in dt.children:
+        try:
+            from arviz_stats import loo
+
+            row["elpd_loo"] = float(loo(dt).elpd)
+        except Exception as err:  # noqa: BLE001 - LOO is optional
+            warnings.warn(f"compare: LOO not available: {err}", stacklevel=3)
+    row.update(kind_cost)
+    return row
+
+
+def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gradients", num_chains: int = 4,
+            num_warmup: int | None = None, seed: int = 0, pilot_samples: int = 100, hitting_set=None,
+            settings: dict | None = None, progress: bool | None = False, report: str | None = None) -> Comparison:
+    """Run each sampler with the same seed and chains so that its whole run costs about `budget`.
+
+    budget: gradient evaluations summed over all chains, warmup included (budget_kind="gradients"),
+      or wall-clock seconds of warmup + sampling (budget_kind="seconds"). Each sampler first makes a
+      pilot run (`pilot_samples` draws) to measure its warmup cost and cost per draw; the measured run
+      then gets num_samples = (budget - warmup cost) / cost per draw (seconds budgets are approximate:
+      fixed per-call costs and machine load make time per draw vary). The table reports the gradients
+      and seconds each run really used (pilot runs not included; their cost is in `plan`).
+    num_warmup: default min(1000, budget per chain / 50), at least 50.
+    Ranked by W2 to the truth when known, else by ESS per 1000 gradients (best first).
+    """
+    from samplax.api import sample
+
+    samplers = _check(target, samplers, budget, budget_kind, num_chains, num_warmup, pilot_samples)
+    settings = settings or {}
+    unknown = set(settings) - set(samplers)
+    if unknown:
+        raise ValueError(f"settings for {sorted(unknown)}, which are not among samplers {samplers}")
+    if num_warmup is None:
+        per_chain = budget / num_chains if budget_kind == "gradients" else 4000
+        # adaptive samplers spend 10-50 gradients per warmup step: keep warmup well under the budget
+        num_warmup = int(min(1000, max(50, per_chain // 50)))
+    runs, plan, rows = {}, {}, {}
+    for name in samplers:
+        kw = dict(num_chains=num_chains, num_warmup=num_warmup, seed=seed, progress=progress, **settings.get(name, {}))
+        pilot = sample(target, name, num_samples=pilot_samples, **kw)
+        warm, per_draw = _cost(pilot, budget_kind)
+        left = budget - warm
+        if left <= 0 or not math.isfinite(per_draw) or per_draw <= 0:
+            raise ValueError(f"compare: {name}'s warmup alone costs {warm:.4g} {budget_kind} >= budget {budget}; "
+                             "raise the budget or lower num_warmup")
+        per_run_draw = per_draw * (num_chains if budget_kind == "gradients" else 1)
+        n = max(10, int(left // per_run_draw))
+        dt = sample(target, name, num_samples=n, **kw)
+        plan[name] = {"num_warmup": num_warmup, "num_samples": n, f"pilot_warmup_{budget_kind}": warm,
+                      f"pilot_{budget_kind}_per_draw": per_draw}
+        runs[name] = dt
+        rows[name] = _row(dt, target, hitting_set, {"num_samples": n})
+    table = pd.DataFrame(rows).T
+    key, asc = ("w2", True) if "w2" in table else ("ess_per_1k_grad", False)
+    table = table.sort_values(key, ascending=asc)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    if report is not None:
+        from samplax.reporting import report as html_report
+
+        html_report({k: runs[k] for k in table.index}, target, report, hitting_set=hitting_set)
+    return Comparison(table=table, runs=runs, plan=plan)
