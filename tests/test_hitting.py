@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from samplax.diagnostics.hitting import (HittingResult, ball, first_hit_times, halfspace, hit_times_from_draws,
-                                         sublevel_set, summarize)
+                                         sampler_grads, sublevel_set, summarize)
 from samplax.diagnostics.hitting_theory import (kramers_time, mfpt_langevin, telegraph_mean_hitting_time,
                                                 travel_time)
 
@@ -262,6 +262,9 @@ def test_start_inside_set_and_datatree_input():
     np.testing.assert_array_equal(res.hit, [True, False])
     np.testing.assert_array_equal(res.times, [6, 8])
     np.testing.assert_array_equal(res.grads, [9, 4])
+    no_count = hit_times_from_draws(x, halfspace(0, 0.0, "above"))  # a bare array carries no gradient count
+    with pytest.raises(ValueError, match="no gradient count"):
+        no_count.in_units("grads")
 
 
 def test_bad_input_is_named():
@@ -271,6 +274,9 @@ def test_bad_input_is_named():
         first_hit_times(_rw_step, Pos(jnp.zeros((3, 2))), lambda x: x > 1.0, 5, jax.random.key(0))
     with pytest.raises(ValueError, match="side"):
         halfspace(0, 1.0, "left")
+    with pytest.raises(ValueError, match="not both"):
+        first_hit_times(_rw_step, Pos(jnp.zeros((3, 1))), halfspace(0, 1.0), 5, jax.random.key(0),
+                        n_grad=lambda s, i: 1, grads_per_step=1)
     with pytest.raises(ValueError, match="unit"):
         summarize(_exp_result(jax.random.key(0), 10, 1.0, 5.0), unit="seconds")
 
@@ -288,7 +294,7 @@ def test_registered_sampler_step_plugs_in_mala_vs_exact_mfpt():
     alg = samplers.get("mala").build(target, {"step_size": jnp.asarray(h)})
     init = jax.vmap(lambda x: alg.init(x, jax.random.key(0)))(-jnp.ones((n, 1)))
     res = first_hit_times(alg.step, init, halfspace(0, 1.0), int(40 * exact / h), jax.random.key(5), dt=h,
-                          chunk=4000)
+                          chunk=4000, n_grad=sampler_grads(samplers.get("mala"), {"step_size": jnp.asarray(h)}))
     s = summarize(res, "time", confidence=0.999)
     assert s.mean_kind == "mean"
     print(f"estimate {s.mean:.4f} +- {s.mean_se:.4f} (se), exact {exact:.4f}, ratio {s.mean / exact:.4f}")
@@ -322,3 +328,92 @@ def test_secd_1d_hitting_matches_telegraph_oracle():
     assert s_.mean_kind == "mean"
     assert s_.mean_ci[0] < exact < s_.mean_ci[1]
     assert abs(s_.mean / exact - 1) < 0.08
+
+
+# ------------------------------------------------------------------------ gradients really counted
+_CALLS = [0]
+
+
+def _count():
+    _CALLS[0] += 1
+
+
+@jax.custom_jvp
+def _counting_lp(x):
+    return -0.5 * jnp.sum(x**2 / jnp.array([1.0, 9.0]))
+
+
+@_counting_lp.defjvp
+def _counting_lp_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    jax.debug.callback(_count)  # one host-side tick per gradient the sampler really evaluates
+    return _counting_lp(x), jnp.dot(-x / jnp.array([1.0, 9.0]), dx)
+
+
+def test_nuts_gradients_are_counted_per_step_not_per_constant():
+    """NUTS spends a different number of gradients each step; grads must be what the log-density saw.
+
+    One run per call with chunk=1 stops exactly at the hit, so the host counter holds that run's gradients.
+    """
+    from samplax import Target, samplers
+
+    target = Target.from_logdensity(_counting_lp, 2)
+    nuts, params = samplers.get("nuts"), {"step_size": jnp.asarray(0.3), "inverse_mass_matrix": jnp.ones(2)}
+    alg = nuts.build(target, params)
+    init = jax.vmap(lambda x: alg.init(x, jax.random.key(0)))(jnp.array([[0.0, -6.0]]))
+    alone = []
+    for seed in range(2):
+        _CALLS[0] = 0
+        res = first_hit_times(alg.step, init, halfspace(1, 4.0), 300, jax.random.key(seed),
+                              n_grad=sampler_grads(nuts, params), chunk=1)
+        assert res.hit.all()
+        assert res.grads[0] == _CALLS[0] > 0, (res.grads, _CALLS[0])
+        alone.append(res)
+    per_step = [r.grads[0] / r.times[0] for r in alone]
+    assert abs(per_step[0] - per_step[1]) > 0.5, per_step  # the cost per step varies: no constant is right
+    # several runs side by side: a run's steps after its hit (while others go on) are not charged to it
+    many = jax.tree_util.tree_map(lambda a: jnp.repeat(a, 3, axis=0), init)
+    together = first_hit_times(alg.step, many, halfspace(1, 4.0), 300, jax.random.key(0),
+                               n_grad=sampler_grads(nuts, params), chunk=50)
+    assert together.times[0] == alone[0].times[0] and together.grads[0] == alone[0].grads[0]
+    assert not together.hit.all() or np.ptp(together.times) > 0  # the other runs went on past run 0's hit
+
+
+# ------------------------------------------------------------- constrained values on numpyro targets
+def _scale_model():
+    import numpyro
+    import numpyro.distributions as dist
+
+    numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.sample("sigma", dist.HalfNormal(2.0))
+
+
+def test_both_hitting_paths_test_the_constrained_values():
+    """{sigma > 2} on a numpyro model: first_hit_times(target=...) and hit_times_from_draws(DataTree) agree
+    on the same trajectories, and they test sigma, not the unconstrained log sigma the sampler moves."""
+    from samplax import Target
+    from samplax.results import to_datatree
+
+    target = Target.from_numpyro(_scale_model)
+    i = target.names.index("sigma")
+    in_set, n, steps, key = halfspace(i, 2.0), 32, 200, jax.random.key(3)
+    init = Pos(jnp.zeros((n, 2)))  # log sigma = 0: sigma = 1, outside the set
+    res = first_hit_times(_rw_step, init, in_set, steps, key, target=target, grads_per_step=1)
+    raw = first_hit_times(_rw_step, init, in_set, steps, key, grads_per_step=1)  # tests log sigma > 2 instead
+
+    def traj(r):
+        k = jax.random.fold_in(key, r)
+
+        def body(s, t):
+            s, _ = _rw_step(jax.random.fold_in(k, t), s)
+            return s, s.position
+
+        return jax.lax.scan(body, Pos(jnp.zeros(2)), jnp.arange(steps))[1]
+
+    dt = to_datatree(target, np.asarray(jax.vmap(traj)(jnp.arange(n))), {"n_grad": np.ones((n, steps))})
+    stored = hit_times_from_draws(dt, in_set, target=target)
+    assert 0.2 < res.hit.mean() and raw.hit.mean() < res.hit.mean()
+    np.testing.assert_array_equal(stored.times, res.times)
+    np.testing.assert_array_equal(stored.hit, res.hit)
+    np.testing.assert_array_equal(stored.grads, res.grads)
+    np.testing.assert_array_equal(hit_times_from_draws(dt, in_set).times, res.times)  # posterior order = names

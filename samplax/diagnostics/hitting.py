@@ -20,7 +20,7 @@ class HittingResult(NamedTuple):
     """First-hit times of independent runs; `hit=False` means right-censored at the budget.
 
     times: steps taken when the run first was in the set (0 if it started there), or the budget if never.
-    grads: gradient evaluations spent up to the same moment (per run).
+    grads: gradient evaluations spent up to the same moment (per run; NaN when no count was given).
     budget: steps available to every run.  dt: physical time per step.
     """
 
@@ -35,7 +35,12 @@ class HittingResult(NamedTuple):
         if unit == "steps":
             return np.asarray(self.times, float)
         if unit == "grads":
-            return np.asarray(self.grads, float)
+            g = np.asarray(self.grads, float)
+            if np.isnan(g).any():
+                raise ValueError("these hitting times carry no gradient count: pass n_grad= (e.g. "
+                                 "sampler_grads(sampler, params)) or grads_per_step= to first_hit_times, or give "
+                                 "hit_times_from_draws a run with sample_stats.n_grad")
+            return g
         if unit == "time":
             return np.asarray(self.times, float) * self.dt
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
@@ -77,13 +82,34 @@ def halfspace(axis: int, threshold: float, side: str = "above") -> Callable:
 # ------------------------------------------------------------------------------------------ simulation
 
 
+def sampler_grads(sampler, params) -> Callable:
+    """`n_grad(state, info)` for `first_hit_times`: the gradient count a samplax Sampler reports per step."""
+    return lambda state, info: sampler.stats(state, info, params)["n_grad"]
+
+
+def _check_grads(n_grad, grads_per_step):
+    if n_grad is not None and grads_per_step is not None:
+        raise ValueError("give either n_grad (a per-step count read from the step's output) or grads_per_step "
+                         "(a fixed cost), not both")
+    if grads_per_step is not None and grads_per_step < 0:
+        raise ValueError(f"grads_per_step must be >= 0, got {grads_per_step}")
+    if n_grad is not None and not callable(n_grad):
+        raise TypeError(f"n_grad must be a function (state, info) -> gradient count, got {type(n_grad).__name__}")
+
+
 def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_steps: int, key, *,
-                    position_fn: Callable = lambda s: s.position, grads_per_step: float = 1,
-                    dt: float = 1.0, chunk: int = 1000) -> HittingResult:
+                    target=None, position_fn: Callable = lambda s: s.position, n_grad: Callable | None = None,
+                    grads_per_step: float | None = None, dt: float = 1.0, chunk: int = 1000) -> HittingResult:
     """Run independent trajectories until each first enters `in_set`, keeping only the first-hit step.
 
     step_fn(key, state) -> (state, info): any blackjax/samplax step (`sampler.build(target, params).step`)
     or optimiser step.  init_states: a pytree whose leaves have a leading axis of size num_runs.
+    target: when given, `in_set` sees `target.constrain_flat(position)`: the constrained values in
+      `target.names` order, the same values `hit_times_from_draws` tests on a run's posterior (for a
+      numpyro model, e.g. sigma itself, not its log). Without a target, `in_set` sees the raw position.
+    n_grad: fn(state, info) -> gradient evaluations of that step (`sampler_grads(sampler, params)` reads
+      the sampler's own `stats`), summed step by step; or grads_per_step: a fixed cost per step.
+      With neither, `grads` is NaN and `in_units("grads")` raises: no count is guessed.
     Run r uses key fold_in(key, r) and, at step t, fold_in(that, t), so results do not depend on `chunk`
     (steps per compiled block; the simulation stops early, block by block, once every run has hit).
     """
@@ -91,29 +117,36 @@ def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_s
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    if grads_per_step < 0:
-        raise ValueError(f"grads_per_step must be >= 0, got {grads_per_step}")
+    _check_grads(n_grad, grads_per_step)
     leaves = jax.tree_util.tree_leaves(init_states)
     if not leaves or jnp.ndim(leaves[0]) < 1:
         raise ValueError("init_states must be a pytree with a leading run axis (num_runs, ...)")
     num_runs = int(jnp.shape(leaves[0])[0])
     if num_runs < 1:
         raise ValueError(f"init_states must hold >= 1 run, got {num_runs}")
+    values = position_fn if target is None else (lambda s: target.constrain_flat(position_fn(s)))
     one = jax.tree_util.tree_map(lambda a: a[0], init_states)
-    out = jax.eval_shape(lambda st: in_set(position_fn(st)), one)
+    out = jax.eval_shape(lambda st: in_set(values(st)), one)
     if int(np.prod(out.shape)) != 1:
         raise ValueError(f"in_set must return one boolean per position, got shape {out.shape}; "
                          "reduce over coordinates (e.g. jnp.all) or use ball/halfspace/sublevel_set")
     chunk = min(chunk, max_steps)
     run_keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(num_runs))
-    inside = jax.vmap(lambda s: jnp.asarray(in_set(position_fn(s)), bool).reshape(()))
+    inside = jax.vmap(lambda s: jnp.asarray(in_set(values(s)), bool).reshape(()))
+    if n_grad is None:
+        per_step = np.nan if grads_per_step is None else float(grads_per_step)
+        cost = lambda states, infos: jnp.full(num_runs, per_step)  # noqa: E731
+    else:
+        cost = jax.vmap(lambda s, i: jnp.asarray(n_grad(s, i), float).reshape(()))
 
     def one_step(carry, t):
-        states, hit, times = carry
+        states, hit, times, spent, grads = carry
         keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(run_keys)
-        states, _ = jax.vmap(step_fn)(keys, states)
-        new = ~hit & inside(states) & (t < max_steps)
-        return (states, hit | new, jnp.where(new, t + 1, times)), None
+        states, infos = jax.vmap(step_fn)(keys, states)
+        live = ~hit & (t < max_steps)  # steps past a run's hit (or the budget) are not charged to it
+        spent = spent + jnp.where(live, cost(states, infos), 0.0)
+        new = live & inside(states)
+        return (states, hit | new, jnp.where(new, t + 1, times), spent, jnp.where(new, spent, grads)), None
 
     @jax.jit
     def block(carry, t0):
@@ -124,45 +157,56 @@ def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_s
     def run(states):
         hit0 = inside(states)
         times0 = jnp.where(hit0, 0, max_steps)
+        zero = jnp.zeros(num_runs)
 
         def cond(c):
-            (_, hit, _), t0 = c
+            (_, hit, *_), t0 = c
             return (t0 < max_steps) & ~jnp.all(hit)
 
         def body(c):
             carry, t0 = c
             return block(carry, t0), t0 + chunk
 
-        (_, hit, times), _ = jax.lax.while_loop(cond, body, ((states, hit0, times0), jnp.asarray(0)))
-        return hit, times
+        (_, hit, times, spent, grads), _ = jax.lax.while_loop(
+            cond, body, ((states, hit0, times0, zero, zero), jnp.asarray(0)))
+        return hit, times, jnp.where(hit, grads, spent)
 
-    hit, times = run(init_states)
-    times = np.asarray(times)
-    return HittingResult(times=times, hit=np.asarray(hit), grads=times * float(grads_per_step),
+    hit, times, grads = run(init_states)
+    return HittingResult(times=np.asarray(times), hit=np.asarray(hit), grads=np.asarray(grads, float),
                          budget=int(max_steps), dt=float(dt))
 
 
-def hit_times_from_draws(draws, in_set: Callable, *, dt: float = 1.0) -> HittingResult:
+def _posterior_values(draws, target) -> np.ndarray:
+    """(chain, draw, n) constrained values of a DataTree's posterior, flat in `target.names` order
+    (or in the posterior's variable order without a target: the order `Target.constrain` returns)."""
+    post = draws["posterior"]
+    ds = post.dataset if hasattr(post, "dataset") else post
+    names = list(ds.data_vars) if target is None else list(target.var_shapes)
+    if not names:
+        raise ValueError("draws DataTree has no posterior variables")
+    missing = [n for n in names if n not in ds.data_vars]
+    if missing:
+        raise ValueError(f"posterior has no variables {missing} of target {target.name!r} "
+                         f"(has {sorted(ds.data_vars)})")
+    arrs = [np.asarray(ds[n].transpose("chain", "draw", ...)) for n in names]
+    return np.concatenate([a.reshape(a.shape[0], a.shape[1], -1) for a in arrs], axis=-1)
+
+
+def hit_times_from_draws(draws, in_set: Callable, *, target=None, dt: float = 1.0) -> HittingResult:
     """First-hit times along stored chains: an array (runs, steps, dim) or a samplax DataTree.
 
-    Draw i counts as the state after i+1 steps (times `thinning` for a DataTree); for a DataTree the
-    position is the flat concatenation of the constrained posterior variables (in data_vars order) and
-    gradient counts come from `sample_stats.n_grad` when present.
+    Draw i counts as the state after i+1 steps (times `thinning` for a DataTree). For a DataTree,
+    `in_set` sees the constrained, named values flat in `target.names` order (the posterior's variable
+    order without a target), the same values `first_hit_times(..., target=target)` tests; gradient
+    counts come from `sample_stats.n_grad` (NaN without it). An array is tested as given.
     """
     n_grad = None
     thin = 1
     if hasattr(draws, "children") or hasattr(draws, "groups"):
-        post = draws["posterior"]
-        ds = post.dataset if hasattr(post, "dataset") else post
-        names = list(ds.data_vars)
-        if not names:
-            raise ValueError("draws DataTree has no posterior variables")
-        arrs = [np.asarray(ds[n]) for n in names]
-        arrs = [a.reshape(a.shape[0], a.shape[1], -1) for a in arrs]
-        x = np.concatenate(arrs, axis=-1)
+        x = _posterior_values(draws, target)
         thin = int(draws.attrs.get("thinning", 1))
         if "sample_stats" in draws and "n_grad" in draws["sample_stats"]:
-            n_grad = np.asarray(draws["sample_stats"]["n_grad"], float)
+            n_grad = np.asarray(draws["sample_stats"]["n_grad"].transpose("chain", "draw"), float)
     else:
         x = np.asarray(draws)
         if x.ndim == 2:
@@ -179,7 +223,7 @@ def hit_times_from_draws(draws, in_set: Callable, *, dt: float = 1.0) -> Hitting
     if n_grad is not None:
         grads = np.cumsum(n_grad, axis=1)[np.arange(runs), first]
     else:
-        grads = times.astype(float)
+        grads = np.full(runs, np.nan)  # no count recorded: in_units("grads") refuses rather than guess
     return HittingResult(times=times, hit=hit, grads=grads, budget=int(steps * thin), dt=float(dt))
 
 
