@@ -21,34 +21,17 @@ jax.config.update("jax_enable_x64", True)
 import samplax  # noqa: E402
 from samplax.diagnostics import summary, wasserstein  # noqa: E402
 from samplax.diagnostics.mixing import gradient_count  # noqa: E402
+from samplax.diagnostics.reference import reference_z  # noqa: E402
 from samplax.models.posteriordb import PORTS  # noqa: E402
 
 ALL = sorted(PORTS) + ["eight_schools_noncentered"]
 QUICK = ["eight_schools_noncentered", "gp_pois_regr", "kidscore_momiq", "logmesquite"]
 
 
-def mcse_sd_reference(r: np.ndarray) -> float:
-    """MCSE of the sd of near-independent reference draws: sd * sqrt((kurtosis - 1) / (4 n))."""
-    c = r - r.mean()
-    m2, m4 = np.mean(c ** 2), np.mean(c ** 4)
-    return float(np.sqrt(max(m4 / m2 ** 2 - 1, 0.0) / (4 * r.size)) * np.sqrt(m2))
-
-
 def z_scores(dt, target) -> tuple[float, float]:
     """max |z| of the means and of the sds over every reference coordinate."""
-    s = summary(dt)
-    zm, zs = [], []
-    for site, ref in target.reference_draws.items():
-        post = np.asarray(dt.posterior[site])
-        post = post.reshape(-1, *post.shape[2:])
-        for idx in np.ndindex(*ref.shape[1:]):
-            label = site if idx == () else f"{site}[{','.join(map(str, idx))}]"
-            r, ours = ref[(slice(None), *idx)], post[(slice(None), *idx)]
-            se_m = np.hypot(s.loc[label, "mcse_mean"], r.std() / np.sqrt(r.size))
-            se_s = np.hypot(s.loc[label, "mcse_sd"], mcse_sd_reference(r))
-            zm.append(abs(ours.mean() - r.mean()) / se_m)
-            zs.append(abs(ours.std() - r.std()) / se_s)
-    return float(np.max(zm)), float(np.max(zs))
+    z = reference_z(dt, target.reference_draws)
+    return float(np.abs(z["z_mean"]).max()), float(np.abs(z["z_sd"]).max())
 
 
 def one(name, sampler, chains, warmup, draws, seed=0) -> dict:
