@@ -1,0 +1,112 @@
+"""Checkpoints of a chain run: atomic pickle files fingerprinted by target and run settings.
+
+A checkpoint records what made it (target: name, dim, variable shapes and the log-density's values at fixed
+points; run: sampler name and every setting by content, seed, chains, thinning, warmup length, ...), and
+`load` refuses to resume a call that differs in any of them, naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+import pickle
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from samplax.compile_cache import Uncacheable, array_digest, content_key
+from samplax.target import Target
+
+VERSION = 2
+
+
+def check_path(path, what: str) -> pathlib.Path:
+    """Refuse, before any sampling, a checkpoint path that can never be a file."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what}: {str(path)!r} is a directory; give a file path, e.g. {str(path / 'run.ckpt')!r}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what}: {str(parent)!r} is a file, so {str(path)!r} cannot be created")
+            break
+    return path
+
+
+def _fixed_points(dim: int) -> np.ndarray:
+    """Three points every target of this dimension is evaluated at (zero, a ramp, a fixed normal draw)."""
+    ramp = np.linspace(-0.5, 0.5, dim) if dim > 1 else np.array([0.3])
+    noise = 0.7 * np.random.default_rng(20260101).standard_normal(dim)
+    return np.stack([np.zeros(dim), ramp, noise])
+
+
+def target_fingerprint(target: Target) -> dict:
+    values = np.asarray(jax.vmap(target.logdensity)(jnp.asarray(_fixed_points(target.dim))), dtype=float)
+    # 12 significant digits: the same log-density gives the same text however XLA fuses it
+    text = ",".join(f"{v:.12g}" for v in values)
+    return {"target": target.name, "dim": int(target.dim),
+            "var_shapes": {k: list(v) for k, v in target.var_shapes.items()},
+            "logdensity": hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
+def describe(value) -> str:
+    """A setting's value as text that changes with its content (arrays by shape, dtype and a hash)."""
+    if isinstance(value, (np.ndarray, jax.Array)) or (isinstance(value, (list, tuple)) and np.size(value) > 16):
+        try:
+            a = np.asarray(value)
+            return f"array{a.shape} {a.dtype} sha256:{array_digest(a)[:16]}"
+        except (Uncacheable, ValueError, TypeError):
+            pass
+    try:
+        content_key(value)
+    except Uncacheable:
+        return f"<{type(value).__name__} {getattr(value, '__qualname__', '')}> (not comparable by content)"
+    return repr(value)
+
+
+def run_fingerprint(sampler_name, sampler_settings: dict, user_settings: dict, *, seed, num_chains, thinning,
+                    num_warmup, keep_warmup, init_positions) -> dict:
+    fp = {"sampler": sampler_name, "seed": int(seed), "num_chains": int(num_chains), "thinning": int(thinning),
+          "num_warmup": int(num_warmup), "keep_warmup": bool(keep_warmup),
+          "init_positions": None if init_positions is None else describe(np.asarray(init_positions, float))}
+    for k, v in sorted({**sampler_settings, **user_settings}.items()):
+        fp[f"settings.{k}"] = describe(v)
+    return fp
+
+
+def save(path, *, fingerprint, states, params, draws, stats, t_done, warm_pos, warm_stats, n_grad_warmup, times):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "version": VERSION, "fingerprint": fingerprint, "t_done": t_done,
+        "states": jax.device_get(states), "params": jax.device_get(params),
+        "positions": draws, "stats": stats, "warmup_positions": warm_pos, "warmup_stats": warm_stats,
+        "n_grad_warmup": n_grad_warmup, "times": dict(times),
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(payload, f)
+    tmp.replace(path)  # atomic: a crash mid-write leaves the previous checkpoint intact
+
+
+def load(path, fingerprint: dict, num_samples: int) -> dict:
+    path = check_path(path, "resume")
+    if not path.exists():
+        raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
+    with open(path, "rb") as f:
+        ck = pickle.load(f)
+    if not isinstance(ck, dict) or ck.get("version") != VERSION:
+        found = ck.get("version") if isinstance(ck, dict) else type(ck).__name__
+        raise ValueError(f"resume: checkpoint {str(path)!r} has version {found}, expected {VERSION}; "
+                         "start a new run without resume=")
+    saved = ck["fingerprint"]
+    for name in list(fingerprint) + [k for k in saved if k not in fingerprint]:
+        if saved.get(name) != fingerprint.get(name):
+            raise ValueError(f"resume: checkpoint {str(path)!r} was made with {name}={saved.get(name)!r} but this call "
+                             f"has {name}={fingerprint.get(name)!r}; resume with the same {name} (or start a new run)")
+    if ck["t_done"] > num_samples:
+        raise ValueError(f"resume: checkpoint already holds {ck['t_done']} draws > num_samples={num_samples}")
+    ck["states"] = jax.tree.map(jnp.asarray, ck["states"])
+    ck["params"] = jax.tree.map(jnp.asarray, ck["params"])
+    return ck

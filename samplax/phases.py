@@ -1,0 +1,114 @@
+"""The per-phase programs of a chain run (initial positions, warmup or burn-in, kernel start, sampling chunks).
+
+Every phase maps over a leading chain axis with vmap ("sequential" layouts call it with one chain).
+
+Random streams: chain `c` has the key `fold_in(key(seed), c)`; each phase folds its own stream number into
+it, and a phase that takes several steps folds the step index into its stream key. A stream key is either
+used as a key (START) or only as the parent of per-step keys (WARMUP, SAMPLE) or handed whole to code that
+derives its own keys (INIT_POSITION -> `target.init`, WARMUP -> a sampler's adaptive warmup), never both:
+`fold_in(k, 0) == split(k)[0]`, so a key that is consumed and also folded into would hand the same bits to
+two consumers. Draws therefore do not depend on chain layout, chunking or checkpoints.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from samplax.progress import Progress
+from samplax.samplers.base import Sampler
+from samplax.target import Target
+
+INIT_POSITION, WARMUP, SAMPLE, START = 0, 1, 2, 3
+
+
+def stream(chain_keys, number):
+    return jax.vmap(lambda ck: jax.random.fold_in(ck, number))(chain_keys)
+
+
+class Phases:
+    """The phase functions for one (target, sampler, thinning, warmup length, progress, keep_warmup)."""
+
+    def __init__(self, target: Target, sampler: Sampler, thinning: int, num_warmup: int, progress: Progress,
+                 keep_warmup: bool):
+        self.target, self.sampler, self.thinning, self.num_warmup = target, sampler, thinning, num_warmup
+        self.progress, self.keep_warmup = progress, keep_warmup
+
+    def init_positions(self, chain_keys):
+        return jax.vmap(self.target.init)(stream(chain_keys, INIT_POSITION))
+
+    def warmup(self, chain_keys, positions):
+        """Adaptive warmup if the sampler has one, else `num_warmup` burn-in steps with the initial params.
+
+        Returns (states, params, trace). Without `keep_warmup` the trace holds only each chain's total
+        gradient count, so warmup draws are neither returned from the device nor copied to the host.
+        """
+        s = self.sampler
+        if s.warmup is not None:
+            w = jax.vmap(lambda k, pos: s.warmup(self.target, k, pos, self.num_warmup))(
+                stream(chain_keys, WARMUP), positions)
+            states, params, trace = w.state, w.params, w.trace
+        else:
+            params = jax.vmap(lambda _: s.initial_params(self.target))(chain_keys)
+            states = self.start(chain_keys, positions, params)
+            states, (pos, stats) = self._burn_in(chain_keys, states, params)
+            trace = {"position": pos, **stats}
+        if not self.keep_warmup:
+            trace = {"n_grad_total": (trace["n_grad_total"] if "n_grad_total" in trace
+                                      else jnp.sum(trace["n_grad"], axis=1))}
+        return states, params, trace
+
+    def start(self, chain_keys, positions, params):
+        def one(key, pos, p):
+            return self.sampler.build(self.target, p).init(pos, key)
+
+        return jax.vmap(one)(stream(chain_keys, START), positions, params)
+
+    def _step_all(self, stream_keys, states, params, t):
+        """One step of every chain, with step key `fold_in(stream key, t)`; returns (states, stats)."""
+        s, target = self.sampler, self.target
+
+        def one(sk, st, p):
+            new, info = s.build(target, p).step(jax.random.fold_in(sk, t), st)
+            return new, s.stats(new, info, p)
+
+        return jax.vmap(one)(stream_keys, states, params)
+
+    def _burn_in(self, chain_keys, states, params):
+        """`num_warmup` plain steps (no thinning: warmup counts steps); per-step positions and stats."""
+        keys = stream(chain_keys, WARMUP)
+
+        def body(states, t):
+            states, stats = self._step_all(keys, states, params, t)
+            return states, (states.position, stats)
+
+        states, ys = jax.lax.scan(body, states, jnp.arange(self.num_warmup))
+        return states, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), ys)  # chain axis first
+
+    def chunk(self, chain_keys, states, params, t0, n):
+        """Advance all chains by `n` kept draws (each `thinning` steps) from draw index `t0`."""
+        thin, bar = self.thinning, self.progress
+        keys = stream(chain_keys, SAMPLE)
+
+        def body(carry, i):
+            states, n_div = carry
+            draw = t0 + i
+            n_grad, div, acc = 0, False, 0.0
+            for j in range(thin):
+                states, stats = self._step_all(keys, states, params, draw * thin + j)
+                n_grad = n_grad + stats["n_grad"]
+                div = div | stats.get("diverging", False)
+                acc = acc + stats.get("acceptance_rate", 0.0)
+            # a kept draw reports the thinned-away steps too: gradients summed, any divergence, mean acceptance
+            out = {**stats, "n_grad": n_grad}
+            if "diverging" in stats:
+                out["diverging"] = div
+            if "acceptance_rate" in stats:
+                out["acceptance_rate"] = acc / thin
+            if bar.enabled:  # the running divergence count only feeds the progress bar
+                n_div = n_div + jnp.sum(out.get("diverging", False)).astype(n_div.dtype)
+                bar.update(draw, out.get("acceptance_rate"), n_div)
+            return (states, n_div), (states.position, out)
+
+        (states, _), ys = jax.lax.scan(body, (states, jnp.zeros((), jnp.int32)), jnp.arange(n))
+        return states, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), ys)  # chain axis first
