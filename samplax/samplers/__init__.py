@@ -1,6 +1,6 @@
 """Sampler families; importing a module registers its samplers by name."""
 
-from samplax.samplers import hmc, langevin, mclmc  # noqa: F401  (registration side effects)
+from samplax.samplers import hmc, mclmc, overdamped, sgld, underdamped  # noqa: F401  (registration side effects)
 from samplax.samplers import ecd  # noqa: F401,E402  (registers "secd")
 from samplax.samplers.base import Algorithm, Sampler, Warmup, available, from_pair, get, register
 

@@ -1,74 +1,77 @@
-"""Generic step-size warmup by dual averaging (Hoffman & Gelman 2014, sec. 3.2.1) for any Sampler.
+"""The one windowed warmup (Stan's, Hoffman & Gelman 2014 sec. 3.2.1 + Stan manual 15.2) for any Sampler.
 
-Works for every sampler whose params hold a `step_size` and whose stats report an
-`acceptance_rate`; the rest of the params stay fixed. Used by samplers that blackjax's window
-adaptation does not cover (MALA, adjusted Langevin, ...).
+Adapts `step_size` by dual averaging towards a target acceptance rate and/or `inverse_mass_matrix` by Welford
+estimates over doubling slow windows, each only when asked: a fixed step size is used as given while the mass
+matrix is estimated, and a fixed mass matrix makes it plain dual averaging. Built from blackjax's pieces
+(`build_schedule`, `dual_averaging_adaptation`, `mass_matrix_adaptation`); with both adapted it is the schedule of
+blackjax's `window_adaptation`, but it runs any samplax `build` / `stats` pair, so HMC, NUTS and the Langevin
+family share it.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
+from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+from blackjax.adaptation.staged_adaptation import build_schedule
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 
 from samplax.samplers.base import Warmup
 
 
-def dual_averaging_warmup(build, stats, initial_params, target_accept: float, initial_step_size: float = 0.1):
-    """Return a `warmup(target, key, position, num_steps)` that tunes `params["step_size"]`."""
+def window_warmup(build, stats, initial_params: Callable, *, adapt_step: bool, adapt_mass: bool, dense: bool = False,
+                  target_accept: float = 0.8, initial_step_size: float = 1.0):
+    """Return `warmup(target, key, position, num_steps)` adapting the step size and/or the mass matrix.
+
+    initial_params: target -> dict with "step_size" (None: start dual averaging at `initial_step_size`),
+      "inverse_mass_matrix" and any other params, which stay fixed. Needs stats()["acceptance_rate"] when
+      `adapt_step`.
+    """
+    if not (adapt_step or adapt_mass):
+        raise ValueError("window_warmup with nothing to adapt: use no warmup (plain burn-in) instead")
     da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
+    mm_init, mm_update, mm_final = mass_matrix_adaptation(not dense)
 
     def warmup(target, key, position, num_steps):
-        params0 = dict(initial_params(target))
+        params = dict(initial_params(target))
+        if params.get("step_size") is None:
+            if not adapt_step:
+                raise ValueError("step_size is neither given nor adapted: pass step_size=... or adapt it")
+            params["step_size"] = initial_step_size
+        params["step_size"] = jnp.asarray(params["step_size"], float)
         init_key, key = jax.random.split(key)
-        state = build(target, {**params0, "step_size": jnp.asarray(initial_step_size)}).init(position, init_key)
+        state = build(target, params).init(position, init_key)
+        da = da_init(params["step_size"]) if adapt_step else None
+        mm = mm_init(target.dim, params["inverse_mass_matrix"]) if adapt_mass else None
+        # Stan's windows when the mass matrix is estimated; otherwise every step is a "fast" (step size) step
+        schedule = build_schedule(num_steps) if adapt_mass else jnp.zeros((num_steps, 2), int)
 
-        def one(carry, k):
-            state, da = carry
-            params = {**params0, "step_size": jnp.exp(da.log_step_size)}
-            new_state, info = build(target, params).step(k, state)
-            st = stats(new_state, info, params)
-            acc = jnp.nan_to_num(st["acceptance_rate"], nan=0.0)
-            return (new_state, da_update(da, acc)), {
-                "position": new_state.position, "lp": st["lp"], "acceptance_rate": st["acceptance_rate"],
-                "n_grad": st["n_grad"], "step_size": params["step_size"],
-            }
+        def one(carry, xs):
+            state, params, da, mm = carry
+            (stage, window_end), k = xs
+            new, info = build(target, params).step(k, state)
+            st = stats(new, info, params)
+            if adapt_step:
+                da = da_update(da, jnp.nan_to_num(st["acceptance_rate"], nan=0.0))
+            if adapt_mass:
+                mm = jax.lax.cond(stage == 1, lambda m: mm_update(m, new.position), lambda m: m, mm)
+
+                def end(mm_da):  # new mass matrix; restart dual averaging from the averaged step (as Stan)
+                    m, d = mm_da
+                    return mm_final(m), (da_init(da_final(d)) if adapt_step else d)
+
+                mm, da = jax.lax.cond(window_end.astype(bool), end, lambda a: a, (mm, da))
+                params = {**params, "inverse_mass_matrix": mm.inverse_mass_matrix}
+            if adapt_step:
+                params = {**params, "step_size": jnp.exp(da.log_step_size)}
+            return (new, params, da, mm), {"position": new.position, **st}
 
         keys = jax.random.split(key, num_steps)
-        (state, da), trace = jax.lax.scan(one, (state, da_init(initial_step_size)), keys)
-        return Warmup(state, {**params0, "step_size": da_final(da)}, trace)
-
-    return warmup
-
-
-def window_warmup(family, *, dense: bool, target_accept: float, extra: dict | None = None,
-                  initial_inverse_mass_matrix=None):
-    """Stan-style windowed step size + mass matrix warmup (blackjax `window_adaptation`) for any `family`.
-
-    `family` is anything shaped like a blackjax algorithm: `init(position, logdensity_fn)` and
-    `build_kernel()` returning `kernel(key, state, logdensity_fn, step_size, inverse_mass_matrix, **extra)`,
-    whose state has `position`, `logdensity`, `logdensity_grad` and info an `acceptance_rate`.
-    """
-    import blackjax
-    from blackjax.adaptation.base import get_filter_adapt_info_fn
-
-    extra = dict(extra or {})
-    keep = get_filter_adapt_info_fn(state_keys={"position", "logdensity"}, info_keys={"acceptance_rate"},
-                                    adapt_state_keys={"step_size"})
-
-    def warmup(target, key, position, num_steps):
-        adapt = blackjax.window_adaptation(
-            family, target.logdensity, is_mass_matrix_diagonal=not dense,
-            initial_inverse_mass_matrix=initial_inverse_mass_matrix, target_acceptance_rate=target_accept,
-            adaptation_info_fn=keep, **extra,
-        )
-        (state, params), info = adapt.run(key, position, num_steps)
-        trace = {
-            "position": info.state.position, "lp": info.state.logdensity,
-            "acceptance_rate": info.info.acceptance_rate, "n_grad": jnp.ones(num_steps, int),
-            "step_size": info.adaptation_state.step_size,
-        }
-        return Warmup(state, {"step_size": params["step_size"], "inverse_mass_matrix": params["inverse_mass_matrix"]},
-                      trace)
+        (state, params, da, mm), trace = jax.lax.scan(one, (state, params, da, mm), (schedule, keys))
+        if adapt_step:
+            params = {**params, "step_size": da_final(da)}
+        return Warmup(state, params, trace)
 
     return warmup

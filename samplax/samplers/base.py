@@ -8,11 +8,14 @@ run needs around that pair:
   (a dict of arrays such as `step_size`, `inverse_mass_matrix`), so warmup can adapt them
   and chains can carry their own values under `vmap`;
 - `warmup(target, key, position, num_steps)` (optional) returns a `Warmup` with the adapted
-  state and params plus a per-step trace;
+  state and params plus a per-step trace; `adapted` names the params it adapts. A value the
+  user passes is used as given and not adapted unless they ask (`adapt=...`, see `adapted_names`);
+  with nothing to adapt `warmup` is None and the run loop's warmup is plain burn-in;
 - `stats(state, info, params)` maps one step's output to `sample_stats` fields
   (`lp`, `acceptance_rate`, `diverging`, `energy`, `n_grad`, `step_size`, `tree_depth` ...).
   `n_grad` (gradient evaluations this step) is required: ESS per gradient is how samplers
-  are compared.
+  are compared. It is the count really made, NaN when unknown (a user's pair that reports none).
+  Samplers that revert non-finite steps (MCLMC, sECD) report them in a bool stat `nonfinite`.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Sampler:
     default_params: Callable[[Target], Params] | None = None
     warmup: Callable[[Target, jax.Array, jax.Array, int], Warmup] | None = None
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    adapted: tuple[str, ...] = ()  # names of the params `warmup` adapts for these settings
 
     def initial_params(self, target: Target) -> Params:
         if self.default_params is None:
@@ -104,15 +108,46 @@ def from_pair(init: Callable, step: Callable, name: str = "custom") -> Sampler:
 
 
 def generic_stats(state, info, params) -> dict[str, jax.Array]:
-    """Read what a blackjax state/info carries; gradient count from integration steps if present."""
+    """Read what a blackjax state/info carries.
+
+    `n_grad` is the info's `num_integration_steps` (blackjax HMC / NUTS: one gradient per velocity-Verlet
+    step) when it has one, else NaN: a user's pair closes over its own log-density, so samplax cannot see
+    how many gradients a step takes, and a guess (one per step is wrong for MCLMC-like kernels) is not a count.
+    """
     out: dict[str, jax.Array] = {}
     if hasattr(state, "logdensity"):
         out["lp"] = state.logdensity
     for src, dst in (("acceptance_rate", "acceptance_rate"), ("is_divergent", "diverging"), ("energy", "energy")):
         if hasattr(info, src):
             out[dst] = getattr(info, src)
-    out["n_grad"] = jnp.asarray(getattr(info, "num_integration_steps", 1))
+    steps = getattr(info, "num_integration_steps", None)
+    out["n_grad"] = jnp.asarray(jnp.nan) if steps is None else jnp.asarray(steps, float)
     return out
+
+
+def adapted_names(adapt, tunable: tuple[str, ...], given: dict[str, Any]) -> tuple[str, ...]:
+    """Which of `tunable` a warmup adapts: those the user did not give, unless `adapt` says otherwise.
+
+    adapt: None (default) adapts every tunable param not given; True adapts all of them (given values are
+      then initial values); False adapts none; a name or tuple of names adapts exactly those (given or not).
+    """
+    if adapt is None:
+        return tuple(n for n in tunable if given.get(n) is None)
+    if adapt is True:
+        return tuple(tunable)
+    if adapt is False:
+        return ()
+    names = (adapt,) if isinstance(adapt, str) else tuple(adapt)
+    unknown = [n for n in names if n not in tunable]
+    if unknown:
+        raise ValueError(f"adapt: {unknown} cannot be adapted here; choose from {list(tunable)}, or pass adapt=True "
+                         "(all) / False (none)")
+    return tuple(n for n in tunable if n in names)
+
+
+def fixed_params(given: dict[str, Any], adapted: tuple[str, ...]) -> dict[str, Any]:
+    """The given values the warmup must use unchanged (given and not adapted)."""
+    return {k: v for k, v in given.items() if v is not None and k not in adapted}
 
 
 def mass_matrix_default(target: Target, dense: bool) -> jax.Array:

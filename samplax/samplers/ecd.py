@@ -41,12 +41,10 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import blackjax
-import numpy as np
-from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
 from blackjax.mcmc import integrators
 
-from samplax.samplers.base import Algorithm, Sampler, Warmup, register
+from samplax.samplers.base import Algorithm, Sampler, register
+from samplax.samplers.mclmc import MCLMC_FRACTIONS, Microcanonical, mclmc_tuner
 
 Array = jax.Array
 
@@ -210,21 +208,20 @@ def secd_init(position, logdensity_fn, key):
     return integrators.IntegratorState(position, _unit(jax.random.normal(key, jnp.shape(position))), lp, g)
 
 
-def _split(num_steps, fractions):
-    # blackjax tunes over fractions of "the steps that will be run"; num_warmup is that budget's tuning part
-    return max(int(round(num_steps / sum(fractions))), 1)
-
-
 @register("secd")
 def secd(*, integrator: str = "mclachlan", desired_energy_var: float = 5e-4, diagonal_preconditioning: bool = True,
-         step_size: float | None = None, L: float | None = None) -> Sampler:
-    """Stochastic ECD sampler: ECDSep at s = 0 with F - F0 = exp(2U/(eta(d-1))), arc-length clock, rotation noise."""
+         step_size: float | None = None, L: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
+    """Stochastic ECD sampler: ECDSep at s = 0 with F - F0 = exp(2U/(eta(d-1))), arc-length clock, rotation noise.
+
+    Tuned like `mclmc` (blackjax's MCLMC tuner on this kernel), only the params not given (or named in `adapt`).
+    """
     _check_positive("desired_energy_var", desired_energy_var)
     _check_positive("step_size", step_size)
     _check_positive("L", L)
     kernel = build_kernel(integrator)
     grads = INTEGRATORS[integrator][1]
-    fracs = (0.4, 0.3, 0.3)
+    mc = Microcanonical("secd", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
+                        diagonal_preconditioning=diagonal_preconditioning, adapt=adapt)
 
     def build(target, params):
         def step(key, state):
@@ -234,35 +231,15 @@ def secd(*, integrator: str = "mclachlan", desired_energy_var: float = 5e-4, dia
         return Algorithm(lambda x, key: secd_init(x, target.logdensity, key), step)
 
     def stats(state, info, params):
+        # a non-finite step is undone (see build_kernel): `nonfinite` counts those
         return {"lp": state.logdensity, "energy_change": info.energy_change, "diverging": ~info.nonans,
-                "n_grad": jnp.asarray(grads), "step_size": params["step_size"], "L": params["L"]}
+                "nonfinite": ~info.nonans, "n_grad": jnp.asarray(grads), "step_size": params["step_size"],
+                "L": params["L"]}
 
-    def default_params(target):
-        if step_size is None or L is None:
-            raise ValueError("num_warmup=0 leaves secd untuned: pass step_size=... and L=..., or use num_warmup > 0")
-        return {"step_size": jnp.asarray(step_size, float), "L": jnp.asarray(L, float),
-                "inverse_mass_matrix": jnp.ones(target.dim)}
-
-    def warmup(target, key, position, num_steps):
-        init_key, tune_key = jax.random.split(key)
-        state = secd_init(position, target.logdensity, init_key)
-        start = None
-        if step_size is not None or L is not None:
-            d = target.dim
-            start = MCLMCAdaptationState(jnp.asarray(L if L is not None else np.sqrt(d), float),
-                                         jnp.asarray(step_size if step_size is not None else 0.25 * np.sqrt(d), float),
-                                         jnp.ones(d))
-        state, p, n_tune = blackjax.mclmc_find_L_and_step_size(
-            mclmc_kernel=kernel, num_steps=_split(num_steps, fracs), state=state, rng_key=tune_key,
-            logdensity_fn=target.logdensity, frac_tune1=fracs[0], frac_tune2=fracs[1], frac_tune3=fracs[2],
-            desired_energy_var=desired_energy_var, diagonal_preconditioning=diagonal_preconditioning, params=start,
-        )
-        params = {"L": p.L, "step_size": p.step_size,
-                  "inverse_mass_matrix": jnp.asarray(p.inverse_mass_matrix) * jnp.ones(target.dim)}
-        return Warmup(state, params, {"n_grad_total": jnp.asarray(n_tune * grads)})
-
+    tune, L_scales = mclmc_tuner(kernel, MCLMC_FRACTIONS, desired_energy_var)
     return Sampler(
-        name="secd", build=build, stats=stats, default_params=default_params, warmup=warmup,
+        name="secd", build=build, stats=stats, default_params=mc.default_params, adapted=mc.adapted,
+        warmup=mc.warmup(secd_init, tune, grads, L_scales),
         settings={"integrator": integrator, "desired_energy_var": desired_energy_var,
                   "diagonal_preconditioning": diagonal_preconditioning, "step_size": step_size, "L": L},
     )

@@ -1,74 +1,158 @@
-"""Microcanonical samplers from blackjax: unadjusted MCLMC and adjusted MCLMC (MAMS)."""
+"""Microcanonical samplers from blackjax: unadjusted MCLMC and adjusted MCLMC (MAMS); the tuning they share
+with `secd` (blackjax's L / step-size tuners, restricted to the params the user did not give)."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import blackjax
 import jax
 import jax.numpy as jnp
+from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
 from blackjax.mcmc import adjusted_mclmc_dynamic, integrators
 from blackjax.mcmc import mclmc as bj_mclmc
 
-from samplax.samplers.base import Algorithm, Sampler, Warmup, register
+from samplax.samplers.base import Algorithm, Sampler, Warmup, adapted_names, register
 
 # Both use the isokinetic McLachlan integrator: two gradient evaluations per step
 # (blackjax default; Robnik et al. 2023, "Microcanonical Hamiltonian Monte Carlo").
 GRADS_PER_STEP = 2
 
 
-def _untuned(name, L, step_size, dim):
-    if L is None or step_size is None:
-        raise ValueError(f"num_warmup=0 leaves {name} untuned: pass L=... and step_size=..., or use num_warmup > 0")
-    return {"L": jnp.asarray(L, float), "step_size": jnp.asarray(step_size, float),
-            "inverse_mass_matrix": jnp.ones(dim)}
-
-
-def _split(num_steps, fractions):
+def tuning_budget(num_steps, fractions):
     # blackjax tunes over fractions of "the number of steps that will be run"; we express
     # the user's num_warmup as that budget so warmup costs about num_warmup steps.
     return max(int(round(num_steps / sum(fractions))), 1)
 
 
+class Microcanonical:
+    """Params L, step_size, inverse_mass_matrix (diagonal) of a microcanonical sampler: which are given, which
+    adapted, and a warmup running a blackjax tuner whose kernel always uses the given (fixed) values."""
+
+    def __init__(self, name, *, L, step_size, inverse_mass_matrix, diagonal_preconditioning, adapt):
+        self.name = name
+        self.given = {"L": L, "step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix}
+        tunable = ("L", "step_size") + (("inverse_mass_matrix",) if diagonal_preconditioning else ())
+        self.adapted = adapted_names(adapt, tunable, self.given)
+        missing = [n for n in ("L", "step_size") if n not in self.adapted and self.given[n] is None]
+        if missing and self.adapted:
+            raise ValueError(f"{name}: adapt={adapt!r} leaves {missing} neither given nor adapted: pass them")
+
+    def imm(self, target):
+        imm = self.given["inverse_mass_matrix"]
+        imm = jnp.ones(target.dim) if imm is None else jnp.asarray(imm, float)
+        if imm.shape != (target.dim,):
+            raise ValueError(f"{self.name}: inverse_mass_matrix must be diagonal, shape ({target.dim},), got "
+                             f"{imm.shape}")
+        return imm
+
+    def default_params(self, target):
+        if self.given["L"] is None or self.given["step_size"] is None:
+            raise ValueError(f"num_warmup=0 leaves {self.name} untuned: pass L=... and step_size=..., or use "
+                             "num_warmup > 0")
+        return {"L": jnp.asarray(self.given["L"], float), "step_size": jnp.asarray(self.given["step_size"], float),
+                "inverse_mass_matrix": self.imm(target)}
+
+    def fixed(self, target):
+        out = {k: jnp.asarray(v, float) for k, v in self.given.items()
+               if v is not None and k not in self.adapted and k != "inverse_mass_matrix"}
+        if "inverse_mass_matrix" not in self.adapted:
+            out["inverse_mass_matrix"] = self.imm(target)
+        return out
+
+    def warmup(self, init: Callable, tune: Callable, grads_per_step: int, L_scales_with_step: Callable):
+        """None when nothing is adapted (plain burn-in); else warmup(target, key, position, num_steps).
+
+        tune(fixed, state, key, target, num_steps, start) -> (state, MCLMCAdaptationState, integrator steps);
+        L_scales_with_step(num_steps): whether the tuner's final L is proportional to its own step size (then a
+        fixed step size rescales it: the tuner measured autocorrelations in steps of the fixed size).
+        """
+        if not self.adapted:
+            return None
+
+        def warmup(target, key, position, num_steps):
+            fixed = self.fixed(target)
+            d = target.dim
+            init_key, tune_key = jax.random.split(key)
+            state = init(position, target.logdensity, init_key)
+            g = {k: v for k, v in self.given.items() if v is not None}
+            start = None  # nothing given: blackjax's own starting values
+            if g:
+                start = MCLMCAdaptationState(jnp.asarray(g.get("L", jnp.sqrt(d)), float),
+                                             jnp.asarray(g.get("step_size", 0.25 * jnp.sqrt(d)), float),
+                                             fixed.get("inverse_mass_matrix", self.imm(target)))
+            state, p, n_tune = tune(fixed, state, tune_key, target, num_steps, start)
+            L = p.L
+            if "step_size" in fixed and "L" not in fixed and L_scales_with_step(num_steps):
+                L = p.L * fixed["step_size"] / p.step_size
+            params = {"L": fixed.get("L", L), "step_size": fixed.get("step_size", p.step_size),
+                      "inverse_mass_matrix": fixed.get("inverse_mass_matrix",
+                                                       jnp.asarray(p.inverse_mass_matrix) * jnp.ones(d))}
+            return Warmup(state, params, {"n_grad_total": jnp.asarray(n_tune * grads_per_step)})
+
+        return warmup
+
+
+def mclmc_tuner(kernel, fractions, desired_energy_var):
+    """blackjax's MCLMC tuner (energy-error step size, diagonal preconditioner, L from autocorrelation) for
+    `kernel(rng_key, state, logdensity_fn, inverse_mass_matrix, L, step_size)`, holding `fixed` params."""
+
+    def tune(fixed, state, key, target, num_steps, start):
+        def held(**kw):
+            return kernel(**{**kw, **fixed})
+
+        return blackjax.mclmc_find_L_and_step_size(
+            mclmc_kernel=held, num_steps=tuning_budget(num_steps, fractions), state=state, rng_key=key,
+            logdensity_fn=target.logdensity, frac_tune1=fractions[0], frac_tune2=fractions[1],
+            frac_tune3=fractions[2], desired_energy_var=desired_energy_var,
+            diagonal_preconditioning="inverse_mass_matrix" not in fixed,
+            params=start)
+
+    def L_scales(num_steps):  # stage 3 (L = l_factor * step_size * autocorrelation time) runs
+        return round(tuning_budget(num_steps, fractions) * fractions[2]) >= 2
+
+    return tune, L_scales
+
+
+MCLMC_FRACTIONS = (0.4, 0.3, 0.3)
+
+
 @register("mclmc")
 def mclmc(*, diagonal_preconditioning: bool = True, desired_energy_var: float = 5e-4,
-          L: float | None = None, step_size: float | None = None) -> Sampler:
-    """Unadjusted microcanonical Langevin MC with blackjax's L / step-size tuning."""
-    fracs = (0.4, 0.3, 0.3)
+          L: float | None = None, step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
+    """Unadjusted microcanonical Langevin MC with blackjax's L / step-size tuning of what is not given."""
+    mc = Microcanonical("mclmc", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
+                        diagonal_preconditioning=diagonal_preconditioning, adapt=adapt)
 
     def build(target, params):
         alg = blackjax.mclmc(target.logdensity, L=params["L"], step_size=params["step_size"],
                              inverse_mass_matrix=params["inverse_mass_matrix"])
         return Algorithm(lambda x, key: alg.init(x, key), alg.step)
 
-    def warmup(target, key, position, num_steps):
-        init_key, tune_key = jax.random.split(key)
-        state = bj_mclmc.init(position, target.logdensity, init_key)
-        kernel = bj_mclmc.build_kernel(desired_energy_var=desired_energy_var)
-        state, p, n_tune = blackjax.mclmc_find_L_and_step_size(
-            mclmc_kernel=kernel, num_steps=_split(num_steps, fracs), state=state, rng_key=tune_key,
-            logdensity_fn=target.logdensity, frac_tune1=fracs[0], frac_tune2=fracs[1], frac_tune3=fracs[2],
-            desired_energy_var=desired_energy_var, diagonal_preconditioning=diagonal_preconditioning,
-        )
-        params = {"L": p.L, "step_size": p.step_size, "inverse_mass_matrix": jnp.asarray(p.inverse_mass_matrix)
-                  * jnp.ones(target.dim)}
-        return Warmup(state, params, {"n_grad_total": jnp.asarray(n_tune * GRADS_PER_STEP)})
-
     def stats(state, info, params):
+        # blackjax reverts a non-finite step (position kept, fresh momentum): `nonfinite` counts those
         return {"lp": state.logdensity, "energy_change": info.energy_change, "diverging": ~info.nonans,
-                "n_grad": jnp.asarray(GRADS_PER_STEP), "step_size": params["step_size"], "L": params["L"]}
+                "nonfinite": ~info.nonans, "n_grad": jnp.asarray(GRADS_PER_STEP), "step_size": params["step_size"],
+                "L": params["L"]}
 
+    tune, L_scales = mclmc_tuner(bj_mclmc.build_kernel(desired_energy_var=desired_energy_var), MCLMC_FRACTIONS,
+                                 desired_energy_var)
     return Sampler(
-        name="mclmc", build=build, stats=stats, warmup=warmup,
-        default_params=lambda t: _untuned("mclmc", L, step_size, t.dim),
+        name="mclmc", build=build, stats=stats, default_params=mc.default_params, adapted=mc.adapted,
+        warmup=mc.warmup(lambda x, logdensity, key: bj_mclmc.init(x, logdensity, key), tune, GRADS_PER_STEP,
+                         L_scales),
         settings={"diagonal_preconditioning": diagonal_preconditioning, "desired_energy_var": desired_energy_var},
     )
 
 
 @register("mams")
 def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True,
-         L: float | None = None, step_size: float | None = None) -> Sampler:
+         L: float | None = None, step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Metropolis-adjusted microcanonical sampler (adjusted MCLMC, random trajectory length)."""
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
+    mc = Microcanonical("mams", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
+                        diagonal_preconditioning=diagonal_preconditioning, adapt=adapt)
     steps_fn = adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True)
     kernel = adjusted_mclmc_dynamic.build_kernel(integration_steps_fn=steps_fn,
                                                  integrator=integrators.isokinetic_mclachlan)
@@ -82,17 +166,17 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True,
 
         return Algorithm(lambda x, key: adjusted_mclmc_dynamic.init(x, target.logdensity, key), step)
 
-    def warmup(target, key, position, num_steps):
-        init_key, tune_key = jax.random.split(key)
-        state = adjusted_mclmc_dynamic.init(position, target.logdensity, init_key)
-        state, p, n_tune = blackjax.adjusted_mclmc_find_L_and_step_size(
-            mclmc_kernel=kernel, logdensity_fn=target.logdensity, num_steps=_split(num_steps, fracs),
-            state=state, rng_key=tune_key, target=target_accept, frac_tune1=fracs[0], frac_tune2=fracs[1],
-            frac_tune3=fracs[2], diagonal_preconditioning=diagonal_preconditioning,
-        )
-        params = {"L": p.L, "step_size": p.step_size, "inverse_mass_matrix": jnp.asarray(p.inverse_mass_matrix)
-                  * jnp.ones(target.dim)}
-        return Warmup(state, params, {"n_grad_total": jnp.asarray(n_tune * GRADS_PER_STEP)})
+    def tune(fixed, state, key, target, num_steps, start):
+        def held(*, step_size, inverse_mass_matrix, integration_steps_params, **kw):
+            h = fixed.get("step_size", step_size)
+            n = (fixed["L"] / h,) if "L" in fixed else integration_steps_params
+            return kernel(**kw, step_size=h, inverse_mass_matrix=fixed.get("inverse_mass_matrix", inverse_mass_matrix),
+                          integration_steps_params=n)
+
+        return blackjax.adjusted_mclmc_find_L_and_step_size(
+            mclmc_kernel=held, logdensity_fn=target.logdensity, num_steps=tuning_budget(num_steps, fracs),
+            state=state, rng_key=key, target=target_accept, frac_tune1=fracs[0], frac_tune2=fracs[1],
+            frac_tune3=fracs[2], diagonal_preconditioning="inverse_mass_matrix" not in fixed, params=start)
 
     def stats(state, info, params):
         return {"lp": state.logdensity, "acceptance_rate": info.acceptance_rate, "diverging": info.is_divergent,
@@ -100,7 +184,8 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True,
                 "step_size": params["step_size"], "L": params["L"]}
 
     return Sampler(
-        name="mams", build=build, stats=stats, warmup=warmup,
-        default_params=lambda t: _untuned("mams", L, step_size, t.dim),
+        name="mams", build=build, stats=stats, default_params=mc.default_params, adapted=mc.adapted,
+        # blackjax sets L = target_num_integration_steps * step size at the end: proportional to the step
+        warmup=mc.warmup(adjusted_mclmc_dynamic.init, tune, GRADS_PER_STEP, lambda n: True),
         settings={"target_accept": target_accept, "diagonal_preconditioning": diagonal_preconditioning},
     )
