@@ -27,12 +27,15 @@ class Population(NamedTuple):
     stage_stats: dict of (S,) arrays: e.g. "temperature" or "time", "ess", "log_z_increment",
       "acceptance_rate", "resampled", "n_grad" (gradient or score evaluations at that stage).
     n_grad: total gradient / score / log-density-gradient evaluations made, all stages, all particles.
+    particle_stats: optional dict of (N,) arrays, one value per final particle (e.g. "log_prob", the
+      probability-flow log-density of each sample); written as the DataTree group "particle_stats".
     """
 
     particles: Array
     log_z: Array
     stage_stats: dict[str, Array]
     n_grad: Array
+    particle_stats: dict[str, Array] = {}  # noqa: RUF012  (never mutated; an empty pytree node)
 
 
 @dataclasses.dataclass(frozen=True)

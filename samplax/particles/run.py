@@ -111,4 +111,5 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
                       f"population is {np.asarray(out.log_z).tolist()}; nothing was repaired. Check the model for "
                       "NaN/inf regions, or use more stages / smaller steps.", RuntimeWarning, stacklevel=3)
     stats = {k: np.asarray(v) for k, v in out.stage_stats.items()}
-    return to_population_datatree(target, particles, stats, out.log_z, out.n_grad, attrs)
+    per_particle = {k: np.asarray(v) for k, v in out.particle_stats.items()}
+    return to_population_datatree(target, particles, stats, out.log_z, out.n_grad, attrs, per_particle)

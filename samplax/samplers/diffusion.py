@@ -1,0 +1,214 @@
+"""Diffusion samplers from a score: `samplax.sample(score_model, NAME, num_particles=N, num_steps=K, seed=...)`.
+
+NAME: "reverse_sde" (Euler–Maruyama), "pf_ode" (probability-flow ODE with diffrax, plus each sample's
+log-density), "deis" (exponential integrator, order 0..3), "pc" (predictor–corrector), "adaptive_sde"
+(Gotta Go Fast adaptive steps; `tol=` instead of num_steps). Particles start from the process prior at
+t_max (same draw for the same seed in every sampler) and end at t_min; the target is p_{t_min}
+(`score_model.as_target()`). n_grad counts score evaluations (NFE), all particles. A score model is a
+normalised density, so log Z = 0 by construction (reported as 0, not estimated).
+
+stage_stats: fixed grids (reverse_sde, deis, pc, fixed-step pf_ode) have one row per step: time (the
+step's end), step_size, n_grad (score evaluations in that step), ess (= N: particles stay equally
+weighted). adaptive pf_ode: one row (time t_min, n_grad, num_steps, num_accepted, num_rejected from
+diffrax's stats). adaptive_sde: `num_bins` rows over equal time bins of [t_min, t_max] (the per-step
+record is variable-length): accepted, rejected, n_grad (2 per try) of steps starting in the bin.
+particle_stats: pf_ode "log_prob"; adaptive_sde "nfe", "accepted", "rejected" per particle.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from samplax.diffusion import adaptive, deis as deis_mod, integrators, likelihood
+from samplax.particles import base
+
+_INT = lambda: jnp.int64 if jax.config.jax_enable_x64 else jnp.int32  # noqa: E731
+
+
+def _check_int(name, value, low):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_pos(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def _score_model(model):
+    if not (hasattr(model, "score") and hasattr(model, "process") and hasattr(model, "dim")) or \
+            not callable(getattr(model, "score", None)):
+        raise TypeError(f"diffusion samplers need a score model (samplax.diffusion.ScoreModel with score(x, t) and "
+                        f"a process), got {type(model).__name__}; for an unnormalised density use 'smc' or a "
+                        f"learned diffusion sampler")
+    return model
+
+
+def _start(model, key, n):
+    """Prior draw at t_max from the first half of the key (the same for every sampler), the rest for the run."""
+    k_init, k_run = jax.random.split(key)
+    return model.process.prior_sample(k_init, n, model.dim), k_run
+
+
+def _grid_stats(ts, n, per_step, first_extra=0):
+    k = ts.size - 1
+    g = np.full(k, n * per_step, dtype=np.int64)
+    g[0] += n * first_extra
+    return {"time": jnp.asarray(ts[1:]), "step_size": jnp.asarray(ts[:-1] - ts[1:]),
+            "n_grad": jnp.asarray(g, _INT()), "ess": jnp.full((k,), float(n))}
+
+
+def _population(x, stats, particle_stats=None):
+    n_grad = jnp.sum(stats["n_grad"]).astype(_INT())
+    return base.Population(x, jnp.zeros((), x.dtype), stats, n_grad, particle_stats or {})
+
+
+@base.register("reverse_sde")
+def reverse_sde(num_steps: int = 1000, grid: str = "uniform") -> base.PopulationSampler:
+    """Euler–Maruyama on the reverse-time SDE, one score evaluation per step."""
+    _check_int("num_steps", num_steps, 1)
+    if grid not in integrators.GRIDS:
+        raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
+
+    def run(model, key, n, progress):
+        m = _score_model(model)
+        x, key = _start(m, key, n)
+        ts = integrators.time_grid(m.process, num_steps, grid)
+        x = integrators.reverse_sde(m, key, x, ts, progress)
+        return _population(x, _grid_stats(ts, n, 1))
+
+    return base.PopulationSampler("reverse_sde", run, dict(num_steps=num_steps, grid=grid), stage_label="time")
+
+
+@base.register("pc")
+def pc(num_steps: int = 500, num_corrector_steps: int = 1, snr: float = 0.16,
+       grid: str = "uniform") -> base.PopulationSampler:
+    """Predictor–corrector (Song et al. 2021 Alg. 1/2): Langevin corrections then an Euler–Maruyama step."""
+    _check_int("num_steps", num_steps, 1)
+    _check_int("num_corrector_steps", num_corrector_steps, 0)
+    _check_pos("snr", snr)
+    if grid not in integrators.GRIDS:
+        raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
+
+    def run(model, key, n, progress):
+        m = _score_model(model)
+        x, key = _start(m, key, n)
+        ts = integrators.time_grid(m.process, num_steps, grid)
+        x = integrators.predictor_corrector(m, key, x, ts, num_corrector_steps, snr, progress)
+        return _population(x, _grid_stats(ts, n, 1 + num_corrector_steps))
+
+    settings = dict(num_steps=num_steps, num_corrector_steps=num_corrector_steps, snr=snr, grid=grid)
+    return base.PopulationSampler("pc", run, settings, stage_label="time")
+
+
+@base.register("deis")
+def deis(num_steps: int = 20, order: int = 2, grid: str = "quadratic", startup: str = "rk4") -> base.PopulationSampler:
+    """DEIS (tAB-DEIS, Zhang & Chen 2022): exponential integrator of the PF ODE, eps extrapolated at `order`."""
+    _check_int("num_steps", num_steps, 1)
+    if isinstance(order, bool) or order not in deis_mod.ORDERS:
+        raise ValueError(f"order must be one of {deis_mod.ORDERS} (0 = DDIM), got {order!r}")
+    if grid not in integrators.GRIDS:
+        raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
+    if startup not in deis_mod.STARTUPS:
+        raise ValueError(f"startup must be one of {deis_mod.STARTUPS}, got {startup!r}")
+
+    def run(model, key, n, progress):
+        m = _score_model(model)
+        x, _ = _start(m, key, n)
+        ts = integrators.time_grid(m.process, num_steps, grid)
+        x = deis_mod.solve(m, x, ts, order, startup, progress)
+        stats = _grid_stats(ts, n, 1)
+        k_rk = deis_mod.num_rk4_steps(order, startup, num_steps)
+        stats["n_grad"] = stats["n_grad"].at[:k_rk].add(3 * n)  # RK4 start-up steps: 4 evaluations each
+        return _population(x, stats)
+
+    settings = dict(num_steps=num_steps, order=order, grid=grid, startup=startup)
+    return base.PopulationSampler("deis", run, settings, stage_label="time")
+
+
+@base.register("pf_ode")
+def pf_ode(num_steps: int = 100, solver: str = "heun", rtol: float | None = None, atol: float | None = None,
+           grid: str = "uniform", log_prob: bool = True, exact_trace_max_dim: int = 16, num_probes: int = 1,
+           max_steps: int = 4096) -> base.PopulationSampler:
+    """Probability-flow ODE (diffrax), fixed `num_steps` or adaptive when rtol and atol are given; with each
+    sample's log-density (particle_stats["log_prob"]) unless log_prob=False."""
+    if solver not in likelihood.SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(likelihood.SOLVERS)}, got {solver!r}")
+    if (rtol is None) != (atol is None):
+        raise ValueError(f"adaptive steps need both rtol and atol (got rtol={rtol!r}, atol={atol!r}); "
+                         "give neither for fixed num_steps")
+    adaptive_steps = rtol is not None
+    if adaptive_steps:
+        _check_pos("rtol", rtol)
+        _check_pos("atol", atol)
+        if solver == "euler":
+            raise ValueError("solver='euler' has no error estimate for adaptive steps; use e.g. 'tsit5' or 'heun', "
+                             "or fixed num_steps without rtol/atol")
+    _check_int("num_steps", num_steps, 1)
+    _check_int("exact_trace_max_dim", exact_trace_max_dim, 0)
+    _check_int("num_probes", num_probes, 1)
+    _check_int("max_steps", max_steps, 1)
+    if grid not in integrators.GRIDS:
+        raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
+    per_step, initial = likelihood.evals_per_step(likelihood.SOLVERS[solver]())
+
+    def run(model, key, n, progress):
+        m = _score_model(model)
+        x, key = _start(m, key, n)
+        ts = None if adaptive_steps else integrators.time_grid(m.process, num_steps, grid)
+        x, lp, steps, acc, rej = likelihood.solve(m, key, x, solver=solver, ts=ts, rtol=rtol, atol=atol,
+                                                  max_steps=max_steps, with_log_prob=log_prob,
+                                                  exact_trace_max_dim=exact_trace_max_dim, num_probes=num_probes)
+        progress.update(0, m.process.t_min, n)
+        if adaptive_steps:
+            it = _INT()
+            stats = {"time": jnp.full((1,), m.process.t_min), "n_grad": (n * (per_step * steps + initial))[None].astype(it),
+                     "num_steps": steps[None].astype(it), "num_accepted": acc[None].astype(it),
+                     "num_rejected": rej[None].astype(it), "ess": jnp.full((1,), float(n))}
+        else:
+            stats = _grid_stats(ts, n, per_step, initial)
+        return _population(x, stats, {"log_prob": lp} if log_prob else {})
+
+    settings = dict(num_steps=num_steps, solver=solver, rtol=rtol, atol=atol, grid=grid, log_prob=log_prob,
+                    exact_trace_max_dim=exact_trace_max_dim, num_probes=num_probes, max_steps=max_steps)
+    return base.PopulationSampler("pf_ode", run, settings, stage_label="time")
+
+
+@base.register("adaptive_sde")
+def adaptive_sde(tol: float = 1e-2, abs_tol: float = adaptive.DEFAULTS["abs_tol"],
+                 h_init: float = adaptive.DEFAULTS["h_init"], safety: float = adaptive.DEFAULTS["safety"],
+                 exponent: float = adaptive.DEFAULTS["exponent"], max_steps: int = 10_000,
+                 num_bins: int = 20, **unexpected) -> base.PopulationSampler:
+    """Adaptive reverse SDE (Jolicoeur-Martineau et al. 2021); tol is the relative tolerance, abs_tol the absolute."""
+    if "num_steps" in unexpected:
+        raise TypeError("adaptive_sde chooses its own steps: set tol= (relative tolerance) and abs_tol= instead of "
+                        "num_steps")
+    if unexpected:
+        raise TypeError(f"unexpected settings {sorted(unexpected)}")
+    for name, v in (("tol", tol), ("abs_tol", abs_tol), ("h_init", h_init), ("safety", safety),
+                    ("exponent", exponent)):
+        _check_pos(name, v)
+    _check_int("max_steps", max_steps, 1)
+    _check_int("num_bins", num_bins, 1)
+
+    def run(model, key, n, progress):
+        m = _score_model(model)
+        x, key = _start(m, key, n)
+        x, st = adaptive.solve(m, key, x, tol, abs_tol, h_init, safety, exponent, max_steps, num_bins)
+        # a particle that used up max_steps before t_min is not a draw of p_{t_min}: NaN, so sample() warns
+        x = jnp.where(st["finished"][:, None], x, jnp.nan)
+        # rows: time bins from t_max down to t_min; each particle accepted/rejected counts summed
+        edges = np.linspace(m.process.t_max, m.process.t_min, num_bins + 1)
+        acc, rej = st["accepted"].sum(0), st["rejected"].sum(0)
+        progress.update(0, m.process.t_min, n)
+        stats = {"time": jnp.asarray(edges[1:]), "accepted": acc, "rejected": rej, "n_grad": 2 * (acc + rej),
+                 "ess": jnp.full((num_bins,), float(n))}
+        per = {"nfe": 2 * st["tries"], "accepted": st["accepted"].sum(-1), "rejected": st["rejected"].sum(-1),
+               "finished": st["finished"]}
+        return _population(x, stats, per)
+
+    settings = dict(tol=tol, abs_tol=abs_tol, h_init=h_init, safety=safety, exponent=exponent, max_steps=max_steps,
+                    num_bins=num_bins)
+    return base.PopulationSampler("adaptive_sde", run, settings, stage_label="time")
