@@ -28,8 +28,9 @@ def pooled_log_z(log_z_per_population) -> tuple[float, float]:
 
 
 def to_population_datatree(target, particles, stage_stats: dict[str, Any], log_z, n_grad,
-                           attrs: dict[str, Any]):
-    """`posterior` (chain, draw) = (population, equally weighted particle); `stage_stats` group (chain, stage)."""
+                           attrs: dict[str, Any], particle_stats: dict[str, Any] | None = None):
+    """`posterior` (chain, draw) = (population, equally weighted particle); `stage_stats` group (chain, stage);
+    `particle_stats` group (chain, draw) when the sampler reports a value per particle."""
     from samplax.results import _attr, _clean_stats, constrain_draws
     from arviz_base import from_dict
 
@@ -50,6 +51,12 @@ def to_population_datatree(target, particles, stage_stats: dict[str, Any], log_z
     }
     dims = {k: ["stage"] + [f"{k}_dim_{i}" for i in range(v.ndim - 2)] for k, v in stages.items()}
     dt = from_dict(data, dims=dims)
+    if particle_stats:
+        from arviz_base import dict_to_dataset
+
+        per = {k: np.asarray(v) for k, v in particle_stats.items()}
+        pdims = {k: [f"{k}_dim_{i}" for i in range(v.ndim - 2)] for k, v in per.items()}
+        dt["particle_stats"] = dict_to_dataset(per, dims=pdims, sample_dims=["chain", "draw"])
     clean = {k: _attr(v) for k, v in attrs.items()}
     dt.attrs.update(clean)
     dt["posterior"].attrs.update(clean)
