@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
+import operator
 from typing import Any, Callable
 
 import jax
@@ -11,8 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+# re-exported: make_init / model_arguments / MAX_INIT_TRIES used to live here
+from samplax.init import MAX_INIT_TRIES, callable_name, make_init, model_arguments  # noqa: F401
+
 Array = jax.Array
-MAX_INIT_TRIES = 100
 
 
 def _flat_names(shapes: dict[str, tuple[int, ...]]) -> tuple[str, ...]:
@@ -85,30 +87,28 @@ class Target:
         fn: Callable[[Array], Array],
         dim: int | None = None,
         *,
-        example: Array | None = None,
+        example: Any = None,
         init_scale: float = 1.0,
         var_name: str = "x",
         name: str = "logdensity",
         **truth,
     ) -> "Target":
-        """Wrap a log-density on R^dim. Give `dim`, or an `example` position (any pytree)."""
+        """Wrap a log-density on R^dim. Give `dim`, or an `example` position (any pytree).
+
+        With `example`, `fn` receives positions shaped like it and every leaf is its own named variable
+        (dict keys, joined by '.' when nested; `var_name` for a single array, `var_name.0`... in a tuple).
+        """
+        if not callable(fn):
+            raise TypeError(f"fn must be callable x -> log-density, got {type(fn).__name__}")
+        if dim is not None:
+            dim = _check_dim(dim)
         if example is not None:
-            flat, unravel = ravel_pytree(example)
-            if dim is not None and dim != flat.size:
-                raise ValueError(f"dim={dim} disagrees with example of size {flat.size}")
-            dim = int(flat.size)
-            user_fn = fn
-            fn = lambda x: user_fn(unravel(x))  # noqa: E731
-            shapes = {var_name: (dim,)}
+            fn, dim, shapes, constrain = _from_example(fn, example, dim, var_name)
         elif dim is None:
             raise ValueError("from_logdensity needs dim=... or example=... (a position of the right shape)")
         else:
-            shapes = {var_name: (int(dim),)}
-        dim = int(dim)
-        if dim < 1:
-            raise ValueError(f"dim must be >= 1, got {dim}")
-        if not callable(fn):
-            raise TypeError(f"fn must be callable x -> log-density, got {type(fn).__name__}")
+            shapes = {var_name: (dim,)}
+            constrain = lambda x: {var_name: x}  # noqa: E731
         try:
             value = jax.eval_shape(fn, jax.ShapeDtypeStruct((dim,), jnp.result_type(float)))
         except Exception as err:  # noqa: BLE001 - re-raised with context
@@ -117,11 +117,7 @@ class Target:
             raise ValueError(f"log-density must return a scalar, got shape {value.shape}; sum over dimensions?")
 
         init = make_init(fn, dim, init_scale)
-        target = cls(
-            logdensity=fn, dim=dim, init=init, constrain=lambda x: {var_name: x},
-            var_shapes=shapes, name=name, **truth,
-        )
-        return target
+        return cls(logdensity=fn, dim=dim, init=init, constrain=constrain, var_shapes=shapes, name=name, **truth)
 
     @classmethod
     def from_numpyro(
@@ -138,44 +134,57 @@ class Target:
 
         return build_numpyro_target(
             cls, model, args, kwargs,
-            name=name or getattr(model, "__name__", "model"),
+            name=name or callable_name(model),
             init_radius=init_radius, allow_latent_leaves=allow_latent_leaves,
         )
 
 
-def model_arguments(model: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """The model's bound arguments by name (defaults applied), for error messages."""
+def _check_dim(dim) -> int:
+    """`dim` as a positive int; a float such as 2.7 is an error, never truncated."""
     try:
-        bound = inspect.signature(model).bind(*args, **kwargs)
-    except TypeError as err:
-        raise TypeError(f"arguments do not fit model {getattr(model, '__name__', model)}: {err}") from err
-    bound.apply_defaults()
-    return dict(bound.arguments)
+        if isinstance(dim, (bool, np.bool_)):
+            raise TypeError
+        value = operator.index(dim)
+    except TypeError:
+        raise TypeError(f"dim must be a positive integer (the length of the position vector), got {dim!r} "
+                        f"({type(dim).__name__})") from None
+    if value < 1:
+        raise ValueError(f"dim must be >= 1, got {value}")
+    return value
 
 
-def make_init(logdensity: Callable, dim: int, radius: float) -> Callable[[Array], Array]:
-    """Uniform(-radius, radius) in unconstrained space, retried until log-density and gradient are finite.
+def _leaf_name(path, var_name: str) -> str:
+    parts = []
+    for key in path:
+        for attr in ("key", "name", "idx"):  # DictKey, GetAttrKey, SequenceKey
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+        else:
+            parts.append(str(key))
+    if not path or not isinstance(path[0], (jax.tree_util.DictKey, jax.tree_util.GetAttrKey)):
+        parts.insert(0, var_name)  # a bare array or a tuple/list: name it after var_name
+    return ".".join(parts)
 
-    Returns NaNs if no try succeeds, which `sample()` reports as an error naming the target.
-    """
-    vg = jax.value_and_grad(logdensity)
 
-    def ok(x):
-        v, g = vg(x)
-        return jnp.isfinite(v) & jnp.all(jnp.isfinite(g))
+def _from_example(fn, example, dim, var_name):
+    """Log-density on the flat vector, and named per-leaf constrained values, from an example pytree."""
+    example = jax.tree.map(lambda v: jnp.asarray(v, dtype=jnp.result_type(float)), example)
+    leaves_with_path, _ = jax.tree_util.tree_flatten_with_path(example)
+    if not leaves_with_path:
+        raise ValueError("example has no array leaves: give a position such as {'mu': 0.0, 'theta': jnp.zeros(3)}")
+    names = [_leaf_name(path, var_name) for path, _ in leaves_with_path]
+    if len(set(names)) != len(names):
+        raise ValueError(f"example's leaves give clashing variable names {names}; rename its keys")
+    flat, unravel = ravel_pytree(example)
+    if dim is not None and dim != flat.size:
+        raise ValueError(f"dim={dim} disagrees with example of size {flat.size}")
+    shapes = {n: tuple(leaf.shape) for n, (_, leaf) in zip(names, leaves_with_path)}
 
-    def init(key):
-        def cond(c):
-            i, x, good = c
-            return (~good) & (i < MAX_INIT_TRIES)
+    def logdensity(x):
+        return fn(unravel(x))
 
-        def body(c):
-            i, _, _ = c
-            x = jax.random.uniform(jax.random.fold_in(key, i), (dim,), minval=-radius, maxval=radius)
-            return i + 1, x, ok(x)
+    def constrain(x):
+        return dict(zip(names, jax.tree.leaves(unravel(x))))
 
-        x0 = jnp.zeros((dim,))
-        _, x, good = jax.lax.while_loop(cond, body, (0, x0, jnp.array(False)))
-        return jnp.where(good, x, jnp.nan)
-
-    return init
+    return logdensity, int(flat.size), shapes, constrain

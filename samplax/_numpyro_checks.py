@@ -1,0 +1,109 @@
+"""Checks on a numpyro model's trace before it becomes a Target; each error names the site and the fix."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from samplax.init import callable_name, model_arguments
+
+
+def trace_model(model, args, kwargs, seed=0):
+    """One trace of the model with continuous latents filled as numpyro's initialize_model fills them."""
+    from numpyro import handlers
+    from numpyro.infer.initialization import init_to_uniform
+
+    # init_to_uniform fills continuous latents as numpyro's initialize_model does, so sites that cannot be
+    # sampled (ImproperUniform, e.g. Stan's flat or ordered parameters) trace; discrete ones still sample.
+    seeded = handlers.substitute(handlers.seed(model, rng_seed=seed), substitute_fn=init_to_uniform)
+    return handlers.trace(seeded).get_trace(*args, **kwargs)
+
+
+def dist_name(fn) -> str:
+    while hasattr(fn, "base_dist") and type(fn).__name__ in ("ExpandedDistribution", "Independent", "MaskedDistribution"):
+        fn = fn.base_dist
+    return type(fn).__name__
+
+
+def latent_names(trace) -> list[str]:
+    return [n for n, s in trace.items() if s["type"] == "sample" and not s["is_observed"]]
+
+
+def check_subsampling(trace, name: str) -> None:
+    """Refuse plates with subsample_size: their log-density is a random minibatch estimate, not a density."""
+    for n, s in trace.items():
+        if s["type"] != "plate":
+            continue
+        size, subsample_size = s["args"]
+        if subsample_size is not None and subsample_size != size:
+            raise ValueError(
+                f"model {name!r}: plate {n!r} subsamples (size={size}, subsample_size={subsample_size}), so its "
+                "log-density is a random minibatch estimate that samplax's samplers cannot use. Drop "
+                "subsample_size for the full-data posterior, or for stochastic-gradient sampling build the "
+                "target with minibatch_target(log_prior, log_lik_one, data, batch_size, dim) and sample it "
+                "with the 'sgld' sampler."
+            )
+
+
+def check_sites(model, args, kwargs, trace, allow_latent_leaves: bool) -> None:
+    """Latent sites must exist and be continuous, and must not look like observed sites missing their data."""
+    from numpyro.distributions import Delta
+
+    name = callable_name(model)
+    latent = latent_names(trace)
+    if not latent:
+        raise ValueError(
+            f"model {name!r} has no latent sample sites: nothing to sample. "
+            "Did you pass data for every site?"
+        )
+    for n in latent:
+        fn = trace[n]["fn"]
+        if getattr(fn, "is_discrete", False) or getattr(getattr(fn, "support", None), "is_discrete", False):
+            raise ValueError(
+                f"latent site {n!r} is discrete ({dist_name(fn)}); samplax's samplers need continuous "
+                "latents. Marginalise it out (sum over its values with logsumexp) or pass its value as data."
+            )
+        if isinstance(fn, Delta):
+            raise ValueError(
+                f"latent site {n!r} has a Delta distribution (a point mass, nothing to sample); use "
+                "numpyro.deterministic for this value instead."
+            )
+    if allow_latent_leaves:
+        return
+    none_args = [k for k, v in model_arguments(model, args, kwargs).items() if v is None]
+    if not none_args:
+        return
+    from numpyro.infer.inspect import get_dependencies
+
+    try:
+        deps = get_dependencies(model, args, kwargs)["prior_dependencies"]
+    except Exception:  # noqa: BLE001 - the dependency tracer is best effort
+        return
+    used = {up for down, ups in deps.items() for up in ups if up != down}
+    for n in latent:
+        parents = [u for u in deps.get(n, {}) if u != n and u in latent]
+        if n not in used and parents:
+            raise ValueError(
+                f"latent site {n!r} depends on {parents} but nothing depends on it, and model argument(s) "
+                f"{none_args} are None: it looks like an observed site whose data is missing. Pass the data "
+                f"(e.g. {none_args[0]}=...), or Target.from_numpyro(..., allow_latent_leaves=True) to sample it."
+            )
+
+
+def diagnose_nonfinite(model, args, kwargs, unconstrained: dict) -> str:
+    """Name the sites whose log-probability is not finite at an unconstrained point."""
+    from numpyro import handlers
+    from numpyro.infer.util import constrain_fn
+
+    try:
+        params = constrain_fn(model, args, kwargs, unconstrained)
+        tr = handlers.trace(handlers.substitute(handlers.seed(model, 0), data=params)).get_trace(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001
+        return f"(evaluating the model failed: {err})"
+    bad = []
+    for n, s in tr.items():
+        if s["type"] != "sample":
+            continue
+        lp = jnp.sum(s["fn"].log_prob(s["value"]))
+        if not bool(jnp.isfinite(lp)):
+            bad.append(f"{n!r} ({dist_name(s['fn'])}, log_prob={float(lp)})")
+    return ", ".join(bad) if bad else "(no single site; the sum or its gradient is not finite)"
