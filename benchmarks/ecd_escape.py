@@ -17,7 +17,7 @@ All methods use the same step h (one gradient per step), so hitting times in tim
 evaluations are proportional.  Oracles: exact overdamped MFPT integral, exact telegraph mean hitting time
 (samplax.diagnostics.hitting_theory).  Runs that never hit within the budget are censored (Kaplan-Meier).
 
-Quantum columns (classical grid simulation, samplax.quantum; same wells, same beta):
+Quantum columns (classical grid simulation, samplax.experiments.quantum; same wells, same beta):
 - qGD, "quantised gradient descent": H = p^2/2 + V (mass 1);
 - qECD: the ECDSep Hamiltonian H = eta log(V - F0) + log(s + p^2) with sECD's eta, s, F0 = 0
   (`ecdsep_terms`).  It is separable (a function of theta plus a function of p), so every operator
@@ -32,7 +32,7 @@ Quantum columns (classical grid simulation, samplax.quantum; same wells, same be
   step QDT; censored at the budget `--t-quantum`, shown as >t).  (b) "pi hbar/2dE" from the two lowest levels
   E0 < E1: for a start state (psi0 -+ psi1)/sqrt2, P(right, t) = sin^2(dE t / (2 hbar)), which first reaches
   1/2 at t = pi hbar / (2 dE) (full transfer at pi hbar / dE).  It is shown only where
-  `samplax.quantum.tunnelling_pair` validates the pair (psi0, psi1 each half in each well, psi1 changes sign
+  `samplax.experiments.quantum.tunnelling_pair` validates the pair (psi0, psi1 each half in each well, psi1 changes sign
   between the wells, psi0 -+ psi1 localised to 1 - 0.05, a doublet E1 - E0 < E2 - E1, and the start state
   >= 95% in the pair); otherwise "(value)--" and the propagated time is the quantum time.
 - Clocks: t is the time in exp(-i H t / hbar).  Its Heisenberg equations are the classical ones in the same t:
@@ -61,7 +61,7 @@ jax.config.update("jax_enable_x64", True)
 import samplax  # noqa: E402
 from samplax.diagnostics.hitting import first_hit_times, halfspace, summarize  # noqa: E402
 from samplax.diagnostics.hitting_theory import mfpt_langevin, telegraph_mean_hitting_time  # noqa: E402
-from samplax import quantum  # noqa: E402
+from samplax.experiments import quantum  # noqa: E402
 from samplax.models import wells  # noqa: E402
 from samplax.samplers import ecd  # noqa: E402
 

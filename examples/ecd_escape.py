@@ -106,7 +106,7 @@ plt.show()
 # exact curve is better described by a small power of $\beta$.  The sECD advantage rests on its energy ceiling
 # $V_c=(e^E/s)^{1/\eta}$ lying above the barrier: ECD needs $F_0$ and the energy set so that it does.
 #
-# **Quantum columns** (a classical grid simulation of the Schrödinger equation, `samplax.quantum`).  qGD is
+# **Quantum columns** (a classical grid simulation of the Schrödinger equation, `samplax.experiments.quantum`).  qGD is
 # $H=p^2/2+V$, qECD is $H=\eta\log V+\log(s+p^2)$ with sECD's $\eta, s$ (separable, so no ordering choice);
 # $\hbar = 2T/\omega$ makes the ground state of the harmonic approximation at a minimum as wide as the Gibbs law
 # there.  Each starts in the ground state of the left well (Dirichlet wall at $\theta=0$); "prop" is the first

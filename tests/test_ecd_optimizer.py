@@ -29,7 +29,7 @@ def test_ecd_reaches_global_minimum_where_gd_never_does():
     res = run(starts, keys)
     frac = float(np.mean(np.asarray(res.best_loss) < LEVEL))
     assert frac >= 0.9, f"ECD reached the global minimum in only {frac:.0%} of runs"
-    assert np.all(np.asarray(res.n_grad) == STEPS + 1)
+    assert np.all(np.asarray(res.n_grad) == STEPS)  # one gradient per step; the final loss has none
 
     sgd = optax.sgd(0.05)
     grad = jax.grad(LAND.loss)
@@ -76,3 +76,54 @@ def test_optax_contract_and_errors():
         ecd(0.0)
     with pytest.raises(ValueError, match="steps"):
         minimize(loss, params, steps=0)
+
+
+def test_update_is_the_ecdsep_step_computed_by_hand():
+    # two updates at lam = 0 (no rotation), recomputed here from the ECDSep formulas in numpy:
+    # project p onto |p|^2 = e^E (F - F0)^-eta - s, kick p -= lr eta grad F / (F - F0), move lr 2 p / (s + |p|^2)
+    lr, eta, F0, s, de = 0.1, 1.5, -0.5, 0.7, 0.8
+    F = lambda x: jnp.sum(x**2) + 0.3 * x[0]  # noqa: E731
+    opt = ecd(lr, eta=eta, F0=F0, s=s, delta_energy=de, lam=0.0)
+    x = jnp.array([0.4, -1.1, 0.25])
+    state = opt.init(x)
+    xs = [np.asarray(x)]
+    for _ in range(2):
+        upd, state = opt.update(jax.grad(F)(x), state, x, value=F(x))
+        x = optax.apply_updates(x, upd)
+        xs.append(np.asarray(x))
+
+    def f(x):
+        return float(np.sum(x**2) + 0.3 * x[0])
+
+    def g(x):
+        return 2 * x + np.array([0.3, 0.0, 0.0])
+
+    x0 = xs[0]
+    E = eta * np.log(f(x0) - F0) + np.log(s + de)
+    p = -g(x0) / np.linalg.norm(g(x0)) * np.sqrt(de)  # first step: along -grad F with |p|^2 = delta_energy
+    x = x0
+    for k in range(2):
+        V = f(x) - F0
+        p = p * np.sqrt((np.exp(E) * V**-eta - s) / np.sum(p**2))
+        p = p - lr * eta * g(x) / V
+        x = x + lr * 2 * p / (s + np.sum(p**2))
+        np.testing.assert_allclose(xs[k + 1], x, rtol=1e-12, atol=1e-14)
+    assert float(state.energy) == pytest.approx(E, rel=1e-14)
+
+
+def test_minimize_counts_the_gradients_it_evaluates():
+    calls = []
+
+    @jax.custom_jvp
+    def loss(x):
+        return jnp.sum((x - 1.0) ** 2) + 1.0
+
+    @loss.defjvp
+    def loss_jvp(primals, tangents):
+        (x,), (dx,) = primals, tangents
+        jax.debug.callback(lambda: calls.append(1))
+        return jax.jvp(lambda y: jnp.sum((y - 1.0) ** 2) + 1.0, (x,), (dx,))
+
+    res = minimize(loss, jnp.zeros(2), steps=30, learning_rate=0.05, F0=0.0)
+    jax.block_until_ready(res.best_loss)
+    assert res.n_grad == len(calls) == 30

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from samplax.quantum import (apply_hamiltonian, chebyshev_propagate, ecdsep_terms, eigenstates, first_crossing_time,
+from samplax.experiments.quantum import (apply_hamiltonian, chebyshev_propagate, ecdsep_terms, eigenstates, first_crossing_time,
                              gaussian, hamiltonian_matrix, make_grid, probability_in, split_operator, transfer_time,
                              tunnelling_pair, tunnelling_time)
 

@@ -1,7 +1,7 @@
 """ECD optimiser: ECDSep (De Luca, Gatti, Silverstein 2023, arXiv 2306.00352) with energy-preserving noise, as optax.
 
 The loss F is a potential w = eta log(F - F0) for the Hamiltonian H = w + log(s + |p|^2) (see
-`samplax.samplers.ecd`).  Each update is symplectic Euler as in the authors' reference code: p is first
+`samplax.samplers.ecd`, whose `project_to_shell` and `velocity` it uses).  Each update is symplectic Euler as in the authors' reference code: p is first
 rescaled back onto the energy shell |p|^2 = e^E / (F - F0)^eta - s (energy conservation; with s > 0 this
 confines the run to {F <= F0 + (e^E/s)^(1/eta)}, the "bounces" off its walls), then kicked by
 -lr eta grad F / (F - F0), and the parameters move by lr 2 p / (s + |p|^2).  Finally the direction of p is
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from samplax.samplers.ecd import noise_cosine, rotate_direction
+from samplax.samplers.ecd import noise_cosine, project_to_shell, rotate_direction, velocity
 
 
 class ECDOptState(NamedTuple):
@@ -61,13 +61,9 @@ def ecd(learning_rate: float, *, eta: float = 1.0, F0: float = 0.0, s: float = 1
         gnorm = jnp.sqrt(jnp.sum(g * g))
         p = jnp.where(first, -g / jnp.where(gnorm > 0, gnorm, 1.0) * jnp.sqrt(delta_energy), p)
         energy = jnp.where(first, w + jnp.log(s + delta_energy), state.energy)
-        p2 = jnp.sum(p * p)
-        want = jnp.exp(energy - w) - s
-        ok = (want > 0) & (p2 > 0)
-        p = p * jnp.where(ok, jnp.sqrt(jnp.where(ok, want, 1.0) / jnp.where(p2 > 0, p2, 1.0)), 1.0)
-        p = p - learning_rate * eta * g / V
-        p2 = jnp.sum(p * p)
-        step = learning_rate * 2.0 * p / (s + p2)
+        p = project_to_shell(p, energy, w, s)
+        p = p - learning_rate * eta * g / V  # kick by -grad w, w = eta log(F - F0)
+        step = learning_rate * velocity(p, s)
         key, sub = jax.random.split(state.key)
         p = rotate_direction(sub, p, noise_cosine(lam, learning_rate))
         return unravel(step), ECDOptState(unravel(p), energy, state.count + 1, key)
@@ -80,7 +76,7 @@ class MinimizeResult(NamedTuple):
     losses: jax.Array  # loss at every step (before the update)
     best_x: optax.Params
     best_loss: jax.Array
-    n_grad: int
+    n_grad: int  # gradient evaluations: one per step (the last point's loss is evaluated without its gradient)
 
 
 def minimize(loss: Callable, x0, *, steps: int, key: jax.Array | int = 0, learning_rate: float = 0.05,
@@ -119,4 +115,4 @@ def minimize(loss: Callable, x0, *, steps: int, key: jax.Array | int = 0, learni
     better = f_last < bf
     bx = jax.tree.map(lambda a, b: jnp.where(better, a, b), x, bx)
     bf = jnp.where(better, f_last, bf)
-    return MinimizeResult(traj, jnp.reshape(fs, (-1,)), bx, bf, steps + 1)
+    return MinimizeResult(traj, jnp.reshape(fs, (-1,)), bx, bf, steps)

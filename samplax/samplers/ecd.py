@@ -109,22 +109,31 @@ def ecd_init(position: Array, w_and_grad: Callable, key: Array, *, energy=None, 
     return ECDState(position, jnp.sqrt(p2) * u, w, g, e)
 
 
+def velocity(p: Array, s) -> Array:
+    """dq/dt = 2 p / (s + |p|^2): ECDSep's drift, shared by the physical-clock step and the ECD optimiser."""
+    return 2.0 * p / (s + jnp.sum(p * p))
+
+
+def project_to_shell(p: Array, energy, potential, s) -> Array:
+    """Rescale p onto the energy shell |p|^2 = exp(E - w) - s (ECDSep's `consEn`); unchanged where it is empty."""
+    p2 = jnp.sum(p * p)
+    target = jnp.exp(energy - potential) - s
+    ok = (target > 0) & (p2 > 0)
+    return p * jnp.where(ok, jnp.sqrt(jnp.where(ok, target / jnp.where(p2 > 0, p2, 1.0), 1.0)), 1.0)
+
+
 def ecd_step(key: Array, state: ECDState, w_and_grad: Callable, *, step_size, lam, s=0.0, sigma=1.0,
              project: bool = True, noise_fn: Callable = noise_cosine) -> tuple[ECDState, ECDInfo]:
     """One kick-drift-kick step of ECDSep followed by the energy-preserving direction noise."""
     dt = step_size
     p = state.momentum - 0.5 * dt * sigma * state.potential_grad
-    p2 = jnp.sum(p * p)
-    x = state.position + dt * sigma * 2.0 * p / (s + p2)
+    x = state.position + dt * sigma * velocity(p, s)
     w, g = w_and_grad(x)
     p = p - 0.5 * dt * sigma * g
-    p2 = jnp.sum(p * p)
-    energy_change = w + jnp.log(s + p2) - state.energy
+    energy_change = w + jnp.log(s + jnp.sum(p * p)) - state.energy
     if project:
-        target = jnp.exp(state.energy - w) - s
-        ok = (target > 0) & (p2 > 0)
-        p = p * jnp.where(ok, jnp.sqrt(jnp.where(ok, target / jnp.where(p2 > 0, p2, 1.0), 1.0)), 1.0)
-        p2 = jnp.sum(p * p)
+        p = project_to_shell(p, state.energy, w, s)
+    p2 = jnp.sum(p * p)
     p = rotate_direction(key, p, noise_fn(lam, dt))
     nonans = jnp.isfinite(w) & jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(p))
     speed = 2.0 * jnp.sqrt(p2) / (s + p2)

@@ -1,0 +1,1 @@
+"""Experiments beside the sampling core: simulators used by benchmarks and notebooks, not by `sample()`."""
