@@ -105,3 +105,33 @@ def test_report_lays_out_runs_side_by_side():
     assert table.loc["a", "ess_per_1k_grad"] > 3 * table.loc["b", "ess_per_1k_grad"]
     text = report({"a": a, "b": b})
     assert "== runs ==" in text and "== warnings ==" in text and "b:" in text
+
+
+# ------------------------------------------------------------------ the shared moment helpers (tests/moments.py)
+def test_moment_helpers_refuse_short_runs_and_require_power():
+    from moments import assert_mean_within_mcse, assert_moments
+
+    rng = np.random.default_rng(7)
+    mean, var = np.array([1.0, -2.0]), np.array([0.5, 4.0])
+    long = mean + np.sqrt(var) * rng.standard_normal((4, 5_000, 2))  # ESS 20000: resolves a 10% error
+    assert_moments(long, mean, var, what="iid")
+    assert_mean_within_mcse(long, mean, "iid")
+    with pytest.raises(AssertionError, match="variance error"):
+        assert_moments(long, mean, 1.1 * var, what="iid vs a 10% wrong variance")
+    with pytest.raises(AssertionError, match="mean error"):
+        assert_moments(long, mean + 0.1 * np.sqrt(var), var, what="iid vs a wrong mean")
+    # ESS ~1000: trustworthy MCSEs, but a 10% variance error would pass unseen -> the test has no power
+    mid = long[:, :250]
+    with pytest.raises(AssertionError, match="no power"):
+        assert_moments(mid, mean, var, what="iid, short")
+    with pytest.raises(AssertionError, match="no power"):
+        assert_mean_within_mcse(mid, mean, "iid, short")
+    # a variance allowance of 10% cannot see a 10% error either
+    with pytest.raises(AssertionError, match="no power"):
+        assert_moments(long, mean, var, var_rel_bias=0.1, what="iid, loose")
+    # too few effective draws: refuse to judge at all (AR(1), rho = 0.99: ESS ~ 4 x 2000 / 199 ~ 40)
+    slow = mean + np.sqrt(var) * ar1(rng, 0.99, 4, 2000, 2)
+    with pytest.raises(AssertionError, match="too few effective draws"):
+        assert_moments(slow, mean, var, what="sticky chain")
+    with pytest.raises(AssertionError, match="too few effective draws"):
+        assert_mean_within_mcse(slow, mean, "sticky chain")

@@ -270,6 +270,21 @@ def test_reference_draws_and_gaussian_fit_paths(nuts_run):
     assert float(fit.pooled) < 3 * fit.floor.mean + 5 * fit.floor.std
 
 
+def test_small_reference_pool_thins_the_run_and_records_the_sizes_used(nuts_run):
+    """A pool of 1000 reference draws cannot give 600 + 600 disjoint ones: compare 500 run draws (thinned
+    evenly) with 500 reference draws, and the floor at (500, 500) from two disjoint halves of the pool."""
+    target, dt = nuts_run
+    pool = np.asarray(target.sample(jax.random.PRNGKey(SEED + 61), 1000))
+    res = wasserstein(dt, target.replace(sample=None, reference_draws={"x": pool}), reps=3)
+    assert (res.pooled.n, res.pooled.m, res.floor.n, res.floor.m) == (500, 500, 500, 500)
+    assert res.pooled.info["run_draws_given"] == 600 and "500 of 600 draws used" in str(res)
+    assert (res.floor_per_chain.n, res.floor_per_chain.m) == (300, 300)  # one chain fits the pool as it is
+    assert float(res.pooled) < 3 * res.floor.mean
+    # the floor records what the estimator used, not what was asked for
+    fl = noise_floor(lambda k, n: jax.random.normal(k, (n, 2)), 120, method="exact", reps=2, max_points=50)
+    assert (fl.n, fl.m, fl.n_requested, fl.m_requested) == (50, 50, 120, 120)
+
+
 def test_draws_array_follows_target_names():
     C, T = 2, 5
     rng = np.random.default_rng(SEED)

@@ -6,6 +6,7 @@ from samplax.diagnostics.hitting import (
     first_hit_times,
     halfspace,
     hit_times_from_draws,
+    sampler_grads,
     sublevel_set,
 )
 from samplax.diagnostics.hitting import summarize as summarize_hitting
@@ -29,6 +30,6 @@ from samplax.diagnostics.wasserstein import (
 __all__ = [
     "Distance", "HittingResult", "NoiseFloor", "WassersteinResult", "ball", "check", "divergences", "ebfmi",
     "ess_per_gradient", "exact_wasserstein", "first_hit_times", "gaussian_fit_w2", "gaussian_w2", "halfspace",
-    "hit_times_from_draws", "noise_floor", "second_moment_bias_curve", "sinkhorn_w2", "sliced_w2", "sublevel_set",
+    "hit_times_from_draws", "noise_floor", "sampler_grads", "second_moment_bias_curve", "sinkhorn_w2", "sliced_w2", "sublevel_set",
     "summarize_hitting", "summary", "w2_1d", "wasserstein", "wasserstein_curve",
 ]

@@ -44,10 +44,13 @@ def report(runs, target=None, *, wasserstein: bool = True) -> str:
         runs = {runs.attrs.get("sampler", "run"): runs}
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.float_format", "{:.4g}".format):
         out = ["== runs ==", run_table(runs).to_string(), "", "== posterior ==", side_by_side(runs).to_string()]
-        if target is not None and wasserstein and (target.sample is not None or target.mean is not None):
+        truth = target is not None and (target.sample is not None or target.mean is not None
+                                        or target.reference_draws is not None)
+        if wasserstein and truth:
             from samplax.diagnostics.wasserstein import wasserstein as w2
 
-            out += ["", "== Wasserstein-2 to the truth (pooled draws; noise floor = same n of exact draws) =="]
+            out += ["", "== Wasserstein-2 to the truth (pooled draws vs n exact draws; noise floor = two "
+                    "independent exact samples of the sizes n, m compared) =="]
             for label, dt in runs.items():
                 try:
                     r = w2(dt, target, per_chain=False)
