@@ -1,0 +1,44 @@
+"""The control network u(x, t): an MLP on (x, Fourier time features) plus a time-dependent gain on the clipped target score.
+
+PIS-Grad (Zhang & Chen 2022, sec. 3.3) / DDS (Vargas et al. 2023): u(x, t) = NN1(x, emb(t)) + NN2(emb(t)) * clip(grad log pi(x)).
+The last layers start at zero so the untrained sampler is the reference process (u = 0).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+
+def fourier_features(t, num_freqs: int):
+    """[sin(2^j pi t), cos(2^j pi t)]_{j<num_freqs} of a scalar t in [0, 1]."""
+    freqs = (2.0 ** jnp.arange(num_freqs)) * jnp.pi
+    return jnp.concatenate([jnp.sin(freqs * t), jnp.cos(freqs * t)])
+
+
+def _zero_last(mlp: eqx.nn.MLP) -> eqx.nn.MLP:
+    last = mlp.layers[-1]
+    last = eqx.tree_at(lambda l: (l.weight, l.bias), last, (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
+    return eqx.tree_at(lambda m: m.layers[-1], mlp, last)
+
+
+class Control(eqx.Module):
+    """u(x, t, score) for one x of shape (dim,)."""
+
+    state_net: eqx.nn.MLP
+    gain_net: eqx.nn.MLP
+    num_freqs: int = eqx.field(static=True)
+    clip: float = eqx.field(static=True)
+
+    def __init__(self, dim: int, key, width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0):
+        k1, k2 = jax.random.split(key)
+        emb = 2 * num_freqs
+        self.state_net = _zero_last(eqx.nn.MLP(dim + emb, dim, width, depth, activation=jax.nn.gelu, key=k1))
+        self.gain_net = _zero_last(eqx.nn.MLP(emb, dim, width, depth, activation=jax.nn.gelu, key=k2))
+        self.num_freqs, self.clip = num_freqs, float(clip)
+
+    def __call__(self, x, t, score):
+        e = fourier_features(t, self.num_freqs)
+        s = jnp.clip(score, -self.clip, self.clip)
+        return self.state_net(jnp.concatenate([x, e])) + self.gain_net(e) * s

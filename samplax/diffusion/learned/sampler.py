@@ -1,0 +1,111 @@
+"""A trained PIS / DDS sampler: run it as a population sampler, save and reload it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+from samplax.diffusion.learned.network import Control
+from samplax.diffusion.learned.paths import make_path, rollout
+from samplax.particles import base
+from samplax.particles.resampling import resample
+from samplax.particles.state import ParticleState
+
+FORMAT = "samplax-learned-diffusion/1"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainedSampler:
+    """A PIS / DDS control with the settings it was trained with and the loss history.
+
+    `samplax.sample(target, trained, num_particles=N, num_chains=C)` draws N paths per population, weights them
+    by the exact discrete-time log RND (see `paths`), reports log Z = log mean exp(log w) (unbiased for Z) and
+    resamples to N equally weighted particles.
+    """
+
+    control: Control
+    config: dict[str, Any]  # kind, loss, dim, num_steps, sigma, beta_min, beta_max, width, depth, num_freqs, clip, ...
+    history: np.ndarray  # loss per iteration
+
+    @property
+    def kind(self) -> str:
+        return self.config["kind"]
+
+    def path(self, num_steps: int | None = None):
+        c = self.config
+        return make_path(c["kind"], num_steps or c["num_steps"], c["sigma"], c["beta_min"], c["beta_max"])
+
+    def as_population_sampler(self, num_steps: int | None = None, resampling: str = "systematic") -> base.PopulationSampler:
+        """num_steps: the trained grid by default; another K keeps the weights exact but the control was not fit to it."""
+        if num_steps is not None and (not isinstance(num_steps, (int, np.integer)) or num_steps < 1):
+            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+        path = self.path(num_steps)
+        control, dim = self.control, self.config["dim"]
+
+        def run(model, key, num_particles, progress):
+            from samplax.particles.run import as_target
+
+            target = as_target(model)
+            if target.dim != dim:
+                raise ValueError(f"this {self.kind} sampler was trained for dim {dim}, the target has dim {target.dim}")
+            k_run, k_res = jax.random.split(key)
+            x, log_w, ess_path = rollout(control, path, target.logdensity, k_run, num_particles, dim, progress=progress)
+            log_z = logsumexp(log_w) - jnp.log(num_particles)
+            state, _ = resample(k_res, ParticleState(x, log_w, log_z), resampling)
+            K = path.num_steps
+            stats = {"time": jnp.asarray((np.arange(K) + 1) / K), "ess": ess_path,
+                     "n_grad": jnp.full((K,), num_particles)}
+            # n_grad: K gradient evaluations per path; the final log pi~(x_K) is one more log-density evaluation each
+            return base.Population(state.particles, log_z, stats, jnp.asarray(num_particles * K))
+
+        return base.PopulationSampler(f"{self.kind}[{self.config['loss']}]", run,
+                                      {"num_steps": path.num_steps, "resampling": resampling, **self.config}, "time")
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path) -> pathlib.Path:
+        """One file: a JSON header line (config, history) then equinox's serialised network leaves."""
+        path = pathlib.Path(path)
+        header = {"format": FORMAT, "config": self.config, "history": np.asarray(self.history).tolist()}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write((json.dumps(header) + "\n").encode())
+            eqx.tree_serialise_leaves(f, self.control)
+        tmp.replace(path)
+        return path
+
+
+def new_control(config: dict, key) -> Control:
+    c = Control(config["dim"], key, config["width"], config["depth"], config["num_freqs"], config["clip"])
+    dtype = jnp.dtype(config["dtype"])
+    return jax.tree.map(lambda v: v.astype(dtype) if eqx.is_inexact_array(v) else v, c)
+
+
+def read_header(f, path) -> dict:
+    line = f.readline()
+    try:
+        header = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a samplax learned-diffusion file (no JSON header)") from err
+    if header.get("format") != FORMAT:
+        raise ValueError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
+    return header
+
+
+def load_trained(path) -> TrainedSampler:
+    """Reload a sampler written by `TrainedSampler.save`."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"path {path} does not exist")
+    with open(path, "rb") as f:
+        header = read_header(f, path)
+        config = header["config"]
+        control = eqx.tree_deserialise_leaves(f, new_control(config, jax.random.PRNGKey(0)))
+    return TrainedSampler(control, config, np.asarray(header["history"]))

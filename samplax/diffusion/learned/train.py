@@ -1,0 +1,149 @@
+"""`train(target, "pis" | "dds", loss=...)`: fit the control with optax; progress bar, checkpoints, resume."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import sys
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from samplax.diffusion.learned.losses import LOSSES, loss_fn
+from samplax.diffusion.learned.paths import KINDS, make_path
+from samplax.diffusion.learned.sampler import FORMAT, TrainedSampler, new_control, read_header
+
+
+def _int(name, v, low):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    return int(v)
+
+
+def _pos(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    return float(v)
+
+
+def _optimizer(lr, clip_norm):
+    return optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(lr))
+
+
+def train(target, kind: str, loss: str = "kl", *, num_steps: int = 64, num_iterations: int = 1000,
+          batch_size: int = 256, learning_rate: float = 1e-3, seed: int = 0, sigma: float | None = None,
+          beta_min: float = 0.1, beta_max: float = 10.0, width: int = 64, depth: int = 2, num_freqs: int = 8,
+          clip: float = 100.0, grad_clip_norm: float = 10.0, progress: bool | None = None,
+          checkpoint=None, checkpoint_every: int = 100, resume=None) -> TrainedSampler:
+    """Train a PIS or DDS sampler for `target` (a samplax.Target with an unnormalised log-density).
+
+    kind: "pis" (controlled Brownian motion from 0) or "dds" (controlled time-reversed OU from N(0, sigma^2)).
+    loss: "kl" (reverse KL, differentiates through the SDE) or "log_variance" (variance of log RND, detached paths).
+    sigma: reference scale (PIS: std of the uncontrolled x_1; DDS: the OU stationary std); choose it to cover the
+      target (default 1). Iteration i uses the key fold_in(PRNGKey(seed), i), so `resume` from a checkpoint written
+      every `checkpoint_every` iterations continues exactly as an uninterrupted run would.
+    """
+    from samplax.particles.run import as_target
+
+    target = as_target(target)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    num_steps, num_iterations = _int("num_steps", num_steps, 1), _int("num_iterations", num_iterations, 1)
+    batch_size, seed = _int("batch_size", batch_size, 2), _int("seed", seed, 0)
+    checkpoint_every = _int("checkpoint_every", checkpoint_every, 1)
+    learning_rate, clip, grad_clip_norm = _pos("learning_rate", learning_rate), _pos("clip", clip), \
+        _pos("grad_clip_norm", grad_clip_norm)
+    sigma = 1.0 if sigma is None else _pos("sigma", sigma)
+    _pos("beta_min", beta_min), _pos("beta_max", beta_max)
+    dim = target.dim
+    config = {"kind": kind, "loss": loss, "dim": dim, "num_steps": num_steps, "sigma": sigma,
+              "beta_min": float(beta_min), "beta_max": float(beta_max), "width": _int("width", width, 1),
+              "depth": _int("depth", depth, 1), "num_freqs": _int("num_freqs", num_freqs, 1), "clip": clip,
+              "batch_size": batch_size, "learning_rate": learning_rate, "grad_clip_norm": grad_clip_norm,
+              "seed": seed, "num_iterations": num_iterations, "target": getattr(target, "name", "target"),
+              "dtype": str(jnp.result_type(float))}
+    path = make_path(kind, num_steps, sigma, beta_min, beta_max)
+    root = jax.random.PRNGKey(seed)
+    control = new_control(config, jax.random.fold_in(root, 2**31 - 1))
+    opt = _optimizer(learning_rate, grad_clip_norm)
+    opt_state = opt.init(eqx.filter(control, eqx.is_inexact_array))
+    history: list[float] = []
+    start = 0
+    if resume is not None:
+        control, opt_state, history, start = _load_checkpoint(resume, config, control, opt_state)
+
+    @eqx.filter_jit
+    def step(control, opt_state, it):
+        key = jax.random.fold_in(root, it)
+        (value, _), grads = eqx.filter_value_and_grad(
+            lambda c: loss_fn(c, path, target.logdensity, key, batch_size, dim, loss), has_aux=True)(control)
+        updates, opt_state = opt.update(grads, opt_state, eqx.filter(control, eqx.is_inexact_array))
+        return eqx.apply_updates(control, updates), opt_state, value
+
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_iterations, initial=start, desc=f"train {kind}[{loss}]", file=sys.stderr,
+                   dynamic_ncols=True)
+    try:
+        for it in range(start, num_iterations):
+            control, opt_state, value = step(control, opt_state, jnp.asarray(it))
+            value = float(value)
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"{kind}[{loss}] training: loss is {value} at iteration {it}; lower learning_rate, lower clip, "
+                    f"or choose sigma to cover the target (sigma={sigma})")
+            history.append(value)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({"loss": f"{value:.4g}"}, refresh=False)
+            if checkpoint is not None and ((it + 1) % checkpoint_every == 0 or it + 1 == num_iterations):
+                _save_checkpoint(checkpoint, config, control, opt_state, history, it + 1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return TrainedSampler(control, config, np.asarray(history))
+
+
+# --------------------------------------------------------------------------------------- checkpoints
+_SAME = ("kind", "loss", "dim", "num_steps", "sigma", "beta_min", "beta_max", "width", "depth", "num_freqs", "clip",
+         "batch_size", "learning_rate", "grad_clip_norm", "seed", "target", "dtype")
+
+
+def _save_checkpoint(path, config, control, opt_state, history, iteration):
+    import json
+
+    path = pathlib.Path(path)
+    header = {"format": FORMAT, "checkpoint": True, "iteration": iteration, "config": config, "history": history}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write((json.dumps(header) + "\n").encode())
+        eqx.tree_serialise_leaves(f, (control, opt_state))
+    tmp.replace(path)  # atomic: an interrupted write never leaves a broken checkpoint
+
+
+def _load_checkpoint(path, config, control, opt_state):
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"resume={str(path)!r} does not exist")
+    with open(path, "rb") as f:
+        header = read_header(f, path)
+        if not header.get("checkpoint"):
+            raise ValueError(f"resume={str(path)!r} is a saved sampler, not a training checkpoint")
+        old = header["config"]
+        diff = [k for k in _SAME if old.get(k) != config.get(k)]
+        if diff:
+            raise ValueError(f"resume={str(path)!r} was written with different settings {diff}: "
+                             + ", ".join(f"{k}={old.get(k)!r} (now {config.get(k)!r})" for k in diff))
+        control, opt_state = eqx.tree_deserialise_leaves(f, (control, opt_state))
+    if header["iteration"] > config["num_iterations"]:
+        raise ValueError(f"resume checkpoint is at iteration {header['iteration']} > num_iterations="
+                         f"{config['num_iterations']}")
+    return control, opt_state, list(header["history"]), int(header["iteration"])
