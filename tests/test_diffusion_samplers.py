@@ -1,0 +1,167 @@
+"""Diffusion samplers from exact Gaussian-mixture scores: W2 to the truth, DEIS order, PF-ODE log-densities,
+NFE counts, bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import samplax
+from samplax.diagnostics.wasserstein import distance, noise_floor
+from samplax.diffusion import ScoreModel, vp
+
+WEIGHTS, MEANS, VARS = [0.3, 0.7], [[-2.0, 0.0], [1.5, 1.0]], [0.3, 0.5]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return ScoreModel.gaussian_mixture(WEIGHTS, MEANS, VARS)
+
+
+def _draws(dt):
+    return np.asarray(dt["posterior"]["x"]).reshape(-1, 2)
+
+
+# every integrator with enough NFE for its bias to sit below the sampling noise of 1000 draws
+INTEGRATORS = [
+    ("reverse_sde", dict(num_steps=500)),
+    ("pc", dict(num_steps=200, num_corrector_steps=1)),
+    ("pf_ode", dict(num_steps=50, solver="heun", log_prob=False)),
+    ("adaptive_sde", dict(tol=1e-2)),
+] + [("deis", dict(num_steps=30, order=r)) for r in range(4)]
+
+
+@pytest.mark.slow  # eight compiled integrators and exact W2 at 1000 points: ~2 min on 2 shared cores
+def test_w2_within_noise_floor_every_integrator(model):
+    target = model.as_target()
+    n = 1000
+    floor = noise_floor(target, n, method="exact", reps=5, seed=7)
+    ref = np.asarray(target.sample(jax.random.PRNGKey(123), n))
+    for i, (name, kw) in enumerate(INTEGRATORS):
+        dt = samplax.sample(model, name, num_particles=n // 2, num_chains=2, seed=11 + i, progress=False, **kw)
+        w2 = float(distance(_draws(dt), ref, "exact"))
+        assert w2 < 1.5 * floor.mean, f"{name} {kw}: W2 {w2:.3f} vs 1.5 x noise floor {floor.mean:.3f}"
+        assert samplax.diagnostics.summary(dt) is not None  # the mixing diagnostics read the output
+
+
+@pytest.mark.slow  # nine compiles
+def test_deis_convergence_order(model):
+    """Deterministic error of DEIS against a tight diffrax Tsit5 solve from the same prior draws."""
+    n = 32
+    ref = samplax.sample(model, "pf_ode", num_particles=n, num_chains=1, seed=3, progress=False, solver="tsit5",
+                         rtol=1e-10, atol=1e-10, log_prob=False, max_steps=100_000)
+    xr = _draws(ref)
+    ks = np.array([28, 56])
+    for order in range(4):
+        errs, nfe = [], []
+        for k in ks:
+            dt = samplax.sample(model, "deis", num_particles=n, num_chains=1, seed=3, progress=False,
+                                num_steps=int(k), order=order)
+            errs.append(np.sqrt(np.mean((_draws(dt) - xr) ** 2)))
+            nfe.append(dt.attrs["n_grad_sampling"] / n)
+        slope = -np.polyfit(np.log(nfe), np.log(errs), 1)[0]
+        assert abs(slope - (order + 1)) < 0.3, f"order {order}: errors {errs} at NFE {nfe}, slope {slope:.2f}"
+
+
+def test_deis_order0_is_ddim(model):
+    from samplax.diffusion import deis, integrators
+
+    ts = integrators.time_grid(model.process, 7, "uniform")
+    ratio, C = deis.coefficients(model.process, ts, 0)
+    a, s = np.asarray(model.process.alpha(ts)), np.asarray(model.process.sigma(ts))
+    np.testing.assert_allclose(ratio, a[1:] / a[:-1], rtol=1e-12)
+    np.testing.assert_allclose(C[:, 0], s[1:] - a[1:] * s[:-1] / a[:-1], rtol=1e-9, atol=1e-12)
+
+
+def test_pf_ode_log_density_matches_exact():
+    # beta_max = 40: alpha(t_max) ~ 5e-5, so p_{t_max} equals the N(0, I) prior to ~1e-4 in log-density and the
+    # density the ODE pushes forward is the mixture's own p_{t_min}
+    m = ScoreModel.gaussian_mixture(WEIGHTS, MEANS, VARS, process=vp(beta_max=40.0))
+    dt = samplax.sample(m, "pf_ode", num_particles=200, num_chains=1, seed=5, progress=False, solver="tsit5",
+                        rtol=1e-8, atol=1e-8)
+    x = _draws(dt)
+    lp = np.asarray(dt["particle_stats"]["log_prob"]).ravel()
+    exact = np.asarray(jax.vmap(lambda y: m.log_prob(y, m.process.t_min))(jnp.asarray(x)))
+    assert np.max(np.abs(lp - exact)) < 1e-3, np.max(np.abs(lp - exact))
+
+
+def test_pf_ode_hutchinson_unbiased():
+    m = ScoreModel.gaussian_mixture(WEIGHTS, MEANS, VARS, process=vp(beta_max=40.0))
+    kw = dict(num_particles=200, num_chains=1, seed=5, progress=False, solver="euler", num_steps=10)
+    exact = np.asarray(samplax.sample(m, "pf_ode", **kw)["particle_stats"]["log_prob"]).ravel()
+    hutch = np.asarray(samplax.sample(m, "pf_ode", exact_trace_max_dim=1, num_probes=2, **kw)
+                       ["particle_stats"]["log_prob"]).ravel()
+    diff = hutch - exact
+    assert np.std(diff) > 0  # the estimator really ran
+    assert abs(diff.mean()) < 5 * diff.std(ddof=1) / np.sqrt(diff.size), (diff.mean(), diff.std())
+
+
+def _counting(model):
+    calls = []
+
+    def score(x, t):
+        # under vmap the callback runs once per batch with the batched x: count its points
+        jax.debug.callback(lambda xb: calls.append(np.asarray(xb).size // model.dim), x)
+        return model.score(x, t)
+
+    return ScoreModel(score=score, process=model.process, dim=model.dim, name="counted"), calls
+
+
+@pytest.mark.parametrize("name,kw,per_particle", [
+    pytest.param("reverse_sde", dict(num_steps=7), 7, marks=pytest.mark.slow),
+    pytest.param("pc", dict(num_steps=5, num_corrector_steps=2), 15, marks=pytest.mark.slow),
+    ("deis", dict(num_steps=6, order=3), 6 + 2 * 3),
+    ("pf_ode", dict(num_steps=5, solver="tsit5", log_prob=False), 1 + 5 * 6),
+    pytest.param("pf_ode", dict(num_steps=5, solver="heun"), 10, marks=pytest.mark.slow),
+])
+def test_nfe_counts_are_the_score_calls(model, name, kw, per_particle):
+    counted, calls = _counting(model)
+    n = 3
+    dt = samplax.sample(counted, name, num_particles=n, num_chains=1, seed=0, progress=False, **kw)
+    assert dt.attrs["n_grad_sampling"] == sum(calls) == n * per_particle
+    assert int(dt["stage_stats"]["n_grad"].sum()) == n * per_particle
+
+
+@pytest.mark.slow
+def test_nfe_adaptive_counts(model):
+    counted, calls = _counting(model)
+    n = 3
+    dt = samplax.sample(counted, "adaptive_sde", num_particles=n, num_chains=1, seed=0, progress=False, tol=0.05)
+    nfe = np.asarray(dt["particle_stats"]["nfe"]).ravel()
+    assert dt.attrs["n_grad_sampling"] == nfe.sum() == int(dt["stage_stats"]["n_grad"].sum())
+    acc = np.asarray(dt["particle_stats"]["accepted"]).ravel()
+    rej = np.asarray(dt["particle_stats"]["rejected"]).ravel()
+    np.testing.assert_array_equal(nfe, 2 * (acc + rej))
+    assert sum(calls) == n * nfe.max()  # vmapped while_loop: every lane runs until the slowest particle is done
+
+    dtf = samplax.sample(counted, "pf_ode", num_particles=n, num_chains=1, seed=0, progress=False, solver="tsit5",
+                         rtol=1e-5, atol=1e-5, log_prob=False)
+    calls.clear()
+    dtf = samplax.sample(counted, "pf_ode", num_particles=n, num_chains=1, seed=0, progress=False, solver="tsit5",
+                         rtol=1e-5, atol=1e-5, log_prob=False)
+    steps = int(dtf["stage_stats"]["num_steps"].values.ravel()[0])
+    assert dtf.attrs["n_grad_sampling"] == sum(calls) == n * (1 + 6 * steps)
+
+
+@pytest.mark.parametrize("name,kw,match", [
+    ("reverse_sde", dict(num_steps=0), "num_steps"),
+    ("deis", dict(order=4), "order"),
+    ("deis", dict(num_steps=2.5), "num_steps"),
+    ("adaptive_sde", dict(tol=0.0), "tol"),
+    ("adaptive_sde", dict(num_steps=10), "tol="),
+    ("pc", dict(snr=-1.0), "snr"),
+    ("pf_ode", dict(solver="rk99"), "solver"),
+    ("pf_ode", dict(rtol=1e-5), "atol"),
+    ("pf_ode", dict(num_probes=0), "num_probes"),
+])
+def test_bad_settings(model, name, kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        samplax.sample(model, name, num_particles=4, num_chains=1, progress=False, **kw)
+
+
+def test_target_without_score_is_refused():
+    target = samplax.models.get("gaussian") if "gaussian" in samplax.models.list() else None
+    if target is None:
+        target = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x ** 2), 2)
+    with pytest.raises(TypeError, match="score model"):
+        samplax.sample(target, "reverse_sde", num_particles=4, num_chains=1, progress=False, num_steps=2)
