@@ -65,11 +65,38 @@ def to_datatree(target: Target, positions, stats, *, warmup_positions=None, warm
         data["warmup_posterior"] = constrain_draws(target, np.asarray(warmup_positions))
     if warmup_stats:
         data["warmup_sample_stats"] = _clean_stats(warmup_stats)
+    groups, dims = _numpyro_extras(target, data["posterior"])
+    data.update(groups)
     clean_attrs = {k: _attr(v) for k, v in (attrs or {}).items()}
-    dt = from_dict(data, save_warmup=True)
+    dt = from_dict(data, save_warmup=True, dims=dims or None)
     dt.attrs.update(clean_attrs)
     dt["posterior"].attrs.update(clean_attrs)
     return dt
+
+
+# Above this many pointwise values the log_likelihood group is skipped (with a warning): it would dwarf the draws.
+MAX_LOG_LIKELIHOOD_VALUES = 50_000_000
+
+
+def _numpyro_extras(target, posterior):
+    """log_likelihood / observed_data / constant_data groups and plate-named dims for numpyro targets."""
+    import warnings
+
+    from samplax.numpyro_groups import numpyro_groups, observed_and_constant, site_dims
+
+    if "model" not in target.info:
+        return {}, {}
+    chains, draws = next(iter(posterior.values())).shape[:2]
+    observed, _ = observed_and_constant(target)
+    n = chains * draws * sum(max(o.size, 1) for o in observed.values())
+    if n > MAX_LOG_LIKELIHOOD_VALUES:
+        warnings.warn(f"log_likelihood group skipped: {n:,} pointwise values (> {MAX_LOG_LIKELIHOOD_VALUES:,}); "
+                      "compute it for fewer draws with samplax.numpyro_groups.pointwise_log_likelihood",
+                      RuntimeWarning, stacklevel=4)
+        groups, dims = {"observed_data": observed}, site_dims(target)
+        return groups, {k: v for k, v in dims.items() if k in posterior or k in observed}
+    groups, dims = numpyro_groups(target, posterior)
+    return groups, {k: v for k, v in dims.items() if k in posterior or k in observed}
 
 
 def _attr(v):

@@ -18,7 +18,7 @@ def eight_schools_centered_model(J, sigma, y=None):
 
     mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
     tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
-    with numpyro.plate("J", J):
+    with numpyro.plate("school", J):
         theta = numpyro.sample("theta", dist.Normal(mu, tau))
         numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
 
@@ -30,7 +30,7 @@ def eight_schools_noncentered_model(J, sigma, y=None):
 
     mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
     tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
-    with numpyro.plate("J", J):
+    with numpyro.plate("school", J):
         theta_tilde = numpyro.sample("theta_tilde", dist.Normal(0.0, 1.0))
         theta = numpyro.deterministic("theta", mu + tau * theta_tilde)
         numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
