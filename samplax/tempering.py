@@ -56,12 +56,14 @@ def _base_dist(fn):
     return fn
 
 
-def _check_proper(model, args, kwargs, name):
+def _check_proper(model, args, kwargs, name, params):
     """Raise for latent sites with an improper prior (ImproperUniform), naming the site."""
     from numpyro import handlers
     from numpyro.distributions import ImproperUniform
+    from numpyro.infer.util import _unconstrain_params
 
-    tr = handlers.trace(handlers.seed(model, 0)).get_trace(*args, **kwargs)
+    # substitute values rather than sample: an improper site cannot be sampled
+    tr = handlers.trace(_unconstrain_params(model, params)).get_trace(*args, **kwargs)
     for site in tr.values():
         if site["type"] == "sample" and not site["is_observed"] and isinstance(_base_dist(site["fn"]), ImproperUniform):
             raise ValueError(f"tempering needs a proper prior to draw from, but site {site['name']!r} of model {name!r} "
@@ -75,7 +77,7 @@ def _numpyro_parts(target):
     from numpyro.infer.util import _unconstrain_params, compute_log_probs, unconstrain_fn
 
     model, args, kwargs, unravel = (target.info[k] for k in ("model", "model_args", "model_kwargs", "unravel"))
-    _check_proper(model, args, kwargs, target.name)
+    _check_proper(model, args, kwargs, target.name, unravel(jnp.zeros(target.dim)))
     latent = tuple(unravel(jnp.zeros(target.dim)).keys())
     jac_sites = {f"_{k}_log_det" for k in latent}
 

@@ -39,6 +39,7 @@ def resample(key, state: ParticleState, method: str = "systematic") -> tuple[Par
 
 def maybe_resample(key, state: ParticleState, threshold: float, method: str = "systematic"):
     """Resample when ESS < threshold * N (threshold 1 always resamples, 0 never); returns (state, resampled, ancestors)."""
+    threshold = check_threshold(threshold)
     n = state.log_weights.shape[0]
     do = ess(state.log_weights) < threshold * n if threshold < 1.0 else jnp.array(True)
     if threshold <= 0.0:

@@ -1,0 +1,230 @@
+"""Tempered SMC: log Z against exact evidence, its variance falling with N, posterior means, options, errors.
+
+Statistical checks use the C independent populations as repeats: log Z within 3 pooled standard
+errors of the exact evidence (the issue's criterion), posterior means within K standard errors of the
+population means, with guards that those errors are small enough for the check to be able to fail.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import samplax
+from samplax.tempering import tempering_parts
+
+K = 5.0
+C = 16
+
+
+def smc(target, n, **settings):
+    return samplax.sample(target, "smc", num_particles=n, num_chains=C, seed=1, progress=False, **settings)
+
+
+def assert_log_z(dt, exact, what, max_se=0.1):
+    lz, se = dt.attrs["log_z"], dt.attrs["log_z_se"]
+    assert 0 < se < max_se, f"{what}: log Z standard error {se} (needs 0 < se < {max_se} to be a test)"
+    assert abs(lz - exact) < 3 * se, f"{what}: log Z {lz:.4f} vs exact {exact:.4f}, se {se:.4f}"
+
+
+def assert_means(dt, target, what):
+    """Mean over particles per population; their average vs the exact mean within K standard errors."""
+    post = dt["posterior"]
+    draws = np.concatenate([post[v].values.reshape(C, post.sizes["draw"], -1) for v in target.var_shapes], axis=-1)
+    m = draws.mean(axis=1)
+    se = m.std(axis=0, ddof=1) / math.sqrt(C)
+    sd = np.sqrt(np.diag(np.asarray(target.cov)))
+    assert np.all(se < 0.2 * sd), f"{what}: standard errors {se} too large vs posterior sd {sd}"
+    err = np.abs(m.mean(axis=0) - np.asarray(target.mean))
+    assert np.all(err < K * se), f"{what}: means {m.mean(0)} vs {np.asarray(target.mean)}, err/se {err / se}"
+
+
+# ------------------------------------------------------------------ shared runs (one compile each)
+@pytest.fixture(scope="module")
+def normal_normal():
+    return samplax.models.get("normal_normal")
+
+
+@pytest.fixture(scope="module")
+def nn_runs(normal_normal):
+    ref = (0.0, 2.0)  # reference wider than the prior: the "likelihood" is not the model's
+    return {n: smc(normal_normal, n, reference=ref, kernel="mala") for n in (100, 1000)}
+
+
+def test_normal_normal_log_z_posterior_and_counts(nn_runs, normal_normal):
+    dt = nn_runs[1000]
+    assert_log_z(dt, normal_normal.log_z, "normal_normal N=1000")
+    assert_means(dt, normal_normal, "normal_normal N=1000")
+    ss = dt["stage_stats"]
+    active = ss["active"].values
+    assert active[:, 0].all() and ss["temperature"].values[active].max() == 1.0
+    for c in range(C):  # temperatures increase to exactly 1 on the active rows
+        temps = ss["temperature"].values[c][active[c]]
+        assert np.all(np.diff(temps) > 0) and temps[-1] == 1.0
+    # mala: gradients at kernel init + one per step, every particle; plus one log-likelihood per particle
+    k = 5
+    expect = np.where(active, 1000 * (1 + k), 0)
+    np.testing.assert_array_equal(ss["n_grad"].values, expect)
+    assert dt.attrs["n_grad_sampling"] == expect.sum()
+    nld = ss["n_logdensity"].values
+    assert np.all(nld[:, 0] == 2000) and np.all(nld[:, 1:][active[:, 1:]] == 1000)
+    # log Z is the sum of the increments; resampling happened when the ESS fell below N/2
+    np.testing.assert_allclose(ss["log_z_increment"].values.sum(axis=1), dt.attrs["log_z_per_population"])
+    res, e = ss["resampled"].values, ss["ess"].values
+    assert np.all(res[active] == (e[active] < 500))
+    acc = ss["acceptance_rate"].values[active]
+    assert np.all((acc > 0.2) & (acc < 0.95)), f"step-size adaptation off: acceptance {acc}"
+
+
+def test_log_z_sd_falls_with_particles(nn_runs, normal_normal):
+    sd = {n: np.std(dt.attrs["log_z_per_population"], ddof=1) for n, dt in nn_runs.items()}
+    # sd ~ 1/sqrt(N): expect a ratio ~3; with 16 populations each sd is known to ~20%
+    assert sd[100] > 1.8 * sd[1000], f"log Z sd did not fall with N: {sd}"
+    assert_log_z(nn_runs[100], normal_normal.log_z, "normal_normal N=100", max_se=0.2)
+
+
+def test_diagnostics_read_smc_output(nn_runs, normal_normal):
+    dt = nn_runs[100]
+    table = samplax.diagnostics.summary(dt)
+    assert len(table) == normal_normal.dim and np.all(np.isfinite(table["r_hat"].to_numpy()))
+    w2 = samplax.diagnostics.wasserstein(dt, normal_normal, reps=1)
+    assert np.isfinite(float(w2.pooled)) and w2.num_chains == C
+
+
+def test_numpyro_regression_log_z_and_posterior():
+    t = samplax.models.get("conjugate_regression")
+    dt = smc(t, 300, kernel="mala")  # adaptive schedule; hmc moves are in the slow test
+    assert_log_z(dt, t.log_z, "conjugate_regression")
+    assert_means(dt, t, "conjugate_regression")
+    assert dt["posterior"]["beta"].shape == (C, 300, 3)
+
+
+def test_bimodal_log_z_and_mode_weights():
+    t = samplax.models.get("bimodal_mixture")
+    dt = smc(t, 500, reference=(0.0, 4.0))
+    assert_log_z(dt, t.log_z, "bimodal_mixture")
+    x = dt["posterior"]["x"].values  # (C, N, 2); mode 1 (weight 0.3) is at negative coordinates
+    frac = (x.sum(-1) < 0).mean(axis=1)
+    se = frac.std(ddof=1) / math.sqrt(C)
+    assert 0 < se < 0.05 and abs(frac.mean() - 0.3) < K * se, f"mode weight {frac.mean()} (se {se}) vs 0.3"
+
+
+def test_waste_free_with_fixed_schedule(normal_normal):
+    temps = np.concatenate([[0.0], np.geomspace(1e-3, 1.0, 12)])
+    dt = smc(normal_normal, 600, reference=(0.0, 2.0), kernel="rwm", waste_free=True, num_mcmc_steps=6,
+             schedule=temps)
+    assert_log_z(dt, normal_normal.log_z, "waste-free", max_se=0.2)
+    assert_means(dt, normal_normal, "waste-free")
+    ss = dt["stage_stats"]
+    np.testing.assert_allclose(ss["temperature"].values[0], temps[1:])
+    assert ss["resampled"].values.all() and ss["n_grad"].values.sum() == 0
+    # M = 100 chains of 5 random-walk steps (+1 init each), then the 600 new log-likelihoods
+    assert np.all(ss["n_logdensity"].values[:, 1:] == 100 * 6 + 600)
+
+
+def test_persistent_sampling(normal_normal):
+    dt = smc(normal_normal, 300, reference=(0.0, 2.0), kernel="mala", persistent=True, target_ess=1.0)
+    assert_log_z(dt, normal_normal.log_z, "persistent")
+    assert_means(dt, normal_normal, "persistent")
+    assert dt["stage_stats"]["resampled"].values[dt["stage_stats"]["active"].values].all()
+
+
+def test_unfinished_schedule_is_loud(normal_normal):
+    with pytest.warns(RuntimeWarning, match="max_stages|not finite"):
+        dt = samplax.sample(normal_normal, "smc", num_particles=50, num_chains=2, seed=0, progress=False,
+                            reference=(0.0, 20.0), kernel="rwm", num_mcmc_steps=1, max_stages=2, target_ess=0.9)
+    assert math.isnan(dt.attrs["log_z"])
+    assert dt["stage_stats"]["temperature"].values.max() < 1.0 and dt["stage_stats"]["active"].values.all()
+
+
+# ------------------------------------------------------------------ prior / likelihood split
+def test_numpyro_split_equals_logdensity_and_prior_draws():
+    t = samplax.models.get("conjugate_precision")
+    lp, ll, sp = tempering_parts(t)
+    lp, ll, ld = (jax.jit(jax.vmap(f)) for f in (lp, ll, t.logdensity))
+    u = jnp.linspace(-3, 3, 7)[:, None]
+    np.testing.assert_allclose(lp(u) + ll(u), ld(u), rtol=1e-10)
+    # the log prior is a normalised density on the unconstrained line (Jacobian included)
+    grid = jnp.linspace(-12, 8, 20001)[:, None]
+    mass = float(jnp.sum(jnp.exp(lp(grid))) * (grid[1, 0] - grid[0, 0]))
+    assert mass == pytest.approx(1.0, abs=1e-6)
+    # prior draws are unconstrained: lam = exp(u) ~ Gamma(2, 1) has mean 2, var 2
+    lam = np.exp(np.asarray(jax.jit(sp, static_argnums=1)(jax.random.PRNGKey(0), 20000))[:, 0])
+    assert abs(lam.mean() - 2.0) < K * math.sqrt(2.0 / 20000)
+
+
+def test_numpyro_split_with_dependent_support():
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model(y=None):
+        lo = numpyro.sample("lo", dist.Normal(0.0, 1.0))
+        x = numpyro.sample("x", dist.Uniform(lo, lo + 2.0))
+        numpyro.sample("y", dist.Normal(x, 0.5), obs=y)
+
+    t = samplax.Target.from_numpyro(model, y=0.3)
+    lp, ll, sp = tempering_parts(t)  # checks lp + ll == logdensity at prior draws
+    u = np.asarray(jax.jit(sp, static_argnums=1)(jax.random.PRNGKey(1), 500))
+    c = jax.vmap(t.constrain)(jnp.asarray(u))
+    lo, x = np.asarray(c["lo"]), np.asarray(c["x"])
+    assert np.all((x > lo) & (x < lo + 2.0)), "each draw must be unconstrained with its own support"
+    xu = x - lo  # Uniform(lo, lo + 2) - lo is Uniform(0, 2) whatever lo is
+    assert abs(xu.mean() - 1.0) < K * math.sqrt(1 / 3 / 500)
+    assert np.all(np.isfinite(jax.vmap(t.logdensity)(jnp.asarray(u))))
+
+
+def test_bad_inputs():
+    import numpyro
+    import numpyro.distributions as dist
+
+    def improper(y=None):
+        s = numpyro.sample("s", dist.ImproperUniform(dist.constraints.positive, (), ()))
+        numpyro.sample("y", dist.Normal(0.0, s), obs=y)
+
+    t = samplax.Target.from_numpyro(improper, y=1.0)
+    with pytest.raises(ValueError, match=r"'s'.*improper.*reference"):
+        tempering_parts(t)
+    plain = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x ** 2), 2)
+    with pytest.raises(ValueError, match="reference"):
+        tempering_parts(plain)
+    with pytest.raises(ValueError, match="sample_prior"):
+        tempering_parts(plain.replace(log_prior=lambda x: 0.0, log_likelihood=plain.logdensity))
+    with pytest.raises(ValueError, match="reference scale"):
+        tempering_parts(plain, reference=(0.0, -1.0))
+    wrong = plain.replace(log_prior=lambda x: -0.5 * jnp.sum(x ** 2), log_likelihood=lambda x: 1.0 + 0 * x[0],
+                          sample_prior=lambda k, n: jax.random.normal(k, (n, 2)))
+    with pytest.raises(ValueError, match="differs from logdensity"):
+        tempering_parts(wrong)
+    for bad, match in [(dict(schedule=[0.0, 0.5, 0.4, 1.0]), "schedule"), (dict(schedule="linear"), "schedule"),
+                       (dict(kernel="nuts"), "kernel"), (dict(target_ess=1.5), "target_ess"),
+                       (dict(num_mcmc_steps=0), "num_mcmc_steps"), (dict(resampling="best"), "resampling"),
+                       (dict(ess_threshold=2.0), "ess_threshold"), (dict(waste_free=True, persistent=True), "one")]:
+        with pytest.raises(ValueError, match=match):
+            samplax.sample(plain, "smc", num_particles=10, reference=(0.0, 1.0), **bad)
+    with pytest.raises(ValueError, match="divisible"):
+        samplax.sample(plain, "smc", num_particles=10, reference=(0.0, 1.0), waste_free=True, num_mcmc_steps=3)
+
+
+# ------------------------------------------------------------------ slower checks
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", ["rwm", "hmc"])
+def test_conjugate_precision_jacobian_log_z(kernel):
+    t = samplax.models.get("conjugate_precision")
+    dt = smc(t, 1000, kernel=kernel)
+    assert_log_z(dt, t.log_z, f"conjugate_precision {kernel}", max_se=0.05)
+    assert_means(dt, t, f"conjugate_precision {kernel}")
+
+
+@pytest.mark.slow
+def test_regression_log_z_sd_trend_and_persistent():
+    t = samplax.models.get("conjugate_regression")
+    runs = {n: smc(t, n) for n in (200, 2000)}
+    sd = {n: np.std(dt.attrs["log_z_per_population"], ddof=1) for n, dt in runs.items()}
+    assert sd[200] > 1.8 * sd[2000], sd
+    for dt in runs.values():
+        assert_log_z(dt, t.log_z, "conjugate_regression", max_se=0.2)
+    dt = smc(t, 1000, persistent=True, target_ess=1.0)  # defaults otherwise: hmc moves
+    assert_log_z(dt, t.log_z, "conjugate_regression persistent")
+    assert_means(dt, t, "conjugate_regression persistent")
