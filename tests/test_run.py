@@ -118,6 +118,9 @@ def test_datatree_layout_and_attrs(target):
     assert dt.attrs["sampler"] == "nuts" and dt.attrs["seed"] == 0
     assert dt.attrs["n_grad_sampling"] == int(dt.sample_stats.n_grad.sum()) > 0
     assert dt.attrs["n_grad_warmup"] > 0 and dt.attrs["sampling_time"] > 0
+    assert sorted(_attr_value(dt.attrs["adapted"])) == ["inverse_mass_matrix", "step_size"]
+    params = _attr_value(dt.attrs["params"])  # final values per chain
+    assert len(params["step_size"]) == 2 and np.shape(params["inverse_mass_matrix"]) == (2, 3)
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
@@ -253,3 +256,139 @@ def test_progress_bar_shows_acceptance_and_divergences(target, capsys):
 def test_progress_is_off_without_a_tty(target, capsys):
     samplax.sample(target, "mala", num_chains=2, seed=0, num_warmup=10, num_samples=10)
     assert "sampling" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- run loop: counts, random streams, seeds
+def _counting_gauss(dim=2):
+    """A Gaussian whose every gradient evaluation bumps a host counter (once per chain under vmap)."""
+    grads = []
+
+    @jax.custom_jvp
+    def logdensity(x):
+        return -0.5 * jnp.sum(x**2)
+
+    @logdensity.defjvp
+    def _jvp(primals, tangents):
+        (x,), (dx,) = primals, tangents
+        jax.debug.callback(lambda _: grads.append(1), x)
+        return logdensity(x), jnp.dot(-x, dx)
+
+    return samplax.Target.from_logdensity(logdensity, dim, name="counted"), grads
+
+
+def _recording_mala(step_size, used_keys):
+    """blackjax MALA (one gradient per step and per init) as a samplax Sampler without warmup, recording on the
+    host every key it consumes: its init key and the two halves of `split` (what a typical init draws with),
+    each step key and its halves."""
+    import blackjax
+    from blackjax.mcmc.mala import MALAState
+
+    from samplax.samplers.base import Algorithm, Sampler
+
+    def record(key):
+        a, b = jax.random.split(key)
+        jax.debug.callback(lambda *ks: used_keys.extend(tuple(np.asarray(k).tolist()) for k in ks), key, a, b)
+        return a
+
+    def build(target, params):
+        alg = blackjax.mala(target.logdensity, step_size)
+
+        def init(x, key):
+            record(key)
+            return alg.init(x)
+
+        def step(key, state):
+            return alg.step(record(key), MALAState(*state))
+
+        return Algorithm(init, step)
+
+    def stats(state, info, params):
+        return {"lp": state.logdensity, "acceptance_rate": info.acceptance_rate, "n_grad": jnp.asarray(1)}
+
+    return Sampler(name="recording_mala", build=build, stats=stats)
+
+
+@pytest.fixture
+def returned_shapes(monkeypatch):
+    """Shapes of every array a compiled phase returns to the caller (the run loop blocks on each result)."""
+    shapes = []
+    real = jax.block_until_ready
+
+    def spy(out):
+        shapes.extend(np.shape(x) for x in jax.tree.leaves(out))
+        return real(out)
+
+    monkeypatch.setattr(jax, "block_until_ready", spy)
+    return shapes
+
+
+def test_burn_in_steps_counts_and_keys_are_honest(returned_shapes):
+    """No-warmup sampler: burn-in is num_warmup unthinned steps, every gradient counted, no key used twice."""
+    t, grads = _counting_gauss()
+    used = []
+    init_keys = []
+
+    def init(key):
+        jax.debug.callback(lambda k: init_keys.append(tuple(np.asarray(k).tolist())), key)
+        return jax.random.normal(key, (t.dim,))
+
+    t = t.replace(init=init)
+    chains, warm, draws, thin = 2, 7, 4, 3
+    dt = samplax.sample(t, _recording_mala(0.5, used), num_chains=chains, num_warmup=warm, num_samples=draws,
+                        thinning=thin, seed=np.int64(3), keep_warmup=True, progress=False)
+    assert dt.attrs["seed"] == 3
+    # keys: position init, kernel init (+ halves), every warmup and sampling step (+ halves): all distinct
+    assert len(used) == 3 * chains * (1 + warm + draws * thin) and len(init_keys) == chains
+    every = used + init_keys
+    assert len(set(every)) == len(every)
+    assert dt.attrs["n_grad_warmup"] == chains * warm  # not warm * thin
+    assert dt.attrs["n_grad_sampling"] == chains * draws * thin
+    assert len(grads) == chains + dt.attrs["n_grad_warmup"] + dt.attrs["n_grad_sampling"]  # + one per kernel init
+    assert dt.warmup_posterior["x"].shape == (chains, warm, t.dim)
+    assert (chains, warm, t.dim) in returned_shapes  # kept warmup draws come back
+
+
+def test_warmup_draws_stay_on_device_unless_kept(returned_shapes):
+    """keep_warmup=False: no phase returns a (chain, warmup step, ...) array to the host."""
+    t, _ = _counting_gauss()
+    dt = samplax.sample(t, _recording_mala(0.5, []), num_chains=2, num_warmup=7, num_samples=3, progress=False)
+    assert dt.attrs["n_grad_warmup"] == 2 * 7
+    assert returned_shapes and not [s for s in returned_shapes if s[:2] == (2, 7)], returned_shapes
+
+
+@pytest.mark.parametrize("seed", ["abc", 1.5, 2**70, -1, True, np.float64(2.0), 2**32])
+def test_bad_seed_says_what_a_seed_must_be(target, seed):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
+        samplax.sample(target, "mala", seed=seed, num_chains=2, num_warmup=5, num_samples=5, progress=False)
+
+
+def test_user_pair_equals_named_mala_bit_for_bit(target):
+    import blackjax
+
+    h = 0.4
+    alg = blackjax.mala(target.logdensity, h)
+    kw = dict(num_chains=2, seed=4, num_warmup=0, num_samples=30, progress=False)
+    pair = samplax.sample(target, (alg.init, alg.step), **kw)
+    named = samplax.sample(target, "mala", step_size=h, **kw)
+    np.testing.assert_array_equal(_draws(pair), _draws(named))
+    for k in ("lp", "acceptance_rate"):
+        np.testing.assert_array_equal(np.asarray(pair.sample_stats[k]), np.asarray(named.sample_stats[k]))
+    assert named.attrs["n_grad_sampling"] == 2 * 30  # MALA: one gradient per step
+    # blackjax's MALA info carries no gradient count, so the pair's count is unknown (NaN), never a guess
+    g = pair.attrs["n_grad_sampling"]
+    assert np.isnan(g) or g == named.attrs["n_grad_sampling"]
+    assert _attr_value(named.attrs["adapted"]) == []  # nothing adapted without warmup
+    assert _attr_value(named.attrs["params"])["step_size"] == [h, h]
+
+
+def _attr_value(text):
+    """attrs hold lists / dicts as JSON or Python-literal text (netCDF attrs are flat)."""
+    import ast
+    import json
+
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return ast.literal_eval(text)

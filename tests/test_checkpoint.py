@@ -1,0 +1,71 @@
+"""Checkpoints: refused for another target or other settings (naming the field), and for directory paths."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import samplax
+
+KW = dict(num_chains=2, num_warmup=0, num_samples=6, seed=5, progress=False, step_size=0.4)
+
+
+def _gauss(dim=2, scale=1.0, traced=None):
+    def logdensity(x):
+        if traced is not None:
+            traced.append(1)  # runs whenever the log-density is traced, i.e. before any sampling
+        return -0.5 * jnp.sum((x / scale) ** 2)
+
+    return samplax.Target.from_logdensity(logdensity, dim, name="g")
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ck") / "run.ckpt"
+    t = _gauss()
+    samplax.sample(t, "mala", checkpoint=path, checkpoint_every=3, **KW)
+    return t, path
+
+
+@pytest.mark.parametrize("change, field", [
+    (dict(target=_gauss(scale=2.0)), "logdensity"),  # same name and dim, other density
+    (dict(target=_gauss(dim=3)), "dim"),
+    (dict(num_warmup=5), "num_warmup"),
+    (dict(step_size=0.5), "settings.step_size"),
+    (dict(num_chains=4), "num_chains"),
+    (dict(thinning=2), "thinning"),
+    (dict(keep_warmup=True), "keep_warmup"),
+    (dict(init_positions=np.ones(2)), "init_positions"),
+])
+def test_resume_refuses_another_target_or_settings(saved, change, field):
+    t, path = saved
+    kw = {**KW, "num_samples": 9, **change}
+    target = kw.pop("target", t)
+    with pytest.raises(ValueError, match=rf"resume: .* was made with {field}="):
+        samplax.sample(target, "mala", resume=path, **kw)
+
+
+def test_large_array_settings_are_compared_by_content(tmp_path):
+    """Two inverse mass matrices whose reprs coincide (numpy elides > 1000 entries) are different settings."""
+    from samplax.checkpoint import run_fingerprint
+
+    a = np.ones(1001)
+    b = a.copy()
+    b[500] = 2.0
+    fp = [run_fingerprint("mala", {}, {"inverse_mass_matrix": m}, seed=0, num_chains=1, thinning=1, num_warmup=0,
+                          keep_warmup=False, init_positions=None) for m in (a, b)]
+    assert fp[0]["settings.inverse_mass_matrix"] != fp[1]["settings.inverse_mass_matrix"]
+
+
+def test_checkpoint_path_that_is_a_directory_fails_before_sampling(tmp_path):
+    traced = []
+    t = _gauss(traced=traced)
+    traced.clear()
+    for arg in ("checkpoint", "resume"):
+        with pytest.raises(ValueError, match=rf"{arg}: .* is a directory"):
+            samplax.sample(t, "mala", **{arg: tmp_path}, **KW)
+    assert traced == []
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        samplax.sample(t, "mala", checkpoint=blocker / "run.ckpt", **KW)
+    assert traced == []
