@@ -3,4 +3,19 @@
 from samplax.diffusion.process import Process, ve, vp, vp_cosine
 from samplax.diffusion.score import ScoreModel, mixture_sample
 
-__all__ = ["Process", "ScoreModel", "mixture_sample", "ve", "vp", "vp_cosine"]
+
+def train(*args, **kwargs):
+    """Train a PIS / DDS sampler for an unnormalised density; see `samplax.diffusion.learned.train`."""
+    from samplax.diffusion.learned import train as _train
+
+    return _train(*args, **kwargs)
+
+
+def load_trained(path):
+    """Reload a trained PIS / DDS sampler; see `samplax.diffusion.learned.load_trained`."""
+    from samplax.diffusion.learned import load_trained as _load
+
+    return _load(path)
+
+
+__all__ = ["Process", "ScoreModel", "load_trained", "mixture_sample", "train", "ve", "vp", "vp_cosine"]

@@ -2,7 +2,8 @@
 
 import importlib
 
-FAMILIES = ("samplax.samplers.smc", "samplax.samplers.fkc", "samplax.samplers.diffusion")
+FAMILIES = ("samplax.samplers.smc", "samplax.samplers.fkc", "samplax.samplers.diffusion",
+            "samplax.diffusion.sfs")
 
 for _name in FAMILIES:
     try:

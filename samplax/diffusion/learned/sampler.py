@@ -16,7 +16,7 @@ from jax.scipy.special import logsumexp
 from samplax.diffusion.learned.network import Control
 from samplax.diffusion.learned.paths import make_path, rollout
 from samplax.particles import base
-from samplax.particles.resampling import resample
+from samplax.particles.resampling import resample, scheme
 from samplax.particles.state import ParticleState
 
 FORMAT = "samplax-learned-diffusion/1"
@@ -47,6 +47,7 @@ class TrainedSampler:
         """num_steps: the trained grid by default; another K keeps the weights exact but the control was not fit to it."""
         if num_steps is not None and (not isinstance(num_steps, (int, np.integer)) or num_steps < 1):
             raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+        scheme(resampling)  # validates the name
         path = self.path(num_steps)
         control, dim = self.control, self.config["dim"]
 
