@@ -131,6 +131,13 @@ dt = samplax.sample(target, "secd", num_chains=2, num_samples=1000 if QUICK else
 x = np.asarray(dt["posterior"]["x"]).reshape(-1, 3)
 print("sample mean", x.mean(0).round(3), "exact", np.asarray(target.mean).round(3))
 print("sample var ", x.var(0).round(3), "exact", np.diag(np.asarray(target.cov)).round(3))
+# the exact answers, within 5 Monte Carlo standard errors (arviz-stats, per chain structure kept)
+from arviz_stats import mcse  # noqa: E402
+
+chains, mean, var = np.asarray(dt["posterior"]["x"]), np.asarray(target.mean), np.diag(np.asarray(target.cov))
+sq = (chains - mean) ** 2
+assert np.all(np.abs(chains.mean((0, 1)) - mean) < 5 * mcse(chains, method="mean", chain_axis=0, draw_axis=1))
+assert np.all(np.abs(sq.mean((0, 1)) - var) < 5 * mcse(sq, method="mean", chain_axis=0, draw_axis=1))
 
 # %%
 from samplax.optimizers import minimize  # noqa: E402

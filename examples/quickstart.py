@@ -96,3 +96,5 @@ banana = samplax.Target.from_logdensity(
 dt = samplax.sample(banana, "nuts", num_chains=4, num_warmup=N, num_samples=N, seed=2, progress=False)
 print(samplax.diagnostics.check(dt) or "no warnings")
 print(float(dt.posterior["x"].sel(x_dim_0=1).mean()), "(exact: 0.5 * E[x0^2] = 2.0)")
+x1 = samplax.diagnostics.summary(dt).loc["x[1]"]
+assert abs(x1["mean"] - 2.0) < 5 * x1["mcse_mean"], x1  # the exact answer, within 5 Monte Carlo standard errors

@@ -59,6 +59,11 @@ def test_target_truth_matches_iid_draws(name, kw):
         g = np.linspace(-15, 15, 200001)
         lp = np.asarray(jax.vmap(target.logdensity)(jnp.asarray(g)[:, None]))
         np.testing.assert_allclose(np.log(np.trapezoid(np.exp(lp), g)), target.log_z, rtol=1e-6)
+        # the stated mean and variance by the same quadrature, independent of the iid sampler
+        p = np.exp(lp - target.log_z)
+        mean = np.trapezoid(g * p, g)
+        np.testing.assert_allclose(mean, np.asarray(target.mean)[0], atol=1e-6 * np.sqrt(target.cov[0, 0]))
+        np.testing.assert_allclose(np.trapezoid((g - mean) ** 2 * p, g), target.cov[0, 0], rtol=1e-6)
 
 
 def test_nd_well_quadratic_directions_are_gaussian():
