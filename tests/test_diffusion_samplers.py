@@ -27,7 +27,7 @@ INTEGRATORS = [
     ("reverse_sde", dict(num_steps=500)),
     ("pc", dict(num_steps=200, num_corrector_steps=1)),
     ("pf_ode", dict(num_steps=50, solver="heun", log_prob=False)),
-    ("adaptive_sde", dict(tol=1e-2)),
+    ("adaptive_sde", dict(tol=2e-2)),
 ] + [("deis", dict(num_steps=30, order=r)) for r in range(4)]
 
 
@@ -51,14 +51,14 @@ def test_deis_convergence_order(model):
     ref = samplax.sample(model, "pf_ode", num_particles=n, num_chains=1, seed=3, progress=False, solver="tsit5",
                          rtol=1e-10, atol=1e-10, log_prob=False, max_steps=100_000)
     xr = _draws(ref)
-    ks = np.array([28, 56])
+    ks = np.array([40, 80])
     for order in range(4):
         errs, nfe = [], []
         for k in ks:
             dt = samplax.sample(model, "deis", num_particles=n, num_chains=1, seed=3, progress=False,
                                 num_steps=int(k), order=order)
             errs.append(np.sqrt(np.mean((_draws(dt) - xr) ** 2)))
-            nfe.append(dt.attrs["n_grad_sampling"] / n)
+            nfe.append(k)  # the order is in the step size h ~ 1/num_steps (RK4 start-up adds a constant NFE)
         slope = -np.polyfit(np.log(nfe), np.log(errs), 1)[0]
         assert abs(slope - (order + 1)) < 0.3, f"order {order}: errors {errs} at NFE {nfe}, slope {slope:.2f}"
 
@@ -153,6 +153,7 @@ def test_nfe_adaptive_counts(model):
     ("pf_ode", dict(solver="rk99"), "solver"),
     ("pf_ode", dict(rtol=1e-5), "atol"),
     ("pf_ode", dict(num_probes=0), "num_probes"),
+    ("adaptive_sde", dict(brownian="bridge"), "brownian"),
 ])
 def test_bad_settings(model, name, kw, match):
     with pytest.raises((ValueError, TypeError), match=match):

@@ -180,7 +180,7 @@ def pf_ode(num_steps: int = 100, solver: str = "heun", rtol: float | None = None
 def adaptive_sde(tol: float = 1e-2, abs_tol: float = adaptive.DEFAULTS["abs_tol"],
                  h_init: float = adaptive.DEFAULTS["h_init"], safety: float = adaptive.DEFAULTS["safety"],
                  exponent: float = adaptive.DEFAULTS["exponent"], max_steps: int = 10_000,
-                 num_bins: int = 20, **unexpected) -> base.PopulationSampler:
+                 num_bins: int = 20, error: str = "sde", brownian: str = "tree", **unexpected) -> base.PopulationSampler:
     """Adaptive reverse SDE (Jolicoeur-Martineau et al. 2021); tol is the relative tolerance, abs_tol the absolute."""
     if "num_steps" in unexpected:
         raise TypeError("adaptive_sde chooses its own steps: set tol= (relative tolerance) and abs_tol= instead of "
@@ -192,11 +192,15 @@ def adaptive_sde(tol: float = 1e-2, abs_tol: float = adaptive.DEFAULTS["abs_tol"
         _check_pos(name, v)
     _check_int("max_steps", max_steps, 1)
     _check_int("num_bins", num_bins, 1)
+    if error not in adaptive.ERRORS:
+        raise ValueError(f"error must be one of {adaptive.ERRORS}, got {error!r}")
+    if brownian not in adaptive.BROWNIANS:
+        raise ValueError(f"brownian must be one of {adaptive.BROWNIANS}, got {brownian!r}")
 
     def run(model, key, n, progress):
         m = _score_model(model)
         x, key = _start(m, key, n)
-        x, st = adaptive.solve(m, key, x, tol, abs_tol, h_init, safety, exponent, max_steps, num_bins)
+        x, st = adaptive.solve(m, key, x, tol, abs_tol, h_init, safety, exponent, max_steps, num_bins, error, brownian)
         # a particle that used up max_steps before t_min is not a draw of p_{t_min}: NaN, so sample() warns
         x = jnp.where(st["finished"][:, None], x, jnp.nan)
         # rows: time bins from t_max down to t_min; each particle accepted/rejected counts summed
@@ -210,5 +214,5 @@ def adaptive_sde(tol: float = 1e-2, abs_tol: float = adaptive.DEFAULTS["abs_tol"
         return _population(x, stats, per)
 
     settings = dict(tol=tol, abs_tol=abs_tol, h_init=h_init, safety=safety, exponent=exponent, max_steps=max_steps,
-                    num_bins=num_bins)
+                    num_bins=num_bins, error=error, brownian=brownian)
     return base.PopulationSampler("adaptive_sde", run, settings, stage_label="time")
