@@ -1,109 +1,15 @@
-"""Target.from_numpyro against hand-derived conjugate posteriors (awkward supports), and bad-input errors."""
+"""Target constructors: bad-input errors naming the argument or site, and the names they give variables.
 
-from math import factorial
+The whole-path checks against exact posteriors (awkward supports) are in test_constraints.py."""
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import integrate, stats
 
-import samplax
-from samplax.diagnostics.mixing import summary
 from samplax.target import Target
-
-Y_POIS = np.array([3, 1, 4, 1, 5])
-COUNTS = np.array([5, 0, 2])
-ALPHA = np.array([1.0, 2.0, 3.0])
-
-
-def conjugate_model(y_pois, k_binom, counts):
-    """Independent blocks, one per constraint type, each with a posterior known in closed form."""
-    import numpyro
-    import numpyro.distributions as dist
-    from numpyro.distributions import constraints
-
-    lam = numpyro.sample("lam", dist.Gamma(2.0, 1.0))  # positive
-    numpyro.sample("y_pois", dist.Poisson(lam).expand([len(y_pois)]), obs=y_pois)
-    p = numpyro.sample("p", dist.Beta(2.0, 3.0))  # unit interval
-    numpyro.sample("k_binom", dist.Binomial(20, p), obs=k_binom)
-    w = numpyro.sample("w", dist.Dirichlet(jnp.asarray(ALPHA)))  # simplex
-    numpyro.sample("counts", dist.Multinomial(int(np.sum(counts)), w), obs=counts)
-    # ordered: density prod phi(x_i) on x1 < x2 < x3 is the law of the order statistics of 3 iid N(0, 1)
-    x = numpyro.sample("x", dist.ImproperUniform(constraints.ordered_vector, (), (3,)))
-    numpyro.factor("x_normal", dist.Normal(0.0, 1.0).log_prob(x).sum())
-    a = numpyro.sample("a", dist.Uniform(0.0, 1.0))  # bound set by another parameter
-    numpyro.sample("b", dist.Uniform(0.0, a))
-
-
-def order_stat_moments(k, n=3):
-    """Mean and variance of the k-th (1-based) order statistic of n iid N(0, 1), by quadrature."""
-    c = factorial(n) / (factorial(k - 1) * factorial(n - k))
-    f = lambda x, p: x**p * c * stats.norm.cdf(x) ** (k - 1) * stats.norm.sf(x) ** (n - k) * stats.norm.pdf(x)  # noqa: E731
-    m1 = integrate.quad(f, -np.inf, np.inf, args=(1,))[0]
-    m2 = integrate.quad(f, -np.inf, np.inf, args=(2,))[0]
-    return m1, m2 - m1**2
-
-
-def truth():
-    """Exact posterior mean and variance per flat name."""
-    out = {}
-    a_g, b_g = 2.0 + Y_POIS.sum(), 1.0 + len(Y_POIS)  # Gamma-Poisson
-    out["lam"] = (a_g / b_g, a_g / b_g**2)
-    a_b, b_b = 2.0 + 7, 3.0 + 20 - 7  # Beta-Binomial
-    out["p"] = (a_b / (a_b + b_b), a_b * b_b / ((a_b + b_b) ** 2 * (a_b + b_b + 1)))
-    post = ALPHA + COUNTS  # Dirichlet-Multinomial
-    s = post.sum()
-    for i, ai in enumerate(post):
-        out[f"w[{i}]"] = (ai / s, ai * (s - ai) / (s**2 * (s + 1)))
-    for i in range(3):
-        out[f"x[{i}]"] = order_stat_moments(i + 1)
-    out["a"] = (0.5, 1 / 12)  # p(a) = 1 on (0, 1)
-    out["b"] = (0.25, 1 / 9 - 1 / 16)  # b | a ~ U(0, a): E b = E a / 2, E b^2 = E a^2 / 3
-    return out
-
-
-@pytest.fixture(scope="module", params=[0])
-def run(request):
-    t = Target.from_numpyro(conjugate_model, Y_POIS, 7, COUNTS)
-    dt = samplax.sample(t, "nuts", num_chains=4, num_warmup=500, num_samples=1000, seed=request.param,
-                        progress=False)
-    return t, dt, summary(dt)
-
-
-def test_order_statistic_means_are_the_textbook_ones():
-    # E max of 3 iid N(0,1) = 3 / (2 sqrt(pi)) (David & Nagaraja, Order Statistics, 3rd ed., ex. 3.2)
-    assert order_stat_moments(3)[0] == pytest.approx(3 / (2 * np.sqrt(np.pi)))
-    assert order_stat_moments(2)[0] == pytest.approx(0.0, abs=1e-12)
-    assert order_stat_moments(1)[0] == pytest.approx(-0.8463, abs=1e-4)
-
-
-def test_names_and_shapes_follow_the_sites(run):
-    t, dt, _ = run
-    assert t.dim == 1 + 1 + 2 + 3 + 1 + 1  # the simplex of 3 has 2 unconstrained coordinates
-    assert set(t.names) == set(truth())
-    assert dt["posterior"]["w"].shape[-1] == 3 and dt["posterior"]["x"].shape[-1] == 3
-
-
-@pytest.mark.parametrize("name", list(truth()))
-def test_posterior_mean_and_sd_match_conjugate_truth(run, name):
-    _, _, s = run
-    mean, var = truth()[name]
-    row = s.loc[name]
-    assert row["r_hat"] < 1.05, row
-    assert abs(row["mean"] - mean) < 5 * row["mcse_mean"], (row["mean"], mean, row["mcse_mean"])
-    assert abs(row["sd"] - np.sqrt(var)) < 5 * row["mcse_sd"], (row["sd"], np.sqrt(var), row["mcse_sd"])
-
-
-def test_every_reported_draw_is_in_its_support(run):
-    _, dt, _ = run
-    post = {k: np.asarray(dt["posterior"][k]) for k in ("lam", "p", "w", "x", "a", "b")}
-    assert np.all(post["lam"] > 0)
-    assert np.all((0 < post["p"]) & (post["p"] < 1))
-    assert np.all(post["w"] > 0)
-    np.testing.assert_allclose(post["w"].sum(-1), 1.0, atol=1e-12)
-    assert np.all(np.diff(post["x"], axis=-1) > 0)
-    assert np.all((0 < post["b"]) & (post["b"] < post["a"]) & (post["a"] < 1))
 
 
 # ------------------------------------------------------------------------------------ bad input
@@ -173,3 +79,91 @@ def test_from_logdensity_rejects_bad_input():
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
         t.check_position(jnp.zeros(3))
     assert np.isfinite(t.logdensity(t.init(jax.random.PRNGKey(0))))
+
+
+@pytest.mark.parametrize("dim", [2.7, 3.0, "3", True])
+def test_from_logdensity_dim_must_be_an_integer(dim):
+    with pytest.raises(TypeError, match=f"dim must be a positive integer.*got {dim!r}"):
+        Target.from_logdensity(lambda x: -x @ x, dim)
+    assert Target.from_logdensity(lambda x: -x @ x, np.int64(3)).dim == 3
+
+
+def test_from_logdensity_example_leaves_are_named_variables():
+    from samplax.results import to_datatree
+
+    def logdensity(p):
+        return -0.5 * p["mu"] ** 2 - 0.5 * jnp.sum((p["theta"] - p["mu"]) ** 2)
+
+    t = Target.from_logdensity(logdensity, example={"mu": 0.0, "theta": jnp.zeros(3)})
+    assert t.dim == 4 and t.var_shapes == {"mu": (), "theta": (3,)}
+    assert t.names == ("mu", "theta[0]", "theta[1]", "theta[2]")
+    x = jnp.array([0.5, 1.0, 2.0, 3.0])
+    assert float(t.logdensity(x)) == pytest.approx(-0.125 - 0.5 * (0.25 + 2.25 + 6.25))
+    np.testing.assert_allclose(t.constrain_flat(x), x)
+    positions = np.arange(2 * 5 * 4, dtype=float).reshape(2, 5, 4)
+    dt = to_datatree(t, positions, {"lp": np.zeros((2, 5))})
+    assert set(dt["posterior"].data_vars) == {"mu", "theta"}
+    np.testing.assert_allclose(dt["posterior"]["mu"], positions[..., 0])
+    np.testing.assert_allclose(dt["posterior"]["theta"], positions[..., 1:])
+    nested = Target.from_logdensity(lambda p: -jnp.sum(p[0] ** 2) - p[1]["s"] ** 2, example=(jnp.zeros(2), {"s": 1.0}))
+    assert nested.var_shapes == {"x.0": (2,), "x.1.s": ()}
+
+
+def _one_normal(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def _no_latent(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    numpyro.sample("y", dist.Normal(0.0, 1.0), obs=y)
+
+
+def test_functools_partial_models_are_accepted_and_named():
+    t = Target.from_numpyro(functools.partial(_one_normal, y=1.0))
+    assert t.name == "_one_normal" and t.var_shapes == {"mu": ()}
+    # posterior N(1/2, 1/2): log-density at mu differs from mu = 0 by -(mu^2 - mu)
+    assert float(t.logdensity(jnp.array([1.0])) - t.logdensity(jnp.array([0.0]))) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="model '_no_latent' has no latent sample sites"):
+        Target.from_numpyro(functools.partial(_no_latent, y=1.0))
+
+
+def _subsampled(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    with numpyro.plate("data", len(y), subsample_size=3) as idx:
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y[idx])
+
+
+def test_subsampling_plate_is_refused_at_build():
+    with pytest.raises(ValueError, match=r"plate 'data' subsamples \(size=10, subsample_size=3\).*minibatch_target.*'sgld'"):
+        Target.from_numpyro(_subsampled, jnp.arange(10.0))
+
+
+def _delta_latent():
+    import numpyro
+    import numpyro.distributions as dist
+
+    z = numpyro.sample("z", dist.Delta(1.0))
+    numpyro.sample("y", dist.Normal(z, 1.0), obs=0.5)
+
+
+def test_delta_latent_site_is_named():
+    with pytest.raises(ValueError, match="latent site 'z' has a Delta distribution"):
+        Target.from_numpyro(_delta_latent)
+
+
+def test_init_helpers_live_in_one_module_and_stay_importable_from_target():
+    import samplax.init
+    import samplax.target
+
+    assert samplax.target.make_init is samplax.init.make_init
+    assert samplax.target.model_arguments is samplax.init.model_arguments
+    assert samplax.target.MAX_INIT_TRIES == samplax.init.MAX_INIT_TRIES
