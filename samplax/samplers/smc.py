@@ -8,7 +8,7 @@ standard unbiased product estimator, samplax.particles.reweight); (3) resamples 
 (systematic by default); (4) moves every particle `num_mcmc_steps` steps of a blackjax kernel (rwm,
 mala, hmc) that leaves p_b' invariant, in coordinates whitened by the weighted particle mean and
 standard deviation (a diagonal mass matrix), the step size steered towards the kernel's target
-acceptance from the previous stage's acceptance rate.
+acceptance after every sweep from the population's acceptance rate (and carried to the next stage).
 
 Defaults: with target_ess = 0.5 and ess_threshold = 0.5 the adaptive schedule resamples at nearly every
 stage (the ESS after a step is about target_ess·N); a fixed schedule resamples only when the ESS drops.
@@ -21,7 +21,7 @@ stage_stats per stage: temperature, ess (after reweighting), log_z_increment, ac
 resampled, n_grad (gradients really computed: kernel init at the new temperature + every MCMC step,
 all particles; 0 for rwm), n_logdensity (log-density evaluations made without a gradient: the
 log-likelihood of the moved particles, every random-walk proposal; stage 0 also counts the prior draws),
-step_size, active (rows of the max_stages buffer really used by the adaptive schedule).
+step_size (at the stage's first sweep), active (rows of the max_stages buffer really used by the adaptive schedule).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from samplax.samplers.smc_kernels import KERNELS, TARGET_ACCEPTANCE, make_kernel
 
 STATS = ("temperature", "ess", "log_z_increment", "acceptance_rate", "resampled", "n_grad", "n_logdensity",
          "step_size", "active")
-STEP_GAIN = 2.0  # log step += STEP_GAIN * (acceptance - target): a stage at 0 acceptance shrinks hmc's step ~4x
+STEP_GAIN = 1.0  # log step += STEP_GAIN * (acceptance - target) after each sweep: a sweep at 0 acceptance halves hmc's step
 
 
 def _warn_unfinished(beta, max_stages):
@@ -188,7 +188,8 @@ def _run_standard(parts, dim, key, n, progress, st, mk, acc_target, temps):
             return log_prior(z) + beta_new * log_lik(z)
 
         step_size = jnp.exp(log_step)
-        moved, acc = run_chains(mk, k_move, starts, logdens, centre, sd, step_size, steps, keep_all=waste_free)
+        moved, acc, log_step = run_chains(mk, k_move, starts, logdens, centre, sd, log_step, steps, waste_free,
+                                          acc_target, STEP_GAIN)
         if waste_free:
             state = ParticleState(moved.reshape(n, dim), jnp.zeros((n,), dtype), state.log_z)
         else:
@@ -200,7 +201,6 @@ def _run_standard(parts, dim, key, n, progress, st, mk, acc_target, temps):
                    n_logdensity=stats["n_logdensity"][s] + n_chains * (mk.logd_init + steps * mk.logd_step) + n,
                    step_size=step_size, active=True)
         stats = {k: v.at[s].set(jnp.asarray(row[k]).astype(v.dtype)) for k, v in stats.items()}
-        log_step = log_step + STEP_GAIN * (jnp.nan_to_num(acc) - acc_target)
         return key, state, ll, beta_new, log_step, s + 1, stats
 
     key, state, ll, beta, _, _, stats = jax.lax.while_loop(cond, body, carry)

@@ -62,26 +62,35 @@ def make_kernel(name: str, num_integration_steps: int = 5) -> MoveKernel:
     raise ValueError(f"kernel must be one of {KERNELS}, got {name!r}")
 
 
-def run_chains(kernel: MoveKernel, key, x, logdensity, centre, scale, step_size, num_steps: int, keep_all: bool):
-    """Move each row of x (n, d) `num_steps` steps targeting `logdensity`, in whitened coordinates.
+def run_chains(kernel: MoveKernel, key, x, logdensity, centre, scale, log_step, num_steps: int, keep_all: bool,
+               acc_target: float, gain: float):
+    """Move each row of x (n, d) `num_steps` sweeps targeting `logdensity`, in whitened coordinates.
 
-    Returns (final positions (n, d), or all visited positions (n, num_steps + 1, d) when keep_all,
-    mean acceptance rate).
+    The shared step size is steered after every sweep by the population's acceptance rate,
+    log step += gain (acceptance - acc_target): it depends on the population, not on one chain's past,
+    and catches a target that narrowed a lot since the last stage (one sweep at acceptance 0 does not
+    waste the stage). Returns (final positions (n, d), or all visited positions (n, num_steps + 1, d)
+    when keep_all; mean acceptance rate over sweeps; log step after the last sweep).
     """
 
     def logdens_z(z):
         return logdensity(centre + scale * z)
 
-    def chain(k, x0):
-        st = kernel.init((x0 - centre) / scale, logdens_z)
+    z0 = (x - centre) / scale
+    states = jax.vmap(lambda z: kernel.init(z, logdens_z))(z0)
 
-        def body(st, kk):
-            st, info = kernel.step(kk, st, logdens_z, step_size)
-            return st, (st.position, info.acceptance_rate)
+    def sweep(carry, k):
+        states, log_step = carry
+        step = jnp.exp(log_step)
+        states, info = jax.vmap(lambda kk, st: kernel.step(kk, st, logdens_z, step))(
+            jax.random.split(k, x.shape[0]), states)
+        acc = jnp.mean(info.acceptance_rate)
+        log_step = log_step + gain * (jnp.nan_to_num(acc) - acc_target)
+        return (states, log_step), (states.position if keep_all else None, acc)
 
-        st, (path, acc) = jax.lax.scan(body, st, jax.random.split(k, num_steps))
-        path = jnp.concatenate([((x0 - centre) / scale)[None], path]) if keep_all else st.position
-        return centre + scale * path, jnp.mean(acc)
-
-    out, acc = jax.vmap(chain)(jax.random.split(key, x.shape[0]), x)
-    return out, jnp.mean(acc)
+    (states, log_step), (path, acc) = jax.lax.scan(sweep, (states, log_step), jax.random.split(key, num_steps))
+    if keep_all:
+        out = jnp.concatenate([z0[:, None], jnp.moveaxis(path, 0, 1)], axis=1)
+    else:
+        out = states.position
+    return centre + scale * out, jnp.mean(acc), log_step

@@ -83,7 +83,8 @@ def run_persistent(parts, dim, key, n, progress, st, mk, acc_target, temps):
             return log_prior(z) + beta * log_lik(z)
 
         step_size = jnp.exp(log_step)
-        moved, acc = run_chains(mk, k_move, flat[idx], logdens, centre, sd, step_size, K, keep_all=False)
+        moved, acc, log_step = run_chains(mk, k_move, flat[idx], logdens, centre, sd, log_step, K, False,
+                                          acc_target, STEP_GAIN)
         ll_new = jnp.nan_to_num(jax.vmap(log_lik)(moved))
         # the new row's mixture over the earlier stages s < t1 (its own stage's term is added next stage)
         d_new = logsumexp(jnp.where(rows[:, None] <= t, betas[:, None] * ll_new[None] - logZ[:, None], -jnp.inf), axis=0)
@@ -95,7 +96,6 @@ def run_persistent(parts, dim, key, n, progress, st, mk, acc_target, temps):
                    n_logdensity=stats["n_logdensity"][t] + n * (mk.logd_init + K * mk.logd_step) + n,
                    step_size=step_size, active=True)
         stats = {k: v.at[t].set(jnp.asarray(row[k]).astype(v.dtype)) for k, v in stats.items()}
-        log_step = log_step + STEP_GAIN * (jnp.nan_to_num(acc) - acc_target)
         return key, X, LL, D, betas, logZ, log_step, t1, stats
 
     carry = (key, X, LL, D, betas, logZ, log_step0, jnp.array(0), stats)
