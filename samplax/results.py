@@ -34,7 +34,7 @@ def _clean_stats(stats: dict[str, Any]) -> dict[str, np.ndarray]:
         v = np.asarray(v)
         if k in BOOL_STATS:
             v = v.astype(bool)
-        elif k in INT_STATS:
+        elif k in INT_STATS and np.all(np.isfinite(v)):  # an unknown count stays NaN, never a garbage integer
             v = v.astype(np.int64)
         out[k] = v
     return out
