@@ -1,4 +1,8 @@
-"""Checkpoints of a chain run: atomic pickle files fingerprinted by target and run settings.
+"""Checkpoints of a chain run: atomic files fingerprinted by target and run settings.
+
+File layout: a magic line, a JSON header line (format version, samplax version, payload length and
+sha256), then the pickled payload; a truncated, corrupt or foreign file is refused by name before
+anything is unpickled.
 
 A checkpoint records what made it (target: name, dim, variable shapes and the log-density's values at fixed
 points; run: sampler name and every setting by content, seed, chains, thinning, warmup length, ...), and
@@ -8,6 +12,7 @@ points; run: sampler name and every setting by content, seed, chains, thinning, 
 from __future__ import annotations
 
 import hashlib
+import json
 import pathlib
 import pickle
 
@@ -18,7 +23,17 @@ import numpy as np
 from samplax.compile_cache import Uncacheable, array_digest, content_key
 from samplax.target import Target
 
-VERSION = 2
+VERSION = 3
+MAGIC = b"SAMPLAX-CHECKPOINT\n"
+
+
+def _samplax_version() -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version("samplax")
+    except md.PackageNotFoundError:
+        return "unknown"
 
 
 def check_path(path, what: str) -> pathlib.Path:
@@ -84,22 +99,53 @@ def save(path, *, fingerprint, states, params, draws, stats, t_done, warm_pos, w
         "positions": draws, "stats": stats, "warmup_positions": warm_pos, "warmup_stats": warm_stats,
         "n_grad_warmup": n_grad_warmup, "times": dict(times),
     }
+    body = pickle.dumps(payload)
+    header = {"version": VERSION, "samplax": _samplax_version(), "length": len(body),
+              "sha256": hashlib.sha256(body).hexdigest()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "wb") as f:
-        pickle.dump(payload, f)
+        f.write(MAGIC + json.dumps(header).encode() + b"\n" + body)
     tmp.replace(path)  # atomic: a crash mid-write leaves the previous checkpoint intact
+
+
+def _read(path: pathlib.Path) -> dict:
+    """The payload of a checkpoint file, after checking its magic, header, length and checksum."""
+    raw = path.read_bytes()
+    if not raw.startswith(MAGIC):
+        raise ValueError(f"resume: {str(path)!r} is not a samplax checkpoint (no samplax header); "
+                         "pass a file written by sample(..., checkpoint=...)")
+    head, sep, body = raw[len(MAGIC):].partition(b"\n")
+    try:
+        header = json.loads(head)
+    except ValueError:
+        header = None
+    if not sep or not isinstance(header, dict):
+        raise ValueError(f"resume: checkpoint {str(path)!r} has a corrupt header; start a new run")
+    if header.get("version") != VERSION:
+        raise ValueError(f"resume: checkpoint {str(path)!r} has format version {header.get('version')}, expected "
+                         f"{VERSION}; start a new run without resume=")
+    if header.get("samplax") != _samplax_version():
+        raise ValueError(f"resume: checkpoint {str(path)!r} was written by samplax {header.get('samplax')}, this is "
+                         f"{_samplax_version()}; resume with the same version or start a new run")
+    if len(body) != header.get("length"):
+        raise ValueError(f"resume: checkpoint {str(path)!r} is truncated ({len(body)} of {header.get('length')} "
+                         "payload bytes); resume from an earlier copy or start a new run")
+    if hashlib.sha256(body).hexdigest() != header.get("sha256"):
+        raise ValueError(f"resume: checkpoint {str(path)!r} is corrupt (checksum mismatch); start a new run")
+    ck = pickle.loads(body)
+    if not isinstance(ck, dict):
+        raise ValueError(f"resume: checkpoint {str(path)!r} holds a {type(ck).__name__}, not a samplax run")
+    return ck
 
 
 def load(path, fingerprint: dict, num_samples: int) -> dict:
     path = check_path(path, "resume")
     if not path.exists():
         raise FileNotFoundError(f"resume: no checkpoint at {str(path)!r}")
-    with open(path, "rb") as f:
-        ck = pickle.load(f)
-    if not isinstance(ck, dict) or ck.get("version") != VERSION:
-        found = ck.get("version") if isinstance(ck, dict) else type(ck).__name__
-        raise ValueError(f"resume: checkpoint {str(path)!r} has version {found}, expected {VERSION}; "
-                         "start a new run without resume=")
+    ck = _read(path)
+    if ck.get("version") != VERSION:
+        raise ValueError(f"resume: checkpoint {str(path)!r} has payload version {ck.get('version')}, expected "
+                         f"{VERSION}; start a new run without resume=")
     saved = ck["fingerprint"]
     for name in list(fingerprint) + [k for k in saved if k not in fingerprint]:
         if saved.get(name) != fingerprint.get(name):

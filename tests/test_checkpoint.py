@@ -69,3 +69,27 @@ def test_checkpoint_path_that_is_a_directory_fails_before_sampling(tmp_path):
     with pytest.raises(ValueError, match="is a file"):
         samplax.sample(t, "mala", checkpoint=blocker / "run.ckpt", **KW)
     assert traced == []
+
+
+def test_truncated_corrupt_foreign_and_other_version_checkpoints_are_refused_by_name(tmp_path):
+    import samplax
+    from samplax import checkpoint as ckpt_mod
+
+    g = samplax.models.get("gaussian", dim=2)
+    kw = dict(num_chains=1, num_warmup=10, num_samples=20, progress=False, seed=0)
+    path = tmp_path / "run.ckpt"
+    samplax.sample(g, "mala", checkpoint=path, checkpoint_every=10, **kw)
+    raw = path.read_bytes()
+    cases = {
+        "truncated": (raw[:-50], "is truncated"),
+        "corrupt": (raw[:-10] + bytes(10), "checksum mismatch"),
+        "foreign": (b"\x80\x04 not ours", "is not a samplax checkpoint"),
+        "header": (ckpt_mod.MAGIC + b"{not json\n" + b"x", "corrupt header"),
+        "other version": (raw.replace(b'"samplax": "', b'"samplax": "0.0.0-', 1), "was written by samplax 0.0.0-"),
+    }
+    for label, (content, message) in cases.items():
+        bad = tmp_path / f"{label.replace(' ', '_')}.ckpt"
+        bad.write_bytes(content)
+        with pytest.raises(ValueError, match=message) as info:
+            samplax.sample(g, "mala", resume=bad, **kw)
+        assert bad.name in str(info.value), label
