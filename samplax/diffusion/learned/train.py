@@ -70,20 +70,13 @@ def train(target, kind: str, loss: str = "kl", *, num_steps: int = 64, num_itera
     path = make_path(kind, num_steps, sigma, beta_min, beta_max)
     root = jax.random.PRNGKey(seed)
     control = new_control(config, jax.random.fold_in(root, 2**31 - 1))
-    opt = _optimizer(learning_rate, grad_clip_norm)
+    step, opt = _step_fn(target.logdensity, path, config)
     opt_state = opt.init(eqx.filter(control, eqx.is_inexact_array))
     history: list[float] = []
     start = 0
     if resume is not None:
         control, opt_state, history, start = _load_checkpoint(resume, config, control, opt_state)
 
-    @eqx.filter_jit
-    def step(control, opt_state, it):
-        key = jax.random.fold_in(root, it)
-        (value, _), grads = eqx.filter_value_and_grad(
-            lambda c: loss_fn(c, path, target.logdensity, key, batch_size, dim, loss), has_aux=True)(control)
-        updates, opt_state = opt.update(grads, opt_state, eqx.filter(control, eqx.is_inexact_array))
-        return eqx.apply_updates(control, updates), opt_state, value
 
     show = sys.stderr.isatty() if progress is None else bool(progress)
     bar = None
@@ -94,7 +87,7 @@ def train(target, kind: str, loss: str = "kl", *, num_steps: int = 64, num_itera
                    dynamic_ncols=True)
     try:
         for it in range(start, num_iterations):
-            control, opt_state, value = step(control, opt_state, jnp.asarray(it))
+            control, opt_state, value = step(control, opt_state, jax.random.fold_in(root, it))
             value = float(value)
             if not math.isfinite(value):
                 raise FloatingPointError(
@@ -110,6 +103,32 @@ def train(target, kind: str, loss: str = "kl", *, num_steps: int = 64, num_itera
         if bar is not None:
             bar.close()
     return TrainedSampler(control, config, np.asarray(history))
+
+
+_STEP_CACHE: dict = {}  # a few compiled training steps, so a resumed or repeated run does not recompile
+
+
+def _step_fn(logdensity, path, config):
+    """(jitted step (control, opt_state, key) -> (control, opt_state, loss), optimiser), cached per settings."""
+    c = config
+    cache_key = (logdensity, c["kind"], c["loss"], c["num_steps"], c["sigma"], c["beta_min"], c["beta_max"],
+                 c["batch_size"], c["learning_rate"], c["grad_clip_norm"], c["dim"], c["dtype"])
+    if cache_key in _STEP_CACHE:
+        return _STEP_CACHE[cache_key]
+    opt = _optimizer(c["learning_rate"], c["grad_clip_norm"])
+    batch_size, dim, loss = c["batch_size"], c["dim"], c["loss"]
+
+    @eqx.filter_jit
+    def step(control, opt_state, key):
+        (value, _), grads = eqx.filter_value_and_grad(
+            lambda ctl: loss_fn(ctl, path, logdensity, key, batch_size, dim, loss), has_aux=True)(control)
+        updates, opt_state = opt.update(grads, opt_state, eqx.filter(control, eqx.is_inexact_array))
+        return eqx.apply_updates(control, updates), opt_state, value
+
+    if len(_STEP_CACHE) >= 8:
+        _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
+    _STEP_CACHE[cache_key] = (step, opt)
+    return step, opt
 
 
 # --------------------------------------------------------------------------------------- checkpoints
