@@ -35,7 +35,7 @@ class Microcanonical:
         tunable = ("L", "step_size") + (("inverse_mass_matrix",) if diagonal_preconditioning else ())
         self.adapted = adapted_names(adapt, tunable, self.given)
         missing = [n for n in ("L", "step_size") if n not in self.adapted and self.given[n] is None]
-        if missing and self.adapted:
+        if missing:
             raise ValueError(f"{name}: adapt={adapt!r} leaves {missing} neither given nor adapted: pass them")
 
     def imm(self, target):
