@@ -7,7 +7,11 @@ sequential / sharded chains), `compile_cache` (compiled phases reused across cal
 from __future__ import annotations
 
 import math
+import os
 import pathlib
+import signal
+import sys
+import threading
 import warnings
 from typing import Any
 
@@ -117,11 +121,13 @@ def sample(
         "chain_method": chain_method, "target": target.name, **versions(),
     }
     times = {"compile_time": 0.0, "warmup_time": 0.0, "sampling_time": 0.0}
-    fingerprint = None
-    if checkpoint is not None or resume is not None:
-        fingerprint = {**_ckpt.target_fingerprint(target), **_ckpt.run_fingerprint(
+
+    def make_fingerprint():
+        return {**_ckpt.target_fingerprint(target), **_ckpt.run_fingerprint(
             s.name, s.settings, settings, seed=seed, num_chains=num_chains, thinning=thinning,
             num_warmup=num_warmup, keep_warmup=keep_warmup, init_positions=init_positions)}
+
+    fingerprint = make_fingerprint() if (checkpoint is not None or resume is not None) else None
 
     if resume is not None:
         ck = _ckpt.load(resume, fingerprint, num_samples)
@@ -151,25 +157,37 @@ def sample(
             attrs["n_grad_warmup"] = 0
         draws, stat_chunks, t_done = [], [], 0
 
-    every = checkpoint_every or num_samples
-    if checkpoint is not None and checkpoint_every is None:
-        every = max(1, math.ceil(num_samples / 10))
+    def save_checkpoint(path, fp):
+        _ckpt.save(path, fingerprint=fp, states=states, params=params, draws=draws, stats=stat_chunks,
+                   t_done=t_done, warm_pos=warm_pos, warm_stats=warm_stats, n_grad_warmup=attrs["n_grad_warmup"],
+                   times={**times, "compile_time": times["compile_time"] + layout.compile_time})
+
+    every = checkpoint_every or _chunk_size(num_samples)
     bar.start(t_done)
-    while t_done < num_samples:
-        n = min(every, num_samples - t_done)
-        chunk = lambda ck, st, p, t0, n=n: phases.chunk(ck, st, p, t0, n)  # noqa: E731
-        (states, (pos, stats)), tr = layout.run(("chunk", n), chunk, chain_keys, states, params,
-                                                shared=(jnp.asarray(t_done),))
-        times["sampling_time"] += tr
-        draws.append(np.asarray(pos))
-        stat_chunks.append({k: np.asarray(v) for k, v in stats.items()})
-        t_done += n
-        if checkpoint is not None:
-            _ckpt.save(checkpoint, fingerprint=fingerprint, states=states, params=params, draws=draws,
-                       stats=stat_chunks, t_done=t_done, warm_pos=warm_pos, warm_stats=warm_stats,
-                       n_grad_warmup=attrs["n_grad_warmup"],
-                       times={**times, "compile_time": times["compile_time"] + layout.compile_time})
+    stop = _Interrupt()
+    with stop:
+        while t_done < num_samples and not stop.requested:
+            n = min(every, num_samples - t_done)
+            chunk = lambda ck, st, p, t0, n=n: phases.chunk(ck, st, p, t0, n)  # noqa: E731
+            (states, (pos, stats)), tr = layout.run(("chunk", n), chunk, chain_keys, states, params,
+                                                    shared=(jnp.asarray(t_done),))
+            times["sampling_time"] += tr
+            draws.append(np.asarray(pos))
+            stat_chunks.append({k: np.asarray(v) for k, v in stats.items()})
+            t_done += n
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, fingerprint)
     bar.close()
+    if t_done < num_samples:  # Ctrl-C: keep what was drawn, say so, and leave a checkpoint to resume from
+        if t_done == 0:
+            raise KeyboardInterrupt
+        if checkpoint is None:
+            checkpoint = _interrupted_path(target, s)
+            save_checkpoint(checkpoint, fingerprint or make_fingerprint())
+        attrs.update(partial=1, interrupted_at_draw=t_done, checkpoint_to_resume=str(checkpoint))
+        warnings.warn(f"{s.name} on {target.name!r}: interrupted after {t_done} of {num_samples} draws; the returned "
+                      f"DataTree is PARTIAL (attrs['partial'] = 1). Resume with the same call plus "
+                      f"resume={str(checkpoint)!r}.", RuntimeWarning, stacklevel=2)
     times["compile_time"] += layout.compile_time
 
     positions = np.concatenate(draws, axis=1)
@@ -180,6 +198,51 @@ def sample(
     attrs.update(times)
     _report_nonfinite(target, s, positions, stats, attrs)
     return to_datatree(target, positions, stats, warmup_positions=warm_pos, warmup_stats=warm_stats, attrs=attrs)
+
+
+def _chunk_size(num_samples: int) -> int:
+    """Draws per compiled chunk: about a twentieth of the run (so Ctrl-C takes effect within one chunk),
+    a divisor of num_samples when one is near, so every chunk reuses one compiled program."""
+    for k in range(20, 41):
+        if num_samples % k == 0:
+            return num_samples // k
+    for k in range(10, 20):
+        if num_samples % k == 0:
+            return num_samples // k
+    return max(1, math.ceil(num_samples / 20))
+
+
+class _Interrupt:
+    """While sampling, SIGINT (Ctrl-C) only sets a flag; the loop stops at the end of the current chunk,
+    so a chunk's draws and the chain states never disagree. Outside the main thread: Python's default."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.requested:  # a second Ctrl-C: the user insists
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nsamplax: interrupt received, stopping after the current chunk of draws (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _interrupted_path(target, s) -> pathlib.Path:
+    import tempfile
+
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{target.name}-{s.name}")
+    return pathlib.Path(tempfile.gettempdir()) / f"samplax-interrupted-{name}-{os.getpid()}.ckpt"
 
 
 def _count(n_grad) -> int | float:
@@ -241,6 +304,16 @@ def _initial_positions(target, phases, chain_keys, init_positions, num_chains):
 def _report_nonfinite(target, s, positions, stats, attrs):
     bad_lp = ~np.isfinite(stats["lp"]) if "lp" in stats else np.zeros(positions.shape[:2], bool)
     bad = bad_lp | ~np.all(np.isfinite(positions), axis=-1)
+    # samplers that undo a non-finite step (MCLMC, sECD) report it in `nonfinite`: counted, never hidden
+    reverted = np.asarray(stats["nonfinite"], bool) if "nonfinite" in stats else np.zeros_like(bad)
+    attrs["n_reverted"] = int(reverted.sum())
+    if reverted.any():
+        warnings.warn(
+            f"{s.name} on {target.name!r}: {int(reverted.sum())} steps met a non-finite log-density or gradient and "
+            f"were reverted (the chain stayed where it was; chains {np.where(reverted.any(axis=1))[0].tolist()}). "
+            "Such steps bias the draws; check the model for NaN/inf regions, or lower the step size / energy-error "
+            "target.", RuntimeWarning, stacklevel=3)
+    bad = bad | reverted
     attrs["n_nonfinite"] = int(bad.sum())
     if bad.any():
         chains = np.where(bad.any(axis=1))[0]
