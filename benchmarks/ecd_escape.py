@@ -59,7 +59,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 import samplax  # noqa: E402
-from samplax.diagnostics.hitting import first_hit_times, halfspace, summarize  # noqa: E402
+from samplax.diagnostics.hitting import first_hit_times, halfspace, sampler_grads, summarize  # noqa: E402
 from samplax.diagnostics.hitting_theory import mfpt_langevin, telegraph_mean_hitting_time  # noqa: E402
 from samplax.experiments import quantum  # noqa: E402
 from samplax.models import wells  # noqa: E402
@@ -97,7 +97,7 @@ def setup(method: str, beta: float, num_runs: int, key):
         init = jax.vmap(lambda sg: st._replace(momentum=sg * jnp.abs(st.momentum)))(signs)
         step = lambda k, s: ecd.ecd_step(k, s, wg, step_size=H, lam=LAM, s=S)  # noqa: E731
         oracle = telegraph_mean_hitting_time(ecd.secd_speed_1d(_V(land), E, eta=ETA, s=S), LAM, -a, a)
-        return step, init, oracle
+        return step, init, oracle, {"grads_per_step": 1}  # kick-drift-kick: one new gradient per step
     target = land.target(T)
     if method == "overdamped":
         sampler = samplax.samplers.get("ula", step_size=H)
@@ -107,9 +107,10 @@ def setup(method: str, beta: float, num_runs: int, key):
         oracle = float("nan")  # no closed form; Kramers-Haenggi only asymptotically
     else:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    alg = sampler.build(target, sampler.initial_params(target))
+    params = sampler.initial_params(target)
+    alg = sampler.build(target, params)
     init = jax.vmap(lambda k: alg.init(x0, k))(keys)  # underdamped: momentum ~ N(0, T) (thermal start)
-    return alg.step, init, oracle
+    return alg.step, init, oracle, {"n_grad": sampler_grads(sampler, params)}
 
 
 def run(betas, num_runs: int, seed: int = 0, max_time: float = 2.0e4, verbose: bool = True):
@@ -118,14 +119,14 @@ def run(betas, num_runs: int, seed: int = 0, max_time: float = 2.0e4, verbose: b
     for method in METHODS:
         for i, beta in enumerate(betas):
             key = jax.random.fold_in(jax.random.PRNGKey(seed), 1000 * METHODS.index(method) + i)
-            step, init, oracle = setup(method, beta, num_runs, key)
+            step, init, oracle, counting = setup(method, beta, num_runs, key)
             guess = oracle if np.isfinite(oracle) else mfpt_langevin(_V(wells.double_well(beta, omega=OMEGA, V0=V0)),
                                                                      -np.sqrt(8 * beta) / OMEGA,
                                                                      np.sqrt(8 * beta) / OMEGA, T)
             budget = int(min(max_time, 15 * guess) / H)
             t0 = time.perf_counter()
             res = first_hit_times(step, init, halfspace(0, float(np.sqrt(8 * beta) / OMEGA)), budget,
-                                  jax.random.fold_in(key, 7), dt=H, chunk=2000)
+                                  jax.random.fold_in(key, 7), dt=H, chunk=2000, **counting)
             sm = summarize(res, "time")
             row = {"method": method, "beta": beta, "mean": sm.mean, "se": sm.mean_se, "kind": sm.mean_kind,
                    "hit": sm.fraction_hit, "median": sm.median, "oracle": oracle,
