@@ -63,7 +63,10 @@ def build_numpyro_target(cls, model: Callable, args: tuple, kwargs: dict, *, nam
 
     init = make_init(logdensity, dim, init_radius)
     # one compiled search for a finite start (the same one sample() runs), instead of numpyro's eager one
-    x0 = np.asarray(jax.jit(init)(jax.random.PRNGKey(0)))
+    try:
+        x0 = np.asarray(jax.jit(init)(jax.random.PRNGKey(0)))
+    except Exception as err:  # noqa: BLE001 - re-raised with the model's name
+        raise ValueError(f"model {name!r}: evaluating its log-density and gradient failed: {err}") from err
     if not np.all(np.isfinite(x0)):
         try:
             values = {n: trace[n]["value"] for n in latent}
