@@ -33,7 +33,9 @@ class Target:
 
     `logdensity(x)` takes `x` of shape `(dim,)` (jit/vmap/grad-able; Jacobians of
     constraining transforms included). `constrain(x)` maps it to the named, constrained
-    values a user reads (for plain log-densities the identity, under `var_name`).
+    values a user reads: for numpyro models the model's own transforms at `x` (so supports that
+    depend on other parameters are honoured) plus deterministic sites; for plain log-densities the
+    identity, under `var_name` or the leaf names of the `example` pytree.
 
     Ground truth, `None` when unknown, is expressed on the *constrained* variables flattened
     in `names` order: `mean` and `cov` (shape `(n,)`, `(n, n)`), `sample(key, n) -> (n, n_names)`,
