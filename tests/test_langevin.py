@@ -81,7 +81,7 @@ ADJUSTED = [
 def test_adjusted_samplers_match_target(name, settings, target_name):
     target = _diag_gaussian(ILL["sd"]) if target_name == "ill_conditioned" else _gumbel(GUMBEL["scale"])
     plain = name == "mala" and not settings
-    dt = samplax.sample(target, name, num_chains=4, num_warmup=1000, num_samples=25000 if plain else 1500,
+    dt = samplax.sample(target, name, num_chains=4, num_warmup=1000, num_samples=25000 if plain else 6000,
                         seed=11, progress=False, **settings)
     x = np.asarray(dt["posterior"]["x"])
     mean, var = np.asarray(target.mean), np.diag(np.asarray(target.cov))

@@ -10,7 +10,7 @@ import samplax
 from moments import assert_mean_within_mcse
 from samplax import Target
 from samplax.samplers.base import generic_stats
-from samplax.samplers.sgld import minibatch_target
+from samplax.samplers.langevin import minibatch_target
 
 
 class Counting:
@@ -119,9 +119,9 @@ def test_sgld_warmup_is_the_ula_step_rule():
 def test_ula_given_step_is_not_adapted_by_warmup():
     # ULA on N(0, I) at h: x' = (1 - h) x + sqrt(2h) xi, stationary variance 1 / (1 - h/2) exactly. Warmup on:
     # a given h must be the h sampled with (the old code adapted it to ~0.38, variance ~1.23)
-    d, h, n_chains = 50, 0.2, 8
+    d, h, n_chains = 50, 0.2, 16
     t = Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), d)
-    dt = samplax.sample(t, "ula", step_size=h, num_chains=n_chains, num_warmup=500, num_samples=500, seed=0,
+    dt = samplax.sample(t, "ula", step_size=h, num_chains=n_chains, num_warmup=500, num_samples=2000, seed=0,
                         progress=False)
     x = np.asarray(dt.posterior["x"])
     mean_sq = np.mean(x**2, axis=-1, keepdims=True)  # one scalar per draw: the coordinates are exchangeable
