@@ -134,8 +134,6 @@ def test_nfe_adaptive_counts(model):
     np.testing.assert_array_equal(nfe, 2 * (acc + rej))
     assert sum(calls) == n * nfe.max()  # vmapped while_loop: every lane runs until the slowest particle is done
 
-    dtf = samplax.sample(counted, "pf_ode", num_particles=n, num_chains=1, seed=0, progress=False, solver="tsit5",
-                         rtol=1e-5, atol=1e-5, log_prob=False)
     calls.clear()
     dtf = samplax.sample(counted, "pf_ode", num_particles=n, num_chains=1, seed=0, progress=False, solver="tsit5",
                          rtol=1e-5, atol=1e-5, log_prob=False)
