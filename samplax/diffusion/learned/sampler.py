@@ -68,7 +68,7 @@ class TrainedSampler:
             return base.Population(state.particles, log_z, stats, jnp.asarray(num_particles * K))
 
         return base.PopulationSampler(f"{self.kind}[{self.config['loss']}]", run,
-                                      {"num_steps": path.num_steps, "resampling": resampling, **self.config}, "time")
+                                      {**self.config, "num_steps": path.num_steps, "resampling": resampling}, "time")
 
     # ------------------------------------------------------------------ save / load
     def save(self, path) -> pathlib.Path:
