@@ -13,7 +13,7 @@ from samplax.models.posteriordb import DATA_DIR, PORTS
 
 ALL = sorted(PORTS) + ["eight_schools_noncentered", "eight_schools_centered"]
 # At least half of the ports run in `make test` (each costs ~10 s, mostly compiling NUTS); the rest are slow.
-FAST = {"eight_schools_noncentered", "logmesquite", "earn_height", "kidscore_momiq", "blr", "arma11"}
+FAST = {"eight_schools_noncentered", "logmesquite", "earn_height", "kidscore_momiq", "blr", "arma11", "gp_pois_regr"}
 # Centred eight schools is left out of the NUTS comparison: its funnel makes NUTS biased on tau
 # (divergences), which is the sampler's problem, not the port's; its port is checked exactly below.
 NUTS_CASES = [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in ALL if n != "eight_schools_centered"]

@@ -304,7 +304,11 @@ def diamonds() -> Target:
         raise ValueError("diamonds data has prior_only=1; the port samples the posterior")
     means_X = X[:, 1:].mean(axis=0)
     Xc = X[:, 1:] - means_X
-    return _target(diamonds_model, "diamonds", np.asarray(d["Y"], dtype=float), Xc, means_X)
+    t = _target(diamonds_model, "diamonds", np.asarray(d["Y"], dtype=float), Xc, means_X)
+    ref = dict(t.reference_draws)
+    # posteriordb's draws omit the generated quantity; it is the same deterministic function of them
+    ref["b_Intercept"] = ref["Intercept"] - ref["b"] @ means_X
+    return t.replace(reference_draws=ref)
 
 
 # ---------------------------------------------------------------- Gaussian process, Poisson counts
@@ -327,6 +331,13 @@ def gp_pois_regr_model(x, k):
 
 @register("gp_pois_regr", "posteriordb gp_pois_regr: latent GP with Poisson counts, N=11; reference draws")
 def gp_pois_regr() -> Target:
-    """posteriordb gp_pois_regr (reference draws cover rho, alpha and f = L f_tilde)."""
+    """posteriordb gp_pois_regr (reference draws of rho, alpha, f; f_tilde derived from them)."""
     d = load_data("gp_pois_regr")
-    return _target(gp_pois_regr_model, "gp_pois_regr", np.asarray(d["x"], dtype=float), np.asarray(d["k"]))
+    x = np.asarray(d["x"], dtype=float)
+    t = _target(gp_pois_regr_model, "gp_pois_regr", x, np.asarray(d["k"]))
+    ref = dict(t.reference_draws)
+    # the reference covers f = L f_tilde (Stan's transformed parameter); f_tilde = L^-1 f at each draw
+    sq = (x[:, None] - x[None, :]) ** 2
+    cov = ref["alpha"][:, None, None] ** 2 * np.exp(-0.5 * sq / ref["rho"][:, None, None] ** 2) + 1e-10 * np.eye(x.size)
+    ref["f_tilde"] = np.linalg.solve(np.linalg.cholesky(cov), ref["f"][..., None])[..., 0]
+    return t.replace(reference_draws=ref)
