@@ -7,10 +7,11 @@ integrator (Euler–Maruyama reverse SDE, predictor–corrector, PF-ODE with dif
 adaptive SDE) the table gives NFE per sample, exact W2 of the pooled draws to fresh exact draws, and the
 noise floor (W2 between two exact samples of the same size). "order (W2)" is the fitted log-log slope of
 the excess sqrt(W2^2 - floor^2) on the points whose W2 is above 1.5x the floor (n/a when fewer than two);
-for the deterministic solvers "order (path)" is the slope (in the step count; DEIS's RK4 start-up adds a constant NFE) of the RMS error of the same prior draws (every run
-uses one seed) against a tight diffrax Tsit5 solve (rtol = atol = 1e-10), which is free of sampling noise. By the synchronous coupling (same prior draw) the path RMS error bounds
-W2(solver's output law, exact flow's output law), so its slope is the PF-ODE / DEIS W2 convergence rate
-(the W2 to exact draws at n points cannot resolve errors below its noise floor).
+for the deterministic solvers "order (path)" is the slope, in the step count (DEIS's RK4 start-up adds a
+constant NFE), of the RMS error of the same prior draws (every run uses one seed) against a tight diffrax
+Tsit5 solve (rtol = atol = 1e-10), free of sampling noise. By the synchronous coupling (same prior draw)
+the path RMS error bounds W2(solver's output law, exact flow's output law), so its slope is the PF-ODE /
+DEIS W2 convergence rate (W2 to exact draws at n points cannot resolve errors below its noise floor).
 Then DEIS at 10 NFE against Euler–Maruyama at 1,000 NFE. If benchmarks/diffusion_learned.py exists
 (learned samplers), its main(quick) runs after.
 """
