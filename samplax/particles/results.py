@@ -32,7 +32,7 @@ def to_population_datatree(target, particles, stage_stats: dict[str, Any], log_z
     """`posterior` (chain, draw) = (population, equally weighted particle); `stage_stats` group (chain, stage);
     `particle_stats` group (chain, draw) when the sampler reports a value per particle."""
     from samplax.results import _attr, _clean_stats, constrain_draws
-    from arviz_base import from_dict
+    from arviz_base import dict_to_dataset, from_dict
 
     particles = np.asarray(particles)
     log_z = np.asarray(log_z, dtype=float)
@@ -45,15 +45,11 @@ def to_population_datatree(target, particles, stage_stats: dict[str, Any], log_z
         "n_grad_per_population": n_grad.astype(np.int64),
     }
     stages = _clean_stats(stage_stats)
-    data = {
-        "posterior": constrain_draws(target, particles),
-        "stage_stats": stages,
-    }
-    dims = {k: ["stage"] + [f"{k}_dim_{i}" for i in range(v.ndim - 2)] for k, v in stages.items()}
-    dt = from_dict(data, dims=dims)
+    dt = from_dict({"posterior": constrain_draws(target, particles)})
+    # stage stats are (chain, stage, ...): their sample dims are (chain, stage), not (chain, draw)
+    dims = {k: [f"{k}_dim_{i}" for i in range(v.ndim - 2)] for k, v in stages.items()}
+    dt["stage_stats"] = dict_to_dataset(stages, dims=dims, sample_dims=["chain", "stage"])
     if particle_stats:
-        from arviz_base import dict_to_dataset
-
         per = {k: np.asarray(v) for k, v in particle_stats.items()}
         pdims = {k: [f"{k}_dim_{i}" for i in range(v.ndim - 2)] for k, v in per.items()}
         dt["particle_stats"] = dict_to_dataset(per, dims=pdims, sample_dims=["chain", "draw"])
