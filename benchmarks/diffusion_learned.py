@@ -87,7 +87,8 @@ def gmm40(s, seed=0):
     for kind in ("pis", "dds"):
         for loss in ("kl", "log_variance"):
             tr = train(target, kind, loss, num_steps=s["K"], num_iterations=s["iters"], batch_size=s["batch"],
-                       learning_rate=5e-3, sigma=30.0 if kind == "pis" else 25.0, seed=seed, progress=False)
+                       learning_rate=1e-3, sigma=30.0 if kind == "pis" else 25.0, beta_min=1e-3, seed=seed,
+                       progress=False)
             dt = samplax.sample(target, tr, **common)
             rows.append(_row(f"{kind}[{loss}]", dt, target, exact, s["iters"] * s["batch"] * s["K"]))
     # SFS: num_mc gradients per particle and step; keep the budget by fewer steps
