@@ -62,15 +62,22 @@ def register(name: str):
     return deco
 
 
+def _load_families() -> None:
+    import samplax.particles.families  # noqa: F401  (registration side effects)
+
+
 def available() -> list[str]:
+    _load_families()
     return sorted(_REGISTRY)
 
 
 def is_registered(name) -> bool:
+    _load_families()
     return isinstance(name, str) and name in _REGISTRY
 
 
 def get(name: str, **settings) -> PopulationSampler:
+    _load_families()
     if name not in _REGISTRY:
         raise ValueError(f"unknown population sampler {name!r}; available: {', '.join(available())}")
     try:
