@@ -108,7 +108,7 @@ def _smc_row(target, exact, s, budget, common):
     # fixed schedule: each stage costs about num_mcmc_steps * num_integration_steps gradients per particle
     per_stage = 2 * 3
     stages = max(2, budget // (s["N"] * per_stage))
-    dt = samplax.sample(target, "smc", schedule=np.linspace(0, 1, stages + 1).tolist(), kernel="hmc",
+    dt = samplax.sample(target, "smc", schedule=np.linspace(0, 1, stages + 1).tolist(), kernel="hmc", waste_free=False,
                         num_mcmc_steps=2, num_integration_steps=3, reference=(0.0, 25.0), **common)
     return _row(f"smc(S={stages})", dt, target, exact)
 
@@ -128,7 +128,7 @@ def funnel(s, seed=0):
     from samplax.particles import base
 
     if base.is_registered("smc"):
-        dt = samplax.sample(target, "smc", schedule=np.linspace(0, 1, 129).tolist(), kernel="hmc",
+        dt = samplax.sample(target, "smc", schedule=np.linspace(0, 1, 129).tolist(), kernel="hmc", waste_free=False,
                             num_mcmc_steps=1, num_integration_steps=3, reference=(0.0, 1.0), **common)
         err = _per_population_log_z(dt) - target.log_z
         pub = PUBLISHED_FUNNEL["smc"]
