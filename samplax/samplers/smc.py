@@ -10,10 +10,11 @@ mala, hmc) that leaves p_b' invariant, in coordinates whitened by the weighted p
 standard deviation (a diagonal mass matrix), the step size steered towards the kernel's target
 acceptance after every sweep from the population's acceptance rate (and carried to the next stage).
 
-Defaults: with target_ess = 0.5 and ess_threshold = 0.5 the adaptive schedule resamples at nearly every
-stage (the ESS after a step is about target_ess·N); a fixed schedule resamples only when the ESS drops.
-Options: `waste_free=True` (Dau & Chopin 2022: resample M = N/P particles, run M chains of P-1 steps
-with P = num_mcmc_steps and keep all N = M·P states); `persistent=True` (Karamanis et al. 2025,
+Defaults: waste-free moves (below), adaptive schedule with target_ess = 0.5, HMC (L = 5) moves. Without
+waste-free, ess_threshold = 0.5 makes the adaptive schedule resample at nearly every stage (the ESS after a
+step is about target_ess·N); a fixed schedule resamples only when the ESS drops. waste-free resamples at
+every stage (ess_threshold is not used). Options: `waste_free=True` (the default unless persistent) (Dau & Chopin 2022: resample M = ceil(N/P) particles, run M chains of P-1
+steps with P = num_mcmc_steps and keep all states, the first N); `persistent=True` (Karamanis et al. 2025,
 persistent sampling: particles of all earlier stages are kept and reweighted against the mixture of
 the earlier tempered targets; its log Z is consistent, not unbiased; see smc_persistent.py).
 
@@ -111,8 +112,14 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
 @base.register("smc")
 def smc(schedule="adaptive", target_ess=0.5, kernel="hmc", num_mcmc_steps=5, num_integration_steps=5,
         step_size=None, adapt_mass=True, target_acceptance=None, resampling="systematic", ess_threshold=0.5,
-        waste_free=False, persistent=False, max_stages=200, reference=None) -> base.PopulationSampler:
-    """Tempered SMC (module docstring); `reference=(mean, scale)` sets a Gaussian reference as the prior."""
+        waste_free=None, persistent=False, max_stages=200, reference=None) -> base.PopulationSampler:
+    """Tempered SMC (module docstring); `reference=(mean, scale)` sets a Gaussian reference as the prior.
+
+    waste_free=None (default) means True unless persistent=True: at equal gradients it gave the lowest log Z
+    sd in benchmarks/smc_blackjax.py (see docs/DESIGN.md).
+    """
+    if waste_free is None:
+        waste_free = not persistent
     temps = _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integration_steps, step_size,
                             resampling, ess_threshold, waste_free, persistent, max_stages)
     settings = dict(schedule=schedule if temps is None else temps.tolist(), target_ess=target_ess, kernel=kernel,
@@ -143,10 +150,9 @@ def _run_standard(parts, dim, key, n, progress, st, mk, acc_target, temps):
     S = st["max_stages"]
     K = st["num_mcmc_steps"]
     waste_free = st["waste_free"]
-    if waste_free and n % K:
-        raise ValueError(f"waste_free=True needs num_particles divisible by num_mcmc_steps = P (chain length); "
-                         f"got num_particles={n}, num_mcmc_steps={K}")
-    n_chains = n // K if waste_free else n
+    # waste-free: ceil(N / P) chains of P states; when P does not divide N the last chain's tail is dropped
+    # (every kept state is still marginally a draw from the stage's target)
+    n_chains = -(-n // K) if waste_free else n
     steps = K - 1 if waste_free else K
     resample_fn = scheme(st["resampling"])
     schedule = None if temps is None else jnp.asarray(temps)
@@ -191,7 +197,7 @@ def _run_standard(parts, dim, key, n, progress, st, mk, acc_target, temps):
         moved, acc, log_step = run_chains(mk, k_move, starts, logdens, centre, sd, log_step, steps, waste_free,
                                           acc_target, STEP_GAIN)
         if waste_free:
-            state = ParticleState(moved.reshape(n, dim), jnp.zeros((n,), dtype), state.log_z)
+            state = ParticleState(moved.reshape(n_chains * K, dim)[:n], jnp.zeros((n,), dtype), state.log_z)
         else:
             state = ParticleState(moved, state.log_weights, state.log_z)
         ll = jax.vmap(log_lik)(state.particles)
