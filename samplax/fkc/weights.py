@@ -118,8 +118,8 @@ def matched_correction(process, t, grad_phi: Array, lap_phi: Array, big_b) -> Ar
     return 0.5 * process.g2(t) * (1.0 / big_b - 1.0) * (lap_phi + jnp.sum(grad_phi ** 2, -1))
 
 
-def fk_rate_autodiff(process, t, x: Array, log_q) -> Array:
-    """Eq. (2) evaluated by automatic differentiation of log q(x, t) (unnormalised), for the corrected drift.
+def fk_rate_autodiff(process, t, x: Array, log_q, noise: float = 1.0) -> Array:
+    """Eq. (2) by automatic differentiation of log q(x, t) (unnormalised), corrected drift, noise variance noise * g^2.
 
     Slow (Hessians), for tests: it checks the simplification (2) -> (4) without using (1).
     """
@@ -130,7 +130,7 @@ def fk_rate_autodiff(process, t, x: Array, log_q) -> Array:
     f, g2 = process.f(t), process.g2(t)
     v = -f * x + g2 * grad
     div_v = -f * x.shape[-1] + g2 * lap
-    return dphi_dtau + div_v + jnp.dot(v, grad) - 0.5 * g2 * (lap + jnp.sum(grad ** 2))
+    return dphi_dtau + div_v + jnp.dot(v, grad) - 0.5 * noise * g2 * (lap + jnp.sum(grad ** 2))
 
 
 def prior_log_z(process, dim: int, total_exponent: float) -> Array:

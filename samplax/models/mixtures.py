@@ -147,11 +147,13 @@ def grid_truth(logq, params_list, dim: int, widen: float = 1.0, what: str = "den
 
 
 def _grid_sampler(grid):
-    pts, logp, h = jnp.asarray(grid["points"]), jnp.asarray(grid["log_cell"]), jnp.asarray(grid["h"])
+    pts, h = jnp.asarray(grid["points"]), jnp.asarray(grid["h"])
+    cdf = jnp.asarray(np.cumsum(np.exp(grid["log_cell"])))
 
     def sample(key, n):
         kc, ku = jax.random.split(key)
-        idx = jax.random.categorical(kc, logp, shape=(n,))
+        # inverse CDF over the cells (a categorical over ~4e5 cells would build an (n, cells) array)
+        idx = jnp.minimum(jnp.searchsorted(cdf, jax.random.uniform(kc, (n,)) * cdf[-1]), len(cdf) - 1)
         return pts[idx] + h * (jax.random.uniform(ku, (n, pts.shape[1])) - 0.5)
 
     return sample
