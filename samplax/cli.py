@@ -257,6 +257,14 @@ def _sample_description() -> str:
             "each sampler's settings and their defaults: `samplax samplers`")
 
 
+def _model_arguments(p) -> None:
+    """The model, its data or constructor arguments, and the float width: shared by `sample` and `compare`."""
+    p.add_argument("model", help="a built-in model name (see `samplax models`) or FILE.py:FUNCTION, a numpyro model")
+    p.add_argument("--data", default=None, help="JSON or .npz file of the model's arguments (for FILE.py:FUNCTION)")
+    p.add_argument("--model-arg", nargs="*", metavar="KEY=VALUE", help="built-in model arguments, e.g. dim=20")
+    p.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="samplax", description="Sample a model and read how well it worked.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -269,8 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="sample a built-in model or your own with one or several samplers",
                        description=_sample_description(), formatter_class=_Formatter)
-    s.add_argument("model", help="a built-in model name (see `samplax models`) or FILE.py:FUNCTION, a numpyro model")
-    s.add_argument("--data", default=None, help="JSON or .npz file of the model's arguments (for FILE.py:FUNCTION)")
+    _model_arguments(s)
     s.add_argument("--sampler", nargs="+", default=["nuts"], help="one or several sampler names (listed above)")
     s.add_argument("--chains", type=int, default=4, help="chains (or populations)")
     s.add_argument("--warmup", type=int, default=1000, help="warmup steps per chain")
@@ -284,9 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--particles", type=int, default=1000, help="particles per population (population samplers)")
     s.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                    help="sampler settings for every sampler (target_accept=0.9) or one (nuts.target_accept=0.9)")
-    s.add_argument("--model-arg", nargs="*", metavar="KEY=VALUE", help="model constructor arguments, e.g. dim=20")
     s.add_argument("--out", default="runs/latest", help="directory for <sampler>.nc and report.txt")
-    s.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     s.set_defaults(fn=cmd_sample)
 
@@ -296,8 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="several samplers on one model under the same budget, ranked",
                        formatter_class=_Formatter)
-    c.add_argument("model", help="a built-in model name or FILE.py:FUNCTION")
-    c.add_argument("--data", default=None, help="JSON or .npz data for FILE.py:FUNCTION")
+    _model_arguments(c)
     c.add_argument("--samplers", default="nuts,mclmc", help="comma-separated sampler names")
     c.add_argument("--budget", type=float, default=100_000,
                    help="gradient evaluations over all chains, warmup included (or seconds, see --budget-kind)")
@@ -306,9 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--warmup", type=int, default=None, help="warmup steps (default: from the budget, at most 1000)")
     c.add_argument("--seed", type=int, default=0, help="the same seed for every sampler")
     c.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="settings, e.g. nuts.target_accept=0.9")
-    c.add_argument("--model-arg", nargs="*", metavar="KEY=VALUE", help="built-in model arguments")
     c.add_argument("--out", default="runs/compare", help="directory for the table, the report and the runs")
-    c.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
     c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
     c.set_defaults(fn=cmd_compare)
 
