@@ -29,7 +29,8 @@ import samplax
 
 jax.config.update("jax_enable_x64", True)
 QUICK = os.environ.get("SAMPLAX_QUICK") == "1"
-BUDGET = 60_000 if QUICK else 400_000
+BUDGET = 30_000 if QUICK else 400_000
+SAMPLERS = ["nuts", "mala"] if QUICK else ["nuts", "mclmc", "mala"]
 
 # %% [markdown]
 # ## 1. A target whose truth is known: an ill-conditioned Gaussian
@@ -37,7 +38,7 @@ BUDGET = 60_000 if QUICK else 400_000
 
 # %%
 target = samplax.models.get("ill_conditioned_gaussian")
-result = samplax.compare(target, ["nuts", "mclmc", "mala"], budget=BUDGET, num_chains=4, seed=0)
+result = samplax.compare(target, SAMPLERS, budget=BUDGET, num_chains=4, seed=0, pilot_samples=50)
 print(result)
 
 # %% [markdown]
@@ -48,7 +49,7 @@ print(result)
 for name, row in result.table.iterrows():
     print(f"{name:6s} gradients used {int(row['gradients']):>8d} of {BUDGET}  ({row['num_samples']} draws per chain)")
     assert abs(row["gradients"] - BUDGET) < 0.35 * BUDGET
-assert list(result.table["rank"]) == [1, 2, 3]
+assert list(result.table["rank"]) == list(range(1, len(SAMPLERS) + 1))
 assert result.table["w2"].is_monotonic_increasing  # ranked by W2 to the truth, best first
 
 # %% [markdown]
@@ -67,11 +68,13 @@ assert samplax.report.last_errors == [] and ">Against the truth</h2>" in text
 # %% [markdown]
 # ## 3. A model without exact truth: eight schools
 # Then the ranking is by ESS per 1000 gradients; divergences and R-hat are in the table too.
+# (Skipped in the test suite's quick run, which only checks that the notebook executes.)
 
 # %%
-es = samplax.models.get("eight_schools")
-blind = es.replace(reference_draws=None)  # rank on mixing alone here
-r2 = samplax.compare(blind, "nuts,mclmc", budget=BUDGET // 2, num_chains=4, seed=1)
-print(r2)
-assert r2.table["ess_per_1k_grad"].is_monotonic_decreasing
-assert np.all(r2.table["max_r_hat"] < 1.05)
+if not QUICK:
+    es = samplax.models.get("eight_schools")
+    blind = es.replace(reference_draws=None)  # rank on mixing alone here
+    r2 = samplax.compare(blind, "nuts,mclmc", budget=BUDGET // 2, num_chains=4, seed=1)
+    print(r2)
+    assert r2.table["ess_per_1k_grad"].is_monotonic_decreasing
+    assert np.all(r2.table["max_r_hat"] < 1.05)
