@@ -135,3 +135,41 @@ def test_moment_helpers_refuse_short_runs_and_require_power():
         assert_moments(slow, mean, var, what="sticky chain")
     with pytest.raises(AssertionError, match="too few effective draws"):
         assert_mean_within_mcse(slow, mean, "sticky chain")
+
+
+def test_constant_entries_are_named_not_warned_about():
+    import warnings
+
+    from samplax.diagnostics import check
+
+    x = np.random.default_rng(0).normal(size=(4, 300, 3))
+    x[..., 0] = 1.0  # e.g. the first row of an LKJ Cholesky factor
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # arviz's 0/0 R-hat warning must not reach the user
+        out = check(x)
+    assert len(out) == 1 and "1 constant entry (x[0])" in out[0]
+
+
+def test_runs_that_are_not_samplax_have_unknown_gradient_counts():
+    from arviz_base import from_dict
+
+    from samplax.diagnostics import ess_per_gradient
+    from samplax.diagnostics.mixing import gradient_count
+    from samplax.diagnostics.report import run_table
+
+    dt = from_dict({"posterior": {"x": np.random.default_rng(1).normal(size=(2, 100))}})
+    assert np.isnan(gradient_count(dt))
+    assert np.isnan(ess_per_gradient(dt)["x"])
+    row = run_table({"foreign": dt}).loc["foreign"]
+    assert row["gradients"] == "unknown" and np.isnan(row["ess_per_1k_grad"])
+
+
+def test_report_module_is_an_attribute_and_seconds_include_compile():
+    import samplax
+
+    assert callable(samplax.diagnostics.report.report)
+    g = samplax.models.get("gaussian", dim=2)
+    dt = samplax.sample(g, "mala", num_chains=2, num_warmup=50, num_samples=50, progress=False)
+    row = samplax.diagnostics.report.run_table({"m": dt}).loc["m"]
+    total = dt.attrs["compile_time"] + dt.attrs["warmup_time"] + dt.attrs["sampling_time"]
+    assert row["seconds"] == pytest.approx(total) and row["compile_s"] == pytest.approx(dt.attrs["compile_time"])

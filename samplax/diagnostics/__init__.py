@@ -33,3 +33,5 @@ __all__ = [
     "hit_times_from_draws", "noise_floor", "sampler_grads", "second_moment_bias_curve", "sinkhorn_w2", "sliced_w2", "sublevel_set",
     "summarize_hitting", "summary", "w2_1d", "wasserstein", "wasserstein_curve",
 ]
+
+from samplax.diagnostics import report  # noqa: E402,F401  (the module; its function is report.report)

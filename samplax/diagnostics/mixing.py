@@ -25,8 +25,19 @@ def summary(data, *, var_names=None, kind: str = "all", round_to="none", ci_prob
     """Per-variable table (pandas): mean, sd, CI, mcse_mean, mcse_sd, ess_bulk, ess_tail, r_hat."""
     from arviz_stats import summary as az_summary
 
+    import warnings
+
     dt = _as_datatree(data)
-    return az_summary(dt, var_names=var_names, kind=kind, round_to=round_to, ci_prob=ci_prob)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = az_summary(dt, var_names=var_names, kind=kind, round_to=round_to, ci_prob=ci_prob)
+    # constant entries (e.g. the fixed first row of an LKJ Cholesky factor) make arviz divide 0 by 0 for their
+    # R-hat: that is expected, not a problem; any other warning is passed on
+    constant = "sd" in table and bool((table["sd"] == 0).any())
+    for w in caught:
+        if not (constant and issubclass(w.category, RuntimeWarning) and "invalid value" in str(w.message)):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return table
 
 
 def ebfmi(data) -> np.ndarray:
@@ -52,12 +63,20 @@ def _num_chains(dt) -> int:
     return int(dt["posterior"].sizes["chain"])
 
 
-def gradient_count(dt) -> int:
-    """All gradient evaluations of a run (warmup + sampling), from attrs or else `sample_stats.n_grad`."""
-    grads = int(dt.attrs.get("n_grad_warmup", 0)) + int(dt.attrs.get("n_grad_sampling", 0))
-    if grads == 0 and "sample_stats" in dt and "n_grad" in dt["sample_stats"]:
-        grads = int(np.asarray(dt["sample_stats"]["n_grad"]).sum())
-    return grads
+def gradient_count(dt) -> float:
+    """All gradient evaluations of a run (warmup + sampling), from attrs or else `sample_stats.n_grad`.
+
+    NaN when unknown (a run that is not samplax's, or a user kernel that does not report its count):
+    never a guess, so ESS per gradient is NaN rather than nonsense.
+    """
+    a = dt.attrs
+    if "n_grad_sampling" in a:
+        total = float(a.get("n_grad_warmup", 0)) + float(a["n_grad_sampling"])
+        return total if np.isnan(total) else int(total)
+    if "sample_stats" in dt.children and "n_grad" in dt["sample_stats"]:
+        total = float(np.asarray(dt["sample_stats"]["n_grad"], dtype=float).sum())
+        return total if np.isnan(total) else int(total)
+    return float("nan")
 
 
 def ess_per_gradient(data, var_names=None) -> dict[str, float]:
@@ -68,7 +87,9 @@ def ess_per_gradient(data, var_names=None) -> dict[str, float]:
     grads = gradient_count(dt)
     e = ess(dt, var_names=var_names, method="bulk")
     e = e["posterior"] if hasattr(e, "children") and "posterior" in e.children else e
-    return {k: float(np.min(np.asarray(v))) / max(grads, 1) for k, v in e.data_vars.items()}
+    if not grads or np.isnan(grads):  # unknown (or no) gradient count: say so with NaN, never divide by a guess
+        return {k: float("nan") for k in e.data_vars}
+    return {k: float(np.min(np.asarray(v))) / grads for k, v in e.data_vars.items()}
 
 
 def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PER_CHAIN_MIN,
@@ -78,6 +99,12 @@ def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PE
     table = summary(dt)
     n_chains = _num_chains(dt)
     out = []
+    constant = table.index[table["sd"] == 0].tolist() if "sd" in table else []
+    if constant:
+        out.append(f"note: {len(constant)} constant entr{'y' if len(constant) == 1 else 'ies'} "
+                   f"({', '.join(map(str, constant[:5]))}{', ...' if len(constant) > 5 else ''}): R-hat and ESS are "
+                   "undefined there and not judged (expected for fixed entries such as an LKJ factor's first row).")
+        table = table.drop(index=constant)
     bad_rhat = table[table["r_hat"] > rhat_max]
     if len(bad_rhat):
         worst = bad_rhat["r_hat"].idxmax()

@@ -20,14 +20,16 @@ def run_table(runs: dict) -> pd.DataFrame:
             "sampler": dt.attrs.get("sampler", label),
             "chains": int(dt.posterior.sizes["chain"]),
             "draws": int(dt.posterior.sizes["draw"]),
-            "gradients": grads,
+            "gradients": grads if grads == grads else "unknown",
             "min_ess_bulk": float(s["ess_bulk"].min()),
             "min_ess_tail": float(s["ess_tail"].min()),
-            "ess_per_1k_grad": 1000.0 * float(s["ess_bulk"].min()) / max(grads, 1),
+            "ess_per_1k_grad": 1000.0 * float(s["ess_bulk"].min()) / grads if grads and grads == grads else np.nan,
             "max_r_hat": float(s["r_hat"].max()),
             "divergences": int(divergences(dt).sum()),
             "min_ebfmi": float(np.nanmin(e)) if np.isfinite(e).any() else np.nan,
-            "seconds": float(dt.attrs.get("warmup_time", 0.0)) + float(dt.attrs.get("sampling_time", 0.0)),
+            "compile_s": float(dt.attrs.get("compile_time", np.nan)),
+            # what the user waited for: compile (dominant on small models) + warmup + sampling
+            "seconds": sum(float(dt.attrs.get(k, 0.0)) for k in ("compile_time", "warmup_time", "sampling_time")),
         }
     return pd.DataFrame(rows).T
 
