@@ -55,30 +55,67 @@ def versions() -> dict[str, str]:
 def to_datatree(target: Target, positions, stats, *, warmup_positions=None, warmup_stats=None,
                 attrs: dict[str, Any] | None = None):
     """DataTree with `posterior`, `sample_stats`, optional `warmup_posterior`/`warmup_sample_stats`."""
-    from arviz_base import from_dict
+    data, dims = draw_groups(target, positions, stats, warmup_positions=warmup_positions, warmup_stats=warmup_stats)
+    return assemble(data, dims, attrs)
 
-    data: dict[str, dict] = {
-        "posterior": constrain_draws(target, np.asarray(positions)),
-        "sample_stats": _clean_stats(stats),
-    }
+
+def draw_groups(target: Target, positions=None, stats=None, *, warmup_positions=None, warmup_stats=None,
+                extras: bool = True, total_draws: int | None = None) -> tuple[dict[str, dict], dict[str, list]]:
+    """The DataTree's groups as {group: {variable: array}} and the dims of every variable.
+
+    Draws (positions and stats) may be a whole run or one chunk of it (`samplax.streaming` appends chunks):
+    every value of a draw depends on that draw only. `extras`: the numpyro groups (log_likelihood,
+    observed_data, constant_data); `total_draws` (per chain) decides whether log_likelihood is too big when
+    `positions` is only a chunk of the run.
+    """
+    data: dict[str, dict] = {}
+    if positions is not None:
+        data["posterior"] = constrain_draws(target, np.asarray(positions))
+    if stats is not None:
+        data["sample_stats"] = _clean_stats(stats)
     if warmup_positions is not None:
         data["warmup_posterior"] = constrain_draws(target, np.asarray(warmup_positions))
     if warmup_stats:
         data["warmup_sample_stats"] = _clean_stats(warmup_stats)
-    groups, dims = _numpyro_extras(target, data["posterior"])
+    if not extras:
+        return data, {}
+    groups, dims = _numpyro_extras(target, data["posterior"], total_draws)
     data.update(groups)
-    clean_attrs = {k: _attr(v) for k, v in (attrs or {}).items()}
-    dt = from_dict(data, save_warmup=True, dims=dims or None)
+    return data, dims
+
+
+def assemble(data: dict[str, dict], dims: dict[str, list] | None, attrs: dict[str, Any] | None = None):
+    """`draw_groups`' output as a DataTree; `attrs` (made netCDF/zarr-safe) on the root and on `posterior`."""
+    from xarray import DataTree
+
+    clean_attrs = clean(attrs)
+    dt = DataTree.from_dict(group_datasets(data, dims))
     dt.attrs.update(clean_attrs)
-    dt["posterior"].attrs.update(clean_attrs)
+    if "posterior" in dt.children:
+        dt["posterior"].attrs.update(clean_attrs)
     return dt
+
+
+def group_datasets(data: dict[str, dict], dims: dict[str, list] | None) -> dict:
+    """One xarray Dataset per group, as `arviz_base.from_dict(data, save_warmup=True, dims=dims)` makes them,
+    without building a DataTree (whose parent links are reference cycles: a streamed run would leave each
+    chunk's arrays to the cyclic garbage collector)."""
+    from arviz_base import dict_to_dataset
+
+    return {group: dict_to_dataset(values, dims=dims or None, sample_dims=[] if "data" in group else None,
+                                   skip_event_dims="log_likelihood" in group)
+            for group, values in data.items()}
+
+
+def clean(attrs: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: _attr(v) for k, v in (attrs or {}).items()}
 
 
 # Above this many pointwise values the log_likelihood group is skipped (with a warning): it would dwarf the draws.
 MAX_LOG_LIKELIHOOD_VALUES = 50_000_000
 
 
-def _numpyro_extras(target, posterior):
+def _numpyro_extras(target, posterior, total_draws=None):
     """log_likelihood / observed_data / constant_data groups and plate-named dims for numpyro targets."""
     import warnings
 
@@ -87,12 +124,13 @@ def _numpyro_extras(target, posterior):
     if "model" not in target.info:
         return {}, {}
     chains, draws = next(iter(posterior.values())).shape[:2]
+    draws = draws if total_draws is None else total_draws
     observed, _ = observed_and_constant(target)
     n = chains * draws * sum(max(o.size, 1) for o in observed.values())
     if n > MAX_LOG_LIKELIHOOD_VALUES:
         warnings.warn(f"log_likelihood group skipped: {n:,} pointwise values (> {MAX_LOG_LIKELIHOOD_VALUES:,}); "
                       "compute it for fewer draws with samplax.numpyro_groups.pointwise_log_likelihood",
-                      RuntimeWarning, stacklevel=4)
+                      RuntimeWarning, stacklevel=5)
         groups, dims = {"observed_data": observed}, site_dims(target)
         return groups, {k: v for k, v in dims.items() if k in posterior or k in observed}
     groups, dims = numpyro_groups(target, posterior)
@@ -123,14 +161,21 @@ def save(dt, path) -> pathlib.Path:
     return path
 
 
-def load(path):
+def load(path, lazy: bool = False):
+    """A saved run (`.nc`) or a saved or streamed one (`.zarr`, `sample(..., out=...)`) as a DataTree.
+
+    lazy: leave the values on disk until used (for runs bigger than memory; `.zarr` only).
+    """
     import xarray as xr
 
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no results at {str(path)!r}")
     if path.suffix == ".nc":
+        if lazy:
+            raise ValueError(f"load: lazy=True needs a .zarr store, got {str(path)!r}")
         return xr.open_datatree(path, engine="h5netcdf").load()
     if path.suffix == ".zarr":
-        return xr.open_datatree(path, engine="zarr").load()
+        dt = xr.open_datatree(path, engine="zarr")
+        return dt if lazy else dt.load()
     raise ValueError(f"load: path must end in .nc or .zarr, got {str(path)!r}")

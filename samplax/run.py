@@ -6,6 +6,7 @@ sequential / sharded chains), `compile_cache` (compiled phases reused across cal
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pathlib
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from samplax import checkpoint as _ckpt
+from samplax import streaming as _streaming
 from samplax import samplers as _samplers
 from samplax.compile_cache import executable_cache
 from samplax.layout import CHAIN_METHODS, Layout, check_chain_method
@@ -85,6 +87,11 @@ def sample(
     checkpoint: str | pathlib.Path | None = None,
     checkpoint_every: int | None = None,
     resume: str | pathlib.Path | None = None,
+    out: str | pathlib.Path | None = None,
+    keep: list[str] | None = None,
+    moments_only: bool = False,
+    overwrite: bool = False,
+    chunk_size: int | None = None,
     **settings,
 ):
     """Warm up and sample `num_chains` chains; return an ArviZ DataTree.
@@ -100,8 +107,18 @@ def sample(
     checkpoint / checkpoint_every: write the run's state every `checkpoint_every` draws to
       `checkpoint`; `resume=path` continues such a run exactly (same draws as an uninterrupted run)
       and refuses a checkpoint of another target or other settings, naming the field.
+    out: stream the draws chunk by chunk to this zarr store (`.zarr`; refused if it exists unless
+      `overwrite=True`) instead of keeping them in memory, and return it opened lazily (`samplax.load(out)`
+      gives the same DataTree); `keep=[names]` writes only those posterior variables, `moments_only=True`
+      only per-chain running means and variances (see `samplax.streaming`). Not combinable with checkpoints.
+    chunk_size: draws per compiled chunk (default about a twentieth of the run; streamed: at most 2**20 values).
     """
     _validate(target, num_chains, num_warmup, num_samples, thinning, chain_method, checkpoint_every, seed)
+    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool)
+                                   or chunk_size < 1 or checkpoint_every not in (None, chunk_size)):
+        raise ValueError(f"chunk_size must be an integer >= 1 and equal checkpoint_every if both are given, got "
+                         f"chunk_size={chunk_size!r}, checkpoint_every={checkpoint_every!r}")
+    writer = _streaming.check(target, out, keep, moments_only, overwrite, checkpoint, resume)
     seed = int(seed)
     if checkpoint is not None:
         _ckpt.check_path(checkpoint, "checkpoint")
@@ -162,41 +179,61 @@ def sample(
                    t_done=t_done, warm_pos=warm_pos, warm_stats=warm_stats, n_grad_warmup=attrs["n_grad_warmup"],
                    times={**times, "compile_time": times["compile_time"] + layout.compile_time})
 
-    every = checkpoint_every or _chunk_size(num_samples)
+    every = checkpoint_every or chunk_size or _chunk_size(num_samples)
+    if writer is not None:  # streamed: chunks are written and dropped; only per-chain tallies stay in memory
+        every = checkpoint_every or chunk_size or _streaming.chunk_draws(num_samples, num_chains, target.dim, every)
+        writer.num_draws, tally = num_samples, None
     bar.start(t_done)
     stop = _Interrupt()
-    with stop:
+    with stop, (writer or contextlib.nullcontext()):
         while t_done < num_samples and not stop.requested:
             n = min(every, num_samples - t_done)
             chunk = lambda ck, st, p, t0, n=n: phases.chunk(ck, st, p, t0, n)  # noqa: E731
             (states, (pos, stats)), tr = layout.run(("chunk", n), chunk, chain_keys, states, params,
                                                     shared=(jnp.asarray(t_done),))
             times["sampling_time"] += tr
-            draws.append(np.asarray(pos))
-            stat_chunks.append({k: np.asarray(v) for k, v in stats.items()})
+            if writer is None:
+                draws.append(np.asarray(pos))
+                stat_chunks.append({k: np.asarray(v) for k, v in stats.items()})
+            else:
+                pos, stats = np.asarray(pos), {k: np.asarray(v) for k, v in stats.items()}
+                writer.append(pos, stats)
+                tally = _tally(tally, pos, stats, t_done)
             t_done += n
             if checkpoint is not None:
                 save_checkpoint(checkpoint, fingerprint)
     bar.close()
     if t_done < num_samples:  # Ctrl-C: keep what was drawn, say so, and leave a checkpoint to resume from
         if t_done == 0:
+            if writer is not None:
+                writer.abort()
             raise KeyboardInterrupt
-        if checkpoint is None:
+        if writer is not None:  # the store is finished as it is, marked partial; a streamed run is not resumable
+            attrs.update(partial=1, interrupted_at_draw=t_done)
+            warnings.warn(f"{s.name} on {target.name!r}: interrupted after {t_done} of {num_samples} draws; the store "
+                          f"{str(out)!r} is PARTIAL (attrs['partial'] = 1) and cannot be resumed",
+                          RuntimeWarning, stacklevel=2)
+        elif checkpoint is None:
             checkpoint = _interrupted_path(target, s)
             save_checkpoint(checkpoint, fingerprint or make_fingerprint())
-        attrs.update(partial=1, interrupted_at_draw=t_done, checkpoint_to_resume=str(checkpoint))
-        warnings.warn(f"{s.name} on {target.name!r}: interrupted after {t_done} of {num_samples} draws; the returned "
-                      f"DataTree is PARTIAL (attrs['partial'] = 1). Resume with the same call plus "
-                      f"resume={str(checkpoint)!r}.", RuntimeWarning, stacklevel=2)
+        if writer is None:
+            attrs.update(partial=1, interrupted_at_draw=t_done, checkpoint_to_resume=str(checkpoint))
+            warnings.warn(f"{s.name} on {target.name!r}: interrupted after {t_done} of {num_samples} draws; the "
+                          f"returned DataTree is PARTIAL (attrs['partial'] = 1). Resume with the same call plus "
+                          f"resume={str(checkpoint)!r}.", RuntimeWarning, stacklevel=2)
     times["compile_time"] += layout.compile_time
 
-    positions = np.concatenate(draws, axis=1)
-    stats = {k: np.concatenate([c[k] for c in stat_chunks], axis=1) for k in stat_chunks[0]}
-    attrs["n_grad_sampling"] = _count(stats["n_grad"])
+    if writer is None:
+        positions = np.concatenate(draws, axis=1)
+        stats = {k: np.concatenate([c[k] for c in stat_chunks], axis=1) for k in stat_chunks[0]}
+        tally = _tally(None, positions, stats, 0)
+    attrs["n_grad_sampling"] = _count(tally["n_grad"])
     attrs["adapted"] = _adapted_names(s, params, num_warmup)
     attrs["params"] = _params_summary(params)
     attrs.update(times)
-    _report_nonfinite(target, s, positions, stats, attrs)
+    _report_nonfinite(target, s, tally, attrs)
+    if writer is not None:
+        return writer.finish(attrs, warmup_positions=warm_pos, warmup_stats=warm_stats)
     return to_datatree(target, positions, stats, warmup_positions=warm_pos, warmup_stats=warm_stats, attrs=attrs)
 
 
@@ -301,23 +338,36 @@ def _initial_positions(target, phases, chain_keys, init_positions, num_chains):
     return positions
 
 
-def _report_nonfinite(target, s, positions, stats, attrs):
+def _tally(tally, positions, stats, t0):
+    """Per-chain totals of draws t0, t0+1, ...: gradients, non-finite draws, reverted steps, first non-finite draw
+    (-1: none), added to `tally` (the totals of the draws before t0) when given."""
     bad_lp = ~np.isfinite(stats["lp"]) if "lp" in stats else np.zeros(positions.shape[:2], bool)
     bad = bad_lp | ~np.all(np.isfinite(positions), axis=-1)
     # samplers that undo a non-finite step (MCLMC, sECD) report it in `nonfinite`: counted, never hidden
     reverted = np.asarray(stats["nonfinite"], bool) if "nonfinite" in stats else np.zeros_like(bad)
+    bad = bad | reverted
+    new = {"n_grad": np.sum(np.asarray(stats["n_grad"], dtype=float), axis=1), "bad": bad.sum(axis=1),
+           "reverted": reverted.sum(axis=1), "first": np.where(bad.any(axis=1), t0 + np.argmax(bad, axis=1), -1)}
+    if tally is None:
+        return new
+    return {"n_grad": tally["n_grad"] + new["n_grad"], "bad": tally["bad"] + new["bad"],
+            "reverted": tally["reverted"] + new["reverted"],
+            "first": np.where(tally["first"] >= 0, tally["first"], new["first"])}
+
+
+def _report_nonfinite(target, s, tally, attrs):
+    reverted, bad = tally["reverted"], tally["bad"]
     attrs["n_reverted"] = int(reverted.sum())
     if reverted.any():
         warnings.warn(
             f"{s.name} on {target.name!r}: {int(reverted.sum())} steps met a non-finite log-density or gradient and "
-            f"were reverted (the chain stayed where it was; chains {np.where(reverted.any(axis=1))[0].tolist()}). "
+            f"were reverted (the chain stayed where it was; chains {np.where(reverted > 0)[0].tolist()}). "
             "Such steps bias the draws; check the model for NaN/inf regions, or lower the step size / energy-error "
             "target.", RuntimeWarning, stacklevel=3)
-    bad = bad | reverted
     attrs["n_nonfinite"] = int(bad.sum())
     if bad.any():
-        chains = np.where(bad.any(axis=1))[0]
-        first = [int(np.argmax(bad[c])) for c in chains]
+        chains = np.where(bad > 0)[0]
+        first = [int(tally["first"][c]) for c in chains]
         warnings.warn(
             f"{s.name} on {target.name!r}: {int(bad.sum())} draws have a non-finite log-density or position "
             f"(chains {chains.tolist()}, first at draws {first}). The draws are kept as they are, not repaired; "
