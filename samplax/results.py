@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import platform
 from typing import Any
@@ -19,13 +20,19 @@ def constrain_draws(target: Target, positions: np.ndarray, batch: int = 4096) ->
     """Constrained named values for positions of shape (chain, draw, dim), in batches to bound memory."""
     chains, draws, dim = positions.shape
     flat = positions.reshape(chains * draws, dim)
-    fn = jax.jit(jax.vmap(target.constrain))
+    fn = _constrain_fn(target.constrain)
     parts = [jax.device_get(fn(flat[i:i + batch])) for i in range(0, max(len(flat), 1), batch)]
     out = {}
     for k in parts[0]:
         arr = np.concatenate([np.asarray(p[k]) for p in parts], axis=0)
         out[k] = arr.reshape((chains, draws) + arr.shape[1:])
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _constrain_fn(constrain):
+    """One compiled batch constraint per target (a streamed run constrains every chunk with it)."""
+    return jax.jit(jax.vmap(constrain))
 
 
 def _clean_stats(stats: dict[str, Any]) -> dict[str, np.ndarray]:

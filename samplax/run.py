@@ -111,7 +111,7 @@ def sample(
       `overwrite=True`) instead of keeping them in memory, and return it opened lazily (`samplax.load(out)`
       gives the same DataTree); `keep=[names]` writes only those posterior variables, `moments_only=True`
       only per-chain running means and variances (see `samplax.streaming`). Not combinable with checkpoints.
-    chunk_size: draws per compiled chunk (default about a twentieth of the run; streamed: at most 2**20 values).
+    chunk_size: draws per compiled chunk (default about a twentieth of the run; streamed: at most 2**19 values).
     """
     _validate(target, num_chains, num_warmup, num_samples, thinning, chain_method, checkpoint_every, seed)
     if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool)

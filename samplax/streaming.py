@@ -34,7 +34,7 @@ import numpy as np
 from samplax.results import (BOOL_STATS, INT_STATS, _clean_stats, clean, constrain_draws, draw_groups, group_datasets,
                               load)
 
-MAX_CHUNK_VALUES = 2**20  # draws per streamed chunk are capped at this many values (8 MB of float64)
+MAX_CHUNK_VALUES = 2**19  # draws per streamed chunk are capped at this many values (4 MB of float64)
 
 
 def check(target, out, keep, moments_only, overwrite, checkpoint=None, resume=None):
