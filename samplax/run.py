@@ -24,7 +24,7 @@ from samplax import checkpoint as _ckpt
 from samplax import streaming as _streaming
 from samplax import samplers as _samplers
 from samplax.compile_cache import executable_cache
-from samplax.layout import CHAIN_METHODS, Layout, check_chain_method
+from samplax.layout import CHAIN_METHODS, Layout, check_chain_method, is_writer, resolve_chain_method
 from samplax.phases import Phases
 from samplax.progress import Progress
 from samplax.results import to_datatree, versions
@@ -80,7 +80,7 @@ def sample(
     num_samples: int = 1000,
     seed: int = 0,
     thinning: int = 1,
-    chain_method: str = "vectorized",
+    chain_method: str | None = None,
     init_positions=None,
     progress: bool | None = None,
     keep_warmup: bool = False,
@@ -100,9 +100,10 @@ def sample(
       `SamplingAlgorithm` or an `(init, step)` pair; extra keyword `settings` go to the named sampler.
     num_warmup: steps of the sampler's adaptive warmup, or of plain burn-in when it adapts nothing
       (never thinned). seed: an integer in [0, 2**32).
-    chain_method: "vectorized" (vmap), "sequential" (one chain after another) or "parallel" (chains
-      sharded over `jax.devices()`). All three use the same random streams; README "Reproducibility"
-      says when the draws are bitwise identical and when equal to rounding.
+    chain_method: "vectorized" (vmap), "sequential" (one chain after another), "mapped" (`lax.map` over
+      chains in one program) or "parallel" (chains sharded over `jax.devices()`, every process's after
+      `jax.distributed.initialize()`); None: the backend's faster one (`layout.default_chain_method`). All
+      use the same random streams; README "Reproducibility" says when the draws are bitwise identical.
     keep_warmup: return the warmup draws and stats (otherwise they never leave the device).
     checkpoint / checkpoint_every: write the run's state every `checkpoint_every` draws to
       `checkpoint`; `resume=path` continues such a run exactly (same draws as an uninterrupted run)
@@ -114,6 +115,7 @@ def sample(
     chunk_size: draws per compiled chunk (default about a twentieth of the run; streamed: at most 2**19 values).
     """
     _validate(target, num_chains, num_warmup, num_samples, thinning, chain_method, checkpoint_every, seed)
+    chain_method = resolve_chain_method(chain_method)
     if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool)
                                    or chunk_size < 1 or checkpoint_every not in (None, chunk_size)):
         raise ValueError(f"chunk_size must be an integer >= 1 and equal checkpoint_every if both are given, got "
@@ -175,6 +177,8 @@ def sample(
         draws, stat_chunks, t_done = [], [], 0
 
     def save_checkpoint(path, fp):
+        if not is_writer():  # multi-process: process 0 writes, the others hold the same state
+            return
         _ckpt.save(path, fingerprint=fp, states=states, params=params, draws=draws, stats=stat_chunks,
                    t_done=t_done, warm_pos=warm_pos, warm_stats=warm_stats, n_grad_warmup=attrs["n_grad_warmup"],
                    times={**times, "compile_time": times["compile_time"] + layout.compile_time})

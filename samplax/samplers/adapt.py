@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
 from blackjax.adaptation.staged_adaptation import build_schedule
-from blackjax.adaptation.step_size import dual_averaging_adaptation
+from samplax.samplers.dual_averaging import dual_averaging_adaptation  # blackjax's, rewrite-stable across layouts
 
 from samplax.samplers.base import Warmup
 
