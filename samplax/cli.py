@@ -284,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", type=int, default=1000, help="kept draws per chain")
     s.add_argument("--thinning", type=int, default=1, help="keep every k-th step")
     s.add_argument("--seed", type=int, default=0, help="random seed (integer)")
-    s.add_argument("--chain-method", default="vectorized", choices=["vectorized", "sequential", "parallel", "mapped"])
+    s.add_argument("--chain-method", default=None, choices=["vectorized", "sequential", "parallel", "mapped"],
+                   help="how chains run: default 'mapped' (lax.map) on CPU, 'vectorized' (vmap) on GPU/TPU")
     s.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N draws into --out")
     s.add_argument("--resume", action="store_true",
                    help="continue each sampler from its checkpoint <out>/<sampler>.ckpt when there is one")

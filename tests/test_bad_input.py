@@ -40,7 +40,7 @@ API_CASES = {
     "unknown sampler": (_sample(sampler="nutz"), ValueError, "unknown sampler 'nutz'"),
     "misspelled setting": (_sample(sampler="nuts", target_acept=0.9), TypeError, "target_acept"),
     "target_accept out of range": (_sample(sampler="nuts", target_accept=1.5), ValueError, "target_accept"),
-    "bad chain method": (_sample(chain_method="threads"), ValueError, "chain_method must be one of"),
+    "bad chain method": (_sample(chain_method="threads"), ValueError, "chain_method must be None (the backend's default) or one of"),
     "unknown model": (lambda: samplax.models.get("no_such_model"), ValueError, "unknown model 'no_such_model'"),
     "sampler object of wrong type": (_sample(sampler=42), TypeError, "sampler must be"),
     "target not a Target": (lambda: samplax.sample(lambda x: x, "nuts"), TypeError, "Target"),
