@@ -1,11 +1,16 @@
 """samplax: sampling on JAX with honest diagnostics."""
 
+from samplax import jax_cache as _jax_cache
+
+_jax_cache.configure_from_env()  # JAX's persistent compilation cache, on by default (see samplax/jax_cache.py)
+
 from samplax import diagnostics, diffusion, fkc, models, particles, samplers
 from samplax.results import load, save
 from samplax.api import sample
 from samplax.compare import compare
 from samplax.reporting import report
 from samplax.target import Target
+from samplax.jax_cache import compilation_cache
 
-__all__ = ["Target", "compare", "diagnostics", "diffusion", "fkc", "load", "models", "particles", "report", "sample", "samplers", "save"]
+__all__ = ["Target", "compare", "compilation_cache", "diagnostics", "diffusion", "fkc", "load", "models", "particles", "report", "sample", "samplers", "save"]
 __version__ = "0.1.0"

@@ -1,14 +1,18 @@
 """Compiled phases reused across `sample()` calls, keyed on the *content* of the sampler settings.
 
-A notebook re-running a cell, or a test suite, compiles once per (target, sampler name, settings, run
-lengths, shapes). Settings can be baked into a compiled program (e.g. an initial mass matrix a warmup
-closes over), so the key must change whenever any setting's value does: arrays are keyed by shape, dtype and
-a hash of their bytes (their repr elides entries beyond 1000 elements), containers recursively, and a setting
-that cannot be keyed by content (a function, an arbitrary object) disables caching for that call.
+A notebook re-running a cell, or a test suite, compiles once per (target program, sampler name, settings,
+layout, shapes); run lengths are runtime values (see `phases.Phases.chunk`), and a new Target of the same
+model and data is recognised by the content of its traced program (`program_digest`). Settings can be baked
+into a compiled program (e.g. an initial mass matrix a warmup closes over), so the key must change whenever
+any setting's value does: arrays are keyed by shape, dtype and a hash of their bytes (their repr elides
+entries beyond 1000 elements), containers recursively, and a setting that cannot be keyed by content (a
+function, an arbitrary object) disables caching for that call.
 """
 
 from __future__ import annotations
 
+import collections
+import enum
 import hashlib
 import time
 import weakref
@@ -54,7 +58,90 @@ def content_key(obj):
     raise Uncacheable(f"{type(obj).__name__} value")
 
 
-_EXECUTABLES: "weakref.WeakKeyDictionary[Target, dict]" = weakref.WeakKeyDictionary()
+# Programs per target. A target whose log-density and init trace to a known program is keyed by that program's
+# content (jaxpr text, constants by hash), so a new Target of the same model and data reuses the compiled
+# phases; the last MAX_TARGETS such targets are kept. Others are keyed by the Target object (weakly).
+MAX_TARGETS = 16
+_BY_CONTENT: "collections.OrderedDict[tuple, dict]" = collections.OrderedDict()
+_BY_OBJECT: "weakref.WeakKeyDictionary[Target, dict]" = weakref.WeakKeyDictionary()
+_DIGESTS: "weakref.WeakKeyDictionary[Target, tuple | None]" = weakref.WeakKeyDictionary()
+
+
+_PRINTED = (int, float, complex, bool, str, bytes, type(None), np.dtype, np.generic, enum.Enum)
+
+
+def _hash_consts(h, consts) -> None:
+    for c in consts:
+        a = np.asarray(c)
+        h.update(repr((a.shape, a.dtype.str)).encode())
+        h.update(array_digest(a).encode())
+
+
+def _walk(jaxpr, h, objects: list) -> None:
+    """Hash what the jaxpr text does not show: constants of inner closed jaxprs, and collect the opaque
+    parameters (callbacks, custom-derivative rules, meshes, ...) to be compared by their own equality."""
+    from jax.extend.core import ClosedJaxpr, Jaxpr
+
+    def param(v):
+        if isinstance(v, ClosedJaxpr):
+            _hash_consts(h, v.consts)
+            _walk(v.jaxpr, h, objects)
+        elif isinstance(v, Jaxpr):
+            _walk(v, h, objects)
+        elif isinstance(v, (tuple, list)):
+            for x in v:
+                param(x)
+        elif not isinstance(v, _PRINTED):
+            hash(v)  # an unhashable parameter: no content key (TypeError -> keyed by object)
+            objects.append(v)
+
+    for eqn in jaxpr.eqns:
+        for v in eqn.params.values():
+            param(v)
+
+
+def _jaxpr_digest(h, objects: list, fn, *args) -> None:
+    closed = jax.make_jaxpr(fn)(*args)
+    h.update(str(closed.jaxpr).encode())
+    _hash_consts(h, closed.consts)
+    _walk(closed.jaxpr, h, objects)
+
+
+def program_digest(target: Target):
+    """A key for what the compiled phases take from `target`: its dimension, the float width and the traced
+    programs of `logdensity` and `init` -- the jaxpr text, every constant (e.g. the data) by hash, and the
+    parameters the text cannot show (callbacks, custom-derivative rules) as objects compared by their own
+    equality (a Python callback is equal only to itself, so a target with callbacks never shares programs
+    with another). None when they cannot be traced or the target carries state the trace does not show
+    (`info["minibatch"]`, used by sgld). Equal keys mean the same computation, so compiled programs are
+    interchangeable. Memoised per Target."""
+    if target in _DIGESTS:
+        return _DIGESTS[target]
+    key = None
+    if "minibatch" not in target.info:
+        try:
+            h, objects = hashlib.sha256(repr((target.dim, jnp.result_type(float).str)).encode()), []
+            _jaxpr_digest(h, objects, target.logdensity,
+                          jax.ShapeDtypeStruct((target.dim,), jnp.result_type(float)))
+            _jaxpr_digest(h, objects, target.init, jax.random.PRNGKey(0))
+            key = (h.hexdigest(), tuple(objects))
+        except Exception:  # noqa: BLE001 - anything untraceable or unhashable is keyed by object identity
+            key = None
+    _DIGESTS[target] = key
+    return key
+
+
+def _target_programs(target: Target) -> dict:
+    digest = program_digest(target)
+    if digest is None:
+        return _BY_OBJECT.setdefault(target, {})
+    if digest in _BY_CONTENT:
+        _BY_CONTENT.move_to_end(digest)
+    else:
+        _BY_CONTENT[digest] = {}
+        while len(_BY_CONTENT) > MAX_TARGETS:
+            _BY_CONTENT.popitem(last=False)
+    return _BY_CONTENT[digest]
 
 
 def executable_cache(target: Target, sampler_arg, settings: dict, run_key: tuple) -> dict:
@@ -65,7 +152,7 @@ def executable_cache(target: Target, sampler_arg, settings: dict, run_key: tuple
         key = (sampler_arg, content_key(settings), content_key(run_key))
     except Uncacheable:
         return {}
-    return _EXECUTABLES.setdefault(target, {}).setdefault(key, {})
+    return _target_programs(target).setdefault(key, {})
 
 
 def compiled(cache: dict, key, fn, args):

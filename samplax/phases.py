@@ -85,14 +85,17 @@ class Phases:
         states, ys = jax.lax.scan(body, states, jnp.arange(self.num_warmup))
         return states, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), ys)  # chain axis first
 
-    def chunk(self, chain_keys, states, params, t0, n):
-        """Advance all chains by `n` kept draws (each `thinning` steps) from draw index `t0`."""
+    def chunk(self, chain_keys, states, params, t0, n, bar_args, size):
+        """Advance all chains by `n` kept draws (each `thinning` steps) from draw index `t0`.
+
+        `t0`, `n` (<= `size`) and `bar_args` (progress-bar period and last draw) are runtime values, so one
+        compiled program of buffer length `size` serves every run length; only the first `n` rows of the
+        returned buffers are draws (a while loop runs exactly `n` draws, no step is wasted)."""
         thin, bar = self.thinning, self.progress
         keys = stream(chain_keys, SAMPLE)
+        bar_every, bar_last = bar_args[0], bar_args[1]
 
-        def body(carry, i):
-            states, n_div = carry
-            draw = t0 + i
+        def draw_step(states, draw):
             n_grad, div, acc = 0, False, 0.0
             for j in range(thin):
                 states, stats = self._step_all(keys, states, params, draw * thin + j)
@@ -105,10 +108,20 @@ class Phases:
                 out["diverging"] = div
             if "acceptance_rate" in stats:
                 out["acceptance_rate"] = acc / thin
-            if bar.enabled:  # the running divergence count only feeds the progress bar
-                n_div = n_div + jnp.sum(out.get("diverging", False)).astype(n_div.dtype)
-                bar.update(draw, out.get("acceptance_rate"), n_div)
-            return (states, n_div), (states.position, out)
+            return states, (states.position, out)
 
-        (states, _), ys = jax.lax.scan(body, (states, jnp.zeros((), jnp.int32)), jnp.arange(n))
+        shapes = jax.eval_shape(draw_step, states, t0)[1]
+        buffers = jax.tree.map(lambda s: jnp.zeros((size, *s.shape), s.dtype), shapes)
+
+        def body(i, carry):
+            states, n_div, buffers = carry
+            draw = t0 + i
+            states, ys = draw_step(states, draw)
+            if bar.enabled:  # the running divergence count only feeds the progress bar
+                n_div = n_div + jnp.sum(ys[1].get("diverging", False)).astype(n_div.dtype)
+                bar.update(draw, ys[1].get("acceptance_rate"), n_div, bar_every, bar_last)
+            buffers = jax.tree.map(lambda b, y: jax.lax.dynamic_update_index_in_dim(b, y, i, 0), buffers, ys)
+            return states, n_div, buffers
+
+        states, _, ys = jax.lax.fori_loop(0, n, body, (states, jnp.zeros((), jnp.int32), buffers))
         return states, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), ys)  # chain axis first

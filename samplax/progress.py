@@ -59,12 +59,17 @@ class Progress:
         bar.set_postfix(post, refresh=False)
         bar.refresh()
 
-    def update(self, draw, acceptance, n_div) -> None:
-        """Called inside traced code; emits a callback on every `every`-th draw and the last one."""
+    def runtime_args(self):
+        """(period, last draw) of the callbacks, passed to compiled code as values so that a program compiled
+        for one run length serves every other."""
+        return jnp.asarray([self.every, self.total - 1], jnp.int32)
+
+    def update(self, draw, acceptance, n_div, every, last) -> None:
+        """Called inside traced code; emits a callback on every `every`-th draw and on draw `last`."""
         if not self.enabled:
             return
         acc = jnp.nan if acceptance is None else jnp.mean(acceptance)
-        show = (draw % self.every == 0) | (draw == self.total - 1)
+        show = (draw % every == 0) | (draw == last)
         jax.lax.cond(show, lambda: jax.debug.callback(_dispatch, draw, acc, n_div), lambda: None)
 
     def close(self) -> None:

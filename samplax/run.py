@@ -13,6 +13,7 @@ import pathlib
 import signal
 import sys
 import threading
+import time
 import warnings
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 from samplax import checkpoint as _ckpt
 from samplax import streaming as _streaming
 from samplax import samplers as _samplers
-from samplax.compile_cache import executable_cache
+from samplax.compile_cache import compiled, executable_cache
 from samplax.layout import CHAIN_METHODS, Layout, check_chain_method, is_writer, resolve_chain_method
 from samplax.phases import Phases
 from samplax.progress import Progress
@@ -112,7 +113,8 @@ def sample(
       `overwrite=True`) instead of keeping them in memory, and return it opened lazily (`samplax.load(out)`
       gives the same DataTree); `keep=[names]` writes only those posterior variables, `moments_only=True`
       only per-chain running means and variances (see `samplax.streaming`). Not combinable with checkpoints.
-    chunk_size: draws per compiled chunk (default about a twentieth of the run; streamed: at most 2**19 values).
+    chunk_size: draws per compiled chunk (default `_chunk_size`: 128, fewer for short runs or big chains x dim;
+      streamed: at most 2**19 values). Ctrl-C stops a run at the end of a chunk.
     """
     _validate(target, num_chains, num_warmup, num_samples, thinning, chain_method, checkpoint_every, seed)
     chain_method = resolve_chain_method(chain_method)
@@ -129,8 +131,12 @@ def sample(
     s = resolve_sampler(sampler, settings)
     bar = Progress.create(progress, total=num_samples, label=s.name)
     phases = Phases(target, s, thinning, num_warmup, bar, keep_warmup)
-    cache = executable_cache(target, sampler, settings, (thinning, num_warmup, bar.enabled, bar.every, num_samples,
-                                                         chain_method, bool(keep_warmup)))
+    # Programs are keyed on what changes them: the sampler and its settings, the layout and whether a progress
+    # bar is compiled in here; each phase adds its own (warmup: its length; chunks: thinning and buffer length).
+    # Run lengths themselves (num_samples, the last chunk's length, the bar's period) are runtime values.
+    t_key = time.perf_counter()  # keying traces the target once (see compile_cache.program_digest): compile time
+    cache = executable_cache(target, sampler, settings, (chain_method, bar.enabled, num_chains))
+    key_s = time.perf_counter() - t_key
     layout = Layout(chain_method, num_chains, cache)
     root = jax.random.PRNGKey(seed)
     chain_keys = jax.vmap(lambda c: jax.random.fold_in(root, c))(jnp.arange(num_chains))
@@ -139,7 +145,7 @@ def sample(
         "num_warmup": num_warmup, "num_samples": num_samples, "thinning": thinning,
         "chain_method": chain_method, "target": target.name, **versions(),
     }
-    times = {"compile_time": 0.0, "warmup_time": 0.0, "sampling_time": 0.0}
+    times = {"compile_time": key_s, "warmup_time": 0.0, "sampling_time": 0.0}
 
     def make_fingerprint():
         return {**_ckpt.target_fingerprint(target), **_ckpt.run_fingerprint(
@@ -157,11 +163,14 @@ def sample(
         attrs["n_grad_warmup"] = ck["n_grad_warmup"]
         attrs["resumed_from_draw"] = t_done
     else:
-        positions = _initial_positions(target, phases, chain_keys, init_positions, num_chains)
+        positions, init_compile_s = _initial_positions(target, phases, chain_keys, init_positions,
+                                                      num_chains, cache)
+        times["compile_time"] += init_compile_s
         warm_pos = warm_stats = None
         if num_warmup > 0:
             bar.note(f"{s.name}: warmup ({num_warmup} steps x {num_chains} chains)")
-            (states, params, trace), times["warmup_time"] = layout.run("warmup", phases.warmup, chain_keys, positions)
+            (states, params, trace), times["warmup_time"] = layout.run(("warmup", num_warmup, bool(keep_warmup)),
+                                                                       phases.warmup, chain_keys, positions)
             trace = {k: np.asarray(v) for k, v in trace.items()}  # without keep_warmup: one total per chain
             attrs["n_grad_warmup"] = _count(trace["n_grad_total"] if "n_grad_total" in trace else trace["n_grad"])
             if keep_warmup:
@@ -183,24 +192,26 @@ def sample(
                    t_done=t_done, warm_pos=warm_pos, warm_stats=warm_stats, n_grad_warmup=attrs["n_grad_warmup"],
                    times={**times, "compile_time": times["compile_time"] + layout.compile_time})
 
-    every = checkpoint_every or chunk_size or _chunk_size(num_samples)
+    every = checkpoint_every or chunk_size or _chunk_size(num_samples, num_chains, target.dim)
     if writer is not None:  # streamed: chunks are written and dropped; only per-chain tallies stay in memory
-        every = checkpoint_every or chunk_size or _streaming.chunk_draws(num_samples, num_chains, target.dim, every)
+        every = checkpoint_every or chunk_size or _streaming.chunk_draws(  # big chunks: each append costs
+            num_samples, num_chains, target.dim, 1 << (num_samples - 1).bit_length())
         writer.num_draws, tally = num_samples, None
     bar.start(t_done)
     stop = _Interrupt()
+    chunk = lambda ck, st, p, t0, n, b: phases.chunk(ck, st, p, t0, n, b, every)  # noqa: E731
     with stop, (writer or contextlib.nullcontext()):
         while t_done < num_samples and not stop.requested:
             n = min(every, num_samples - t_done)
-            chunk = lambda ck, st, p, t0, n=n: phases.chunk(ck, st, p, t0, n)  # noqa: E731
-            (states, (pos, stats)), tr = layout.run(("chunk", n), chunk, chain_keys, states, params,
-                                                    shared=(jnp.asarray(t_done),))
+            (states, (pos, stats)), tr = layout.run(
+                ("chunk", every, thinning), chunk, chain_keys, states, params,
+                shared=(jnp.asarray(t_done, jnp.int32), jnp.asarray(n, jnp.int32), bar.runtime_args()))
+            pos, stats = np.asarray(pos)[:, :n], {k: np.asarray(v)[:, :n] for k, v in stats.items()}
             times["sampling_time"] += tr
             if writer is None:
-                draws.append(np.asarray(pos))
-                stat_chunks.append({k: np.asarray(v) for k, v in stats.items()})
+                draws.append(pos)
+                stat_chunks.append(stats)
             else:
-                pos, stats = np.asarray(pos), {k: np.asarray(v) for k, v in stats.items()}
                 writer.append(pos, stats)
                 tally = _tally(tally, pos, stats, t_done)
             t_done += n
@@ -241,16 +252,17 @@ def sample(
     return to_datatree(target, positions, stats, warmup_positions=warm_pos, warmup_stats=warm_stats, attrs=attrs)
 
 
-def _chunk_size(num_samples: int) -> int:
-    """Draws per compiled chunk: about a twentieth of the run (so Ctrl-C takes effect within one chunk),
-    a divisor of num_samples when one is near, so every chunk reuses one compiled program."""
-    for k in range(20, 41):
-        if num_samples % k == 0:
-            return num_samples // k
-    for k in range(10, 20):
-        if num_samples % k == 0:
-            return num_samples // k
-    return max(1, math.ceil(num_samples / 20))
+CHUNK_DRAWS = 128  # default draws per compiled chunk
+CHUNK_VALUES = 1 << 22  # at most this many position values per chunk buffer (32 MB in float64)
+
+
+def _chunk_size(num_samples: int, num_chains: int, dim: int) -> int:
+    """Draws per compiled chunk: CHUNK_DRAWS, fewer for short runs (the next power of two above the run) or when
+    a chunk would hold more than CHUNK_VALUES positions (a power of two below). Not a function of the run's
+    exact length, so runs of other lengths reuse the compiled program (the last chunk runs only the draws
+    left: its length is a runtime value); Ctrl-C takes effect at the end of a chunk."""
+    fit = max(1, CHUNK_VALUES // max(1, num_chains * dim))
+    return min(CHUNK_DRAWS, 1 << (max(1, num_samples) - 1).bit_length(), 1 << (fit.bit_length() - 1))
 
 
 class _Interrupt:
@@ -318,16 +330,18 @@ def _params_summary(params) -> dict:
     return out
 
 
-def _initial_positions(target, phases, chain_keys, init_positions, num_chains):
+def _initial_positions(target, phases, chain_keys, init_positions, num_chains, cache):
+    """(positions, seconds compiling); the init program is compiled once per cache entry."""
     if init_positions is None:
-        positions = jax.jit(phases.init_positions)(chain_keys)
+        exe, compile_s = compiled(cache, "init", phases.init_positions, (chain_keys,))
+        positions = exe(chain_keys)
         bad = np.where(~np.all(np.isfinite(np.asarray(positions)), axis=1))[0]
         if bad.size:
             raise ValueError(
                 f"target {target.name!r}: no finite log-density found for chain(s) {bad.tolist()} after "
                 "repeated random initialisation; pass init_positions=... (shape (num_chains, dim)) or check the model"
             )
-        return positions
+        return positions, compile_s
     positions = jnp.asarray(init_positions, dtype=float)
     if positions.shape == (target.dim,):
         positions = jnp.broadcast_to(positions, (num_chains, target.dim))
@@ -339,7 +353,7 @@ def _initial_positions(target, phases, chain_keys, init_positions, num_chains):
     if bad.size:
         raise ValueError(f"init_positions: log-density of target {target.name!r} is not finite for chain(s) "
                          f"{bad.tolist()} (values {np.asarray(lp)[bad].tolist()}); choose points inside the support")
-    return positions
+    return positions, 0.0
 
 
 def _tally(tally, positions, stats, t0):

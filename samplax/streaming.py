@@ -88,15 +88,10 @@ def _check_keep(target, keep):
 
 
 def chunk_draws(num_samples: int, num_chains: int, dim: int, default: int) -> int:
-    """Draws per chunk when streaming: `default`, capped so a chunk holds at most MAX_CHUNK_VALUES values
-    (a divisor of num_samples near the cap when there is one, so every chunk reuses one compiled program)."""
+    """Draws per chunk when streaming: `default`, capped (at a power of two) so a chunk holds at most
+    MAX_CHUNK_VALUES values. The last chunk's length is a runtime value, so one compiled program serves all."""
     cap = max(1, MAX_CHUNK_VALUES // (num_chains * max(dim, 1)))
-    if default <= cap:
-        return default
-    for k in range(cap, cap // 2, -1):
-        if num_samples % k == 0:
-            return k
-    return cap
+    return min(default, 1 << (cap.bit_length() - 1))
 
 
 def _chan(state, x):

@@ -1,11 +1,18 @@
 """The compiled-phase cache keys sampler settings by content: a changed array setting is never served stale."""
 
+import os
+import subprocess
+import sys
+
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
 import pytest
 
 import samplax
-from samplax.compile_cache import Uncacheable, content_key, executable_cache
+from samplax import compile_cache
+from samplax.compile_cache import Uncacheable, content_key, executable_cache, program_digest
 
 DIM = 1001  # numpy's repr elides arrays of more than 1000 entries
 
@@ -43,7 +50,7 @@ def test_large_array_settings_are_not_served_a_stale_program():
     """Two inverse mass matrices equal but for one entry: the second run must be its own, not the first's."""
     a, b = _pair()
 
-    def target():  # a new Target object has an empty cache: a fresh compile
+    def target():  # a new Target of the same log-density: served the same compiled programs (by content)
         # wide (sd 100), so the first untuned MALA steps are accepted and the draws depend on the mass matrix
         return samplax.Target.from_logdensity(lambda x: -0.5e-4 * jnp.sum(x**2), DIM, name="g1001")
 
@@ -55,3 +62,102 @@ def test_large_array_settings_are_not_served_a_stale_program():
     fresh_b = samplax.sample(target(), "mala", inverse_mass_matrix=b, **kw)
     np.testing.assert_array_equal(np.asarray(run_b.posterior.x), np.asarray(fresh_b.posterior.x))
     assert not np.array_equal(np.asarray(run_a.posterior.x), np.asarray(run_b.posterior.x))
+
+
+def _regression(x, y):
+    slope = numpyro.sample("slope", dist.Normal(0, 1))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(1))
+    numpyro.sample("y", dist.Normal(slope * x, sigma), obs=y)
+
+
+DATA = dict(x=np.linspace(-1, 1, 1200), y=np.sin(np.linspace(-1, 1, 1200)))  # > 1000 entries: repr elides
+
+
+def _programs(target):
+    return compile_cache._target_programs(target)
+
+
+def test_new_target_and_other_run_lengths_reuse_the_compiled_programs():
+    """A new Target of the same model and data, and another num_samples, compile nothing; the shared draws agree."""
+    kw = dict(num_chains=2, num_warmup=30, seed=3, progress=False)
+    first = samplax.Target.from_numpyro(_regression, **DATA)
+    run_a = samplax.sample(first, "nuts", num_samples=40, **kw)
+    programs = _programs(first)
+    n_programs = sum(len(v) for v in programs.values())
+    again = samplax.Target.from_numpyro(_regression, **{k: v.copy() for k, v in DATA.items()})
+    assert again is not first and program_digest(again) == program_digest(first)
+    run_b = samplax.sample(again, "nuts", num_samples=57, **kw)
+    assert _programs(again) is programs and sum(len(v) for v in programs.values()) == n_programs  # none compiled
+    for v in ("slope", "sigma"):
+        a, b = np.asarray(run_a.posterior[v]), np.asarray(run_b.posterior[v])
+        assert b.shape == (2, 57)
+        np.testing.assert_array_equal(a, b[:, :40])
+    # every count is this run's own: 57 draws' gradients, not 40's
+    assert run_b.attrs["n_grad_sampling"] == int(np.sum(np.asarray(run_b.sample_stats.n_grad)))
+    assert run_b.attrs["n_grad_sampling"] > run_a.attrs["n_grad_sampling"]
+
+
+def test_targets_with_python_callbacks_never_share_programs():
+    """A callback is code the trace cannot show: two log-densities that differ only in their callback must not
+    be served each other's program (the second's callback would never run)."""
+    import jax
+
+    calls = {"a": 0, "b": 0}
+
+    def make(which):
+        def tick(_):
+            calls[which] += 1
+
+        def logdensity(x):
+            jax.debug.callback(tick, x[0])
+            return -0.5 * jnp.sum(x**2)
+
+        return samplax.Target.from_logdensity(logdensity, 2)
+
+    a, b = make("a"), make("b")
+    assert program_digest(a) != program_digest(b)
+    kw = dict(num_chains=1, num_warmup=5, num_samples=5, seed=0, progress=False)
+    samplax.sample(a, "mala", **kw)
+    samplax.sample(b, "mala", **kw)
+    assert calls["a"] > 0 and calls["b"] > 0
+
+
+def test_data_differing_in_one_entry_is_another_program():
+    y = DATA["y"].copy()
+    y[600] += 1.0  # in the middle a repr would elide
+    a = samplax.Target.from_numpyro(_regression, **DATA)
+    b = samplax.Target.from_numpyro(_regression, x=DATA["x"], y=y)
+    assert program_digest(a) != program_digest(b) and _programs(a) is not _programs(b)
+    kw = dict(num_chains=1, num_warmup=20, num_samples=10, seed=3, progress=False)
+    assert not np.array_equal(np.asarray(samplax.sample(a, "mala", **kw).posterior.slope),
+                              np.asarray(samplax.sample(b, "mala", **kw).posterior.slope))
+
+
+_SCRIPT = """
+import jax
+from jax._src import monitoring
+hits = []
+monitoring.register_event_listener(lambda name, **kw: hits.append(name) if name == '/jax/compilation_cache/cache_hits' else None)
+import samplax
+t = samplax.Target.from_logdensity(lambda x: -0.5 * (x @ x), 3)
+samplax.sample(t, 'nuts', num_chains=2, num_warmup=50, num_samples=50, seed=0, progress=False)
+print('DIR', samplax.jax_cache.current_dir(), 'HITS', len(hits))
+"""
+
+
+def _script(env_value):
+    env = {**os.environ, "SAMPLAX_COMPILATION_CACHE": env_value, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, check=True)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("DIR")][-1].split()
+    return line[1], int(line[3])
+
+
+def test_persistent_compilation_cache_serves_a_second_process(tmp_path):
+    directory, hits = _script(str(tmp_path / "cache"))
+    assert directory == str(tmp_path / "cache") and hits == 0
+    assert any((tmp_path / "cache").iterdir())  # programs written
+    again, hits_again = _script(str(tmp_path / "cache"))
+    assert again == directory and hits_again >= 2  # at least warmup and chunk read back (init may be too quick
+    # to compile to be written: JAX writes programs that took >= jax_cache.MIN_COMPILE_SECONDS)
+    off, off_hits = _script("0")
+    assert off == "None" and off_hits == 0
