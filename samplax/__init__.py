@@ -1,5 +1,13 @@
 """samplax: sampling on JAX with honest diagnostics."""
 
+import numpyro as _numpyro
+
+# arviz_base puts a lazy_loader stand-in for numpyro into sys.modules when it is imported first; a later
+# `import numpyro.distributions` through that stand-in loses the package's submodule attributes
+# (`numpyro.distributions.distribution`, which numpyro.factor needs), so every model with an improper prior
+# failed to build. Touching an attribute loads numpyro fully, once, before anything else imports from it.
+_numpyro.__version__
+
 from samplax import jax_cache as _jax_cache
 
 _jax_cache.configure_from_env()  # JAX's persistent compilation cache, on by default (see samplax/jax_cache.py)
