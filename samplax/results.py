@@ -156,15 +156,33 @@ def _attr(v):
 
 
 def save(dt, path) -> pathlib.Path:
-    """Write to netCDF (`.nc`) or zarr (`.zarr`) by the path's suffix."""
+    """Write to netCDF (`.nc`) or zarr (`.zarr`) by the path's suffix.
+
+    Atomic: written under a temporary name in the same folder and renamed onto `path` only when complete,
+    so a save that fails half-way leaves no file that looks complete (and an older file at `path` intact)."""
+    import os
+    import shutil
+
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".nc":
-        dt.to_netcdf(path, engine="h5netcdf")
-    elif path.suffix == ".zarr":
-        dt.to_zarr(path, mode="w")
-    else:
+    if path.suffix not in (".nc", ".zarr"):
         raise ValueError(f"save: path must end in .nc or .zarr, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        if path.suffix == ".nc":
+            dt.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, path)
+        else:
+            dt.to_zarr(tmp, mode="w")
+            if path.exists():  # a directory cannot be replaced in one step: the old store goes first
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        raise
     return path
 
 

@@ -133,6 +133,24 @@ def test_save_load_roundtrip(target, tmp_path, suffix):
     assert back.attrs["sampler"] == "mala"
 
 
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_a_save_failing_half_way_leaves_nothing_that_looks_complete(target, tmp_path, suffix):
+    """sample_stats carries an attribute no format can write: the save fails after the posterior is written.
+    Nothing is left at the path (and no temporary file); an older file at the path is kept intact."""
+    dt = samplax.sample(target, "mala", num_chains=2, seed=0, **KW)
+    bad = dt.copy()
+    bad["sample_stats"].attrs["unwritable"] = object()
+    path = tmp_path / f"out{suffix}"
+    with pytest.raises(Exception):
+        samplax.save(bad, path)
+    assert list(tmp_path.iterdir()) == []
+    samplax.save(dt, path)
+    with pytest.raises(Exception):
+        samplax.save(bad, path)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    np.testing.assert_array_equal(np.asarray(samplax.load(path).sample_stats.lp), np.asarray(dt.sample_stats.lp))
+
+
 def test_numpyro_model_reports_constrained_named_draws():
     import numpyro
     import numpyro.distributions as dist
