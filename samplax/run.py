@@ -7,7 +7,6 @@ sequential / sharded chains), `compile_cache` (compiled phases reused across cal
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import pathlib
 import signal
