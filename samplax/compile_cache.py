@@ -58,9 +58,9 @@ def content_key(obj):
     raise Uncacheable(f"{type(obj).__name__} value")
 
 
-# Programs per target. A target whose log-density and init trace to a known program is keyed by that program's
-# content (jaxpr text, constants by hash), so a new Target of the same model and data reuses the compiled
-# phases; the last MAX_TARGETS such targets are kept. Others are keyed by the Target object (weakly).
+# Programs per target: each Target keeps its own while it lives (weakly keyed, so a long-lived Target is never
+# evicted); a new Target whose log-density and init trace to the same program (jaxpr text, constants by hash)
+# as one of the last MAX_TARGETS digests seen is handed that Target's programs.
 MAX_TARGETS = 16
 _BY_CONTENT: "collections.OrderedDict[tuple, dict]" = collections.OrderedDict()
 _BY_OBJECT: "weakref.WeakKeyDictionary[Target, dict]" = weakref.WeakKeyDictionary()
@@ -132,16 +132,19 @@ def program_digest(target: Target):
 
 
 def _target_programs(target: Target) -> dict:
+    """The programs of `target`: its own as long as it lives (weakly keyed), shared with every other Target of
+    the same program digest while that digest is among the last MAX_TARGETS seen."""
+    if target in _BY_OBJECT:
+        return _BY_OBJECT[target]
     digest = program_digest(target)
-    if digest is None:
-        return _BY_OBJECT.setdefault(target, {})
-    if digest in _BY_CONTENT:
+    slot = _BY_CONTENT.get(digest, {}) if digest is not None else {}
+    _BY_OBJECT[target] = slot
+    if digest is not None:
+        _BY_CONTENT[digest] = slot
         _BY_CONTENT.move_to_end(digest)
-    else:
-        _BY_CONTENT[digest] = {}
         while len(_BY_CONTENT) > MAX_TARGETS:
             _BY_CONTENT.popitem(last=False)
-    return _BY_CONTENT[digest]
+    return slot
 
 
 def executable_cache(target: Target, sampler_arg, settings: dict, run_key: tuple) -> dict:
