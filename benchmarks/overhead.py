@@ -6,6 +6,9 @@
 2. samplax NUTS vs numpyro `MCMC(NUTS)` on eight schools (non-centred), 4 vectorised chains,
    1000 warmup + 1000 draws each: min bulk ESS per second of wall time (second run, so both
    reuse their compiled code).
+3. Every registered chain sampler: samplax's sampling loop (`attrs["sampling_time"]`, vectorised chains, no
+   warmup, the same fixed params) vs a raw `lax.scan` over that sampler's own kernel step
+   (`Sampler.build(target, params).step`, vmapped, positions and stats kept): the run machinery's overhead.
 
 Usage: python benchmarks/overhead.py [--quick] [--repeats N]
 """
@@ -124,6 +127,50 @@ def ess_per_second(num_warmup, num_samples, repeats):
     return out
 
 
+FIXED = {"mclmc": {"step_size": 0.1, "L": 1.0}, "mams": {"step_size": 0.1, "L": 1.0},
+         "secd": {"step_size": 0.1}, "sgld": None}  # sgld needs a minibatch data model: left out
+
+
+def every_sampler_overhead(num_chains, num_samples, repeats):
+    from samplax.run import resolve_sampler
+
+    target = samplax.models.get("ill_conditioned_gaussian", dim=20, condition_number=100.0)
+    positions = jax.vmap(target.init)(jax.random.split(jax.random.PRNGKey(1), num_chains))
+    out = {}
+    for name in samplax.samplers.available():
+        settings = FIXED.get(name, {"step_size": 0.1})
+        if settings is None:
+            continue
+        s = resolve_sampler(name, dict(settings))
+        params = s.initial_params(target)
+
+        @jax.jit
+        def raw(positions, key):
+            chain_keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_chains))
+            states = jax.vmap(lambda p, k: s.build(target, params).init(p, k))(positions, chain_keys)
+
+            def body(states, t):
+                keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(chain_keys)
+
+                def one(k, st):
+                    new, info = s.build(target, params).step(k, st)
+                    return new, (new.position, s.stats(new, info, params))
+
+                return jax.vmap(one)(keys, states)
+
+            return jax.lax.scan(body, states, jnp.arange(num_samples))[1]
+
+        key = jax.random.PRNGKey(0)
+        jax.block_until_ready(raw(positions, key))
+        t_raw = _best(lambda: jax.block_until_ready(raw(positions, key)), repeats)
+        kw = dict(num_chains=num_chains, num_warmup=0, num_samples=num_samples, progress=False, seed=0,
+                  init_positions=positions, chain_method="vectorized", **settings)
+        samplax.sample(target, name, **kw)  # compile
+        t_loop = min(float(samplax.sample(target, name, **kw).attrs["sampling_time"]) for _ in range(repeats))
+        out[name] = (t_raw, t_loop)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
@@ -145,6 +192,12 @@ def main():
         print(f"{name:18s} min bulk ESS {ess:8.0f}   wall {secs:6.2f} s   ESS/s {rate:9.1f}")
     print(f"ratio samplax / numpyro (vectorized) ESS/s: {res['samplax'][0] / res['numpyro'][0]:.2f}  (goal >= 1.0)")
     print(f"ratio samplax / numpyro (sequential) ESS/s: {res['samplax'][0] / res['numpyro sequential'][0]:.2f}")
+
+    per = every_sampler_overhead(num_chains=4, num_samples=n, repeats=repeats)
+    print(f"\n== every chain sampler: samplax sampling loop vs raw lax.scan over its kernel, 4 chains x {n} draws, "
+          f"d=20 (best of {repeats}) ==")
+    for name, (t_raw, t_loop) in per.items():
+        print(f"{name:12s} raw {t_raw:8.4f} s   samplax loop {t_loop:8.4f} s   ratio {t_loop / t_raw:6.3f}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ sequential / sharded chains), `compile_cache` (compiled phases reused across cal
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pathlib
 import signal
@@ -112,8 +113,8 @@ def sample(
       `overwrite=True`) instead of keeping them in memory, and return it opened lazily (`samplax.load(out)`
       gives the same DataTree); `keep=[names]` writes only those posterior variables, `moments_only=True`
       only per-chain running means and variances (see `samplax.streaming`). Not combinable with checkpoints.
-    chunk_size: draws per compiled chunk (default `_chunk_size`: 128, fewer for short runs or big chains x dim;
-      streamed: at most 2**19 values). Ctrl-C stops a run at the end of a chunk.
+    chunk_size: draws per compiled chunk (default `_chunk_size`: 128, about a twentieth of longer runs, fewer
+      for short runs or big chains x dim; streamed: at most 2**19 values). Ctrl-C stops at the end of a chunk.
     """
     _validate(target, num_chains, num_warmup, num_samples, thinning, chain_method, checkpoint_every, seed)
     chain_method = resolve_chain_method(chain_method)
@@ -251,17 +252,20 @@ def sample(
     return to_datatree(target, positions, stats, warmup_positions=warm_pos, warmup_stats=warm_stats, attrs=attrs)
 
 
-CHUNK_DRAWS = 128  # default draws per compiled chunk
+CHUNK_DRAWS = 128  # default draws per compiled chunk for runs up to 20 x 128 draws
 CHUNK_VALUES = 1 << 22  # at most this many position values per chunk buffer (32 MB in float64)
 
 
 def _chunk_size(num_samples: int, num_chains: int, dim: int) -> int:
-    """Draws per compiled chunk: CHUNK_DRAWS, fewer for short runs (the next power of two above the run) or when
-    a chunk would hold more than CHUNK_VALUES positions (a power of two below). Not a function of the run's
-    exact length, so runs of other lengths reuse the compiled program (the last chunk runs only the draws
+    """Draws per compiled chunk, always a power of two: CHUNK_DRAWS, or for longer runs the power of two
+    nearest a twentieth of the run (so a long run is not slowed by thousands of chunk calls); at most the
+    next power of two above the run, and fewer when a chunk would hold more than CHUNK_VALUES positions.
+    Runs of other lengths in the same band reuse the compiled program (the last chunk runs only the draws
     left: its length is a runtime value); Ctrl-C takes effect at the end of a chunk."""
     fit = max(1, CHUNK_VALUES // max(1, num_chains * dim))
-    return min(CHUNK_DRAWS, 1 << (max(1, num_samples) - 1).bit_length(), 1 << (fit.bit_length() - 1))
+    by_length = 1 << max(0, round(math.log2(max(1.0, num_samples / 20))))
+    return min(max(CHUNK_DRAWS, by_length), 1 << (max(1, num_samples) - 1).bit_length(),
+               1 << (fit.bit_length() - 1))
 
 
 class _Interrupt:

@@ -233,6 +233,7 @@ def test_init_positions_outside_support_are_refused():
         samplax.sample(t, "mala", num_chains=2, init_positions=jnp.array([[1.0], [-1.0]]), progress=False)
 
 
+@pytest.mark.slow  # CI time: tests/test_layouts.py checks parallel == sequential bitwise on 4 devices
 def test_sharded_chains_match_vectorized():
     """chain_method='parallel' over 2 forced host devices: same streams, draws equal to rounding (own process)."""
     code = textwrap.dedent("""
