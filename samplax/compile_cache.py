@@ -78,8 +78,9 @@ def _hash_consts(h, consts) -> None:
 
 
 def _walk(jaxpr, h, objects: list) -> None:
-    """Hash what the jaxpr text does not show: constants of inner closed jaxprs, and collect the opaque
-    parameters (callbacks, custom-derivative rules, meshes, ...) to be compared by their own equality."""
+    """Hash every equation parameter (the jaxpr text need not show them all) and the constants of inner closed
+    jaxprs; collect the opaque parameters (callbacks, custom-derivative rules, meshes, ...) to be compared by
+    their own equality."""
     from jax.extend.core import ClosedJaxpr, Jaxpr
 
     def param(v):
@@ -91,12 +92,15 @@ def _walk(jaxpr, h, objects: list) -> None:
         elif isinstance(v, (tuple, list)):
             for x in v:
                 param(x)
-        elif not isinstance(v, _PRINTED):
+        elif isinstance(v, _PRINTED):  # hashed here too: the pretty-printer may leave some parameters out
+            h.update(repr((type(v).__name__, v)).encode())
+        else:
             hash(v)  # an unhashable parameter: no content key (TypeError -> keyed by object)
             objects.append(v)
 
     for eqn in jaxpr.eqns:
-        for v in eqn.params.values():
+        for name, v in sorted(eqn.params.items()):
+            h.update(f"{eqn.primitive.name}.{name}".encode())
             param(v)
 
 

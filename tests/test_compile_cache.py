@@ -161,3 +161,12 @@ def test_persistent_compilation_cache_serves_a_second_process(tmp_path):
     # to compile to be written: JAX writes programs that took >= jax_cache.MIN_COMPILE_SECONDS)
     off, off_hits = _script("0")
     assert off == "None" and off_hits == 0
+
+
+def test_log_densities_differing_in_a_closed_over_number_are_different_programs():
+    def make(a):
+        return samplax.Target.from_logdensity(lambda x: -0.5 * a * jnp.sum(x**2), 2)
+
+    assert program_digest(make(1.0)) == program_digest(make(1.0))
+    assert program_digest(make(1.0)) != program_digest(make(1.0 + 1e-15))
+    assert program_digest(make(1.0)) != program_digest(make(np.float32(1.0)))
