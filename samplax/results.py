@@ -155,11 +155,28 @@ def _attr(v):
     return repr(v)
 
 
+def replace_path(tmp: pathlib.Path, path: pathlib.Path) -> None:
+    """Move the complete `tmp` (a file or a store directory) onto `path`. A file replaces atomically; an old
+    directory at `path` is moved aside first and removed only once `tmp` is in place, so at every instant one
+    complete copy exists under a recognisable name."""
+    import os
+    import shutil
+
+    if not path.exists() or (path.is_file() and tmp.is_file()):
+        os.replace(tmp, path)
+        return
+    old = path.with_name(f"{path.name}.old-{os.getpid()}")
+    path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
 def save(dt, path) -> pathlib.Path:
     """Write to netCDF (`.nc`) or zarr (`.zarr`) by the path's suffix.
 
-    Atomic: written under a temporary name in the same folder and renamed onto `path` only when complete,
-    so a save that fails half-way leaves no file that looks complete (and an older file at `path` intact)."""
+    Atomic: written under a temporary name in the same folder and moved onto `path` only when complete
+    (`replace_path`), so a save that fails half-way leaves no file that looks complete (and an older file at
+    `path` intact)."""
     import os
     import shutil
 
@@ -171,12 +188,9 @@ def save(dt, path) -> pathlib.Path:
     try:
         if path.suffix == ".nc":
             dt.to_netcdf(tmp, engine="h5netcdf")
-            os.replace(tmp, path)
         else:
             dt.to_zarr(tmp, mode="w")
-            if path.exists():  # a directory cannot be replaced in one step: the old store goes first
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-            os.replace(tmp, path)
+        replace_path(tmp, path)
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

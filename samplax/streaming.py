@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from samplax.results import (BOOL_STATS, INT_STATS, _clean_stats, clean, constrain_draws, draw_groups, group_datasets,
-                              load)
+                              load, replace_path)
 
 MAX_CHUNK_VALUES = 2**19  # draws per streamed chunk are capped at this many values (4 MB of float64)
 
@@ -246,17 +246,10 @@ class StreamWriter:
         return load(self.out, lazy=True)
 
     def _rename(self):
-        if not self.out.exists():
-            self.tmp.rename(self.out)
-            return
-        if not self.overwrite:
+        if self.out.exists() and not self.overwrite:
             raise FileExistsError(f"out: {str(self.out)!r} appeared while sampling; the run is kept at "
                                   f"{str(self.tmp)!r} (rename it to a .zarr path to load it)")
-        # overwrite=True: the old store goes only now that the new one is complete
-        old = self.out.with_name(f"{self.out.name}.old-{os.getpid()}")
-        self.out.rename(old)
-        self.tmp.rename(self.out)
-        shutil.rmtree(old)
+        replace_path(self.tmp, self.out)  # overwrite=True: the old store goes only once the new one is in place
 
 
 def _json(v):

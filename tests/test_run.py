@@ -149,6 +149,9 @@ def test_a_save_failing_half_way_leaves_nothing_that_looks_complete(target, tmp_
         samplax.save(bad, path)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
     np.testing.assert_array_equal(np.asarray(samplax.load(path).sample_stats.lp), np.asarray(dt.sample_stats.lp))
+    samplax.save(dt, path)  # a good save onto an existing file or store replaces it, leaving nothing beside it
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    np.testing.assert_array_equal(np.asarray(samplax.load(path).sample_stats.lp), np.asarray(dt.sample_stats.lp))
 
 
 def test_numpyro_model_reports_constrained_named_draws():
