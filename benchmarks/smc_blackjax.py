@@ -1,17 +1,18 @@
 """samplax tempered SMC vs blackjax's adaptive_tempered_smc (plain) and its best configuration.
 
-blackjax "plain": adaptive_tempered_smc, HMC moves with a fixed step 0.1 and identity mass matrix (the
-documented usage). blackjax "best": adaptive persistent sampling + inner-kernel tuning (diagonal inverse
+samplax "default": `samplax.sample(target, "smc")` with its defaults (waste-free, MALA moves, P = 10); the
+other samplax rows use HMC like blackjax. blackjax "plain": adaptive_tempered_smc, HMC moves with a fixed step
+0.1 and identity mass matrix (the documented usage). blackjax "best": adaptive persistent sampling + inner-kernel tuning (diagonal inverse
 mass matrix from the particles' variance each stage, step 0.5 d^-1/4 in those units). All runs use the
-same prior/likelihood split (samplax.tempering), HMC with the same trajectory length L and steps per
+same prior/likelihood split (samplax.tempering); the HMC runs use the same trajectory length L and steps per
 stage K, target ESS 0.5 (persistent: 1.0 of N over the persistent ensemble), systematic resampling.
 Every HMC move costs 1 (init at the new temperature) + K·L gradients per particle and stage in both
 libraries.
 
 Reported per target and config, over R independent repeats: stages, gradients per repeat, log Z mean and sd,
-sd rescaled to samplax-default's gradient budget (sd · sqrt(grads / grads_samplax): the log Z variance
-of a fixed-schedule SMC falls as 1/N; with `--equal-budget` the N of each config is instead set so the
-gradients match, from a pilot run), error to the exact log Z when known, pooled W2 to the reference /
+sd rescaled to the budget, blackjax plain's gradients at N particles (sd · sqrt(grads / budget): the log Z
+variance of a fixed-schedule SMC falls as 1/N; with `--equal-budget` the N of each config is instead set
+from a pilot run so its gradients match the budget), error to the exact log Z when known, pooled W2 to the reference /
 exact draws (sliced W2 for eight schools' 10 dims; 1024 draws spread over all repeats for every config), wall time (compile excluded).
 
     .venv/bin/python benchmarks/smc_blackjax.py [--quick] [--equal-budget] [--targets eight_schools,bimodal_mixture]
@@ -35,6 +36,7 @@ import samplax  # noqa: E402
 from samplax.tempering import tempering_parts  # noqa: E402
 
 L, K = 5, 5
+HMC = dict(kernel="hmc", num_integration_steps=L, num_mcmc_steps=K)
 REFERENCE = {"bimodal_mixture": (0.0, 4.0)}
 
 
@@ -46,8 +48,9 @@ def timed(fn, *args):
 
 
 def run_samplax(target, n, reps, seed, **settings):
+    """samplax's smc with its own defaults plus `settings` (the HMC rows pass L, K like blackjax's)."""
     dt = samplax.sample(target, "smc", num_particles=n, num_chains=reps, seed=seed, progress=False,
-                        reference=REFERENCE.get(target.name), num_integration_steps=L, num_mcmc_steps=K, **settings)
+                        reference=REFERENCE.get(target.name), **settings)
     ss = dt["stage_stats"]
     x = _flat_draws(dt, target)
     return dict(log_z=np.asarray(dt.attrs["log_z_per_population"]), grads=dt.attrs["n_grad_sampling"] / reps,
@@ -141,22 +144,32 @@ def w2(draws, target):
 def bench(name, n, reps, equal_budget):
     target = samplax.models.get(name)
     configs = {
-        "samplax default": lambda m: run_samplax(target, m, reps, 0),  # waste-free
-        "samplax standard": lambda m: run_samplax(target, m, reps, 0, waste_free=False),
-        "samplax persistent": lambda m: run_samplax(target, m, reps, 0, persistent=True, target_ess=1.0),
+        "samplax default": lambda m: run_samplax(target, m, reps, 0),  # waste-free, MALA, P = 10
+        "samplax hmc wf": lambda m: run_samplax(target, m, reps, 0, **HMC),  # the default before MALA
+        "samplax standard": lambda m: run_samplax(target, m, reps, 0, waste_free=False, **HMC),
+        "samplax persistent": lambda m: run_samplax(target, m, reps, 0, persistent=True, target_ess=1.0, **HMC),
         "blackjax plain": lambda m: run_blackjax(target, m, reps, 0, best=False),
         "blackjax best": lambda m: run_blackjax(target, m, reps, 0, best=True),
     }
     rows = {}
+    # the budget: blackjax plain's gradients at N = n (the costliest config per particle, so no config is sized
+    # below N = n / 2 or so and none hits a floor)
+    anchor = "blackjax plain"
+    rows[anchor] = configs[anchor](n)
+    rows[anchor]["n"] = n
+    base = rows[anchor]["grads"]
     for label, fn in configs.items():
-        m = n
-        if equal_budget and label != "samplax default":
-            pilot = fn(max(n // 4, 32))
-            m = max(32, int(round(rows["samplax default"]["grads"] / (pilot["grads"] / max(n // 4, 32)))))
-        rows[label] = r = fn(m)
-        r["n"] = m
+        if label == anchor:
+            r = rows.pop(anchor)
+        else:
+            m = n
+            if equal_budget:
+                pilot = fn(max(n // 4, 32))
+                m = max(32, int(round(base / (pilot["grads"] / max(n // 4, 32)))))
+            r = fn(m)
+            r["n"] = m
+        rows[label] = r
         r["w2"] = w2(r["draws"], target)
-    base = rows["samplax default"]["grads"]
     print(f"\n{name} (d={target.dim}, {reps} repeats, exact log Z {target.log_z})")
     print(f"{'config':20s} {'N':>6s} {'stages':>7s} {'grads/rep':>10s} {'log Z':>9s} {'sd':>7s} {'sd@budget':>9s} "
           f"{'|err|':>7s} {'W2':>7s} {'sec':>6s}")
@@ -176,7 +189,7 @@ def main():
     ap.add_argument("--equal-budget", action="store_true", help="pilot runs set each config's N to equal gradients")
     ap.add_argument("--targets", default="eight_schools,bimodal_mixture")
     args = ap.parse_args()
-    n, reps = (256, 8) if args.quick else (512, 32)
+    n, reps = (256, 8) if args.quick else (512, 64)
     for name in args.targets.split(","):
         bench(name, n, reps, args.equal_budget)
 

@@ -64,7 +64,7 @@ def test_normal_normal_log_z_posterior_and_counts(nn_runs, normal_normal):
         temps = ss["temperature"].values[c][active[c]]
         assert np.all(np.diff(temps) > 0) and temps[-1] == 1.0
     # mala: gradients at kernel init + one per step, every particle; plus one log-likelihood per particle
-    k = 5
+    k = 10  # the default num_mcmc_steps
     expect = np.where(active, 1000 * (1 + k), 0)
     np.testing.assert_array_equal(ss["n_grad"].values, expect)
     assert dt.attrs["n_grad_sampling"] == expect.sum()
@@ -101,9 +101,23 @@ def test_numpyro_regression_log_z_and_posterior():
     assert dt["posterior"]["beta"].shape == (C, 1000, 3)
 
 
+def test_hmc_moves_keep_a_50d_gaussian_dispersed_and_log_z_not_above_truth():
+    """Whitened HMC with L = 5 and an unjittered tuned step runs ~pi in units of the target's scale (x -> -x on a
+    Gaussian), so resampled populations stayed under-dispersed (variance 0.89) and log Z came out *above* the
+    truth (+2.5, se 0.3, N = 512), which no unbiased estimator of Z can do on average. smc_kernels jitters HMC's
+    step; this test fails without the jitter (variance 0.89, log Z +2.9)."""
+    t = samplax.models.get("gaussian", dim=50)
+    dt = smc(t, 512, reference=(0.0, 3.0), kernel="hmc", num_mcmc_steps=5)
+    lz = np.asarray(dt.attrs["log_z_per_population"])
+    se = lz.std(ddof=1) / math.sqrt(C)
+    assert lz.mean() - t.log_z < 3 * se, f"log Z {lz.mean():.3f} above the exact {t.log_z:.3f} by > 3 se ({se:.3f})"
+    var = dt["posterior"]["x"].values.var(axis=1).mean()  # exact: 1 in every coordinate
+    assert abs(var - 1.0) < 0.05, f"particle variance {var:.3f}, exact 1"
+
+
 def test_bimodal_log_z_and_mode_weights():
     t = samplax.models.get("bimodal_mixture")
-    dt = smc(t, 500, reference=(0.0, 4.0))  # all defaults: waste-free, hmc
+    dt = smc(t, 500, reference=(0.0, 4.0))  # all defaults: waste-free, mala, P = 10
     assert_log_z(dt, t.log_z, "bimodal_mixture")
     x = dt["posterior"]["x"].values  # (C, N, 2); mode 1 (weight 0.3) is at negative coordinates
     frac = (x.sum(-1) < 0).mean(axis=1)
@@ -224,6 +238,6 @@ def test_regression_log_z_sd_trend_and_persistent():
     assert sd[200] > 1.8 * sd[2000], sd
     for dt in runs.values():
         assert_log_z(dt, t.log_z, "conjugate_regression", max_se=0.2)
-    dt = smc(t, 1000, persistent=True, target_ess=1.0)  # defaults otherwise: hmc moves
+    dt = smc(t, 1000, persistent=True, target_ess=1.0)  # defaults otherwise: mala moves
     assert_log_z(dt, t.log_z, "conjugate_regression persistent")
     assert_means(dt, t, "conjugate_regression persistent")

@@ -1,7 +1,8 @@
 """The control network u(x, t): an MLP on (x, Fourier time features) plus a time-dependent gain on the clipped target score.
 
-PIS-Grad (Zhang & Chen 2022, sec. 3.3) / DDS (Vargas et al. 2023): u(x, t) = NN1(x, emb(t)) + NN2(emb(t)) * clip(grad log pi(x)).
-The last layers start at zero so the untrained sampler is the reference process (u = 0).
+PIS-Grad (Zhang & Chen 2022, sec. 3.3) / DDS (Vargas et al. 2023): u(x, t) = NN1(x / c, emb(t)) + NN2(emb(t)) * clip(grad log pi(x)).
+The last layers start at zero so the untrained sampler is the reference process (u = 0). c = input_scale (train()
+sets it to the reference scale sigma) keeps the MLP's inputs O(1) on wide targets such as GMM40 (|x| up to 50).
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ class Control(eqx.Module):
     gain_net: eqx.nn.MLP
     num_freqs: int = eqx.field(static=True)
     clip: float = eqx.field(static=True)
+    input_scale: float = eqx.field(static=True)
 
-    def __init__(self, dim: int, key, width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0):
+    def __init__(self, dim: int, key, width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0,
+                 input_scale: float = 1.0):
         k1, k2 = jax.random.split(key)
         emb = 2 * num_freqs
         self.state_net = _zero_last(eqx.nn.MLP(dim + emb, dim, width, depth, activation=jax.nn.gelu, key=k1))
         self.gain_net = _zero_last(eqx.nn.MLP(emb, dim, width, depth, activation=jax.nn.gelu, key=k2))
-        self.num_freqs, self.clip = num_freqs, float(clip)
+        self.num_freqs, self.clip, self.input_scale = num_freqs, float(clip), float(input_scale)
 
     def __call__(self, x, t, score):
         e = fourier_features(t, self.num_freqs)
         s = jnp.clip(score, -self.clip, self.clip)
-        return self.state_net(jnp.concatenate([x, e])) + self.gain_net(e) * s
+        return self.state_net(jnp.concatenate([x / self.input_scale, e])) + self.gain_net(e) * s

@@ -84,7 +84,9 @@ class TrainedSampler:
 
 
 def new_control(config: dict, key) -> Control:
-    c = Control(config["dim"], key, config["width"], config["depth"], config["num_freqs"], config["clip"])
+    # files written before input_scale existed fed x unscaled: missing means 1.0, so they load as they were trained
+    c = Control(config["dim"], key, config["width"], config["depth"], config["num_freqs"], config["clip"],
+                config.get("input_scale", 1.0))
     dtype = jnp.dtype(config["dtype"])
     return jax.tree.map(lambda v: v.astype(dtype) if eqx.is_inexact_array(v) else v, c)
 

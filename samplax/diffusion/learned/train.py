@@ -64,6 +64,7 @@ def train(target, kind: str, loss: str = "kl", *, num_steps: int = 64, num_itera
     config = {"kind": kind, "loss": loss, "dim": dim, "num_steps": num_steps, "sigma": sigma,
               "beta_min": float(beta_min), "beta_max": float(beta_max), "width": _int("width", width, 1),
               "depth": _int("depth", depth, 1), "num_freqs": _int("num_freqs", num_freqs, 1), "clip": clip,
+              "input_scale": sigma,
               "batch_size": batch_size, "learning_rate": learning_rate, "grad_clip_norm": grad_clip_norm,
               "seed": seed, "num_iterations": num_iterations, "target": getattr(target, "name", "target"),
               "dtype": str(jnp.result_type(float))}
@@ -132,7 +133,7 @@ def _step_fn(logdensity, path, config):
 
 
 # --------------------------------------------------------------------------------------- checkpoints
-_SAME = ("kind", "loss", "dim", "num_steps", "sigma", "beta_min", "beta_max", "width", "depth", "num_freqs", "clip",
+_SAME = ("kind", "loss", "dim", "num_steps", "sigma", "beta_min", "beta_max", "width", "depth", "num_freqs", "clip", "input_scale",
          "batch_size", "learning_rate", "grad_clip_norm", "seed", "target", "dtype")
 
 
