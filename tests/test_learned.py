@@ -175,3 +175,13 @@ def test_bad_input(target, pis_kl, tmp_path):
     with pytest.raises(FloatingPointError, match="loss is nan"):
         nan_target = samplax.Target.from_logdensity(lambda x: jnp.nan * jnp.sum(x), 2)
         train(nan_target, "pis", num_iterations=2, num_steps=2, batch_size=4, width=4, depth=1, num_freqs=1)
+
+
+def test_degenerate_weights_are_loud():
+    """SFS with 4 Euler steps at sigma = 25 on GMM40 (unit-width modes) is unstable (sigma^2 / K >> 2): particles
+    fly off and one carries all the weight. The run says so instead of returning a silent log Z."""
+    t = samplax.models.get("gmm40")
+    with pytest.warns(RuntimeWarning, match="weights are degenerate"):
+        dt = samplax.sample(t, "sfs", num_steps=4, num_mc=8, sigma=25.0, num_particles=200, num_chains=2, seed=0,
+                            progress=False)
+    assert float(dt.stage_stats["ess"].values[:, -1].max()) < 2.0

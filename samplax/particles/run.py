@@ -111,5 +111,25 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
                       f"population is {np.asarray(out.log_z).tolist()}; nothing was repaired. Check the model for "
                       "NaN/inf regions, or use more stages / smaller steps.", RuntimeWarning, stacklevel=3)
     stats = {k: np.asarray(v) for k, v in out.stage_stats.items()}
+    _warn_degenerate(s.name, attrs["target"], stats, num_particles)
     per_particle = {k: np.asarray(v) for k, v in out.particle_stats.items()}
     return to_population_datatree(target, particles, stats, out.log_z, out.n_grad, attrs, per_particle)
+
+
+def _warn_degenerate(name, target_name, stats, n):
+    """Warn when a population's last recorded ESS is below 1% of its particles (at least 2): its particles are
+    copies of a handful and its log Z rests on them (a diverged or far-too-short run, not a result)."""
+    if "ess" not in stats:
+        return
+    e = np.asarray(stats["ess"], dtype=float)
+    if "active" in stats:
+        act = np.asarray(stats["active"]).astype(bool)
+        last = np.array([row[a][-1] if a.any() else np.nan for row, a in zip(e, act)])
+    else:
+        last = e[:, -1]
+    low = np.nonzero(last < max(2.0, 0.01 * n))[0]
+    if low.size:
+        warnings.warn(f"{name} on {target_name!r}: the final ESS is {np.round(last[low], 1).tolist()} of N = {n} in "
+                      f"population(s) {low.tolist()}: the weights are degenerate, so those particles are copies of a "
+                      "few and their log Z is not to be trusted; use more steps / stages or a better-fitted sampler",
+                      RuntimeWarning, stacklevel=4)
