@@ -11,8 +11,8 @@ standard deviation (a diagonal mass matrix), the step size steered towards the k
 acceptance after every sweep from the population's acceptance rate (and carried to the next stage).
 
 Defaults: waste-free moves (below) with P = 10, adaptive schedule with target_ess = 0.5, MALA moves (chosen by
-benchmarks/smc_blackjax.py at equal gradients: log Z sd 0.080 vs 0.140 for HMC L = 5, P = 5 on the bimodal
-target, 0.033 vs 0.045 on eight schools; see docs/DESIGN.md). Without
+benchmarks/smc_blackjax.py at equal gradients: log Z sd 0.022 vs 0.050 for HMC L = 5, P = 5 on the bimodal
+target, 0.012 vs 0.018 on eight schools; see docs/DESIGN.md). Without
 waste-free, ess_threshold = 0.5 makes the adaptive schedule resample at nearly every stage (the ESS after a
 step is about target_ess·N); a fixed schedule resamples only when the ESS drops. waste-free resamples at
 every stage (ess_threshold is not used). Options: `waste_free=True` (the default unless persistent) (Dau & Chopin 2022: resample M = ceil(N/P) particles, run M chains of P-1
