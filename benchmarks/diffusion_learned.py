@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import samplax  # noqa: E402
 from samplax.diagnostics.wasserstein_estimators import sinkhorn_w2, sliced_w2  # noqa: E402
 from samplax.diffusion.learned import train  # noqa: E402
+from samplax.particles.run import final_ess  # noqa: E402
 
 # reverse-KL training differentiates through the whole SDE and was unstable at 1e-3 on GMM40 (loss rising 10x)
 LR = {"kl": 3e-4, "log_variance": 1e-3}
@@ -50,7 +51,7 @@ def _row(name, dt, target, exact, n_grad_train=0):
     n = min(len(pooled), len(exact))
     ok = np.all(np.isfinite(err)) and np.abs(err).max() < 1e3
     row = {"sampler": name, "log_z_err": f"{err.mean():+.3f} ± {err.std(ddof=1):.3f}" if ok else "diverged",
-           "ess/N": float(np.mean(dt.stage_stats["ess"].values[:, _last_active(dt)]) / x.shape[1]),
+           "ess/N": float(np.mean(final_ess(dt.stage_stats)) / x.shape[1]),
            "sliced_w2": float(sliced_w2(pooled[:n], exact[:n])),
            "sinkhorn": float(sinkhorn_w2(pooled[:min(n, 2000)], exact[:min(n, 2000)])),
            "n_grad": int(dt.attrs["n_grad_sampling"]) // x.shape[0], "n_grad_train": n_grad_train}
@@ -59,13 +60,6 @@ def _row(name, dt, target, exact, n_grad_train=0):
         d2 = ((pooled[:, None, :] - means[None]) ** 2).sum(-1)
         row["modes"] = f"{len(np.unique(np.argmin(d2, 1)[d2.min(1) < 9.0]))}/{len(means)}"
     return row
-
-
-def _last_active(dt):
-    if "active" in dt.stage_stats:
-        act = np.asarray(dt.stage_stats["active"].values[0]).astype(bool)
-        return int(np.nonzero(act)[0][-1])
-    return -1
 
 
 def _per_population_log_z(dt):
@@ -101,15 +95,10 @@ def gmm40(s, seed=0):
     rows.append(_row(f"sfs(K={k_sfs},M={s['mc']})", samplax.sample(target, "sfs", num_steps=k_sfs, num_mc=s["mc"],
                                                                     sigma=25.0, **common), target, exact))
     rows.append(_smc_row(target, exact, s, budget, common))
-    _print([r for r in rows if r is not None], f"GMM40: {s['seeds']} populations of N={s['N']}; PIS/DDS K={s['K']}")
+    _print(rows, f"GMM40: {s['seeds']} populations of N={s['N']}; PIS/DDS K={s['K']}")
 
 
 def _smc_row(target, exact, s, budget, common):
-    from samplax.particles import base
-
-    if not base.is_registered("smc"):
-        print("note: tempered SMC ('smc') is not registered yet; its row is left out")
-        return None
     # fixed schedule: each stage costs about num_mcmc_steps * num_integration_steps gradients per particle
     per_stage = 2 * 3
     stages = max(2, budget // (s["N"] * per_stage))
@@ -130,17 +119,12 @@ def funnel(s, seed=0):
         pub = PUBLISHED_FUNNEL[kind]
         rows.append({"sampler": f"{kind}[kl], {s['funnel_iters']} it", "ours": f"{err.mean():+.3f} ± {err.std(ddof=1):.3f}",
                      "published": f"{pub[0]:+.3f} ± {pub[1]:.3f}"})
-    from samplax.particles import base
-
-    if base.is_registered("smc"):
-        dt = samplax.sample(target, "smc", schedule=np.linspace(0, 1, 129).tolist(), kernel="hmc", waste_free=False,
-                            num_mcmc_steps=1, num_integration_steps=3, reference=(0.0, 1.0), **common)
-        err = _per_population_log_z(dt) - target.log_z
-        pub = PUBLISHED_FUNNEL["smc"]
-        rows.append({"sampler": "smc(128 temps)", "ours": f"{err.mean():+.3f} ± {err.std(ddof=1):.3f}",
-                     "published": f"{pub[0]:+.3f} ± {pub[1]:.3f}"})
-    else:
-        print("note: tempered SMC ('smc') is not registered yet; its funnel row is left out")
+    dt = samplax.sample(target, "smc", schedule=np.linspace(0, 1, 129).tolist(), kernel="hmc", waste_free=False,
+                        num_mcmc_steps=1, num_integration_steps=3, reference=(0.0, 1.0), **common)
+    err = _per_population_log_z(dt) - target.log_z
+    pub = PUBLISHED_FUNNEL["smc"]
+    rows.append({"sampler": "smc(128 temps)", "ours": f"{err.mean():+.3f} ± {err.std(ddof=1):.3f}",
+                 "published": f"{pub[0]:+.3f} ± {pub[1]:.3f}"})
     _print(rows, f"Funnel-10d log Ẑ - log Z, 128 steps, {s['funnel_seeds']} populations of N={s['N']} "
                  f"(published: DDS authors' code, 30 seeds)")
 

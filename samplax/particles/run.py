@@ -116,17 +116,22 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
     return to_population_datatree(target, particles, stats, out.log_z, out.n_grad, attrs, per_particle)
 
 
+def final_ess(stage_stats) -> np.ndarray:
+    """Each population's last recorded ESS (the last `active` stage when the sampler keeps a stage buffer), from
+    a dict of stage arrays or a DataTree's `stage_stats`; shape (populations,)."""
+    e = np.asarray(stage_stats["ess"], dtype=float)
+    if "active" not in stage_stats:
+        return e[:, -1]
+    act = np.asarray(stage_stats["active"]).astype(bool)
+    return np.array([row[a][-1] if a.any() else np.nan for row, a in zip(e, act)])
+
+
 def _warn_degenerate(name, target_name, stats, n):
     """Warn when a population's last recorded ESS is below 1% of its particles (at least 2): its particles are
     copies of a handful and its log Z rests on them (a diverged or far-too-short run, not a result)."""
     if "ess" not in stats:
         return
-    e = np.asarray(stats["ess"], dtype=float)
-    if "active" in stats:
-        act = np.asarray(stats["active"]).astype(bool)
-        last = np.array([row[a][-1] if a.any() else np.nan for row, a in zip(e, act)])
-    else:
-        last = e[:, -1]
+    last = final_ess(stats)
     low = np.nonzero(last < max(2.0, 0.01 * n))[0]
     if low.size:
         warnings.warn(f"{name} on {target_name!r}: the final ESS is {np.round(last[low], 1).tolist()} of N = {n} in "
