@@ -155,21 +155,16 @@ def bench(name, n, reps, equal_budget):
     # the budget: blackjax plain's gradients at N = n (the costliest config per particle, so no config is sized
     # below N = n / 2 or so and none hits a floor)
     anchor = "blackjax plain"
-    rows[anchor] = configs[anchor](n)
-    rows[anchor]["n"] = n
-    base = rows[anchor]["grads"]
+    anchor_run = {**configs[anchor](n), "n": n}
+    base = anchor_run["grads"]
     for label, fn in configs.items():
-        if label == anchor:
-            r = rows.pop(anchor)
-        else:
-            m = n
-            if equal_budget:
-                pilot = fn(max(n // 4, 32))
-                m = max(32, int(round(base / (pilot["grads"] / max(n // 4, 32)))))
-            r = fn(m)
-            r["n"] = m
-        rows[label] = r
+        m = n
+        if equal_budget and label != anchor:
+            pilot = fn(max(n // 4, 32))
+            m = max(32, int(round(base / (pilot["grads"] / max(n // 4, 32)))))
+        r = anchor_run if label == anchor else {**fn(m), "n": m}
         r["w2"] = w2(r["draws"], target)
+        rows[label] = r
     print(f"\n{name} (d={target.dim}, {reps} repeats, exact log Z {target.log_z})")
     print(f"{'config':20s} {'N':>6s} {'stages':>7s} {'grads/rep':>10s} {'log Z':>9s} {'sd':>7s} {'sd@budget':>9s} "
           f"{'|err|':>7s} {'W2':>7s} {'sec':>6s}")
