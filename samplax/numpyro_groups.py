@@ -25,7 +25,8 @@ def _trace(model, args, kwargs):
 
 
 def site_dims(target) -> dict[str, list[str]]:
-    """Dimension names per site: plate names where a plate covers an axis, `<site>_dim_<i>` elsewhere."""
+    """Dimension names per site: plate names where a plate covers a batch axis, `<site>_dim_<i>` elsewhere
+    (event axes included)."""
     parts = _model_parts(target)
     if parts is None:
         return {}
@@ -36,9 +37,20 @@ def site_dims(target) -> dict[str, list[str]]:
             continue
         shape = np.shape(site["value"])
         dims = [f"{name}_dim_{i}" for i in range(len(shape))]
+        # a plate's dim counts from the right of the batch shape: event axes (e.g. an MVN's last axis) sit
+        # to its right and keep their site-named dims. Deterministic sites have no event shape unless the
+        # model names them through infer={"event_dims": [names]} (as arviz's numpyro converter reads them).
+        if site["type"] == "sample":
+            event_ndim = int(getattr(site["fn"], "event_dim", 0))
+        else:
+            named = [str(d) for d in (site.get("infer") or {}).get("event_dims", ())]
+            event_ndim = min(len(named), len(shape))
+            if event_ndim:
+                dims[len(shape) - event_ndim:] = named[-event_ndim:]
+        batch_ndim = max(len(shape) - event_ndim, 0)
         for frame in site.get("cond_indep_stack", ()):
-            axis = len(shape) + frame.dim if frame.dim < 0 else frame.dim
-            if 0 <= axis < len(shape) and shape[axis] == frame.size:
+            axis = batch_ndim + frame.dim if frame.dim < 0 else frame.dim
+            if 0 <= axis < batch_ndim and shape[axis] == frame.size:
                 dims[axis] = frame.name
         out[name] = dims
     return out

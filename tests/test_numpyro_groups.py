@@ -59,3 +59,27 @@ def test_huge_log_likelihood_is_skipped_loudly(run, monkeypatch):
     with pytest.warns(RuntimeWarning, match="log_likelihood group skipped"):
         dt = samplax.sample(t, "nuts", num_chains=2, num_warmup=200, num_samples=150, seed=2, progress=False)
     assert "log_likelihood" not in dt.children and "observed_data" in dt.children
+
+
+def _mvn_in_plate(plate_name, size):
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model():
+        with numpyro.plate(plate_name, size):
+            z = numpyro.sample("z", dist.MultivariateNormal(jnp.zeros(2), jnp.eye(2)))
+            numpyro.deterministic("zsum", z.sum(-1))
+
+    return samplax.Target.from_numpyro(model)
+
+
+@pytest.mark.parametrize("plate_name, size", [("obs", 3), ("grp", 2)])
+def test_event_axes_are_not_plate_axes(plate_name, size):
+    from samplax.numpyro_groups import site_dims
+
+    # z has shape (size, 2): the plate covers the batch axis, the event axis gets a site-named dim
+    # (before: an MVN(2) in plate("obs", 3) got z_dim_0, z_dim_1; in plate("grp", 2) "grp" landed on the event axis)
+    dims = site_dims(_mvn_in_plate(plate_name, size))
+    assert dims["z"] == [plate_name, "z_dim_1"]
+    assert dims["zsum"] == [plate_name]
