@@ -1,4 +1,6 @@
-"""Checkpoints of a chain run: atomic files fingerprinted by target and run settings.
+"""Checkpoints of a chain run: atomic files fingerprinted by target and run settings. Training checkpoints of the
+learned diffusion samplers (`diffusion/learned/train.py`) carry the same target fingerprint, compared by the
+same `refuse_mismatch`.
 
 File layout: a magic line, a JSON header line (format version, samplax version, payload length and
 sha256), then the pickled payload; a truncated, corrupt or foreign file is refused by name before
@@ -90,6 +92,14 @@ def run_fingerprint(sampler_name, sampler_settings: dict, user_settings: dict, *
     return fp
 
 
+def refuse_mismatch(path, saved: dict, fingerprint: dict) -> None:
+    """Refuse to resume from `path` if its fingerprint `saved` differs from this call's in any field, naming it."""
+    for name in list(fingerprint) + [k for k in saved if k not in fingerprint]:
+        if saved.get(name) != fingerprint.get(name):
+            raise ValueError(f"resume: checkpoint {str(path)!r} was made with {name}={saved.get(name)!r} but this call "
+                             f"has {name}={fingerprint.get(name)!r}; resume with the same {name} (or start a new run)")
+
+
 def save(path, *, fingerprint, states, params, draws, stats, t_done, warm_pos, warm_stats, n_grad_warmup, times):
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,11 +156,7 @@ def load(path, fingerprint: dict, num_samples: int) -> dict:
     if ck.get("version") != VERSION:
         raise ValueError(f"resume: checkpoint {str(path)!r} has payload version {ck.get('version')}, expected "
                          f"{VERSION}; start a new run without resume=")
-    saved = ck["fingerprint"]
-    for name in list(fingerprint) + [k for k in saved if k not in fingerprint]:
-        if saved.get(name) != fingerprint.get(name):
-            raise ValueError(f"resume: checkpoint {str(path)!r} was made with {name}={saved.get(name)!r} but this call "
-                             f"has {name}={fingerprint.get(name)!r}; resume with the same {name} (or start a new run)")
+    refuse_mismatch(path, ck["fingerprint"], fingerprint)
     if ck["t_done"] > num_samples:
         raise ValueError(f"resume: checkpoint already holds {ck['t_done']} draws > num_samples={num_samples}")
     ck["states"] = jax.tree.map(jnp.asarray, ck["states"])

@@ -148,6 +148,19 @@ def test_checkpoint_resume_equals_uninterrupted(target, tmp_path):
         train(target, "dds", "log_variance", num_iterations=6, resume=ck, **{**small, "batch_size": 16})
 
 
+def test_resume_refuses_another_target_of_the_same_name_and_dim(target, tmp_path):
+    # the same name "mixture4" and dim 2 but another log-density: the checkpoint's target fingerprint (the one
+    # chain-run checkpoints use, samplax.checkpoint.target_fingerprint) differs, so resuming must be refused
+    small = dict(num_steps=2, batch_size=4, sigma=4.0, width=4, depth=1, num_freqs=1, seed=5)
+    ck = tmp_path / "train.ckpt"
+    train(target, "pis", "log_variance", num_iterations=1, checkpoint=ck, checkpoint_every=1, **small)
+    other = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), 2, name="mixture4")
+    with pytest.raises(ValueError, match="logdensity"):
+        train(other, "pis", "log_variance", num_iterations=2, resume=ck, **small)
+    again = train(mixture(), "pis", "log_variance", num_iterations=2, resume=ck, **small)  # same content: resumes
+    assert len(again.history) == 2
+
+
 def test_bad_input(target, pis_kl, tmp_path):
     with pytest.raises(ValueError, match="kind must be one of"):
         train(target, "dis")

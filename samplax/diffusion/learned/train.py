@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from samplax.checkpoint import refuse_mismatch, target_fingerprint
 from samplax.diffusion.learned.losses import LOSSES, loss_fn
 from samplax.diffusion.learned.paths import KINDS, make_path
 from samplax.diffusion.learned.sampler import FORMAT, TrainedSampler, new_control, read_header
@@ -75,9 +76,9 @@ def train(target, kind: str, loss: str = "kl", *, num_steps: int = 64, num_itera
     opt_state = opt.init(eqx.filter(control, eqx.is_inexact_array))
     history: list[float] = []
     start = 0
+    fingerprint = target_fingerprint(target)  # name, dim, shapes and log-density values: the target's content
     if resume is not None:
-        control, opt_state, history, start = _load_checkpoint(resume, config, control, opt_state)
-
+        control, opt_state, history, start = _load_checkpoint(resume, config, fingerprint, control, opt_state)
 
     show = sys.stderr.isatty() if progress is None else bool(progress)
     bar = None
@@ -99,7 +100,7 @@ def train(target, kind: str, loss: str = "kl", *, num_steps: int = 64, num_itera
                 bar.update(1)
                 bar.set_postfix({"loss": f"{value:.4g}"}, refresh=False)
             if checkpoint is not None and ((it + 1) % checkpoint_every == 0 or it + 1 == num_iterations):
-                _save_checkpoint(checkpoint, config, control, opt_state, history, it + 1)
+                _save_checkpoint(checkpoint, config, fingerprint, control, opt_state, history, it + 1)
     finally:
         if bar is not None:
             bar.close()
@@ -137,11 +138,12 @@ _SAME = ("kind", "loss", "dim", "num_steps", "sigma", "beta_min", "beta_max", "w
          "batch_size", "learning_rate", "grad_clip_norm", "seed", "target", "dtype")
 
 
-def _save_checkpoint(path, config, control, opt_state, history, iteration):
+def _save_checkpoint(path, config, fingerprint, control, opt_state, history, iteration):
     import json
 
     path = pathlib.Path(path)
-    header = {"format": FORMAT, "checkpoint": True, "iteration": iteration, "config": config, "history": history}
+    header = {"format": FORMAT, "checkpoint": True, "iteration": iteration, "config": config, "history": history,
+              "target_fingerprint": fingerprint}
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "wb") as f:
         f.write((json.dumps(header) + "\n").encode())
@@ -149,7 +151,7 @@ def _save_checkpoint(path, config, control, opt_state, history, iteration):
     tmp.replace(path)  # atomic: an interrupted write never leaves a broken checkpoint
 
 
-def _load_checkpoint(path, config, control, opt_state):
+def _load_checkpoint(path, config, fingerprint, control, opt_state):
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"resume={str(path)!r} does not exist")
@@ -162,6 +164,10 @@ def _load_checkpoint(path, config, control, opt_state):
         if diff:
             raise ValueError(f"resume={str(path)!r} was written with different settings {diff}: "
                              + ", ".join(f"{k}={old.get(k)!r} (now {config.get(k)!r})" for k in diff))
+        if "target_fingerprint" not in header:
+            raise ValueError(f"resume={str(path)!r} has no target fingerprint (written by an older samplax), so "
+                             "its target cannot be checked; start a new training run")
+        refuse_mismatch(path, header["target_fingerprint"], fingerprint)  # e.g. the same name, another log-density
         control, opt_state = eqx.tree_deserialise_leaves(f, (control, opt_state))
     if header["iteration"] > config["num_iterations"]:
         raise ValueError(f"resume checkpoint is at iteration {header['iteration']} > num_iterations="
