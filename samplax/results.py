@@ -12,7 +12,7 @@ import numpy as np
 
 from samplax.target import Target
 
-BOOL_STATS = {"diverging"}
+BOOL_STATS = {"diverging", "diverging_nonfinite"}
 INT_STATS = {"n_grad", "tree_depth"}
 
 

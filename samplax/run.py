@@ -25,6 +25,7 @@ from samplax import checkpoint as _ckpt
 from samplax import streaming as _streaming
 from samplax import samplers as _samplers
 from samplax.compile_cache import compiled, executable_cache
+from samplax.diagnostics.trust import verify
 from samplax.layout import CHAIN_METHODS, Layout, check_chain_method, is_writer, resolve_chain_method
 from samplax.phases import Phases
 from samplax.progress import Progress
@@ -246,10 +247,14 @@ def sample(
     attrs["adapted"] = _adapted_names(s, params, num_warmup)
     attrs["params"] = _params_summary(params)
     attrs.update(times)
-    _report_nonfinite(target, s, tally, attrs)
+    _count_nonfinite(tally, attrs)
     if writer is not None:
-        return writer.finish(attrs, warmup_positions=warm_pos, warmup_stats=warm_stats)
-    return to_datatree(target, positions, stats, warmup_positions=warm_pos, warmup_stats=warm_stats, attrs=attrs)
+        dt = writer.finish(attrs, warmup_positions=warm_pos, warmup_stats=warm_stats)
+        _streaming.record_trust(dt, writer, stacklevel=4)
+        return dt
+    dt = to_datatree(target, positions, stats, warmup_positions=warm_pos, warmup_stats=warm_stats, attrs=attrs)
+    verify(dt, stacklevel=4)
+    return dt
 
 
 CHUNK_DRAWS = 128  # default draws per compiled chunk for runs up to 20 x 128 draws
@@ -365,8 +370,9 @@ def _tally(tally, positions, stats, t0):
     bad_lp = ~np.isfinite(stats["lp"]) if "lp" in stats else np.zeros(positions.shape[:2], bool)
     bad = bad_lp | ~np.all(np.isfinite(positions), axis=-1)
     # samplers that undo a non-finite step (MCLMC, sECD) report it in `nonfinite`: counted, never hidden
-    reverted = np.asarray(stats["nonfinite"], bool) if "nonfinite" in stats else np.zeros_like(bad)
-    bad = bad | reverted
+    # (`n_reverted`: every reverted step, thinned-away ones included; without it, whether a kept draw's step was)
+    reverted = (np.asarray(stats["n_reverted"], np.int64) if "n_reverted" in stats
+                else np.asarray(stats["nonfinite"], bool) if "nonfinite" in stats else np.zeros_like(bad))
     new = {"n_grad": np.sum(np.asarray(stats["n_grad"], dtype=float), axis=1), "bad": bad.sum(axis=1),
            "reverted": reverted.sum(axis=1), "first": np.where(bad.any(axis=1), t0 + np.argmax(bad, axis=1), -1)}
     if tally is None:
@@ -376,22 +382,10 @@ def _tally(tally, positions, stats, t0):
             "first": np.where(tally["first"] >= 0, tally["first"], new["first"])}
 
 
-def _report_nonfinite(target, s, tally, attrs):
-    reverted, bad = tally["reverted"], tally["bad"]
-    attrs["n_reverted"] = int(reverted.sum())
-    if reverted.any():
-        warnings.warn(
-            f"{s.name} on {target.name!r}: {int(reverted.sum())} steps met a non-finite log-density or gradient and "
-            f"were reverted (the chain stayed where it was; chains {np.where(reverted > 0)[0].tolist()}). "
-            "Such steps bias the draws; check the model for NaN/inf regions, or lower the step size / energy-error "
-            "target.", RuntimeWarning, stacklevel=3)
-    attrs["n_nonfinite"] = int(bad.sum())
-    if bad.any():
-        chains = np.where(bad > 0)[0]
-        first = [int(tally["first"][c]) for c in chains]
-        warnings.warn(
-            f"{s.name} on {target.name!r}: {int(bad.sum())} draws have a non-finite log-density or position "
-            f"(chains {chains.tolist()}, first at draws {first}). The draws are kept as they are, not repaired; "
-            "check the model for regions where it is NaN/inf, or reduce the step size.",
-            RuntimeWarning, stacklevel=3,
-        )
+def _count_nonfinite(tally, attrs):
+    """Reverted steps (MCLMC, sECD undo a non-finite step) and draws with a non-finite log-density or position,
+    counted apart: the trust check at the end of `sample()` reports each once."""
+    attrs["n_reverted"] = int(tally["reverted"].sum())
+    attrs["n_nonfinite"] = int(tally["bad"].sum())
+    if tally["bad"].any():
+        attrs["first_nonfinite_draw"] = np.asarray(tally["first"], np.int64)

@@ -252,6 +252,42 @@ class StreamWriter:
         replace_path(self.tmp, self.out)  # overwrite=True: the old store goes only once the new one is in place
 
 
+def record_trust(dt, writer, *, stacklevel: int = 3) -> None:
+    """The trust check of a streamed run, written into the finished store's attrs too. A `moments_only` store
+    has no draws: only the counts (non-finite draws, reverted steps) are judged there."""
+    import zarr
+
+    from samplax.diagnostics.trust import verify
+
+    if writer.moments_only:
+        extra = []
+        if int(dt.attrs.get("n_reverted", 0)):
+            extra.append(f"{int(dt.attrs['n_reverted'])} step(s) met a NaN/inf log-density or gradient and were "
+                         "reverted (the chain stayed where it was): such steps bias the draws.")
+        if int(dt.attrs.get("n_nonfinite", 0)):
+            extra.append(f"{int(dt.attrs['n_nonfinite'])} draw(s) have a non-finite log-density or position.")
+        extra.append("note: moments_only=True keeps no draws, so R-hat, ESS and divergences were not checked.")
+        _warn_counts(dt, extra, stacklevel + 1)
+    else:
+        verify(dt, stacklevel=stacklevel + 1)
+    root = zarr.open_group(writer.out, mode="r+")
+    record = {k: dt.attrs[k] for k in ("trusted", "trust_findings")}
+    root.attrs.update(record)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(writer.out)
+
+
+def _warn_counts(dt, findings, stacklevel):
+    from samplax.diagnostics.trust import problems
+
+    bad = problems(findings)
+    dt.attrs.update({"trusted": int(not bad), "trust_findings": "\n".join(findings)})
+    if bad:
+        warnings.warn(f"{dt.attrs.get('sampler', 'sampler')} on {dt.attrs.get('target', 'model')!r}: the run failed its "
+                      "trust check:\n" + "\n".join(f"  - {f}" for f in bad), RuntimeWarning, stacklevel=stacklevel)
+
+
 def _json(v):
     """numpy scalars and arrays as the Python values zarr's JSON attributes hold."""
     if isinstance(v, np.generic):

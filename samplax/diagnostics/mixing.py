@@ -94,8 +94,16 @@ def ess_per_gradient(data, var_names=None) -> dict[str, float]:
 
 def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PER_CHAIN_MIN,
           ebfmi_min: float = EBFMI_MIN) -> list[str]:
-    """Plain-language warnings; an empty list means no problem was detected."""
+    """Plain-language findings; an empty list (or only "note: ..." entries) means no problem was detected.
+
+    Population runs (SMC, FKC, diffusion samplers) get the checks that fit them
+    (`samplax.diagnostics.population.check`); chain diagnostics are never computed along a particle index.
+    """
     dt = _as_datatree(data)
+    from samplax.diagnostics.population import check as population_check, is_population
+
+    if is_population(dt):
+        return population_check(dt)
     table = summary(dt)
     n_chains = _num_chains(dt)
     out = []
@@ -110,6 +118,10 @@ def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PE
         worst = bad_rhat["r_hat"].idxmax()
         out.append(f"R-hat > {rhat_max} for {len(bad_rhat)} variable(s) (worst {worst}: "
                    f"{bad_rhat['r_hat'].max():.3f}): chains disagree; run longer or reparametrise.")
+    nan_rhat = table[~np.isfinite(table["r_hat"])] if "r_hat" in table else table.iloc[:0]
+    if len(nan_rhat):
+        out.append(f"R-hat is NaN for {len(nan_rhat)} variable(s) (e.g. {nan_rhat.index[0]}): the draws hold "
+                   "NaN/inf values, so mixing cannot be judged.")
     for col, label in (("ess_bulk", "bulk"), ("ess_tail", "tail")):
         low = table[table[col] < ess_per_chain_min * n_chains]
         if len(low):
@@ -118,14 +130,54 @@ def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PE
                        f"{low[col].min():.0f} over {n_chains} chains): estimates of "
                        f"{'the centre' if label == 'bulk' else 'quantiles/intervals'} are unreliable.")
     div = divergences(dt)
+    nan_div = nonfinite_divergences(dt)
+    if "sample_stats" in dt.children and "nonfinite" in dt["sample_stats"]:
+        # samplers that revert a non-finite step (MCLMC, sECD) flag it as a divergence too: it is reported once,
+        # as a reverted step, below
+        div, nan_div = div - nan_div, np.zeros_like(nan_div)
     if div.sum():
-        out.append(f"{int(div.sum())} divergent transition(s) (per chain {div.tolist()}): the sampler met "
-                   "curvature it cannot integrate; raise target_accept or reparametrise (e.g. non-centred).")
+        k = int(nan_div.sum())
+        curv = int(div.sum()) - k
+        parts = []
+        if k:
+            parts.append(f"{k} met a NaN/inf log-density or gradient (not curvature: the model is NaN/inf where the "
+                         "sampler went; check it, e.g. a log or sqrt of a negative number)")
+        if curv:
+            parts.append(f"{curv} met curvature the sampler cannot integrate (raise target_accept or reparametrise, "
+                         "e.g. non-centred)")
+        out.append(f"{int(div.sum())} divergent transition(s) (per chain {div.tolist()}): " + "; ".join(parts) + ".")
     e = ebfmi(dt)
     low = np.where(e < ebfmi_min)[0]
     if low.size:
         out.append(f"E-BFMI < {ebfmi_min} in chain(s) {low.tolist()} ({np.round(e[low], 2).tolist()}): momentum "
                    "resampling explores the energy poorly; the tails may be under-explored.")
+    if int(dt.attrs.get("n_reverted", 0)):
+        out.append(f"{int(dt.attrs['n_reverted'])} step(s) met a NaN/inf log-density or gradient and were reverted "
+                   "(the chain stayed where it was): such steps bias the draws; check the model for NaN/inf regions, "
+                   "or lower the step size / energy-error target.")
     if int(dt.attrs.get("n_nonfinite", 0)):
-        out.append(f"{int(dt.attrs['n_nonfinite'])} draw(s) with non-finite log-density or position.")
+        first = np.atleast_1d(np.asarray(dt.attrs.get("first_nonfinite_draw", []), dtype=int))
+        where = (f" (chains {np.where(first >= 0)[0].tolist()}, first at draws {first[first >= 0].tolist()})"
+                 if first.size else "")
+        out.append(f"{int(dt.attrs['n_nonfinite'])} draw(s) have a non-finite log-density or position{where}; they "
+                   "are kept as they are, not repaired: check the model for regions where it is NaN/inf, or reduce "
+                   "the step size.")
     return out
+
+
+def nonfinite_divergences(data) -> np.ndarray:
+    """Per chain, divergent transitions that met a NaN/inf log-density or gradient rather than curvature.
+
+    From `sample_stats.diverging_nonfinite` (HMC/NUTS: a trajectory end with a non-finite log-density) or a
+    divergence flagged together with `nonfinite` (MCLMC, sECD: a reverted non-finite step); zeros otherwise.
+    """
+    dt = _as_datatree(data)
+    ss = dt["sample_stats"] if "sample_stats" in dt.children else {}
+    if "diverging" not in ss:
+        return np.zeros(_num_chains(dt), int)
+    div = np.asarray(ss["diverging"]).astype(bool)
+    flag = np.zeros_like(div)
+    for k in ("diverging_nonfinite", "nonfinite"):
+        if k in ss:
+            flag |= np.asarray(ss[k]).astype(bool)
+    return (div & flag).sum(axis=1)

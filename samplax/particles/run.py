@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samplax.diagnostics.trust import verify
 from samplax.particles import base
 from samplax.particles.progress import StageProgress
 
@@ -104,16 +104,15 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
         "compile_time": compile_time, "warmup_time": 0.0, "sampling_time": run_time, **versions(),
     }
     particles = np.asarray(out.particles)
-    bad = ~np.all(np.isfinite(particles), axis=-1)
-    attrs["n_nonfinite"] = int(bad.sum())
-    if bad.any() or not np.all(np.isfinite(np.asarray(out.log_z))):
-        warnings.warn(f"{s.name} on {attrs['target']!r}: {int(bad.sum())} particles are not finite and log Z per "
-                      f"population is {np.asarray(out.log_z).tolist()}; nothing was repaired. Check the model for "
-                      "NaN/inf regions, or use more stages / smaller steps.", RuntimeWarning, stacklevel=3)
+    attrs["n_nonfinite"] = int((~np.all(np.isfinite(particles), axis=-1)).sum())
     stats = {k: np.asarray(v) for k, v in out.stage_stats.items()}
-    _warn_degenerate(s.name, attrs["target"], stats, num_particles)
+    if "n_nonfinite" in stats:  # NaN/inf log-likelihood evaluations, given weight zero by the sampler
+        attrs["n_nonfinite_loglik"] = int(np.sum(stats["n_nonfinite"]))
+    attrs["estimates_log_z"] = int(getattr(s, "estimates_log_z", True))
     per_particle = {k: np.asarray(v) for k, v in out.particle_stats.items()}
-    return to_population_datatree(target, particles, stats, out.log_z, out.n_grad, attrs, per_particle)
+    dt = to_population_datatree(target, particles, stats, out.log_z, out.n_grad, attrs, per_particle)
+    verify(dt, stacklevel=4, extra=list(getattr(s, "findings", None) or []))
+    return dt
 
 
 def final_ess(stage_stats) -> np.ndarray:
@@ -124,17 +123,3 @@ def final_ess(stage_stats) -> np.ndarray:
         return e[:, -1]
     act = np.asarray(stage_stats["active"]).astype(bool)
     return np.array([row[a][-1] if a.any() else np.nan for row, a in zip(e, act)])
-
-
-def _warn_degenerate(name, target_name, stats, n):
-    """Warn when a population's last recorded ESS is below 1% of its particles (at least 2): its particles are
-    copies of a handful and its log Z rests on them (a diverged or far-too-short run, not a result)."""
-    if "ess" not in stats:
-        return
-    last = final_ess(stats)
-    low = np.nonzero(last < max(2.0, 0.01 * n))[0]
-    if low.size:
-        warnings.warn(f"{name} on {target_name!r}: the final ESS is {np.round(last[low], 1).tolist()} of N = {n} in "
-                      f"population(s) {low.tolist()}: the weights are degenerate, so those particles are copies of a "
-                      "few and their log Z is not to be trusted; use more steps / stages or a better-fitted sampler",
-                      RuntimeWarning, stacklevel=4)

@@ -60,7 +60,9 @@ def reference_size(target, default: int = 100_000) -> int:
 
 
 def _is_population(dt) -> bool:
-    return "stage_stats" in dt.children
+    from samplax.diagnostics.population import is_population
+
+    return is_population(dt)
 
 
 def _var_names(dt) -> list[str]:
@@ -120,6 +122,9 @@ def summary_panel(runs, ctx) -> Section:
 
     parts = []
     for label, dt in runs.items():
+        if _is_population(dt):
+            parts.append(_population_summary(label, dt, check))
+            continue
         s = summary(dt)
         chains = dt.posterior.sizes["chain"]
         rows, flags = {}, {}
@@ -144,19 +149,42 @@ def summary_panel(runs, ctx) -> Section:
     return Section("Summary", "".join(parts))
 
 
-def trace_rank_panel(runs, ctx) -> Section:
-    """Trace and rank plots (arviz-plots) per run."""
+def _population_summary(label, dt, check) -> str:
+    """Mean and sd per population (no R-hat / ESS / MCSE along particles) and the population findings."""
+    from samplax.diagnostics.trust import problems
+
+    rows = {}
+    for name in dt.posterior.data_vars:
+        a = np.asarray(dt.posterior[name], dtype=float)
+        flat = a.reshape(a.shape[0], a.shape[1], -1)
+        for j in range(flat.shape[-1]):
+            key = name if flat.shape[-1] == 1 else f"{name}[{j}]"
+            v = flat[:, :, j]
+            rows[key] = {"mean": float(np.mean(v)), "sd": float(np.std(v)),
+                         **{f"mean (population {c})": float(np.mean(v[c])) for c in range(v.shape[0])}}
+    findings = check(dt)
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in findings)
+    ok = not problems(findings)
+    return (f"<h3>{html.escape(label)}</h3>" + _table(rows)
+            + (f"<ul class='{'ok' if ok else 'warn'}'>{items}</ul>" if items else "")
+            + ("<p class='ok'>no problems detected</p>" if ok else ""))
+
+
+def trace_rank_panel(runs, ctx) -> Section | None:
+    """Trace and rank plots (arviz-plots) per chain run (particles have no draw order to plot)."""
     import arviz_plots as azp
 
     parts = []
     for label, dt in runs.items():
+        if _is_population(dt):
+            continue
         names = _var_names(dt)
         parts.append(_thin_note(dt))
         dt = _for_plots(dt)
         for kind, fn in (("trace", azp.plot_trace_dist), ("rank", azp.plot_rank)):
             pc = fn(dt, var_names=names, backend="matplotlib")
             parts.append(ctx.figures.from_plot_collection(pc, f"{label}_{kind}", f"{kind} plot of {label}"))
-    return Section("Trace and rank plots", "".join(parts))
+    return Section("Trace and rank plots", "".join(parts)) if parts else None
 
 
 def energy_panel(runs, ctx) -> Section | None:
@@ -206,16 +234,16 @@ def divergence_panel(runs, ctx) -> Section | None:
     return Section("Divergences", "".join(parts)) if parts else None
 
 
-def autocorr_panel(runs, ctx) -> Section:
+def autocorr_panel(runs, ctx) -> Section | None:
     import arviz_plots as azp
 
     parts = []
     for label, dt in runs.items():
-        if dt.posterior.sizes["draw"] < 4:
+        if dt.posterior.sizes["draw"] < 4 or _is_population(dt):
             continue
         pc = azp.plot_autocorr(_for_plots(dt), var_names=_var_names(dt), backend="matplotlib")
         parts.append(ctx.figures.from_plot_collection(pc, f"{label}_autocorr", f"autocorrelation of {label}"))
-    return Section("Autocorrelation", "".join(parts))
+    return Section("Autocorrelation", "".join(parts)) if parts else None
 
 
 def truth_panel(runs, ctx) -> Section | None:

@@ -43,11 +43,24 @@ def _setup(name, dense, target_accept, step_size, inverse_mass_matrix, adapt, bu
     return default_params, warmup, adapted
 
 
+def _nonfinite(*states):
+    """Whether any of these integrator states has a NaN/inf log-density or gradient."""
+    bad = jnp.zeros((), bool)
+    for st in states:
+        bad = bad | ~jnp.isfinite(st.logdensity) | ~jnp.all(jnp.isfinite(st.logdensity_grad))
+    return bad
+
+
 def _hmc_stats(state, info, params):
+    # a divergence whose trajectory ended on a NaN/inf log-density is the model's NaN region, not curvature:
+    # blackjax turns a NaN energy into a divergence, so the ends of the trajectory are what tell them apart
+    ends = ((info.trajectory_leftmost_state, info.trajectory_rightmost_state)
+            if hasattr(info, "trajectory_leftmost_state") else (info.proposal,))
     return {
         "lp": state.logdensity,
         "acceptance_rate": info.acceptance_rate,
         "diverging": info.is_divergent,
+        "diverging_nonfinite": info.is_divergent & _nonfinite(*ends),
         "energy": info.energy,
         "n_grad": jnp.asarray(info.num_integration_steps),
         "step_size": params["step_size"],

@@ -1,0 +1,118 @@
+"""The trust check at the end of every sample(): chains and populations, findings in attrs, one warning."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from arviz_base import dict_to_dataset, from_dict
+
+import samplax
+from samplax.diagnostics.population import POP_RHAT_MAX, check as population_check, population_rhat
+
+
+def nan_model():
+    # log x is NaN for x < 0: the model has a NaN region the samplers walk into
+    x = numpyro.sample("x", dist.Normal(1.0, 1.0))
+    numpyro.factor("f", jnp.log(x))
+
+
+def _run(target, sampler, **kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dt = samplax.sample(target, sampler, progress=False, **kw)
+    trust = [w for w in caught if issubclass(w.category, RuntimeWarning) and "trust check" in str(w.message)]
+    return dt, trust
+
+
+def test_nuts_names_nan_divergences_and_warns_once():
+    dt, trust = _run(samplax.Target.from_numpyro(nan_model), "nuts", num_chains=2, num_warmup=300, num_samples=300)
+    assert len(trust) == 1
+    msg = str(trust[0].message)
+    div = int(dt.sample_stats["diverging"].sum())
+    nan_div = int(dt.sample_stats["diverging_nonfinite"].sum())
+    assert div > 0 and nan_div > 0.5 * div  # most divergences here are the NaN region, and the run says so
+    assert "NaN/inf log-density" in msg
+    assert dt.attrs["trusted"] == 0 and "NaN/inf" in dt.attrs["trust_findings"]
+
+
+def nan_model_2d():
+    nan_model()
+    numpyro.sample("y", dist.Normal(0.0, 1.0))  # blackjax's MCLMC needs dim >= 2
+
+
+def test_mclmc_reports_reverted_steps_once():
+    dt, trust = _run(samplax.Target.from_numpyro(nan_model_2d), "mclmc", num_chains=2, num_warmup=300, num_samples=300)
+    assert dt.attrs["n_reverted"] > 0
+    assert dt.attrs["n_nonfinite"] == 0  # the draws themselves are finite: they were reverted
+    findings = samplax.diagnostics.check(dt)
+    assert sum("reverted" in f for f in findings) == 1
+    assert not any("divergent" in f for f in findings)
+    assert not any("non-finite log-density or position" in f for f in findings)
+    assert len(trust) == 1
+
+
+def test_clean_run_is_trusted_and_silent():
+    target = samplax.models.get("gaussian", dim=2)
+    dt, trust = _run(target, "nuts", num_chains=4, num_warmup=500, num_samples=1000)
+    assert trust == []
+    assert dt.attrs["trusted"] == 1
+
+
+def _pop_tree(x, *, log_z=None, log_z_se=None, ess=None, acc=None):
+    c, n = x.shape[:2]
+    stages = {"ess": np.full((c, 3), float(n)) if ess is None else ess,
+              "acceptance_rate": np.full((c, 3), 0.5) if acc is None else acc}
+    dt = from_dict({"posterior": {"x": x}})
+    dt["stage_stats"] = dict_to_dataset(stages, sample_dims=["chain", "stage"])
+    dt.attrs.update({"population": 1, "sampler": "fake"})
+    if log_z is not None:
+        dt.attrs.update({"log_z_per_population": np.asarray(log_z), "log_z_se_per_population": np.asarray(log_z_se)})
+    return dt
+
+
+def test_population_rhat_ignores_particle_order_and_catches_a_shift():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 1000))
+    assert population_rhat(x) == pytest.approx(population_rhat(np.sort(x, axis=1)))
+    assert population_check(_pop_tree(x)) == []
+    shifted = x.copy()
+    shifted[2] += 0.6  # one population 0.6 posterior sd off
+    assert any("disagree on means" in f for f in population_check(_pop_tree(shifted)))
+
+
+def test_population_check_is_quiet_on_healthy_populations_and_flags_a_wrong_spread():
+    # healthy populations never fire across seeds; one population with twice the spread does
+    rng = np.random.default_rng(1)
+    false_alarms = sum(bool(population_check(_pop_tree(rng.normal(size=(4, 2000))))) for _ in range(20))
+    assert false_alarms == 0
+    wide = rng.normal(size=(4, 4000))
+    wide[0] *= 2.0
+    assert any("spreads" in f for f in population_check(_pop_tree(wide)))
+
+
+def test_population_check_flags_log_z_ess_and_acceptance():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 500))
+    ok = _pop_tree(x, log_z=[1.0, 1.01, 0.99, 1.0], log_z_se=[0.02] * 4)
+    assert population_check(ok) == []
+    bad_z = _pop_tree(x, log_z=[1.0, 1.3, 0.99, 1.0], log_z_se=[0.02] * 4)
+    assert any("log Z" in f for f in population_check(bad_z))
+    ess = np.full((4, 3), 500.0)
+    ess[1, -1] = 2.0
+    assert any("final ESS" in f for f in population_check(_pop_tree(x, ess=ess)))
+    acc = np.full((4, 3), 0.5)
+    acc[3, 1] = 0.0
+    assert any("accepted under" in f for f in population_check(_pop_tree(x, acc=acc)))
+
+
+def test_report_does_not_compute_chain_diagnostics_over_particles():
+    from samplax.diagnostics.report import run_table
+
+    rng = np.random.default_rng(3)
+    dt = _pop_tree(np.sort(rng.normal(size=(4, 300)), axis=1))  # sorted particles: a chain R-hat would be nonsense
+    row = run_table({"p": dt}).loc["p"]
+    assert np.isnan(float(row["max_r_hat"])) and np.isnan(float(row["min_ess_bulk"]))
