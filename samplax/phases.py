@@ -54,8 +54,11 @@ class Phases:
             states, (pos, stats) = self._burn_in(chain_keys, states, params)
             trace = {"position": pos, **stats}
         if not self.keep_warmup:
-            trace = {"n_grad_total": (trace["n_grad_total"] if "n_grad_total" in trace
-                                      else jnp.sum(trace["n_grad"], axis=1))}
+            totals = {"n_grad_total": (trace["n_grad_total"] if "n_grad_total" in trace
+                                       else jnp.sum(trace["n_grad"], axis=1))}
+            if "nonfinite" in trace:  # burn-in steps of a sampler that reverts non-finite steps: how many, per chain
+                totals["n_reverted_total"] = jnp.sum(jnp.asarray(trace["nonfinite"], jnp.int32), axis=1)
+            trace = totals
         return states, params, trace
 
     def start(self, chain_keys, positions, params):
@@ -96,18 +99,23 @@ class Phases:
         bar_every, bar_last = bar_args[0], bar_args[1]
 
         def draw_step(states, draw):
-            n_grad, div, acc = 0, False, 0.0
+            n_grad, div, acc, rev = 0, False, 0.0, 0
             for j in range(thin):
                 states, stats = self._step_all(keys, states, params, draw * thin + j)
                 n_grad = n_grad + stats["n_grad"]
                 div = div | stats.get("diverging", False)
                 acc = acc + stats.get("acceptance_rate", 0.0)
-            # a kept draw reports the thinned-away steps too: gradients summed, any divergence, mean acceptance
+                if "nonfinite" in stats:
+                    rev = rev + jnp.asarray(stats["nonfinite"], jnp.int32)
+            # a kept draw reports the thinned-away steps too: gradients summed, any divergence, mean acceptance,
+            # reverted non-finite steps (`nonfinite`: any since the last kept draw; `n_reverted`: how many)
             out = {**stats, "n_grad": n_grad}
             if "diverging" in stats:
                 out["diverging"] = div
             if "acceptance_rate" in stats:
                 out["acceptance_rate"] = acc / thin
+            if "nonfinite" in stats:
+                out["nonfinite"], out["n_reverted"] = rev > 0, rev
             return states, (states.position, out)
 
         shapes = jax.eval_shape(draw_step, states, t0)[1]

@@ -140,6 +140,28 @@ def test_reverted_nonfinite_steps_are_counted(name):
     assert np.all(np.isfinite(np.asarray(dt.posterior["x"])))  # reverted, so the draws themselves are finite
 
 
+@pytest.mark.parametrize("name", ["mclmc", "secd"])
+def test_reverted_steps_are_counted_between_kept_draws(name):
+    # thinning 5 runs the same steps as thinning 1 (step keys are indexed by step, not by draw): every reverted
+    # step must be counted, not only those that land on a kept draw (before: about 1 in 5 was counted)
+    import warnings
+
+    t = Target.from_logdensity(lambda x: jnp.where(x[0] > 1.0, jnp.nan, -0.5 * jnp.sum(x**2)), 3)
+    kw = dict(num_chains=2, num_warmup=0, L=1.0, step_size=0.5, seed=0, init_positions=np.zeros((2, 3)),
+              progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        every = samplax.sample(t, name, num_samples=300, thinning=1, **kw)
+        thinned = samplax.sample(t, name, num_samples=60, thinning=5, **kw)
+    per_step = np.asarray(every.sample_stats["nonfinite"], bool)  # host-side count, step by step
+    np.testing.assert_array_equal(np.asarray(thinned.posterior["x"]), np.asarray(every.posterior["x"])[:, 4::5])
+    per_draw = per_step.reshape(2, 60, 5).sum(axis=-1)
+    assert per_step.sum() > per_step[:, 4::5].sum()  # reverts between kept draws exist: a kept-draws count is short
+    assert thinned.attrs["n_reverted"] == every.attrs["n_reverted"] == per_step.sum()
+    np.testing.assert_array_equal(np.asarray(thinned.sample_stats["n_reverted"]), per_draw)
+    np.testing.assert_array_equal(np.asarray(thinned.sample_stats["nonfinite"]), per_draw > 0)
+
+
 def test_user_pair_without_a_count_reports_nan_gradients():
     import blackjax
 
