@@ -1,17 +1,27 @@
-"""Validate every posteriordb port with NUTS, MCLMC and MAMS against the posteriordb reference draws.
+"""The validation matrix: every adaptive sampler on every posteriordb port, each cell recovered, warned or WRONG.
 
-Prints one table: posterior, dim, max |z| of the means and of the sds (errors over the combined MCSE of
-the run and of the reference), sliced W2 to the reference draws over its noise floor, ESS per 1000
-gradients, seconds (compile + warmup + sampling).
+A cell is
+  recovered  every mean and sd within 5 combined MCSE (run and reference) of posteriordb's reference draws and
+             the pooled sliced W2 within the bound tests/test_posteriordb.py uses
+             (max(1.5 x floor mean, floor mean + 4 floor sd) at the run's effective size);
+  warned     the run itself raised the trust warning at the end of sample() (whether or not it was right);
+  WRONG      neither: a wrong answer given silently. The goal is no WRONG cell.
+  error      the run raised (the message is printed).
+A run that raised the warning and is also within the bounds is shown as "warned (ok)".
 
-    .venv/bin/python benchmarks/validate.py            # 4 chains x (1000 warmup + 1000 draws)
-    .venv/bin/python benchmarks/validate.py --quick    # 4 x (300 + 300), a subset of ports
+Population samplers (smc) have no chain MCSE: the SE of a mean is the larger of the spread of the population means
+over sqrt(populations) and sd / sqrt(particles); their effective size for the W2 bound is sd^2 / SE^2.
+
+    .venv/bin/python benchmarks/validate.py                  # the full matrix (8 samplers x 12 posteriors)
+    .venv/bin/python benchmarks/validate.py --quick          # 4 x (300 + 300), a few ports
+    .venv/bin/python benchmarks/validate.py --samplers nuts,smc --posteriors blr,diamonds
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -21,58 +31,111 @@ jax.config.update("jax_enable_x64", True)
 import samplax  # noqa: E402
 from samplax.diagnostics import summary, wasserstein  # noqa: E402
 from samplax.diagnostics.mixing import gradient_count  # noqa: E402
-from samplax.diagnostics.reference import reference_z  # noqa: E402
+from samplax.diagnostics.population import is_population  # noqa: E402
+from samplax.diagnostics.reference import mcse_sd_iid, reference_z  # noqa: E402
+from samplax.diagnostics.wasserstein import noise_floor  # noqa: E402
 from samplax.models.posteriordb import PORTS  # noqa: E402
 
-ALL = sorted(PORTS) + ["eight_schools_noncentered"]
+ALL = sorted(PORTS) + ["eight_schools_noncentered", "eight_schools_centered"]
 QUICK = ["eight_schools_noncentered", "gp_pois_regr", "kidscore_momiq", "logmesquite"]
+SAMPLERS = {  # name -> (sampler, settings): each with its adaptive default
+    "nuts": ("nuts", {}), "hmc": ("hmc", {}), "mclmc": ("mclmc", {}), "mams": ("mams", {}), "mala": ("mala", {}),
+    "underdamped_adj": ("underdamped", {"adjusted": True}), "secd": ("secd", {}), "smc": ("smc", {}),
+}
+Z_MAX = 5.0
 
 
-def z_scores(dt, target) -> tuple[float, float]:
-    """max |z| of the means and of the sds over every reference coordinate."""
-    z = reference_z(dt, target.reference_draws)
-    return float(np.abs(z["z_mean"]).max()), float(np.abs(z["z_sd"]).max())
+def population_z(dt, reference_draws) -> tuple[float, float, int]:
+    """max |z| of means and sds for a population run, and its effective size (see the module docstring)."""
+    zm, zs, n_eff = 0.0, 0.0, np.inf
+    for site, ref in reference_draws.items():
+        post = np.asarray(dt.posterior[site], float)
+        c, n = post.shape[:2]
+        post = post.reshape(c, n, -1)
+        ref = np.asarray(ref, float).reshape(len(ref), -1)
+        for j in range(ref.shape[1]):
+            v, r = post[:, :, j], ref[:, j]
+            sd = v.std()
+            se_m = max(v.mean(axis=1).std(ddof=1) / np.sqrt(c), sd / np.sqrt(v.size))
+            se_s = max(v.std(axis=1).std(ddof=1) / np.sqrt(c), mcse_sd_iid(v.ravel()))
+            zm = max(zm, abs(v.mean() - r.mean()) / np.hypot(se_m, r.std() / np.sqrt(r.size)))
+            zs = max(zs, abs(sd - r.std()) / np.hypot(se_s, mcse_sd_iid(r)))
+            if se_m > 0:
+                n_eff = min(n_eff, (sd / se_m) ** 2)
+    return zm, zs, int(min(n_eff, 10 ** 9))
 
 
-def one(name, sampler, chains, warmup, draws, seed=0) -> dict:
+def one(name, label, chains, warmup, draws, particles, seed=0) -> dict:
+    sampler, settings = SAMPLERS[label]
     target = samplax.models.get(name)
     t0 = time.perf_counter()
-    dt = samplax.sample(target, sampler, num_chains=chains, num_warmup=warmup, num_samples=draws, seed=seed,
-                        progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if sampler == "smc":
+            dt = samplax.sample(target, sampler, num_particles=particles, num_chains=chains, seed=seed,
+                                progress=False, **settings)
+        else:
+            dt = samplax.sample(target, sampler, num_chains=chains, num_warmup=warmup, num_samples=draws, seed=seed,
+                                progress=False, **settings)
     wall = time.perf_counter() - t0
-    zm, zs = z_scores(dt, target)
-    w = wasserstein(dt, target, method="sliced_qmc", per_chain=False)
-    floor = w.floor.mean if w.floor is not None else np.nan
-    ess = float(summary(dt)["ess_bulk"].min())
-    return {"posterior": name, "sampler": sampler, "dim": target.dim, "max|z| mean": zm, "max|z| sd": zs,
-            "W2/floor": float(w.pooled) / floor, "ESS/1k grad": 1000 * ess / gradient_count(dt), "seconds": wall}
+    warned = any(issubclass(w.category, RuntimeWarning) and "trust check" in str(w.message) for w in caught)
+    if is_population(dt):
+        zm, zs, n_eff = population_z(dt, target.reference_draws)
+    else:
+        z = reference_z(dt, target.reference_draws)
+        zm, zs = float(np.abs(z["z_mean"]).max()), float(np.abs(z["z_sd"]).max())
+        n_eff = int(summary(dt)["ess_bulk"].min())
+    w = wasserstein(dt, target, method="sliced_qmc", per_chain=False, reps=5)
+    n_eff = max(2, min(n_eff, w.pooled.n))
+    floor = noise_floor(target, n_eff, method="sliced_qmc", reps=30, m=w.pooled.m, seed=7)
+    bound = max(1.5 * floor.mean, floor.mean + 4 * floor.std)
+    ok = bool(np.isfinite(zm) and zm < Z_MAX and zs < Z_MAX and float(w.pooled) <= bound)
+    verdict = ("warned (ok)" if ok else "warned") if warned else ("recovered" if ok else "WRONG")
+    grads = gradient_count(dt)
+    return {"posterior": name, "sampler": label, "verdict": verdict, "max|z| mean": zm, "max|z| sd": zs,
+            "W2/bound": float(w.pooled) / bound, "n_eff": n_eff, "gradients": grads, "seconds": wall,
+            "findings": " | ".join(f for f in str(dt.attrs.get("trust_findings", "")).split("\n") if f)[:160]}
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--samplers", default="nuts,mclmc,mams")
+    p.add_argument("--samplers", default=",".join(SAMPLERS))
     p.add_argument("--posteriors", default=None, help="comma-separated subset")
+    p.add_argument("--warmup", type=int, default=None)
+    p.add_argument("--draws", type=int, default=None)
+    p.add_argument("--particles", type=int, default=2000)
     args = p.parse_args(argv)
     names = args.posteriors.split(",") if args.posteriors else (QUICK if args.quick else ALL)
-    warmup = draws = 300 if args.quick else 1000
+    warmup = args.warmup or (300 if args.quick else 1000)
+    draws = args.draws or (300 if args.quick else 1000)
+    labels = args.samplers.split(",")
     t_all = time.perf_counter()
     rows = []
     for name in names:
-        for sampler in args.samplers.split(","):
+        for label in labels:
             try:
-                rows.append(one(name, sampler, 4, warmup, draws))
-            except Exception as err:  # noqa: BLE001 - a failing port is a row, not the end of the table
-                rows.append({"posterior": name, "sampler": sampler, "error": f"{type(err).__name__}: {err}"})
+                rows.append(one(name, label, 4, warmup, draws, args.particles))
+            except Exception as err:  # noqa: BLE001 - a failing cell is a row, not the end of the table
+                rows.append({"posterior": name, "sampler": label, "verdict": "error",
+                             "findings": f"{type(err).__name__}: {err}"[:160]})
             r = rows[-1]
             print("  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
     import pandas as pd
 
-    with pd.option_context("display.width", 200, "display.float_format", "{:.3g}".format):
+    df = pd.DataFrame(rows)
+    print()
+    piv = df.pivot(index="posterior", columns="sampler", values="verdict").reindex(index=names, columns=labels)
+    print("| posterior | " + " | ".join(labels) + " |")
+    print("|---" * (len(labels) + 1) + "|")
+    for name, row in piv.iterrows():
+        print(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    with pd.option_context("display.width", 250, "display.max_colwidth", 60, "display.float_format", "{:.3g}".format):
         print()
-        print(pd.DataFrame(rows).to_string(index=False))
-    print(f"\n{len(names)} posteriors x {len(args.samplers.split(','))} samplers, 4 chains x ({warmup} + {draws}); "
-          f"|z| over combined MCSE (run and reference); total {time.perf_counter() - t_all:.0f} s")
+        print(df.drop(columns=["findings"]).to_string(index=False))
+    wrong = df[df["verdict"] == "WRONG"]
+    print(f"\n{len(names)} posteriors x {len(labels)} samplers, 4 chains x ({warmup} + {draws}) or 4 populations x "
+          f"{args.particles} particles; {len(wrong)} WRONG cell(s); total {time.perf_counter() - t_all:.0f} s")
 
 
 if __name__ == "__main__":

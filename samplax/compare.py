@@ -76,6 +76,8 @@ def _row(dt, target, hitting_set, kind_cost):
         "ess_per_s": ess / secs if secs > 0 else float("nan"),
         "max_r_hat": float(s["r_hat"][live].max()) if live.any() else float("nan"),
         "divergences": int(divergences(dt).sum()),
+        # the run's own trust check (R-hat, ESS, divergences, NaN steps, ...): failed runs rank after trusted ones
+        "trusted": bool(int(dt.attrs.get("trusted", 1))),
     }
     if target is not None and (target.sample is not None or target.mean is not None or target.reference_draws):
         from samplax.diagnostics import second_moment_bias_curve, wasserstein
@@ -119,7 +121,8 @@ def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gr
       fixed per-call costs and machine load make time per draw vary). The table reports the gradients
       and seconds each run really used (pilot runs not included; their cost is in `plan`).
     num_warmup: default min(1000, budget per chain / 50), at least 50.
-    Ranked by W2 to the truth when known, else by ESS per 1000 gradients (best first).
+    Ranked by W2 to the truth when known, else by ESS per 1000 gradients (best first); runs that failed their
+    trust check (column `trusted`, findings in the run's attrs["trust_findings"]) rank after every trusted run.
     """
     from samplax.api import sample
 
@@ -135,7 +138,9 @@ def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gr
     runs, plan, rows = {}, {}, {}
     for name in samplers:
         kw = dict(num_chains=num_chains, num_warmup=num_warmup, seed=seed, progress=progress, **settings.get(name, {}))
-        pilot = sample(target, name, num_samples=pilot_samples, **kw)
+        with warnings.catch_warnings():  # a short pilot only measures cost; its trust check is not the result
+            warnings.filterwarnings("ignore", message=".*trust check", category=RuntimeWarning)
+            pilot = sample(target, name, num_samples=pilot_samples, **kw)
         warm, per_draw = _cost(pilot, budget_kind)
         left = budget - warm
         if left <= 0 or not math.isfinite(per_draw) or per_draw <= 0:
@@ -150,7 +155,7 @@ def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gr
         rows[name] = _row(dt, target, hitting_set, {"num_samples": n})
     table = pd.DataFrame(rows).T
     key, asc = ("w2", True) if "w2" in table else ("ess_per_1k_grad", False)
-    table = table.sort_values(key, ascending=asc)
+    table = table.sort_values(["trusted", key], ascending=[False, asc])
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     if report is not None:
         from samplax.reporting import report as html_report
