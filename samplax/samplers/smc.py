@@ -1,35 +1,60 @@
-"""Tempered SMC: prior -> posterior through p_b(x) ∝ prior(x) L(x)^b, b from 0 to 1, with an unbiased log Z.
+"""Tempered SMC: prior -> posterior through p_b(x) ∝ prior(x) L(x)^b, b from 0 to 1, with log Z and its error.
 
-`samplax.sample(target, "smc", num_particles=N, num_chains=C, seed=..., **settings)`. Each stage
-(1) picks the next temperature: adaptively, the largest step whose conditional ESS (Zhou, Johansen &
-Aston 2016) is `target_ess`·N, found by bisection (blackjax.smc.solver.dichotomy), or the next entry
-of a fixed schedule; (2) reweights by L^(b'-b) and adds log sum_i W_i L_i^(b'-b) to log Z (the
-standard unbiased product estimator, samplax.particles.reweight); (3) resamples when ESS < ess_threshold·N
-(systematic by default); (4) moves every particle `num_mcmc_steps` steps of a blackjax kernel (rwm,
-mala, hmc) that leaves p_b' invariant, in coordinates whitened by the weighted particle mean and
-standard deviation (a diagonal mass matrix), the step size steered towards the kernel's target
-acceptance after every sweep from the population's acceptance rate (and carried to the next stage).
+`samplax.sample(target, "smc", num_particles=N, num_chains=C, seed=..., **settings)`. The sampler has the
+blackjax shape: an `SMCState` (NamedTuple: particles, log_weights, log_z, log_lik, temperature, log_step,
+ancestors, stage, buffers), `init(key) -> SMCState` and `step(key, state) -> (SMCState, StageInfo)`; the three
+strategies (standard, waste-free, persistent) are `Strategy(init, step)` pairs run by one driver (`run_smc`,
+a lax.while_loop over a `max_stages` buffer of StageInfo rows). blackjax pieces inside: the rwm / mala / hmc
+kernels, `smc.solver.dichotomy`, the resampling schemes.
 
-Defaults: waste-free moves (below) with P = 10, adaptive schedule with target_ess = 0.5, MALA moves (chosen by
-benchmarks/smc_blackjax.py at equal gradients: log Z sd 0.022 vs 0.050 for HMC L = 5, P = 5 on the bimodal
-target, 0.012 vs 0.018 on eight schools; see docs/DESIGN.md). Without
-waste-free, ess_threshold = 0.5 makes the adaptive schedule resample at nearly every stage (the ESS after a
-step is about target_ess·N); a fixed schedule resamples only when the ESS drops. waste-free resamples at
-every stage (ess_threshold is not used). Options: `waste_free=True` (the default unless persistent) (Dau & Chopin 2022: resample M = ceil(N/P) particles, run M chains of P-1
-steps with P = num_mcmc_steps and keep all states, the first N); `persistent=True` (Karamanis et al. 2025,
-persistent sampling: particles of all earlier stages are kept and reweighted against the mixture of
-the earlier tempered targets; its log Z is consistent, not unbiased; see smc_persistent.py).
+Each stage (1) picks the next temperature: adaptively, the largest step whose conditional ESS (Zhou,
+Johansen & Aston 2016) is `target_ess`·N, by bisection, or the next entry of a fixed schedule; (2) reweights by
+L^(b'-b) and adds log sum_i W_i L_i^(b'-b) to log Z (the unbiased product estimator,
+samplax.particles.reweight); (3) resamples; (4) moves the particles with a blackjax kernel that leaves p_b'
+invariant, in coordinates whitened by the reweighted cloud (`mass`), for as many sweeps as the particles need
+to decorrelate (smc_kernels.py: lag-1 autocorrelation from the squared jumps, n = log(threshold) / log rho).
 
-stage_stats per stage: temperature, ess (after reweighting), log_z_increment, acceptance_rate,
-resampled, n_grad (gradients really computed: kernel init at the new temperature + every MCMC step,
-all particles; 0 for rwm), n_logdensity (log-density evaluations made without a gradient: the
-log-likelihood of the moved particles, every random-walk proposal; stage 0 also counts the prior draws),
-step_size (at the stage's first sweep), active (rows of the max_stages buffer really used by the adaptive schedule).
+Non-finite log-likelihoods: NaN and +inf are -inf (weight zero, a rejected MCMC proposal), never 0; every
+log-likelihood evaluated at a particle (the prior draws, the moved particles) that was NaN or +inf is counted in
+stage_stats["n_nonfinite"] (-inf, a zero likelihood, is legitimate and not counted).
+
+Strategies: `waste_free=True` (the default unless persistent; Dau & Chopin 2022): resample M = ceil(N/P)
+particles, run M chains keeping P = num_mcmc_steps states each (the first N kept), states spaced by an adaptive
+number of sweeps. `waste_free=False`: standard SMC, resample when ESS < ess_threshold·N (default 0.5), move every
+particle at least num_mcmc_steps sweeps. `persistent=True` (Karamanis et al. 2025; smc_persistent.py): all
+stages' particles kept and reweighted against the mixture of the earlier tempered targets; its log Z is
+consistent, not unbiased. `ess_threshold` applies to standard SMC only and is refused with the others.
+
+Settings: schedule ("adaptive" or increasing temperatures 0 .. 1), target_ess (0.5), kernel ("mala", "hmc",
+"rwm"), num_mcmc_steps (10: P for waste-free, the minimum sweeps per stage otherwise), num_integration_steps
+(hmc L, 5), step_size (None: the kernel's default, then adapted), mass ("dense" default, "diag", "identity"),
+target_acceptance (None: the kernel's), resampling ("systematic"), ess_threshold (None), waste_free (None),
+persistent (False), max_stages (200), adapt_steps (True; False: exactly num_mcmc_steps sweeps, or P states
+one sweep apart), max_mcmc_steps (100: sweeps per stage and chain at most), correlation_threshold (0.1: the
+start-to-end correlation the sweeps aim for), reference (None: the model's prior; (mean, scale): a Gaussian
+reference, see samplax.tempering).
+
+log Z error: stage_stats["log_z_var_increment"] estimates the variance of each stage's log-increment within
+the population: with W the weights before the stage, w the incremental weights, l = sum W w and families f the
+particles sharing an ancestor at the last resampling (for waste-free: a chain, or chains started from one
+parent), var = sum_f (sum_{i in f} W_i (w_i / l - 1))^2. This is the chain-mean variance estimator of Dau &
+Chopin 2022 for waste-free and a one-generation Lee & Whiteley (2018) estimator for standard SMC; their sum
+over stages estimates var(log Z) of the population (samplax.particles.results pools it over populations).
+NaN for persistent sampling (no within-population estimator; the between-population SE is used).
+
+stage_stats per stage: temperature, ess (after reweighting), log_z_increment, log_z_var_increment,
+acceptance_rate, resampled, n_grad (gradients really computed: kernel init at the new temperature + every
+sweep, all chains; 0 for rwm), n_logdensity (log-density evaluations without a gradient: the log-likelihood of
+the moved particles, every random-walk proposal; stage 0 also counts the prior draws), n_nonfinite (NaN / +inf
+log-likelihoods at particles; stage 0 includes the prior draws), step_size (at the stage's first sweep),
+n_steps (sweeps per chain), rho (estimated lag-1 autocorrelation, max over whitened coordinates), correlation
+(rho ** n_steps), active (rows of the max_stages buffer really used).
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,11 +65,56 @@ from jax.scipy.special import logsumexp
 from samplax.particles import base
 from samplax.particles.resampling import check_threshold, maybe_resample, scheme
 from samplax.particles.state import ParticleState, conditional_ess, ess, reweight
-from samplax.samplers.smc_kernels import KERNELS, TARGET_ACCEPTANCE, make_kernel, run_chains
+from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, MoveSettings, make_kernel, move,
+                                          whitening)
 
-STATS = ("temperature", "ess", "log_z_increment", "acceptance_rate", "resampled", "n_grad", "n_logdensity",
-         "step_size", "active")
 STEP_GAIN = 1.0  # log step += STEP_GAIN * (acceptance - target) after each sweep: a sweep at 0 acceptance halves hmc's step
+Array = jax.Array
+
+
+class SMCState(NamedTuple):
+    """One population between stages. `log_lik` (N,) at the particles (non-finite -> -inf); `ancestors` (N,) the
+    index of each particle's parent at the last resampling (its family for the log Z variance); `buffers` holds a
+    strategy's own arrays (persistent sampling's stored stages), None otherwise."""
+
+    particles: Array
+    log_weights: Array
+    log_z: Array
+    log_lik: Array
+    temperature: Array
+    log_step: Array
+    ancestors: Array
+    stage: Array
+    buffers: Any = None
+
+
+class StageInfo(NamedTuple):
+    temperature: Array
+    ess: Array
+    log_z_increment: Array
+    log_z_var_increment: Array
+    acceptance_rate: Array
+    resampled: Array
+    n_grad: Array
+    n_logdensity: Array
+    n_nonfinite: Array
+    step_size: Array
+    n_steps: Array
+    rho: Array
+    correlation: Array
+    active: Array
+
+
+STATS = StageInfo._fields
+
+
+class Strategy(NamedTuple):
+    """`init(key) -> (SMCState, n_logdensity, n_nonfinite)` at temperature 0, `step(key, state) -> (state, info)`."""
+
+    name: str
+    init: Callable
+    step: Callable
+    resampling: str = "systematic"  # the scheme of the final resampling to equal weights
 
 
 def _warn_unfinished(beta, max_stages):
@@ -55,30 +125,105 @@ def _warn_unfinished(beta, max_stages):
                   "target_ess", RuntimeWarning, stacklevel=2)
 
 
-def cloud_scale(x, log_weights, adapt_mass: bool):
-    """Weighted mean and per-coordinate standard deviation of the particles (ones without adapt_mass)."""
-    w = jax.nn.softmax(log_weights)
-    m = w @ x
-    sd = jnp.sqrt(w @ (x - m) ** 2)
-    ok = jnp.isfinite(sd) & (sd > 0)
-    sd = jnp.where(ok, sd, 1.0) if adapt_mass else jnp.ones_like(m)
-    return m, sd
+def safe_log_lik(log_lik: Callable):
+    """Vectorised log-likelihood with NaN / +inf -> -inf; returns (values, number that were NaN or +inf)."""
+
+    def f(x):
+        raw = jax.vmap(log_lik)(x)
+        bad = jnp.isnan(raw) | (raw == jnp.inf)
+        return jnp.where(bad, -jnp.inf, raw), jnp.sum(bad)
+
+    return f
+
+
+def tempered(log_prior, log_lik, beta):
+    """log prior + beta log L with any non-finite value other than -inf (NaN, +inf) as -inf."""
+
+    def f(x):
+        ll = log_lik(x)
+        ll = jnp.where(jnp.isnan(ll) | (ll == jnp.inf), -jnp.inf, ll)
+        v = log_prior(x) + jnp.where(ll == -jnp.inf, -jnp.inf, beta * ll)
+        return jnp.where(jnp.isnan(v) | (v == jnp.inf), -jnp.inf, v)
+
+    return f
+
+
+def increments(delta, ll):
+    """delta · ll with -inf likelihoods -inf at any delta (also delta = 0: a zero likelihood is weight zero)."""
+    return jnp.where(ll == -jnp.inf, -jnp.inf, delta * ll)
 
 
 def next_temperature(beta, log_weights, ll, target_ess):
-    """Largest b' <= 1 with conditional ESS of the increments (b'-b)·ll >= target_ess·N (bisection)."""
+    """Largest b' <= 1 with conditional ESS of the increments (b'-b)·ll >= target_ess·N (bisection). When even
+    b' = b is below (many zero likelihoods), b' = b: the stage only removes them."""
     n = ll.shape[0]
 
     def f(delta):
-        return jnp.log(conditional_ess(log_weights, jnp.nan_to_num(delta * ll))) - jnp.log(target_ess * n)
+        return jnp.log(conditional_ess(log_weights, increments(delta, ll))) - jnp.log(target_ess * n)
 
-    delta = dichotomy(f, 0.0, 1.0 - beta, eps=1e-6)
+    delta = jnp.nan_to_num(dichotomy(f, 0.0, 1.0 - beta, eps=1e-6), nan=0.0)
     new = beta + delta
     return jnp.where(1.0 - new < 1e-10, 1.0, new)
 
 
+def increment_variance(log_weights, inc, ancestors):
+    """Within-population variance of log(sum_i W_i w_i) from families (module docstring)."""
+    n = log_weights.shape[0]
+    lw = log_weights - logsumexp(log_weights)
+    log_l = logsumexp(lw + inc)
+    dev = jnp.exp(lw) * (jnp.exp(inc - log_l) - 1.0)
+    dev = jnp.where(lw == -jnp.inf, 0.0, dev)
+    fam = jax.ops.segment_sum(dev, ancestors, num_segments=n)
+    return jnp.sum(fam ** 2)
+
+
+def _int():
+    return jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
+
+
+def _stat_buffers(S, dtype) -> StageInfo:
+    kinds = {"resampled": jnp.bool_, "active": jnp.bool_, "n_grad": _int(), "n_logdensity": _int(),
+             "n_nonfinite": _int(), "n_steps": _int()}
+    return StageInfo(*(jnp.zeros((S,), kinds.get(k, dtype)) for k in STATS))
+
+
+class _Loop(NamedTuple):
+    key: Array
+    state: SMCState
+    stats: StageInfo
+
+
+def run_smc(strategy: Strategy, key, max_stages: int, progress) -> base.Population:
+    """The one driver: init, then `step` until temperature 1 or max_stages; a Population with equal weights."""
+    S = max_stages
+    k0, key = jax.random.split(key)
+    state, n_logd0, n_bad0 = strategy.init(k0)
+    stats = _stat_buffers(S, state.particles.dtype)
+
+    def cond(c: _Loop):
+        return (c.state.temperature < 1.0) & (c.state.stage < S)
+
+    def body(c: _Loop):
+        key, k = jax.random.split(c.key)
+        s = c.state.stage
+        state, info = strategy.step(k, c.state)
+        progress.update(s, info.temperature, info.ess)
+        stats = jax.tree.map(lambda buf, v: buf.at[s].set(jnp.asarray(v).astype(buf.dtype)), c.stats, info)
+        return _Loop(key, state._replace(stage=s + 1), stats)
+
+    out = jax.lax.while_loop(cond, body, _Loop(key, state, stats))
+    stats = out.stats._replace(n_logdensity=out.stats.n_logdensity.at[0].add(n_logd0),
+                               n_nonfinite=out.stats.n_nonfinite.at[0].add(n_bad0))
+    state = out.state
+    # equally weighted output: one last resampling when the weights are not uniform (log Z unchanged)
+    particles = final_resample(out.key, ParticleState(state.particles, state.log_weights, state.log_z),
+                               strategy.resampling)
+    return finish(particles, state.log_z, state.temperature, stats._asdict(), S)
+
+
 def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integration_steps, step_size,
-                    resampling, ess_threshold, waste_free, persistent, max_stages):
+                    resampling, ess_threshold, waste_free, persistent, max_stages, mass, max_mcmc_steps,
+                    correlation_threshold, adapt_steps):
     if isinstance(schedule, str):
         if schedule != "adaptive":
             raise ValueError(f"schedule must be 'adaptive' or an increasing array of temperatures from 0 to 1, "
@@ -96,25 +241,40 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
                          f"got {target_ess!r}")
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if mass not in MASSES:
+        raise ValueError(f"mass must be one of {MASSES}, got {mass!r}")
     for name, v, low in (("num_mcmc_steps", num_mcmc_steps, 1), ("num_integration_steps", num_integration_steps, 1),
-                         ("max_stages", max_stages, 1)):
+                         ("max_stages", max_stages, 1), ("max_mcmc_steps", max_mcmc_steps, 1)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    if not isinstance(adapt_steps, bool):
+        raise ValueError(f"adapt_steps must be True or False, got {adapt_steps!r}")
+    if not 0.0 < float(correlation_threshold) < 1.0:
+        raise ValueError(f"correlation_threshold must be in (0, 1), got {correlation_threshold!r}")
     if step_size is not None and not float(step_size) > 0:
         raise ValueError(f"step_size must be positive (or None for the kernel's default), got {step_size!r}")
     scheme(resampling)
-    check_threshold(ess_threshold)
     if waste_free and persistent:
         raise ValueError("waste_free and persistent are two different ways to reuse particles; set at most one")
+    if ess_threshold is not None:
+        if waste_free or persistent:
+            raise ValueError(f"ess_threshold={ess_threshold!r} is not used by "
+                             f"{'waste-free' if waste_free else 'persistent'} SMC, which resamples at every stage; "
+                             "drop it, or pass waste_free=False for standard SMC")
+        check_threshold(ess_threshold)
     if waste_free and num_mcmc_steps < 2:
         raise ValueError(f"waste_free=True runs chains of num_mcmc_steps = P states; P must be >= 2, got {num_mcmc_steps}")
+    if not waste_free and not persistent and num_mcmc_steps > max_mcmc_steps:
+        raise ValueError(f"num_mcmc_steps ({num_mcmc_steps}, the minimum sweeps per stage) exceeds max_mcmc_steps "
+                         f"({max_mcmc_steps})")
     return temps
 
 
 @base.register("smc")
 def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, num_integration_steps=5,
-        step_size=None, adapt_mass=True, target_acceptance=None, resampling="systematic", ess_threshold=0.5,
-        waste_free=None, persistent=False, max_stages=200, reference=None) -> base.PopulationSampler:
+        step_size=None, mass="dense", target_acceptance=None, resampling="systematic", ess_threshold=None,
+        waste_free=None, persistent=False, max_stages=200, adapt_steps=True, max_mcmc_steps=100,
+        correlation_threshold=0.1, reference=None) -> base.PopulationSampler:
     """Tempered SMC (module docstring); `reference=(mean, scale)` sets a Gaussian reference as the prior.
 
     waste_free=None (default) means True unless persistent=True: at equal gradients it gave the lowest log Z
@@ -123,12 +283,16 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
     if waste_free is None:
         waste_free = not persistent
     temps = _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integration_steps, step_size,
-                            resampling, ess_threshold, waste_free, persistent, max_stages)
+                            resampling, ess_threshold, waste_free, persistent, max_stages, mass, max_mcmc_steps,
+                            correlation_threshold, adapt_steps)
+    if ess_threshold is None and not (waste_free or persistent):
+        ess_threshold = 0.5
     settings = dict(schedule=schedule if temps is None else temps.tolist(), target_ess=target_ess, kernel=kernel,
                     num_mcmc_steps=num_mcmc_steps, num_integration_steps=num_integration_steps, step_size=step_size,
-                    adapt_mass=adapt_mass, target_acceptance=target_acceptance, resampling=resampling,
+                    mass=mass, target_acceptance=target_acceptance, resampling=resampling,
                     ess_threshold=ess_threshold, waste_free=waste_free, persistent=persistent,
-                    max_stages=max_stages if temps is None else temps.size - 1, reference=reference)
+                    max_stages=max_stages if temps is None else temps.size - 1, adapt_steps=adapt_steps,
+                    max_mcmc_steps=max_mcmc_steps, correlation_threshold=correlation_threshold, reference=reference)
     mk = make_kernel(kernel, num_integration_steps)
     acc_target = TARGET_ACCEPTANCE[kernel] if target_acceptance is None else float(target_acceptance)
 
@@ -139,82 +303,90 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
         target = as_target(model)
         parts = tempering_parts(target, reference)
         if persistent:
-            from samplax.samplers.smc_persistent import run_persistent
+            from samplax.samplers.smc_persistent import persistent_strategy
 
-            return run_persistent(parts, target.dim, key, num_particles, progress, settings, mk, acc_target, temps)
-        return _run_standard(parts, target.dim, key, num_particles, progress, settings, mk, acc_target, temps)
+            strat = persistent_strategy(parts, target.dim, num_particles, settings, mk, acc_target, temps)
+        else:
+            strat = tempered_strategy(parts, target.dim, num_particles, settings, mk, acc_target, temps)
+        return run_smc(strat, key, settings["max_stages"], progress)
 
     return base.PopulationSampler("smc", run, settings, stage_label="temperature")
 
 
-def _run_standard(parts, dim, key, n, progress, st, mk, acc_target, temps):
+def move_settings(st, acc_target, keep: int) -> MoveSettings:
+    return MoveSettings(keep=keep, min_steps=1 if keep else st["num_mcmc_steps"], max_steps=st["max_mcmc_steps"],
+                        adapt=st["adapt_steps"], threshold=float(st["correlation_threshold"]),
+                        acc_target=acc_target, gain=STEP_GAIN)
+
+
+def initial_state(parts, dim, key, n, st, mk, dtype=None):
+    """Prior draws at temperature 0: (SMCState, log-likelihood evaluations, non-finite ones)."""
     log_prior, log_lik, sample_prior = parts
-    S = st["max_stages"]
-    K = st["num_mcmc_steps"]
+    x = sample_prior(key, n)
+    ll, bad = safe_log_lik(log_lik)(x)
+    dtype = x.dtype
+    log_step0 = jnp.log(jnp.asarray(mk.initial_step_size(dim) if st["step_size"] is None else st["step_size"], dtype))
+    state = SMCState(x, jnp.zeros((n,), dtype), jnp.zeros((), dtype), ll, jnp.zeros((), dtype), log_step0,
+                     jnp.arange(n), jnp.array(0))
+    return state, n, bad
+
+
+def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
+    """Standard (st["waste_free"] False) or waste-free tempered SMC as an (init, step) pair."""
+    log_prior, log_lik, _ = parts
+    lik = safe_log_lik(log_lik)
     waste_free = st["waste_free"]
+    P = st["num_mcmc_steps"]
     # waste-free: ceil(N / P) chains of P states; when P does not divide N the last chain's tail is dropped
     # (every kept state is still marginally a draw from the stage's target)
-    n_chains = -(-n // K) if waste_free else n
-    steps = K - 1 if waste_free else K
+    n_chains = -(-n // P) if waste_free else n
+    ms = move_settings(st, acc_target, P if waste_free else 0)
     resample_fn = scheme(st["resampling"])
     schedule = None if temps is None else jnp.asarray(temps)
 
-    k0, key = jax.random.split(key)
-    x = sample_prior(k0, n)
-    ll = jax.vmap(log_lik)(x)
-    dtype = x.dtype
-    stats = {k: jnp.zeros((S,), jnp.bool_ if k in ("resampled", "active") else
-                          (jnp.int64 if jax.config.jax_enable_x64 else jnp.int32) if k.startswith("n_") else dtype)
-             for k in STATS}
-    stats["n_logdensity"] = stats["n_logdensity"].at[0].set(n)
-    log_step0 = jnp.log(jnp.asarray(mk.initial_step_size(dim) if st["step_size"] is None else st["step_size"], dtype))
-    carry = (key, ParticleState(x, jnp.zeros((n,), dtype), jnp.zeros((), dtype)), ll, jnp.zeros((), dtype),
-             log_step0, jnp.array(0), stats)
+    def init(key):
+        return initial_state(parts, dim, key, n, st, mk)
 
-    def cond(c):
-        return (c[3] < 1.0) & (c[5] < S)
-
-    def body(c):
-        key, state, ll, beta, log_step, s, stats = c
-        key, k_res, k_move = jax.random.split(key, 3)
+    def step(key, state: SMCState):
+        k_res, k_move = jax.random.split(key)
+        beta = state.temperature
         if schedule is None:
-            beta_new = next_temperature(beta, state.log_weights, ll, st["target_ess"])
+            beta_new = next_temperature(beta, state.log_weights, state.log_lik, st["target_ess"])
         else:
-            beta_new = schedule[s + 1]
-        lz_before = state.log_z
-        state = reweight(state, jnp.nan_to_num((beta_new - beta) * ll))
-        ess_now = ess(state.log_weights)
-        centre, sd = cloud_scale(state.particles, state.log_weights, st["adapt_mass"])
+            beta_new = schedule[state.stage + 1]
+        inc = increments(beta_new - beta, state.log_lik)
+        var_inc = increment_variance(state.log_weights, inc, state.ancestors)
+        ps = reweight(ParticleState(state.particles, state.log_weights, state.log_z), inc)
+        ess_now = ess(ps.log_weights)
+        white = whitening(ps.particles, ps.log_weights, st["mass"])
         if waste_free:
-            idx = resample_fn(k_res, jax.nn.softmax(state.log_weights), n_chains)
-            starts, resampled = state.particles[idx], jnp.array(True)
+            idx = resample_fn(k_res, jax.nn.softmax(ps.log_weights), n_chains)
+            starts, resampled = ps.particles[idx], jnp.array(True)
         else:
-            state, resampled, _ = maybe_resample(k_res, state, st["ess_threshold"], st["resampling"])
-            starts = state.particles
-
-        def logdens(z):
-            return log_prior(z) + beta_new * log_lik(z)
-
-        step_size = jnp.exp(log_step)
-        moved, acc, log_step = run_chains(mk, k_move, starts, logdens, centre, sd, log_step, steps, waste_free,
-                                          acc_target, STEP_GAIN)
+            ps, resampled, idx = maybe_resample(k_res, ps, st["ess_threshold"], st["resampling"])
+            starts = ps.particles
+        out, mi = move(mk, k_move, starts, tempered(log_prior, log_lik, beta_new), white, state.log_step, ms)
         if waste_free:
-            state = ParticleState(moved.reshape(n_chains * K, dim)[:n], jnp.zeros((n,), dtype), state.log_z)
+            x = out.reshape(n_chains * P, dim)[:n]
+            lw = jnp.zeros((n,), x.dtype)
+            anc = jnp.repeat(idx, P)[:n]
         else:
-            state = ParticleState(moved, state.log_weights, state.log_z)
-        ll = jax.vmap(log_lik)(state.particles)
-        progress.update(s, beta_new, ess_now)
-        row = dict(temperature=beta_new, ess=ess_now, log_z_increment=state.log_z - lz_before, acceptance_rate=acc,
-                   resampled=resampled, n_grad=n_chains * (mk.grads_init + steps * mk.grads_step),
-                   n_logdensity=stats["n_logdensity"][s] + n_chains * (mk.logd_init + steps * mk.logd_step) + n,
-                   step_size=step_size, active=True)
-        stats = {k: v.at[s].set(jnp.asarray(row[k]).astype(v.dtype)) for k, v in stats.items()}
-        return key, state, ll, beta_new, log_step, s + 1, stats
+            x, lw = out, ps.log_weights
+            anc = jnp.where(resampled, idx, state.ancestors)
+        ll, bad = lik(x)
+        sweeps = mi.n_steps
+        info = StageInfo(
+            temperature=beta_new, ess=ess_now, log_z_increment=ps.log_z - state.log_z, log_z_var_increment=var_inc,
+            acceptance_rate=mi.acceptance_rate, resampled=resampled,
+            n_grad=n_chains * (mk.grads_init + sweeps * mk.grads_step),
+            n_logdensity=n_chains * (mk.logd_init + sweeps * mk.logd_step) + n, n_nonfinite=bad,
+            step_size=jnp.exp(state.log_step), n_steps=sweeps, rho=mi.rho, correlation=mi.correlation,
+            active=jnp.array(True))
+        new = SMCState(x, lw, ps.log_z, ll, beta_new, mi.log_step, anc.astype(state.ancestors.dtype), state.stage,
+                       state.buffers)
+        return new, info
 
-    key, state, ll, beta, _, _, stats = jax.lax.while_loop(cond, body, carry)
-    # equally weighted output: one last resampling when the weights are not uniform (log Z unchanged)
-    particles = final_resample(key, state, st["resampling"])
-    return finish(particles, state.log_z, beta, stats, S)
+    return Strategy("waste_free" if waste_free else "standard", init, step, st["resampling"])
 
 
 def final_resample(key, state, method):

@@ -1,9 +1,22 @@
-"""SMC move kernels: blackjax's random-walk Metropolis, MALA and HMC, run in whitened coordinates.
+"""SMC move kernels: blackjax's random-walk Metropolis, MALA and HMC, run in whitened coordinates, with an
+adaptive number of sweeps per stage.
 
-Between stages the particle cloud gives a centre m and scale s (weighted mean and standard deviation
-per coordinate); the kernels move z = (x - m) / s, which is a diagonal mass matrix / proposal
-covariance for all three kernels at once. The constant Jacobian of the map cancels in every
-Metropolis ratio. The step size is then a dimensionless number adapted from the acceptance rate.
+Whitening (`mass`): between stages the reweighted particle cloud gives a centre m and a matrix A with
+x = m + A z; the kernels move z. `mass="dense"`: A = Cholesky factor of the weighted covariance, shrunk
+towards its diagonal by d / (ESS + d) (the cloud covariance is singular when ESS < d); if the factor is not
+finite the diagonal is used. Above DENSE_MAX_DIM coordinates "dense" means "diag" (the matvec per gradient
+and the Cholesky per stage cost d^2 and d^3). `mass="diag"`: A = diag(weighted sd); `mass="identity"`: A = I.
+The constant Jacobian of the map cancels in every Metropolis ratio; the step size is a dimensionless number
+steered towards the kernel's target acceptance after every sweep from the population's acceptance rate.
+
+Sweeps per stage (`move`): the lag-1 autocorrelation of every whitened coordinate is estimated from the
+expected squared jump, rho_j = 1 - sum (z'_j - z_j)^2 / (2 sum var_j(z)) over the sweeps made so far in the
+stage and all chains, and rho = max_j rho_j. The correlation of a chain's end with its start after n sweeps is
+taken as rho^n (an AR(1) picture), so n = ceil(log(correlation_threshold) / log rho) sweeps are needed:
+standard / persistent SMC sweep until n (at least min_steps, at most max_steps); waste-free chains keep P
+states spaced k = ceil(n / (P - 1)) sweeps apart (k in [1, max(1, max_steps // (P - 1))]), so that the chain's
+first and last kept states are decorrelated. rho is re-estimated after every sweep, so a stage that turns out
+hard gets more sweeps at once.
 
 HMC's step is jittered: each particle and sweep draws its step uniformly in [0.5, 1.5] x the shared step
 (a random step independent of the state keeps the kernel invariant). Without it, whitened HMC with a fixed
@@ -17,6 +30,7 @@ no upward bias. tests/test_smc.py keeps that case.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -71,40 +85,154 @@ def make_kernel(name: str, num_integration_steps: int = 5) -> MoveKernel:
     raise ValueError(f"kernel must be one of {KERNELS}, got {name!r}")
 
 
-def run_chains(kernel: MoveKernel, key, x, logdensity, centre, scale, log_step, num_steps: int, keep_all: bool,
-               acc_target: float, gain: float):
-    """Move each row of x (n, d) `num_steps` sweeps targeting `logdensity`, in whitened coordinates.
+MASSES = ("dense", "diag", "identity")
+DENSE_MAX_DIM = 500
 
-    The shared step size is steered after every sweep by the population's acceptance rate,
-    log step += gain (acceptance - acc_target): it depends on the population, not on one chain's past,
-    and catches a target that narrowed a lot since the last stage (one sweep at acceptance 0 does not
-    waste the stage). Returns (final positions (n, d), or all visited positions (n, num_steps + 1, d)
-    when keep_all; mean acceptance rate over sweeps; log step after the last sweep).
-    """
+
+class Whitening(NamedTuple):
+    """x = centre + A z with A = `factor`: a (d, d) lower-triangular matrix when dense, else a (d,) scale."""
+
+    centre: jax.Array
+    factor: jax.Array
+
+    def to_x(self, z):
+        return self.centre + (self.factor @ z if self.factor.ndim == 2 else self.factor * z)
+
+    def to_z(self, x):
+        """Rows of x (n, d) to whitened rows."""
+        xc = x - self.centre
+        if self.factor.ndim == 2:
+            return jax.scipy.linalg.solve_triangular(self.factor, xc.T, lower=True).T
+        return xc / self.factor
+
+
+def whitening(x, log_weights, mass: str) -> Whitening:
+    """The weighted cloud's centre and whitening factor (module docstring); -inf weights are zero weights."""
+    n, d = x.shape
+    w = jax.nn.softmax(log_weights)
+    m = w @ x
+    xc = x - m
+    var = w @ xc ** 2
+    ok = jnp.isfinite(var) & (var > 0)
+    sd = jnp.where(ok, jnp.sqrt(jnp.where(ok, var, 1.0)), 1.0)
+    if mass == "identity":
+        return Whitening(m, jnp.ones_like(m))
+    if mass == "diag" or d > DENSE_MAX_DIM:
+        return Whitening(m, sd)
+    cov = (xc * w[:, None]).T @ xc
+    ess_w = 1.0 / jnp.sum(w ** 2)
+    lam = d / (ess_w + d)
+    cov = (1 - lam) * cov + lam * jnp.diag(jnp.diag(cov))
+    cov = jnp.where(ok[:, None] & ok[None, :], cov, jnp.diag(sd ** 2))
+    chol = jnp.linalg.cholesky(cov)
+    good = jnp.all(jnp.isfinite(chol)) & jnp.all(jnp.diag(chol) > 0)
+    return Whitening(m, jnp.where(good, chol, jnp.diag(sd)))
+
+
+class MoveSettings(NamedTuple):
+    """Static move settings: `keep` = P states per chain kept (waste-free) or 0 (only the last state)."""
+
+    keep: int
+    min_steps: int
+    max_steps: int
+    adapt: bool
+    threshold: float
+    acc_target: float
+    gain: float
+
+
+class MoveInfo(NamedTuple):
+    acceptance_rate: jax.Array  # mean over sweeps and chains
+    log_step: jax.Array  # log step size after the last sweep
+    n_steps: jax.Array  # sweeps made (per chain)
+    rho: jax.Array  # estimated lag-1 autocorrelation, max over whitened coordinates
+    correlation: jax.Array  # rho ** n_steps: estimated correlation of a chain's last state with its start
+
+
+class _MoveCarry(NamedTuple):
+    key: jax.Array
+    states: object
+    log_step: jax.Array
+    sweeps: jax.Array
+    sq_jump: jax.Array  # (d,) sum over sweeps and chains of squared whitened jumps
+    var_sum: jax.Array  # (d,) sum over sweeps of n * variance of the whitened positions
+    acc_sum: jax.Array
+    path: jax.Array  # (n, P, d) kept states (waste-free) or a (1,) placeholder
+    kept: jax.Array  # states kept so far (waste-free)
+    since: jax.Array  # sweeps since the last kept state
+
+
+def _needed(rho, threshold, cap):
+    """Sweeps n with rho ** n <= threshold (cap when rho is ~1)."""
+    n = jnp.ceil(jnp.log(threshold) / jnp.log(jnp.clip(rho, 1e-12, 1.0 - 1e-6)))
+    return jnp.where(rho >= 1.0 - 1e-6, cap, jnp.clip(n, 1, cap)).astype(jnp.int32)
+
+
+def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms: MoveSettings):
+    """Move each row of x (n, d) under `logdensity` in whitened coordinates, the number of sweeps set as in the
+    module docstring. Returns (positions: (n, d) last states, or (n, P, d) kept states when ms.keep; MoveInfo)."""
+    n, d = x.shape
+    dtype = x.dtype
 
     def logdens_z(z):
-        return logdensity(centre + scale * z)
+        return logdensity(white.to_x(z))
 
-    z0 = (x - centre) / scale
+    z0 = white.to_z(x)
     states = jax.vmap(lambda z: kernel.init(z, logdens_z))(z0)
+    P = ms.keep
+    k_cap = max(1, ms.max_steps // max(P - 1, 1))
+    path = jnp.zeros((n, P, d), dtype).at[:, 0].set(z0) if P else jnp.zeros((1,), dtype)
+    carry = _MoveCarry(key, states, jnp.asarray(log_step, dtype), jnp.array(0), jnp.zeros((d,), dtype),
+                       jnp.zeros((d,), dtype), jnp.zeros((), dtype), path, jnp.array(1), jnp.array(0))
 
-    def sweep(carry, k):
-        states, log_step = carry
-        step = jnp.exp(log_step)
+    def rho_of(c):
+        r = 1.0 - c.sq_jump / (2.0 * jnp.maximum(c.var_sum, 1e-300))
+        r = jnp.where(c.var_sum > 0, r, 1.0)
+        return jnp.clip(jnp.max(r), 0.0, 1.0)
+
+    def spacing(c):  # waste-free: sweeps between kept states
+        if not ms.adapt:
+            return jnp.array(1, jnp.int32)
+        need = _needed(rho_of(c), ms.threshold, k_cap * (P - 1))
+        return jnp.clip(-(-need // (P - 1)), 1, k_cap)
+
+    def total(c):  # standard: sweeps this stage
+        if not ms.adapt:
+            return jnp.array(ms.min_steps, jnp.int32)
+        return jnp.clip(_needed(rho_of(c), ms.threshold, ms.max_steps), ms.min_steps, ms.max_steps)
+
+    def cond(c):
+        if P:
+            return c.kept < P
+        return (c.sweeps < ms.min_steps) | (c.sweeps < total(c))
+
+    def body(c):
+        key, k_step, k_jit = jax.random.split(c.key, 3)
+        step = jnp.exp(c.log_step)
         if kernel.jitter:
-            kj, k = jax.random.split(k)
-            step = step * jax.random.uniform(kj, (x.shape[0],), minval=1 - kernel.jitter, maxval=1 + kernel.jitter)
+            step = step * jax.random.uniform(k_jit, (n,), dtype, 1 - kernel.jitter, 1 + kernel.jitter)
         else:
-            step = jnp.broadcast_to(step, (x.shape[0],))
-        states, info = jax.vmap(lambda kk, st, e: kernel.step(kk, st, logdens_z, e))(
-            jax.random.split(k, x.shape[0]), states, step)
-        acc = jnp.mean(info.acceptance_rate)
-        log_step = log_step + gain * (jnp.nan_to_num(acc) - acc_target)
-        return (states, log_step), (states.position if keep_all else None, acc)
+            step = jnp.broadcast_to(step, (n,))
+        new, info = jax.vmap(lambda kk, st, e: kernel.step(kk, st, logdens_z, e))(
+            jax.random.split(k_step, n), c.states, step)
+        acc = jnp.nan_to_num(jnp.mean(info.acceptance_rate))
+        dz = new.position - c.states.position
+        c = c._replace(key=key, states=new, log_step=c.log_step + ms.gain * (acc - ms.acc_target),
+                       sweeps=c.sweeps + 1, sq_jump=c.sq_jump + jnp.sum(dz ** 2, axis=0),
+                       var_sum=c.var_sum + n * jnp.var(new.position, axis=0), acc_sum=c.acc_sum + acc,
+                       since=c.since + 1)
+        if P:
+            keep = c.since >= spacing(c)
+            j = jnp.minimum(c.kept, P - 1)
+            path = c.path.at[:, j].set(jnp.where(keep, new.position, c.path[:, j]))
+            c = c._replace(path=path, kept=c.kept + keep, since=jnp.where(keep, 0, c.since))
+        return c
 
-    (states, log_step), (path, acc) = jax.lax.scan(sweep, (states, log_step), jax.random.split(key, num_steps))
-    if keep_all:
-        out = jnp.concatenate([z0[:, None], jnp.moveaxis(path, 0, 1)], axis=1)
+    c = jax.lax.while_loop(cond, body, carry)
+    rho = rho_of(c)
+    info = MoveInfo(c.acc_sum / jnp.maximum(c.sweeps, 1), c.log_step, c.sweeps, rho, rho ** c.sweeps)
+    if P:
+        out = jax.vmap(jax.vmap(white.to_x))(c.path)
     else:
-        out = states.position
-    return centre + scale * out, jnp.mean(acc), log_step
+        out = jax.vmap(white.to_x)(c.states.position)
+    return out, info

@@ -11,9 +11,15 @@ whose persistent ESS (over all t·N particles, so it can exceed N) equals target
 reachable the temperature stays (a stage that only adds particles), as in blackjax's adaptive version.
 log Z is consistent (it is a ratio of sums), not unbiased. The running log-denominator of every stored
 particle is updated by one term per stage, so a bisection step costs O(t·N), not O(t²·N).
+
+A `Strategy` of smc.run_smc: the stored stages live in `SMCState.buffers` (`PersistentBuffers`); the moves are
+smc_kernels.move (adaptive sweeps, at least num_mcmc_steps). No within-population log Z variance estimator:
+stage_stats["log_z_var_increment"] is NaN and the pooled SE is the between-population one.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,82 +28,87 @@ from jax.scipy.special import logsumexp
 
 from samplax.particles.resampling import scheme
 from samplax.particles.state import ess
-from samplax.samplers.smc import STATS, STEP_GAIN, cloud_scale, finish
-from samplax.samplers.smc_kernels import run_chains
+from samplax.samplers.smc import (SMCState, StageInfo, Strategy, initial_state, move_settings, safe_log_lik,
+                                  tempered)
+from samplax.samplers.smc_kernels import move, whitening
 
 
-def run_persistent(parts, dim, key, n, progress, st, mk, acc_target, temps):
-    log_prior, log_lik, sample_prior = parts
+class PersistentBuffers(NamedTuple):
+    """Rows 0..t of every array hold the stages built so far (max_stages + 1 rows).
+
+    X (S+1, N, d) particles; LL (S+1, N) their log-likelihoods (non-finite -> -inf); D (S+1, N) the running
+    log-denominator log sum_{s<t} L^{b_s} / Z_s (-inf until a row's first contribution); betas, log_zs (S+1,)."""
+
+    X: jax.Array
+    LL: jax.Array
+    D: jax.Array
+    betas: jax.Array
+    log_zs: jax.Array
+
+
+def persistent_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
+    log_prior, log_lik, _ = parts
+    lik = safe_log_lik(log_lik)
     S = st["max_stages"]
-    K = st["num_mcmc_steps"]
     resample_fn = scheme(st["resampling"])
     schedule = None if temps is None else jnp.asarray(temps)
     target_ess = st["target_ess"]
-
-    k0, key = jax.random.split(key)
-    x0 = sample_prior(k0, n)
-    dtype = x0.dtype
-    X = jnp.zeros((S + 1, n, dim), dtype).at[0].set(x0)
-    LL = jnp.zeros((S + 1, n), dtype).at[0].set(jnp.nan_to_num(jax.vmap(log_lik)(x0)))
-    # D[r, i] = log sum_{s < t} L^{b_s} / Z_s at particle (r, i): -inf until stage r's own contributions
-    D = jnp.full((S + 1, n), -jnp.inf, dtype)
-    betas = jnp.zeros((S + 1,), dtype)
-    logZ = jnp.zeros((S + 1,), dtype)
-    stats = {k: jnp.zeros((S,), jnp.bool_ if k in ("resampled", "active") else
-                          (jnp.int64 if jax.config.jax_enable_x64 else jnp.int32) if k.startswith("n_") else dtype)
-             for k in STATS}
-    stats["n_logdensity"] = stats["n_logdensity"].at[0].set(n)
-    log_step0 = jnp.log(jnp.asarray(mk.initial_step_size(dim) if st["step_size"] is None else st["step_size"], dtype))
+    ms = move_settings(st, acc_target, 0)
     rows = jnp.arange(S + 1)
 
-    def cond(c):
-        return (c[4][c[7]] < 1.0) & (c[7] < S)
+    def init(key):
+        state, n_logd, bad = initial_state(parts, dim, key, n, st, mk)
+        x0, dtype = state.particles, state.particles.dtype
+        buf = PersistentBuffers(jnp.zeros((S + 1, n, dim), dtype).at[0].set(x0),
+                                jnp.zeros((S + 1, n), dtype).at[0].set(state.log_lik),
+                                jnp.full((S + 1, n), -jnp.inf, dtype), jnp.zeros((S + 1,), dtype),
+                                jnp.zeros((S + 1,), dtype))
+        return state._replace(buffers=buf), n_logd, bad
 
-    def body(c):
-        key, X, LL, D, betas, logZ, log_step, t, stats = c
+    def step(key, state: SMCState):
+        k_res, k_move = jax.random.split(key)
+        b = state.buffers
+        t = state.stage
         t1 = t + 1  # the stage being built; rows 0..t are stored
-        key, k_res, k_move = jax.random.split(key, 3)
-        D = jnp.logaddexp(D, betas[t] * LL - logZ[t])  # add stage t's target to every particle's mixture
+        # add stage t's target to every particle's mixture (-inf likelihoods stay -inf: beta 0 gives 0 there)
+        D = jnp.logaddexp(b.D, jnp.where(b.LL == -jnp.inf, jnp.where(b.betas[t] > 0, -jnp.inf, 0.0),
+                                         b.betas[t] * b.LL) - b.log_zs[t])
         valid = (rows <= t)[:, None]
 
         def log_w(beta):
-            return jnp.where(valid, beta * LL - (D - jnp.log(t1)), -jnp.inf)
+            lw = jnp.where(b.LL == -jnp.inf, -jnp.inf, beta * b.LL) - (D - jnp.log(t1))
+            return jnp.where(valid & (D > -jnp.inf), lw, -jnp.inf)
 
         if schedule is None:
             def f(delta):
-                return jnp.log(ess(log_w(betas[t] + delta).ravel())) - jnp.log(target_ess * n)
+                return jnp.log(ess(log_w(b.betas[t] + delta).ravel())) - jnp.log(target_ess * n)
 
-            delta = jnp.nan_to_num(dichotomy(f, 0.0, 1.0 - betas[t], eps=1e-6))
-            beta = betas[t] + jnp.clip(delta, 0.0, 1.0 - betas[t])
+            delta = jnp.nan_to_num(dichotomy(f, 0.0, 1.0 - b.betas[t], eps=1e-6))
+            beta = b.betas[t] + jnp.clip(delta, 0.0, 1.0 - b.betas[t])
             beta = jnp.where(1.0 - beta < 1e-10, 1.0, beta)
         else:
             beta = schedule[t1]
         lw = log_w(beta).ravel()
         lz = logsumexp(lw) - jnp.log(t1 * n)
         ess_now = ess(lw)
-        flat = X.reshape(-1, dim)
-        centre, sd = cloud_scale(flat, lw, st["adapt_mass"])
+        flat = b.X.reshape(-1, dim)
+        white = whitening(flat, lw, st["mass"])
         idx = resample_fn(k_res, jax.nn.softmax(lw), n)
-
-        def logdens(z):
-            return log_prior(z) + beta * log_lik(z)
-
-        step_size = jnp.exp(log_step)
-        moved, acc, log_step = run_chains(mk, k_move, flat[idx], logdens, centre, sd, log_step, K, False,
-                                          acc_target, STEP_GAIN)
-        ll_new = jnp.nan_to_num(jax.vmap(log_lik)(moved))
+        moved, mi = move(mk, k_move, flat[idx], tempered(log_prior, log_lik, beta), white, state.log_step, ms)
+        ll_new, bad = lik(moved)
         # the new row's mixture over the earlier stages s < t1 (its own stage's term is added next stage)
-        d_new = logsumexp(jnp.where(rows[:, None] <= t, betas[:, None] * ll_new[None] - logZ[:, None], -jnp.inf), axis=0)
-        X, LL, D = X.at[t1].set(moved), LL.at[t1].set(ll_new), D.at[t1].set(d_new)
-        betas, logZ = betas.at[t1].set(beta), logZ.at[t1].set(lz)
-        progress.update(t, beta, ess_now)
-        row = dict(temperature=beta, ess=ess_now, log_z_increment=lz - logZ[t], acceptance_rate=acc, resampled=True,
-                   n_grad=n * (mk.grads_init + K * mk.grads_step),
-                   n_logdensity=stats["n_logdensity"][t] + n * (mk.logd_init + K * mk.logd_step) + n,
-                   step_size=step_size, active=True)
-        stats = {k: v.at[t].set(jnp.asarray(row[k]).astype(v.dtype)) for k, v in stats.items()}
-        return key, X, LL, D, betas, logZ, log_step, t1, stats
+        terms = jnp.where(ll_new[None] == -jnp.inf, -jnp.inf, b.betas[:, None] * ll_new[None]) - b.log_zs[:, None]
+        d_new = logsumexp(jnp.where(rows[:, None] <= t, terms, -jnp.inf), axis=0)
+        buf = PersistentBuffers(b.X.at[t1].set(moved), b.LL.at[t1].set(ll_new), D.at[t1].set(d_new),
+                                b.betas.at[t1].set(beta), b.log_zs.at[t1].set(lz))
+        sweeps = mi.n_steps
+        info = StageInfo(
+            temperature=beta, ess=ess_now, log_z_increment=lz - b.log_zs[t], log_z_var_increment=jnp.nan,
+            acceptance_rate=mi.acceptance_rate, resampled=True, n_grad=n * (mk.grads_init + sweeps * mk.grads_step),
+            n_logdensity=n * (mk.logd_init + sweeps * mk.logd_step) + n, n_nonfinite=bad,
+            step_size=jnp.exp(state.log_step), n_steps=sweeps, rho=mi.rho, correlation=mi.correlation,
+            active=jnp.array(True))
+        new = SMCState(moved, jnp.zeros((n,), moved.dtype), lz, ll_new, beta, mi.log_step, idx.astype(state.ancestors.dtype), t, buf)
+        return new, info
 
-    carry = (key, X, LL, D, betas, logZ, log_step0, jnp.array(0), stats)
-    key, X, LL, D, betas, logZ, _, t, stats = jax.lax.while_loop(cond, body, carry)
-    return finish(X[t], logZ[t], betas[t], stats, S)
+    return Strategy("persistent", init, step, st["resampling"])
