@@ -57,14 +57,14 @@ for k, r in rows.items():
     print(f"{k[0]:15s} {k[1]:10s} " + "  ".join(f"{c} {v:.4g}" for c, v in r.items()))
 
 # %% [markdown]
-# The corrected sampler recovers log Z and the distribution; the baseline does not (its log Z ignores
-# the weights it never computed).
+# The corrected sampler recovers log Z and the distribution; the baseline does not (it computes no weights,
+# so it has no log Z estimate: NaN).
 
 # %%
 for label in compositions:
     fk, naive = rows[(label, "fkc")], rows[(label, "fkc_naive")]
     assert fk["|error|"] < 0.1, (label, fk)
-    assert naive["|error|"] > 2 * fk["|error|"], (label, naive, fk)
+    assert np.isnan(naive["log Z"]), (label, naive)
     assert fk["W2 / floor"] < naive["W2 / floor"], (label, fk, naive)
 
 # %% [markdown]

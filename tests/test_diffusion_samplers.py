@@ -96,6 +96,22 @@ def test_pf_ode_hutchinson_unbiased():
     assert abs(diff.mean()) < 5 * diff.std(ddof=1) / np.sqrt(diff.size), (diff.mean(), diff.std())
 
 
+@pytest.mark.parametrize("name,kw", [
+    ("reverse_sde", dict(num_steps=3)), ("pc", dict(num_steps=3)), ("deis", dict(num_steps=3)),
+    ("pf_ode", dict(num_steps=3, log_prob=False)), ("adaptive_sde", dict(tol=0.5)),
+])
+def test_no_log_z_estimate_is_nan_not_zero(model, name, kw):
+    # a score carries no normaliser: these samplers estimate no log Z, so they report NaN (before: 0 +- 0)
+    import warnings
+
+    assert samplax.particles.get(name).estimates_log_z is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        dt = samplax.sample(model, name, num_particles=8, num_chains=2, seed=0, progress=False, **kw)
+    assert np.isnan(dt.attrs["log_z"]) and np.isnan(dt.attrs["log_z_se"])
+    assert np.all(np.isnan(dt.attrs["log_z_per_population"]))
+
+
 def _counting(model):
     calls = []
 

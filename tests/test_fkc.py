@@ -139,3 +139,17 @@ def test_bad_inputs_name_the_argument():
         samplax.fkc.tilt(m1, lambda x: x, 1.0)
     with pytest.raises(ValueError, match="sde must be one of"):
         samplax.sample(samplax.fkc.anneal(m1, 2.0), "fkc", sde="nope", num_particles=10)
+
+
+def test_naive_baseline_reports_no_log_z():
+    # the unweighted baseline estimates no normaliser: NaN (before: log Z_{t_max}, a constant read as an estimate)
+    import warnings
+
+    m1, m2 = example_experts()
+    assert samplax.particles.get("fkc_naive").estimates_log_z is False
+    assert samplax.particles.get("fkc").estimates_log_z is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        dt = samplax.sample(samplax.fkc.product(m1, m2), "fkc_naive", num_particles=16, num_chains=2, num_steps=5,
+                            seed=0, progress=False)
+    assert np.isnan(dt.attrs["log_z"]) and np.isnan(dt.attrs["log_z_se"])

@@ -23,7 +23,8 @@ class Population(NamedTuple):
 
     particles: (N, d) final particles, equally weighted (resample at the end when weights differ).
     log_z: scalar estimate of log Z (of the target's unnormalised density, or of the composed
-      model's normaliser for Feynman-Kac correctors).
+      model's normaliser for Feynman-Kac correctors); NaN from samplers that estimate none
+      (`PopulationSampler.estimates_log_z=False`).
     stage_stats: dict of (S,) arrays: e.g. "temperature" or "time", "ess", "log_z_increment",
       "acceptance_rate", "resampled", "n_grad" (gradient or score evaluations at that stage).
     n_grad: total gradient / score / log-density-gradient evaluations made, all stages, all particles.
@@ -45,6 +46,9 @@ class PopulationSampler:
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     # what the stage axis means ("temperature", "time", ...), the first stage stat shown by the progress bar
     stage_label: str = "stage"
+    # False for samplers that estimate no log Z (diffusion samplers from a score, the unweighted FKC baseline):
+    # their populations' log_z is NaN, and a NaN log Z is then expected rather than a failure
+    estimates_log_z: bool = True
 
 
 _REGISTRY: dict[str, Callable[..., PopulationSampler]] = {}

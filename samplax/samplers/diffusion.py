@@ -4,8 +4,8 @@ NAME: "reverse_sde" (Euler–Maruyama), "pf_ode" (probability-flow ODE with diff
 log-density), "deis" (exponential integrator, order 0..3), "pc" (predictor–corrector), "adaptive_sde"
 (Gotta Go Fast adaptive steps; `tol=` instead of num_steps). Particles start from the process prior at
 t_max (same draw for the same seed in every sampler) and end at t_min; the target is p_{t_min}
-(`score_model.as_target()`). n_grad counts score evaluations (NFE), all particles. A score model is a
-normalised density, so log Z = 0 by construction (reported as 0, not estimated).
+(`score_model.as_target()`). n_grad counts score evaluations (NFE), all particles. None of these samplers
+estimates a log Z (a score carries no normalising constant): log_z is NaN and `estimates_log_z` False.
 
 stage_stats: fixed grids (reverse_sde, deis, pc, fixed-step pf_ode) have one row per step: time (the
 step's end), step_size, n_grad (score evaluations in that step), ess (= N: particles stay equally
@@ -62,7 +62,8 @@ def _grid_stats(ts, n, per_step, first_extra=0):
 
 def _population(x, stats, particle_stats=None):
     n_grad = jnp.sum(stats["n_grad"]).astype(_INT())
-    return base.Population(x, jnp.zeros((), x.dtype), stats, n_grad, particle_stats or {})
+    # no log Z estimate: NaN, not 0 (a 0 +- 0 would read as an exact normaliser)
+    return base.Population(x, jnp.full((), jnp.nan, x.dtype), stats, n_grad, particle_stats or {})
 
 
 @base.register("reverse_sde")
@@ -79,7 +80,8 @@ def reverse_sde(num_steps: int = 1000, grid: str = "uniform") -> base.Population
         x = integrators.reverse_sde(m, key, x, ts, progress)
         return _population(x, _grid_stats(ts, n, 1))
 
-    return base.PopulationSampler("reverse_sde", run, dict(num_steps=num_steps, grid=grid), stage_label="time")
+    return base.PopulationSampler("reverse_sde", run, dict(num_steps=num_steps, grid=grid), stage_label="time",
+                                  estimates_log_z=False)
 
 
 @base.register("pc")
@@ -100,7 +102,7 @@ def pc(num_steps: int = 500, num_corrector_steps: int = 1, snr: float = 0.16,
         return _population(x, _grid_stats(ts, n, 1 + num_corrector_steps))
 
     settings = dict(num_steps=num_steps, num_corrector_steps=num_corrector_steps, snr=snr, grid=grid)
-    return base.PopulationSampler("pc", run, settings, stage_label="time")
+    return base.PopulationSampler("pc", run, settings, stage_label="time", estimates_log_z=False)
 
 
 @base.register("deis")
@@ -125,7 +127,7 @@ def deis(num_steps: int = 20, order: int = 2, grid: str = "quadratic", startup: 
         return _population(x, stats)
 
     settings = dict(num_steps=num_steps, order=order, grid=grid, startup=startup)
-    return base.PopulationSampler("deis", run, settings, stage_label="time")
+    return base.PopulationSampler("deis", run, settings, stage_label="time", estimates_log_z=False)
 
 
 @base.register("pf_ode")
@@ -173,7 +175,7 @@ def pf_ode(num_steps: int = 100, solver: str = "heun", rtol: float | None = None
 
     settings = dict(num_steps=num_steps, solver=solver, rtol=rtol, atol=atol, grid=grid, log_prob=log_prob,
                     exact_trace_max_dim=exact_trace_max_dim, num_probes=num_probes, max_steps=max_steps)
-    return base.PopulationSampler("pf_ode", run, settings, stage_label="time")
+    return base.PopulationSampler("pf_ode", run, settings, stage_label="time", estimates_log_z=False)
 
 
 @base.register("adaptive_sde")
@@ -215,4 +217,4 @@ def adaptive_sde(tol: float = 1e-2, abs_tol: float = adaptive.DEFAULTS["abs_tol"
 
     settings = dict(tol=tol, abs_tol=abs_tol, h_init=h_init, safety=safety, exponent=exponent, max_steps=max_steps,
                     num_bins=num_bins, error=error, brownian=brownian)
-    return base.PopulationSampler("adaptive_sde", run, settings, stage_label="time")
+    return base.PopulationSampler("adaptive_sde", run, settings, stage_label="time", estimates_log_z=False)

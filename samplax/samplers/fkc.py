@@ -5,9 +5,8 @@ grad log q_t by Euler-Maruyama over the process's uniform time grid from t_max t
 from the composed prior N(0, sigma(t_max)^2 / B). "fkc" carries the Feynman-Kac log-weights of
 `samplax.fkc.weights` (trapezoid rule per step), resamples when the ESS falls below
 `ess_threshold * N` and once more at the end so the particles are equally weighted; its log Z is
-log Z_{t_max} + the running SMC estimate. "fkc_naive" ignores the weights (no resampling, ESS = N);
-its log Z is log Z_{t_max} alone, what the unweighted sampler implicitly assumes (wrong by the log
-mean Feynman-Kac weight) - it exists to show what the correction buys.
+log Z_{t_max} + the running SMC estimate. "fkc_naive" ignores the weights (no resampling, ESS = N) and
+estimates no log Z (NaN; `estimates_log_z` False): it exists to show what the correction buys.
 
 SDEs (`sde=`): "target" is the paper's target-score SDE (noise g, weights from scores only);
 "matched" (default) keeps the same corrected drift with noise variance (2 - 1/B) g^2 and adds the
@@ -136,7 +135,8 @@ def _run_factory(num_steps: int, ess_threshold: float, resampling: str, init: st
         stats["n_grad"] = stats["n_grad"].at[0].add(per_point)
         if "n_reward" in stats:
             stats["n_reward"] = stats["n_reward"].at[0].add(n)
-        return base.Population(state.particles, state.log_z, stats, jnp.sum(stats["n_grad"]))
+        log_z = state.log_z if correct else jnp.full((), jnp.nan, state.log_z.dtype)  # unweighted: no estimate
+        return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
 
     return run
 
@@ -167,4 +167,4 @@ def fkc_naive(num_steps: int = 500):
     """The unweighted baseline: the same corrected-drift SDE (sum of scores, beta-scaled score), no weights."""
     _check(num_steps, 0.0, "systematic", "prior")
     return base.PopulationSampler("fkc_naive", _run_factory(num_steps, 0.0, "systematic", "prior", False, "target"),
-                                  {"num_steps": num_steps}, "time")
+                                  {"num_steps": num_steps}, "time", estimates_log_z=False)
