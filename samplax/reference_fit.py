@@ -36,6 +36,7 @@ NARROW = 1.5           # a posterior sd this many times the reference's is "not 
 OFFSET = 3.0           # a mode this many reference sds from the reference mean is "not covered"
 KHAT = 0.7             # Pareto k above which importance weights have too heavy a tail
 MAX_ITER = 2000
+NEWTON_MAX_DIM = 500   # Newton polish of the mode (dense Hessians) up to this dimension
 FLAT_SD = 10.0         # sd (x the widest curved direction, at least 1) of a direction with no curvature
 
 
@@ -127,10 +128,17 @@ def _laplace(target, num_starts, seed) -> Laplace:
             return 1e100, np.zeros_like(g)  # outside the support: the line search backs off
         return v, g
 
+    def hess_np(x):
+        return np.asarray(hess(jnp.asarray(x, dtype)), float)
+
     found = []
     for x0 in starts:
-        res = minimize(fg, x0, jac=True, method="L-BFGS-B", options={"maxiter": MAX_ITER, "maxfun": 4 * MAX_ITER})
+        # up to NEWTON_MAX_DIM, L-BFGS only gets close and Newton steps finish (fast on badly scaled posteriors)
+        iters = MAX_ITER // 10 if dim <= NEWTON_MAX_DIM else MAX_ITER
+        res = minimize(fg, x0, jac=True, method="L-BFGS-B", options={"maxiter": iters, "maxfun": 2 * iters})
         x = np.asarray(res.x, float)
+        if dim <= NEWTON_MAX_DIM:
+            x = _newton(fg, hess_np, x)
         f = fg(x)[0]
         if np.isfinite(f) and f < 1e99:
             found.append((f, x))
@@ -168,26 +176,66 @@ def _laplace(target, num_starts, seed) -> Laplace:
                    notes=tuple(notes))
 
 
+def _newton(fg, hess, x, iters: int = 100):
+    """Polish a mode with damped Newton steps (eigenvalues of the Hessian taken in absolute value, floored):
+    L-BFGS stops early on badly scaled posteriors (a regression intercept of -6e4 beside log sigma ~ 10)."""
+    f, g = fg(x)
+    for _ in range(iters):
+        h = hess(x)
+        if not np.all(np.isfinite(h)):
+            break
+        lam, vec = np.linalg.eigh(0.5 * (h + h.T))
+        lam = np.maximum(np.abs(lam), 1e-12 * max(float(np.max(np.abs(lam))), 1e-300))
+        step = -vec @ ((vec.T @ g) / lam)
+        decrement = float(-g @ step)
+        if not decrement > 1e-12 * (1 + abs(f)):
+            break
+        t = 1.0
+        while t > 1e-8:
+            fn, gn = fg(x + t * step)
+            if fn <= f - 1e-4 * t * decrement:
+                break
+            t /= 2
+        else:
+            break
+        x, f, g = x + t * step, fn, gn
+    return x
+
+
 def _same_mode(x, y, cov_y) -> bool:
     d = np.linalg.solve(np.linalg.cholesky(cov_y), x - y)
     return float(d @ d) < 0.25
 
 
 def _inverse_hessian(h: np.ndarray):
-    """Covariance from the negative Hessian `h` of the log-density; eigenvalues <= 0 (or not finite) get the
-    variance of a wide flat direction. Returns (cov, note or '')."""
+    """Covariance from the negative Hessian `h` of the log-density, decomposed after Jacobi scaling (unit
+    diagonal: a regression intercept's precision can be 1e-12 x log sigma's); eigenvalues that are not clearly
+    positive (or a non-positive diagonal) get the variance of a wide flat direction. Returns (cov, note or '')."""
     h = 0.5 * (h + h.T)
+    dim = h.shape[0]
     if not np.all(np.isfinite(h)):
-        return np.eye(h.shape[0]) * FLAT_SD ** 2, "the Hessian is not finite; the reference is N(mode, 10^2 I)"
-    lam, vec = np.linalg.eigh(h)
+        return np.eye(dim) * FLAT_SD ** 2, "the Hessian is not finite; the reference is N(mode, 10^2 I)"
+    diag = np.diag(h)
+    curved = diag > 0
+    d = np.where(curved, np.sqrt(np.where(curved, diag, 1.0)), 1.0)
+    hs = h / np.outer(d, d)
+    hs[~curved, :] = 0.0
+    hs[:, ~curved] = 0.0
+    lam, vec = np.linalg.eigh(hs)
     good = lam > 1e-10 * max(float(np.max(np.abs(lam))), 1.0)
+    # in scaled units; back in the original ones: cov = D^-1 (V diag(1/lam) V^T) D^-1
     note = ""
     if not np.all(good):
-        widest = float(np.max(1 / np.sqrt(lam[good]))) if np.any(good) else 1.0
-        lam = np.where(good, lam, 1.0 / (FLAT_SD * max(widest, 1.0)) ** 2)
+        cov_good = (vec[:, good] / lam[good]) @ vec[:, good].T / np.outer(d, d)
+        widest = float(np.sqrt(np.max(np.diag(cov_good)))) if np.any(good) else 1.0
+        flat_var = (FLAT_SD * max(widest, 1.0)) ** 2
+        # a flat direction gets variance flat_var in the original units along its (unscaled) direction
+        flat = vec[:, ~good] / d[:, None]
+        flat /= np.linalg.norm(flat, axis=0)
         note = (f"the Hessian is not negative definite in {int(np.sum(~good))} direction(s); they get sd "
-                f"{FLAT_SD * max(widest, 1.0):.3g}")
-    return (vec / lam) @ vec.T, note
+                f"{np.sqrt(flat_var):.3g}")
+        return cov_good + flat_var * flat @ flat.T, note
+    return (vec / lam) @ vec.T / np.outer(d, d), note
 
 
 def _fmt(x, n=4) -> str:

@@ -241,13 +241,16 @@ def _entry(target, reference, check) -> _Entry:
     return per_target[key]
 
 
-def _auto(target, why: str):
+def _auto(target, why: str | None):
     g = reference_fit.auto_reference(target)
     fit = reference_fit.laplace(target)
-    note = (f"{why}, so tempering starts from reference='auto': a Gaussian in the unconstrained space, the Laplace "
-            f"fit at the mode with covariance x {reference_fit.INFLATE:g} (mean {reference_fit._fmt(g.mean)}, sd "
-            f"{reference_fit._fmt(g.sd)}). log Z is the integral of exp(logdensity) (relative to a flat prior "
-            "density of 1). Pass reference=(mean, scale) to choose another.")
+    what = (f"a Gaussian in the unconstrained space, the Laplace fit at the mode with covariance x "
+            f"{reference_fit.INFLATE:g} (mean {reference_fit._fmt(g.mean)}, sd {reference_fit._fmt(g.sd)})")
+    if why is None:
+        note = f"reference='auto' for target {target.name!r}: {what}."
+    else:
+        note = (f"{why}, so tempering starts from reference='auto': {what}. log Z is the integral of exp(logdensity) "
+                "(the evidence relative to a flat prior density of 1). Pass reference=(mean, scale) to choose another.")
     return g, (note,) + tuple(f"Laplace fit of {target.name!r}: {n}" for n in fit.notes)
 
 
@@ -256,7 +259,7 @@ def _build(target, reference, check) -> _Entry:
     gauss = None
     if isinstance(reference, str):
         _reference_key(reference)  # validates
-        gauss, notes = _auto(target, f"reference='auto' for target {target.name!r}")
+        gauss, notes = _auto(target, None)
     elif reference is not None:
         gauss = _gaussian_reference(target, reference)
     else:
