@@ -166,6 +166,8 @@ def test_nfe_adaptive_counts(model):
     ("pc", dict(snr=-1.0), "snr"),
     ("pf_ode", dict(solver="rk99"), "solver"),
     ("pf_ode", dict(rtol=1e-5), "atol"),
+    ("pf_ode", dict(rtol=1e-5, atol=1e-5, num_steps=50), "num_steps=50 would be ignored"),  # was silently ignored
+    ("pf_ode", dict(rtol=1e-5, atol=1e-5, grid="quadratic"), "grid='quadratic' would be ignored"),
     ("pf_ode", dict(num_probes=0), "num_probes"),
     ("adaptive_sde", dict(brownian="bridge"), "brownian"),
 ])

@@ -131,10 +131,11 @@ def deis(num_steps: int = 20, order: int = 2, grid: str = "quadratic", startup: 
 
 
 @base.register("pf_ode")
-def pf_ode(num_steps: int = 100, solver: str = "heun", rtol: float | None = None, atol: float | None = None,
-           grid: str = "uniform", log_prob: bool = True, exact_trace_max_dim: int = 16, num_probes: int = 1,
+def pf_ode(num_steps: int | None = None, solver: str = "heun", rtol: float | None = None, atol: float | None = None,
+           grid: str | None = None, log_prob: bool = True, exact_trace_max_dim: int = 16, num_probes: int = 1,
            max_steps: int = 4096) -> base.PopulationSampler:
-    """Probability-flow ODE (diffrax), fixed `num_steps` or adaptive when rtol and atol are given; with each
+    """Probability-flow ODE (diffrax), fixed `num_steps` (default 100) on `grid` (default "uniform"), or adaptive
+    when rtol and atol are given (then num_steps and grid are refused: the controller picks the steps); with each
     sample's log-density (particle_stats["log_prob"]) unless log_prob=False."""
     if solver not in likelihood.SOLVERS:
         raise ValueError(f"solver must be one of {sorted(likelihood.SOLVERS)}, got {solver!r}")
@@ -145,15 +146,22 @@ def pf_ode(num_steps: int = 100, solver: str = "heun", rtol: float | None = None
     if adaptive_steps:
         _check_pos("rtol", rtol)
         _check_pos("atol", atol)
+        given = [f"{k}={v!r}" for k, v in (("num_steps", num_steps), ("grid", grid)) if v is not None]
+        if given:
+            raise ValueError(f"pf_ode: {', '.join(given)} would be ignored with adaptive steps (rtol/atol given: the "
+                             "step-size controller chooses the steps); drop it, or drop rtol/atol for fixed steps")
         if solver == "euler":
             raise ValueError("solver='euler' has no error estimate for adaptive steps; use e.g. 'tsit5' or 'heun', "
                              "or fixed num_steps without rtol/atol")
-    _check_int("num_steps", num_steps, 1)
+    else:
+        num_steps = 100 if num_steps is None else num_steps
+        grid = "uniform" if grid is None else grid
+        _check_int("num_steps", num_steps, 1)
+        if grid not in integrators.GRIDS:
+            raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
     _check_int("exact_trace_max_dim", exact_trace_max_dim, 0)
     _check_int("num_probes", num_probes, 1)
     _check_int("max_steps", max_steps, 1)
-    if grid not in integrators.GRIDS:
-        raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
     per_step, initial = likelihood.evals_per_step(likelihood.SOLVERS[solver]())
 
     def run(model, key, n, progress):
