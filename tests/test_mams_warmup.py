@@ -49,3 +49,40 @@ def test_mams_step_is_tuned_to_the_acceptance_target_on_a_gaussian():
     assert 0.8 < acc < 0.97, acc
     v = np.asarray(dt.posterior["x"]).reshape(-1, 20).var(axis=0) / s2
     assert np.all((v > 0.8) & (v < 1.25)), v
+
+
+def test_mams_given_and_adapted_values_start_the_warmup(monkeypatch):
+    # L and step_size given with adapt=True are the warmup's starting values (DESIGN: "given values become starting
+    # values"); before, MAMS started its unadjusted tuner at L = sqrt(d) and dual averaging at the unadjusted
+    # chain's step size whatever was given
+    import jax
+
+    import samplax.samplers.mclmc as mc
+
+    seen = {"L": [], "step_size": []}
+    record = lambda name: (lambda v: seen[name].extend(np.ravel(np.asarray(v)).tolist()))  # noqa: E731
+    da = mc._step_size_dual_averaging
+
+    def spy_da(kernel, logdensity_fn, state, p, *args):
+        jax.debug.callback(record("step_size"), p.step_size)
+        return da(kernel, logdensity_fn, state, p, *args)
+
+    tuner = mc.microcanonical_tuner
+
+    def spy_tuner(*a, **kw):
+        tune, L_scales = tuner(*a, **kw)
+
+        def spied(fixed, state, key, target, num_steps, start):
+            jax.debug.callback(record("L"), start["L"] if isinstance(start, dict) else start.L)
+            return tune(fixed, state, key, target, num_steps, start)
+
+        return spied, L_scales
+
+    monkeypatch.setattr(mc, "_step_size_dual_averaging", spy_da)
+    monkeypatch.setattr(mc, "microcanonical_tuner", spy_tuner)
+    t = Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2) / 1.37, 3)  # its own program: the spies are traced
+    dt = samplax.sample(t, "mams", L=2.75, step_size=0.61, adapt=True, num_chains=2, num_warmup=60, num_samples=5,
+                        seed=0, progress=False)
+    assert set(_attr(dt.attrs["adapted"])) >= {"L", "step_size"}
+    np.testing.assert_allclose(seen["L"], 2.75)
+    np.testing.assert_allclose(seen["step_size"], 0.61)
