@@ -185,8 +185,10 @@ def _newton(fg, hess, x, iters: int = 100):
         if not np.all(np.isfinite(h)):
             break
         lam, vec = np.linalg.eigh(0.5 * (h + h.T))
-        lam = np.maximum(np.abs(lam), 1e-12 * max(float(np.max(np.abs(lam))), 1e-300))
-        step = -vec @ ((vec.T @ g) / lam)
+        top = float(np.max(np.abs(lam)))
+        if not top > 0:
+            break
+        step = -vec @ ((vec.T @ g) / np.maximum(np.abs(lam), 1e-12 * top))
         decrement = float(-g @ step)
         if not decrement > 1e-12 * (1 + abs(f)):
             break
