@@ -30,8 +30,8 @@ makes that average exactly the target (eta and F0 drop out), and the flow is du/
 grad log p / (d - 1): the microcanonical (isokinetic) dynamics of MCLMC (Robnik et al. 2023), i.e. MCLMC is
 ECDSep at s = 0 in the microcanonical limit with the log kinetic term ((d-1)/2 H = U + ((d-1)/2) log|p|^2,
 the ESH Hamiltonian of Ver Steeg & Galstyan 2021 with d - 1 in place of d).  So `secd` uses blackjax's isokinetic
-integrators and blackjax's MCLMC tuner (step size from the energy-error variance per dimension,
-`desired_energy_var`; diagonal preconditioner; L from the autocorrelation) and differs from `mclmc` only by
+integrators and MCLMC's warmup (`mclmc.fisher_tuner`: step size from the energy-error variance per dimension,
+`desired_energy_var`; Fisher diagonal preconditioner; L from the autocorrelation) and differs from `mclmc` only by
 its noise: exact-angle rotations at rate lam = 1/(2L) per unit arc length, split in two half steps.
 """
 
@@ -44,7 +44,7 @@ import jax.numpy as jnp
 from blackjax.mcmc import integrators
 
 from samplax.samplers.base import Algorithm, Sampler, register
-from samplax.samplers.mclmc import MCLMC_FRACTIONS, Microcanonical, mclmc_tuner
+from samplax.samplers.mclmc import Microcanonical, microcanonical_tuner
 
 Array = jax.Array
 
@@ -219,10 +219,11 @@ def secd_init(position, logdensity_fn, key):
 
 @register("secd")
 def secd(*, integrator: str = "mclachlan", desired_energy_var: float = 5e-4, diagonal_preconditioning: bool = True,
-         step_size: float | None = None, L: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
+         metric: str = "fisher_diag", step_size: float | None = None, L: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Stochastic ECD sampler: ECDSep at s = 0 with F - F0 = exp(2U/(eta(d-1))), arc-length clock, rotation noise.
 
-    Tuned like `mclmc` (blackjax's MCLMC tuner on this kernel), only the params not given (or named in `adapt`).
+    Tuned like `mclmc` (the same warmup on this kernel: Fisher-diagonal preconditioner by default, `metric`;
+    energy-error step size; L from the autocorrelation), only the params not given (or named in `adapt`).
     """
     _check_positive("desired_energy_var", desired_energy_var)
     _check_positive("step_size", step_size)
@@ -245,12 +246,13 @@ def secd(*, integrator: str = "mclachlan", desired_energy_var: float = 5e-4, dia
                 "nonfinite": ~info.nonans, "n_grad": jnp.asarray(grads), "step_size": params["step_size"],
                 "L": params["L"]}
 
-    tune, L_scales = mclmc_tuner(kernel, MCLMC_FRACTIONS, desired_energy_var)
+    tune, L_scales = microcanonical_tuner(metric, kernel, desired_energy_var)
     return Sampler(
         name="secd", build=build, stats=stats, default_params=mc.default_params, adapted=mc.adapted,
         warmup=mc.warmup(secd_init, tune, grads, L_scales),
         settings={"integrator": integrator, "desired_energy_var": desired_energy_var,
-                  "diagonal_preconditioning": diagonal_preconditioning, "step_size": step_size, "L": L},
+                  "diagonal_preconditioning": diagonal_preconditioning, "step_size": step_size, "L": L,
+                  "metric": metric},
     )
 
 

@@ -66,9 +66,10 @@ class Microcanonical:
     def warmup(self, init: Callable, tune: Callable, grads_per_step: int, L_scales_with_step: Callable):
         """None when nothing is adapted (plain burn-in); else warmup(target, key, position, num_steps).
 
-        tune(fixed, state, key, target, num_steps, start) -> (state, MCLMCAdaptationState, integrator steps);
-        L_scales_with_step(num_steps): whether the tuner's final L is proportional to its own step size (then a
-        fixed step size rescales it: the tuner measured autocorrelations in steps of the fixed size).
+        tune(fixed, state, key, target, num_steps, start) -> (state, MCLMCAdaptationState, kernel steps, other
+        gradients evaluated), with
+        `start` the given values (a dict; starting values of what is adapted); L_scales_with_step(num_steps):
+        whether the tuner's final L is proportional to its own step size (then a fixed step size rescales it).
         """
         if not self.adapted:
             return None
@@ -78,22 +79,202 @@ class Microcanonical:
             d = target.dim
             init_key, tune_key = jax.random.split(key)
             state = init(position, target.logdensity, init_key)
-            g = {k: v for k, v in self.given.items() if v is not None}
-            start = None  # nothing given: blackjax's own starting values
-            if g:
-                start = MCLMCAdaptationState(jnp.asarray(g.get("L", jnp.sqrt(d)), float),
-                                             jnp.asarray(g.get("step_size", 0.25 * jnp.sqrt(d)), float),
-                                             fixed.get("inverse_mass_matrix", self.imm(target)))
-            state, p, n_tune = tune(fixed, state, tune_key, target, num_steps, start)
+            start = {k: jnp.asarray(v, float) for k, v in self.given.items() if v is not None}
+            if "inverse_mass_matrix" in start:
+                start["inverse_mass_matrix"] = self.imm(target)
+            state, p, n_tune, n_extra = tune(fixed, state, tune_key, target, num_steps, start)
             L = p.L
             if "step_size" in fixed and "L" not in fixed and L_scales_with_step(num_steps):
                 L = p.L * fixed["step_size"] / p.step_size
             params = {"L": fixed.get("L", L), "step_size": fixed.get("step_size", p.step_size),
                       "inverse_mass_matrix": fixed.get("inverse_mass_matrix",
                                                        jnp.asarray(p.inverse_mass_matrix) * jnp.ones(d))}
-            return Warmup(state, params, {"n_grad_total": jnp.asarray(n_tune * grads_per_step)})
+            return Warmup(state, params, {"n_grad_total": jnp.asarray(n_tune * grads_per_step + n_extra)})
 
         return warmup
+
+
+# Fisher warmup schedule (fractions of the tuner's kernel steps): the last L_SHARE measures L from the
+# autocorrelation time; before it, metric windows (nutpie's growing windows: early windows of 10 steps over
+# EARLY_SHARE of the first part, then 80 steps growing 1.5x) re-estimate the Fisher diagonal, and the last
+# STEP_ONLY_SHARE of the first part tunes only the step size at the final preconditioner.
+L_SHARE = 0.25
+EARLY_SHARE = 0.3
+STEP_ONLY_SHARE = 0.2
+
+
+def fisher_schedule(num_steps: int, adapt_metric: bool, adapt_L: bool):
+    """(collect (n_main,) bool, switch (n_main,) bool, n_L): per step of the first part, whether (x, grad) feeds the
+    preconditioner estimate and whether a window ends there (new preconditioner); n_L steps measure L after."""
+    import numpy as np
+    from blackjax.adaptation.low_rank_adaptation import build_growing_window_schedule
+
+    n_L = int(round(L_SHARE * num_steps)) if adapt_L else 0
+    n_L = n_L if n_L >= 2 else 0
+    n_main = num_steps - n_L
+    if adapt_metric and n_main >= 20:
+        with jax.ensure_compile_time_eval():  # a static schedule, also when called under a trace
+            sched = np.asarray(build_growing_window_schedule(n_main, early_window=EARLY_SHARE,
+                                                             step_size_window=STEP_ONLY_SHARE))
+        collect, switch = sched[:, 0] == 1, sched[:, 1] == 1
+    else:
+        collect = switch = np.zeros(n_main, bool)
+    return collect, switch, n_L
+
+
+# L-BFGS iterations at most before the microcanonical warmup (`descend`); 0: none
+DESCENT_MAX_ITER = 100
+DESCENT_TAIL = 8  # the last iterates of the descent path that give the first Fisher diagonal
+
+
+def descend(logdensity, position, logdensity_value, grad, max_iter=DESCENT_MAX_ITER, tail=DESCENT_TAIL):
+    """L-BFGS (optax, zoom line search) on -log p from `position` while each iteration gains more than d / 2 in
+    log-density (the log-density's spread over a typical set is ~ sqrt(d / 2) around d / 2 below the mode): a far
+    start is brought to the bulk in a few dozen gradients, which isokinetic dynamics cannot do (their speed is
+    fixed in preconditioned units, so a start 10^7 local scales away takes ~10^8 steps; earn_height's is).
+
+    Returns (position, log-density, gradient, Fisher diagonal of the path's last `tail` iterates (NaN where
+    undefined), gradients evaluated). The start's value and gradient are given (no evaluation); every line-search
+    step evaluates one value and gradient (optax's `num_linesearch_steps`). A non-finite step ends the descent
+    at the last finite iterate."""
+    import optax
+
+    from samplax.samplers import fisher
+
+    d = position.shape[-1]
+    min_gain = 0.5 * d
+    f = lambda x: -logdensity(x)  # noqa: E731
+    opt = optax.lbfgs(linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=20,
+                                                                 initial_guess_strategy="one"))
+    buf = jnp.zeros((tail, d), position.dtype)
+    carry0 = (position, -logdensity_value, -grad, opt.init(position), jnp.asarray(0), jnp.asarray(0),
+              jnp.asarray(True), buf.at[0].set(position), buf.at[0].set(grad))
+
+    def cond(c):
+        return (c[4] < max_iter) & c[6]
+
+    def body(c):
+        x, v, g, state, i, n, _, xs, gs = c
+        updates, new_state = opt.update(g, state, x, value=v, grad=g, value_fn=f)
+        x_new = optax.apply_updates(x, updates)
+        v_new = optax.tree_utils.tree_get(new_state, "value")
+        g_new = optax.tree_utils.tree_get(new_state, "grad")
+        n = n + optax.tree_utils.tree_get(new_state, "num_linesearch_steps")
+        ok = jnp.isfinite(v_new) & jnp.all(jnp.isfinite(g_new)) & jnp.all(jnp.isfinite(x_new))
+        go_on = ok & (v - v_new > min_gain)
+        slot = (i + 1) % tail
+        xs = jnp.where(ok, xs.at[slot].set(x_new), xs)
+        gs = jnp.where(ok, gs.at[slot].set(-g_new), gs)
+        keep = lambda a, b: jax.tree.map(lambda p, q: jnp.where(ok, p, q), a, b)  # noqa: E731
+        return (keep(x_new, x), keep(v_new, v), keep(g_new, g), keep(new_state, state), i + 1, n, go_on, xs, gs)
+
+    x, v, g, _, i, n, _, xs, gs = jax.lax.while_loop(cond, body, carry0)
+    rows = jnp.minimum(i + 1, tail)  # filled rows of the circular buffer
+    w = (jnp.arange(tail) < rows).astype(position.dtype)
+    m = fisher.moments_init(d, position.dtype)
+    for k in range(tail):
+        m = fisher.moments_update(m, xs[k], gs[k], w[k])
+    var_x, var_g = fisher.moments_variances(m)
+    diag = fisher.fisher_diag_from_moments(var_x, var_g, jnp.full(d, jnp.nan))
+    return x, -v, -g, jnp.where(rows >= 3, diag, jnp.nan), n
+
+
+def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, trust_in_estimate=1.5, num_effective_samples=150):
+    """Microcanonical warmup with a gradient-based (Fisher) diagonal preconditioner, for a blackjax-signature
+    `kernel(rng_key, state, logdensity_fn, inverse_mass_matrix, L, step_size)` whose state carries
+    `logdensity_grad` and whose info has `energy_change` and `nonans` (MCLMC, sECD).
+
+    1. The preconditioner starts at 1 / |grad| at the initial point (nutpie; no extra gradient: the state's own).
+    2. Metric windows (`fisher_schedule`): every step's (x, grad) feeds two running moment accumulators; at a window
+       end the inverse mass matrix becomes sqrt(Var x / Var grad) over the last two windows (nuts-rs's
+       foreground / background switch), and the step-size estimate restarts in the new geometry.
+    3. Throughout, blackjax's MCLMC step-size rule (energy-error variance per dimension = `desired_energy_var`,
+       Var E ~ eps^6, reverted non-finite steps cap the step); then L = `l_factor` x step x the autocorrelation
+       time of the last L_SHARE of the steps (blackjax's `make_adaptation_L`).
+    Values in `fixed` are used as given (the kernel always runs with them); `start` holds given values that are
+    adapted (starting points). Returns (state, MCLMCAdaptationState, kernel steps run, descent gradients)."""
+    from blackjax.adaptation.mclmc_adaptation import handle_nans, make_adaptation_L
+
+    from samplax.samplers import fisher
+
+    decay = (num_effective_samples - 1.0) / (num_effective_samples + 1.0)
+
+    def tune(fixed, state, key, target, num_steps, start):
+        d = target.dim
+        logdensity = target.logdensity
+        adapt_imm, adapt_eps, adapt_L = ("inverse_mass_matrix" not in fixed, "step_size" not in fixed,
+                                         "L" not in fixed)
+        collect, switch, n_L = fisher_schedule(num_steps, adapt_imm, adapt_L)
+        n_main = len(collect)
+        grad0 = state.logdensity_grad
+        n_descent = jnp.asarray(0)
+        path_diag = jnp.full(d, jnp.nan)
+        if DESCENT_MAX_ITER > 0:
+            x, lp, g, path_diag, n_descent = descend(logdensity, state.position, state.logdensity, grad0)
+            state = state._replace(position=x, logdensity=lp, logdensity_grad=g)
+        if "inverse_mass_matrix" in fixed:
+            imm = fixed["inverse_mass_matrix"]
+        elif "inverse_mass_matrix" in start:
+            imm = start["inverse_mass_matrix"]
+        else:  # the descent path's Fisher diagonal, else 1 / |grad| at the initial point (nutpie's start)
+            imm = jnp.where(jnp.isfinite(path_diag), path_diag, fisher.gradient_init_diag(grad0))
+        imm = jnp.asarray(imm, float) * jnp.ones(d)
+        L0 = fixed.get("L", start.get("L", jnp.sqrt(d) * 1.0))
+        eps0 = fixed.get("step_size", start.get("step_size", 0.25 * jnp.sqrt(d)))
+        L0, eps0 = jnp.asarray(L0, float), jnp.asarray(eps0, float)
+        zero = jnp.zeros((), eps0.dtype)
+        fresh_step = (zero, zero, jnp.asarray(jnp.inf, eps0.dtype))  # (time, x_average, step_size_max)
+
+        def one(carry, xs):
+            state, imm, eps, step_avg, fg, bg, late = carry
+            k, do_collect, do_switch, is_late = xs
+            k_step, k_nan = jax.random.split(k)
+            new, info = kernel(rng_key=k_step, state=state, logdensity_fn=logdensity, inverse_mass_matrix=imm,
+                               L=L0, step_size=eps)
+            time, x_avg, eps_max = step_avg
+            success, new, eps_max, energy_change = handle_nans(state, new, eps, eps_max, info.energy_change,
+                                                               info.nonans, k_nan)
+            if adapt_eps:  # blackjax's predictor (mclmc_adaptation.make_L_step_size_adaptation)
+                xi = jnp.square(energy_change) / (d * desired_energy_var) + 1e-8
+                w = jnp.exp(-0.5 * jnp.square(jnp.log(xi) / (6.0 * trust_in_estimate)))
+                x_avg = decay * x_avg + w * (xi / jnp.power(eps, 6.0))
+                time = decay * time + w
+                eps = jnp.minimum(jnp.power(x_avg / time, -1.0 / 6.0), eps_max)
+            wt = jnp.where(do_collect & success, 1.0, 0.0)
+            x, g = new.position, new.logdensity_grad
+            fg, bg = fisher.moments_update(fg, x, g, wt), fisher.moments_update(bg, x, g, wt)
+            late = fisher.moments_update(late, x, g, jnp.where(is_late & success, 1.0, 0.0))
+            new_imm = fisher.moments_fisher_diag(fg, imm)
+            imm = jnp.where(do_switch, new_imm, imm)
+            fg = jax.tree.map(lambda a, b: jnp.where(do_switch, a, b), bg, fg)
+            bg = jax.tree.map(lambda a, b: jnp.where(do_switch, a, b), fisher.moments_init(d, a_dtype), bg)
+            # a new preconditioner is a new geometry: the step-size estimate and its divergence cap start over
+            step_avg = jax.tree.map(lambda a, b: jnp.where(do_switch, a, b), fresh_step, (time, x_avg, eps_max))
+            return (new, imm, eps, step_avg, fg, bg, late), None
+
+        a_dtype = imm.dtype
+        m0 = fisher.moments_init(d, a_dtype)
+        keys = jax.random.split(key, n_main + 1)
+        is_late = jnp.arange(n_main) >= n_main // 2
+        (state, imm, eps, _, _, _, late), _ = jax.lax.scan(
+            one, (state, imm, eps0, fresh_step, m0, m0, m0),
+            (keys[:-1], jnp.asarray(collect), jnp.asarray(switch), is_late))
+        L = L0
+        if adapt_L:
+            # whitened size of the posterior: sqrt(sum Var(x_i) / C_ii) over the second half (sqrt(d) if well
+            # preconditioned); the starting L of the autocorrelation stage, and L itself without one
+            var_x, _ = fisher.moments_variances(late)
+            L_var = jnp.sqrt(jnp.sum(var_x / imm))
+            L = jnp.where((late.weight >= 3) & jnp.isfinite(L_var) & (L_var > 0), L_var, L0)
+        p = MCLMCAdaptationState(L, eps, imm)
+        if n_L:
+            state, p = make_adaptation_L(kernel, logdensity, frac=1.0, l_factor=l_factor)(state, p, n_L, keys[-1])
+        return state, p, n_main + n_L, n_descent
+
+    def L_scales(num_steps):  # L is measured with the step size the kernel really used
+        return False
+
+    return tune, L_scales
 
 
 def mclmc_tuner(kernel, fractions, desired_energy_var, l_factor=None):
@@ -106,12 +287,19 @@ def mclmc_tuner(kernel, fractions, desired_energy_var, l_factor=None):
         def held(**kw):
             return kernel(**{**kw, **fixed})
 
-        return blackjax.mclmc_find_L_and_step_size(
+        d = target.dim
+        if start:  # given values start the tuning (nothing given: blackjax's own starting values)
+            start = MCLMCAdaptationState(jnp.asarray(start.get("L", jnp.sqrt(d)), float),
+                                         jnp.asarray(start.get("step_size", 0.25 * jnp.sqrt(d)), float),
+                                         jnp.asarray(start.get("inverse_mass_matrix", 1.0), float) * jnp.ones(d))
+        else:
+            start = None
+        return *blackjax.mclmc_find_L_and_step_size(
             mclmc_kernel=held, num_steps=tuning_budget(num_steps, fractions), state=state, rng_key=key,
             logdensity_fn=target.logdensity, frac_tune1=fractions[0], frac_tune2=fractions[1],
             frac_tune3=fractions[2], desired_energy_var=desired_energy_var,
             diagonal_preconditioning="inverse_mass_matrix" not in fixed,
-            params=start, **extra)
+            params=start, **extra), 0
 
     def L_scales(num_steps):  # stage 3 (L = l_factor * step_size * autocorrelation time) runs
         return round(tuning_budget(num_steps, fractions) * fractions[2]) >= 2
@@ -120,12 +308,26 @@ def mclmc_tuner(kernel, fractions, desired_energy_var, l_factor=None):
 
 
 MCLMC_FRACTIONS = (0.4, 0.3, 0.3)
+# how the warmup preconditions: "fisher_diag" (default; `fisher_tuner`: gradient-based start, then
+# sqrt(Var x / Var grad) in growing windows) or "variance_diag" (blackjax's `mclmc_find_L_and_step_size`: the
+# step-size-weighted draw variance of one window after an unpreconditioned first stage)
+METRICS = ("fisher_diag", "variance_diag")
+
+
+def microcanonical_tuner(metric, kernel, desired_energy_var, l_factor=0.4):
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
+    if metric == "fisher_diag":
+        return fisher_tuner(kernel, desired_energy_var, l_factor=l_factor)
+    return mclmc_tuner(kernel, MCLMC_FRACTIONS, desired_energy_var, l_factor=l_factor)
 
 
 @register("mclmc")
-def mclmc(*, diagonal_preconditioning: bool = True, desired_energy_var: float = 5e-4,
+def mclmc(*, diagonal_preconditioning: bool = True, desired_energy_var: float = 5e-4, metric: str = "fisher_diag",
           L: float | None = None, step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
-    """Unadjusted microcanonical Langevin MC with blackjax's L / step-size tuning of what is not given."""
+    """Unadjusted microcanonical Langevin MC; the warmup tunes what is not given: the diagonal preconditioner
+    (`metric`, see METRICS; default the Fisher diagonal from draws and gradients, `fisher_tuner`), the step size
+    (blackjax's energy-error rule) and L (from the autocorrelation time)."""
     mc = Microcanonical("mclmc", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
                         diagonal_preconditioning=diagonal_preconditioning, adapt=adapt)
 
@@ -140,13 +342,14 @@ def mclmc(*, diagonal_preconditioning: bool = True, desired_energy_var: float = 
                 "nonfinite": ~info.nonans, "n_grad": jnp.asarray(GRADS_PER_STEP), "step_size": params["step_size"],
                 "L": params["L"]}
 
-    tune, L_scales = mclmc_tuner(bj_mclmc.build_kernel(desired_energy_var=desired_energy_var), MCLMC_FRACTIONS,
-                                 desired_energy_var)
+    tune, L_scales = microcanonical_tuner(metric, bj_mclmc.build_kernel(desired_energy_var=desired_energy_var),
+                                         desired_energy_var)
     return Sampler(
         name="mclmc", build=build, stats=stats, default_params=mc.default_params, adapted=mc.adapted,
         warmup=mc.warmup(lambda x, logdensity, key: bj_mclmc.init(x, logdensity, key), tune, GRADS_PER_STEP,
                          L_scales),
-        settings={"diagonal_preconditioning": diagonal_preconditioning, "desired_energy_var": desired_energy_var},
+        settings={"diagonal_preconditioning": diagonal_preconditioning, "desired_energy_var": desired_energy_var,
+                  "metric": metric},
     )
 
 
@@ -182,7 +385,7 @@ MAMS_INTEGRATORS = {"leapfrog": (integrators.isokinetic_velocity_verlet, 1),
 
 @register("mams")
 def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l_factor: float = 0.4,
-         desired_energy_var: float = 5e-4, integrator: str = "mclachlan",
+         desired_energy_var: float = 5e-4, integrator: str = "mclachlan", metric: str = "fisher_diag",
          L: float | None = None, step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Metropolis-adjusted microcanonical sampler (adjusted MCLMC, random trajectory length).
 
@@ -201,8 +404,8 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
                         diagonal_preconditioning=diagonal_preconditioning, adapt=adapt)
     steps_fn = adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True)
     kernel = adjusted_mclmc_dynamic.build_kernel(integration_steps_fn=steps_fn, integrator=integrate)
-    unadjusted_tune, _ = mclmc_tuner(bj_mclmc.build_kernel(desired_energy_var=desired_energy_var), MCLMC_FRACTIONS,
-                                     desired_energy_var, l_factor=l_factor)
+    unadjusted_tune, _ = microcanonical_tuner(metric, bj_mclmc.build_kernel(desired_energy_var=desired_energy_var),
+                                              desired_energy_var, l_factor=l_factor)
 
     def build(target, params):
         def step(key, state):
@@ -226,20 +429,22 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
             u_state = integrators.IntegratorState(state.position, generate_unit_vector(momentum_key, state.position),
                                                   state.logdensity, state.logdensity_grad)
             u_fixed = {k: v for k, v in fixed.items() if k != "step_size"}
-            u_start = p._replace(step_size=0.25 * jnp.sqrt(d))
-            u_state, u, n_u = unadjusted_tune(u_fixed, u_state, unadjusted_key, target, n_unadjusted, u_start)
+            # given-and-adapted L / preconditioner start it; the adjusted step size is not its step size
+            u_start = {k: v for k, v in start.items() if k != "step_size"}
+            u_state, u, n_u, n_extra = unadjusted_tune(u_fixed, u_state, unadjusted_key, target, n_unadjusted,
+                                                       u_start)
             state = DynamicHMCState(u_state.position, u_state.logdensity, u_state.logdensity_grad,
                                     state.random_generator_arg)
             # L: a length in time, so it carries over from the unadjusted chain as it is
-            p = MCLMCAdaptationState(fixed.get("L", u.L), fixed.get("step_size", u.step_size),
+            p = MCLMCAdaptationState(fixed.get("L", u.L), fixed.get("step_size", start.get("step_size", u.step_size)),
                                      fixed.get("inverse_mass_matrix", jnp.asarray(u.inverse_mass_matrix) * jnp.ones(d)))
-            n_tune += GRADS_PER_STEP * n_u  # blackjax's MCLMC kernel: isokinetic McLachlan
+            n_tune += GRADS_PER_STEP * n_u + n_extra  # blackjax's MCLMC kernel: isokinetic McLachlan
         if n_adjusted > 0:
             state, h, n_a = _step_size_dual_averaging(kernel, target.logdensity, state, p, n_adjusted, adjusted_key,
                                                        target_accept)
             p = p._replace(step_size=h)
             n_tune += grads * n_a
-        return state, p, n_tune  # gradients, not integration steps (two integrators)
+        return state, p, n_tune, 0  # gradients, not integration steps (two integrators)
 
     def stats(state, info, params):
         return {"lp": state.logdensity, "acceptance_rate": info.acceptance_rate, "diverging": info.is_divergent,
@@ -251,5 +456,6 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
         # L comes from the unadjusted chain's autocorrelation in units of time: a fixed step size does not rescale it
         warmup=mc.warmup(adjusted_mclmc_dynamic.init, tune, 1, lambda n: False),
         settings={"target_accept": target_accept, "diagonal_preconditioning": diagonal_preconditioning,
-                  "l_factor": l_factor, "desired_energy_var": desired_energy_var, "integrator": integrator},
+                  "l_factor": l_factor, "desired_energy_var": desired_energy_var, "integrator": integrator,
+                  "metric": metric},
     )

@@ -1,0 +1,130 @@
+"""The gradient-based (Fisher) preconditioner estimators and the microcanonical warmup built on them."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import samplax
+from moments import assert_moments
+from samplax import Target
+from samplax.samplers import fisher
+from test_sampler_contract import Counting, _quartic, _reported, _run, overhead  # noqa: F401 (fixture)
+
+
+def _gaussian_draws(key, mean, cov, n):
+    x = jax.random.multivariate_normal(key, mean, cov, (n,))
+    grads = -jnp.linalg.solve(cov, (x - mean).T).T
+    return x, grads
+
+
+def test_fisher_diag_is_the_exact_diagonal_of_a_gaussian():
+    d = 6
+    s2 = jnp.logspace(-6, 6, d)
+    mean = jnp.linspace(-3.0, 3.0, d)
+    x, g = _gaussian_draws(jax.random.key(0), mean, jnp.diag(s2), 50)
+    np.testing.assert_allclose(fisher.fisher_diag(x, g), s2, rtol=1e-6)
+    # exact from ANY draws (grad_i = -(x_i - m_i) / s_i^2): a transient far from the typical set gives the same
+    y = 1e3 + 0.01 * x
+    np.testing.assert_allclose(fisher.fisher_diag(y, -(y - mean) / s2), s2, rtol=1e-6)
+    # the same from streaming moments (with zero-weight rows ignored)
+    m = fisher.moments_init(d)
+    for i in range(x.shape[0]):
+        m = fisher.moments_update(m, x[i], g[i])
+        m = fisher.moments_update(m, jnp.full(d, jnp.nan * 0 + 1e9), jnp.zeros(d), 0.0)
+    np.testing.assert_allclose(fisher.moments_fisher_diag(m, jnp.ones(d)), s2, rtol=1e-6)
+    # a correlated Gaussian: sqrt(Sigma_ii / (Sigma^-1)_ii), the Fisher-optimal diagonal
+    a = jax.random.normal(jax.random.key(1), (d, d))
+    cov = a @ a.T + d * jnp.eye(d)
+    x, g = _gaussian_draws(jax.random.key(2), mean, cov, 200_000)
+    expect = jnp.sqrt(jnp.diag(cov) / jnp.diag(jnp.linalg.inv(cov)))
+    np.testing.assert_allclose(fisher.fisher_diag(x, g), expect, rtol=0.02)
+
+
+def test_fisher_diag_keeps_the_previous_value_where_undefined():
+    x = jnp.array([[1.0, 2.0], [1.0, 3.0], [1.0, 4.0]])
+    g = jnp.array([[0.5, 0.0], [0.7, 0.0], [0.9, 0.0]])  # x_0 constant (ratio 0), grad_1 constant (ratio inf)
+    np.testing.assert_array_equal(fisher.fisher_diag(x, g, previous=jnp.array([7.0, 9.0])), [7.0, 9.0])
+
+
+def test_gradient_init_diag_is_one_over_abs_grad_clipped():
+    g = jnp.array([-4.0, 0.25, 0.0, jnp.inf, jnp.nan, 1e30])
+    np.testing.assert_allclose(fisher.gradient_init_diag(g), [0.25, 4.0, 1e20, 1e-20, 1.0, 1e-20])
+
+
+def test_low_rank_recovers_a_planted_direction_and_whitens():
+    d, lam = 20, 100.0
+    v = jax.random.normal(jax.random.key(3), (d,))
+    v = v / jnp.linalg.norm(v)
+    s = jnp.logspace(-2, 2, d)
+    cov = s[:, None] * (jnp.eye(d) + (lam - 1.0) * jnp.outer(v, v)) * s[None, :]
+    x, g = _gaussian_draws(jax.random.key(4), jnp.zeros(d), cov, 400)
+    m = fisher.low_rank(x, g, max_rank=4)
+    k = int(jnp.argmax(jnp.abs(m.lam - 1.0)))
+    u = m.sigma * m.U[:, k]  # the direction in original coordinates
+    planted = s * v
+    cos = jnp.abs(u @ planted) / (jnp.linalg.norm(u) * jnp.linalg.norm(planted))
+    assert cos > 0.99, cos
+    c = fisher.dense(m)
+    # the metric whitens the target: C^{-1/2} Sigma C^{-1/2} close to the identity (eigenvalues within 25%)
+    w = jax.vmap(lambda col: fisher.inv_sqrt_apply(m, col), in_axes=1, out_axes=1)
+    white = w(w(cov).T)
+    ev = jnp.linalg.eigvalsh(white)
+    assert float(ev.max() / ev.min()) < 1.6, ev
+    # the transform algebra
+    y = jax.random.normal(jax.random.key(5), (d,))
+    np.testing.assert_allclose(fisher.inv_sqrt_apply(m, fisher.sqrt_apply(m, y)), y, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(fisher.apply(m, y), c @ y, rtol=1e-8)
+    sq = jax.vmap(lambda col: fisher.sqrt_apply(m, col), in_axes=1, out_axes=1)(jnp.eye(d))
+    np.testing.assert_allclose(sq @ sq.T, c, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(fisher.diagonal(m), jnp.diag(c), rtol=1e-8)
+    bj = fisher.to_blackjax(m)
+    np.testing.assert_array_equal(bj.sigma, m.sigma)
+    # a plain diagonal is a metric too
+    np.testing.assert_allclose(fisher.sqrt_apply(jnp.full(d, 4.0), y), 2.0 * y)
+
+
+SCALES = np.logspace(-3, 3, 6)
+MEANS = 2.0 * SCALES * np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+
+
+def _badly_scaled():
+    return Target.from_logdensity(lambda x: -0.5 * jnp.sum(((x - MEANS) / SCALES) ** 2), len(SCALES))
+
+
+@pytest.mark.parametrize("name", ["mclmc", "mams"])
+def test_default_warmup_recovers_a_badly_scaled_gaussian(name):
+    # sds 1e-3 .. 1e3: with blackjax's variance preconditioner (metric="variance_diag") the large coordinates
+    # never left their start in 1000 warmup steps (mean errors of thousands of MCSE)
+    dt = samplax.sample(_badly_scaled(), name, num_chains=4, num_warmup=1000, num_samples=1500, seed=0,
+                        progress=False)
+    x = np.asarray(dt.posterior["x"])
+    assert_moments(x, MEANS, SCALES**2, what=f"{name} on sds 1e-3..1e3")
+
+
+def test_variance_preconditioner_fails_on_the_badly_scaled_gaussian():
+    """What the Fisher warmup fixes (the old default, kept as metric="variance_diag")."""
+    dt = samplax.sample(_badly_scaled(), "mclmc", num_chains=4, num_warmup=1000, num_samples=1500, seed=0,
+                        progress=False, metric="variance_diag")
+    x = np.asarray(dt.posterior["x"])
+    with pytest.raises(AssertionError):
+        assert_moments(x, MEANS, SCALES**2, what="variance_diag")
+
+
+@pytest.mark.parametrize("name,settings", [("mclmc", {}), ("secd", {}), ("mclmc", {"inverse_mass_matrix": [1.0, 2.0, 0.5]}),
+                                           ("secd", {"step_size": 0.3}), ("mclmc", {"L": 1.2})],
+                         ids=["mclmc", "secd", "mclmc-imm", "secd-step", "mclmc-L"])
+def test_fisher_warmup_counts_every_gradient_and_holds_given_values(overhead, name, settings):
+    width, extra = overhead
+    c = Counting(_quartic)
+    t = Target.from_logdensity(c.fn, 3)
+    dt = _run(t, name, 120, 20, **settings)
+    assert c.n == width * _reported(dt) + extra, f"counted {c.n}, reported {_reported(dt)}"
+    for k, v in settings.items():
+        if k in ("step_size", "L"):
+            np.testing.assert_array_equal(np.asarray(dt.sample_stats[k]), v)
+
+
+def test_unknown_metric_is_refused():
+    with pytest.raises(ValueError, match="metric"):
+        samplax.samplers.get("mclmc", metric="dense")
