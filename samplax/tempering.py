@@ -13,7 +13,7 @@ unconstrained flat vector, with log_prior + log_likelihood = target.logdensity:
   `reference=(mean, scale)`: N(mean, scale^2 I), mean and scale scalars or (dim,) vectors;
   `reference=(mean, cov)` with cov a (dim, dim) matrix: N(mean, cov);
   `reference="auto"`: a widened Laplace fit at the posterior mode (`samplax.reference_fit`: mode from several
-  starts, inverse Hessian, covariance x 4).
+  starts, inverse Hessian, one importance-sampling refinement, covariance x 4).
 - `reference=None` (default) uses the model's prior; when there is none to draw from -- a numpyro model with an
   improper prior (ImproperUniform sites, Stan's flat priors) or a plain log-density -- it uses "auto" and says
   so with a `UserWarning` naming the improper sites (once per Target and setting). log Z is then the integral of
@@ -242,16 +242,15 @@ def _entry(target, reference, check) -> _Entry:
 
 
 def _auto(target, why: str | None):
-    g = reference_fit.auto_reference(target)
-    fit = reference_fit.laplace(target)
-    what = (f"a Gaussian in the unconstrained space, the Laplace fit at the mode with covariance x "
+    g, fit_notes = reference_fit.auto_reference(target)
+    what = (f"a Gaussian in the unconstrained space from the Laplace fit at the mode, covariance x "
             f"{reference_fit.INFLATE:g} (mean {reference_fit._fmt(g.mean)}, sd {reference_fit._fmt(g.sd)})")
     if why is None:
         note = f"reference='auto' for target {target.name!r}: {what}."
     else:
         note = (f"{why}, so tempering starts from reference='auto': {what}. log Z is the integral of exp(logdensity) "
                 "(the evidence relative to a flat prior density of 1). Pass reference=(mean, scale) to choose another.")
-    return g, (note,) + tuple(f"Laplace fit of {target.name!r}: {n}" for n in fit.notes)
+    return g, (note,) + tuple(f"automatic reference for {target.name!r}: {n}" for n in fit_notes)
 
 
 def _build(target, reference, check) -> _Entry:
