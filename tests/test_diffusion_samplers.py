@@ -112,15 +112,29 @@ def test_no_log_z_estimate_is_nan_not_zero(model, name, kw):
     assert np.all(np.isnan(dt.attrs["log_z_per_population"]))
 
 
-def _counting(model):
-    calls = []
+def _counting(model, jvps=None):
+    """A score model that counts its evaluations in `calls` (points) and, when `jvps` is a list, the
+    Jacobian-vector products of the score (one per point and tangent direction) in `jvps`."""
+    calls, d = [], model.dim
 
-    def score(x, t):
+    def counted(x, t):
         # under vmap the callback runs once per batch with the batched x: count its points
-        jax.debug.callback(lambda xb: calls.append(np.asarray(xb).size // model.dim), x)
+        jax.debug.callback(lambda xb: calls.append(np.asarray(xb).size // d), x)
         return model.score(x, t)
 
-    return ScoreModel(score=score, process=model.process, dim=model.dim, name="counted"), calls
+    if jvps is None:
+        return ScoreModel(score=counted, process=model.process, dim=d, name="counted"), calls
+    score = jax.custom_jvp(counted)
+
+    @score.defjvp
+    def _(primals, tangents):
+        x, t = primals
+        out, tan = jax.jvp(lambda y: model.score(y, t), (x,), (tangents[0],))
+        # the output tangent is batched over points and directions: d values per JVP
+        jax.debug.callback(lambda tb: jvps.append(np.asarray(tb).size // d), tan)
+        return counted(x, t), tan
+
+    return ScoreModel(score=score, process=model.process, dim=d, name="counted"), calls
 
 
 @pytest.mark.parametrize("name,kw,per_particle", [
@@ -128,14 +142,21 @@ def _counting(model):
     pytest.param("pc", dict(num_steps=5, num_corrector_steps=2), 15, marks=pytest.mark.slow),
     ("deis", dict(num_steps=6, order=3), 6 + 2 * 3),
     ("pf_ode", dict(num_steps=5, solver="tsit5", log_prob=False), 1 + 5 * 6),
-    pytest.param("pf_ode", dict(num_steps=5, solver="heun"), 10, marks=pytest.mark.slow),
+    # with the log-density: each field evaluation is a score evaluation + d = 2 JVPs (exact divergence)
+    ("pf_ode", dict(num_steps=5, solver="heun"), 10 * (1 + 2)),
+    # Hutchinson: + one JVP per probe
+    pytest.param("pf_ode", dict(num_steps=5, solver="heun", exact_trace_max_dim=1, num_probes=3), 10 * (1 + 3),
+                 marks=pytest.mark.slow),
 ])
 def test_nfe_counts_are_the_score_calls(model, name, kw, per_particle):
-    counted, calls = _counting(model)
+    # one unit per score evaluation and per JVP of the score (before: pf_ode's log-density JVPs were not counted)
+    jvps = []
+    counted, calls = _counting(model, jvps)
     n = 3
     dt = samplax.sample(counted, name, num_particles=n, num_chains=1, seed=0, progress=False, **kw)
-    assert dt.attrs["n_grad_sampling"] == sum(calls) == n * per_particle
+    assert dt.attrs["n_grad_sampling"] == sum(calls) + sum(jvps) == n * per_particle
     assert int(dt["stage_stats"]["n_grad"].sum()) == n * per_particle
+    assert dt["stage_stats"]["n_grad"].dtype == np.int64
 
 
 @pytest.mark.slow

@@ -153,3 +153,53 @@ def test_naive_baseline_reports_no_log_z():
         dt = samplax.sample(samplax.fkc.product(m1, m2), "fkc_naive", num_particles=16, num_chains=2, num_steps=5,
                             seed=0, progress=False)
     assert np.isnan(dt.attrs["log_z"]) and np.isnan(dt.attrs["log_z_se"])
+
+
+@pytest.mark.parametrize("sde", ["matched", "target"])
+def test_fkc_counts_score_evaluations_and_jvps(sde):
+    # one unit per score evaluation and per JVP of a score (the matched SDE's divergence: d JVPs per model and
+    # point), counted against host callbacks; int64 counts (before: int32)
+    from test_diffusion_samplers import _counting
+
+    jvps = []
+    (a, ca), (b, cb) = (_counting(m, jvps) for m in example_experts())
+    n, steps, d = 5, 3, 2
+    dt = samplax.sample(samplax.fkc.product(a, b), "fkc", num_particles=n, num_chains=1, num_steps=steps, sde=sde,
+                        seed=0, progress=False)
+    per_point = 2 * (1 + d if sde == "matched" else 1)  # two experts
+    assert dt.attrs["n_grad_sampling"] == sum(ca) + sum(cb) + sum(jvps) == n * per_point * (steps + 1)
+    assert sum(jvps) == (n * 2 * d * (steps + 1) if sde == "matched" else 0)
+    assert dt["stage_stats"]["n_grad"].dtype == np.int64
+
+
+def test_counts_past_int32_are_exact():
+    # a population's count above 2**31 - 1: exact through sample() under x64 (int64 end to end)
+    import jax
+
+    from samplax.particles import base
+
+    big = [2**30 + 7] * 4  # stage counts; their sum 2**32 + 28 wraps int32
+
+    def run(model, key, n, progress):
+        g = base.stage_counts(big)
+        x = jax.random.normal(key, (n, 1))
+        return base.Population(x, jnp.zeros(()), {"n_grad": g, "ess": jnp.full((4,), float(n))}, jnp.sum(g))
+
+    sampler = base.PopulationSampler("count_probe", run, stage_label="stage")
+    t = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), 1)
+    dt = samplax.sample(t, sampler, num_particles=8, num_chains=2, seed=0, progress=False)
+    assert dt.attrs["n_grad_sampling"] == 2 * (4 * (2**30 + 7))
+    np.testing.assert_array_equal(dt.attrs["n_grad_per_population"], [4 * (2**30 + 7)] * 2)
+    # without x64 JAX counts in int32: the device total wraps, the host re-sums the stages in int64 ...
+    wrapped = np.asarray(big, np.int32).sum(dtype=np.int32)[None]
+    stages = {"n_grad": np.asarray(big, np.int32)[None]}
+    np.testing.assert_array_equal(base.total_n_grad(wrapped, stages), [4 * (2**30 + 7)])
+    # ... and a sampler whose stage counts do not add up to its total keeps its total
+    np.testing.assert_array_equal(base.total_n_grad(np.asarray([5]), {"n_grad": np.asarray([[1, 1]])}), [5])
+    # a single stage above int32 is refused by name rather than wrapped
+    jax.config.update("jax_enable_x64", False)
+    try:
+        with pytest.raises(ValueError, match="jax_enable_x64"):
+            base.stage_counts([2**31])
+    finally:
+        jax.config.update("jax_enable_x64", True)

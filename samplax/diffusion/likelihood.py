@@ -27,6 +27,14 @@ def evals_per_step(solver) -> tuple[int, int]:
     return (stages - 1, 1) if tab.fsal else (stages, 0)
 
 
+def evals_per_field(dim: int, with_log_prob: bool, exact_trace_max_dim: int, num_probes: int) -> int:
+    """Counted evaluations per vector-field evaluation (n_grad units: a score evaluation or a JVP of the score = 1):
+    1, or with the log-density 1 + d JVPs (exact trace, d <= exact_trace_max_dim) or 1 + num_probes (Hutchinson)."""
+    if not with_log_prob:
+        return 1
+    return 1 + (dim if dim <= exact_trace_max_dim else num_probes)
+
+
 def _field(model, with_log_prob: bool, exact: bool):
     proc = model.process
     d = model.dim

@@ -31,7 +31,6 @@ from samplax.particles import base
 from samplax.particles.resampling import resample, scheme
 from samplax.particles.state import ParticleState, ess
 
-_INT = lambda: jnp.int64 if jax.config.jax_enable_x64 else jnp.int32  # noqa: E731
 
 
 def _check_int(name, value, low):
@@ -78,8 +77,8 @@ def run_sfs(target, key, num_particles: int, num_steps: int, num_mc: int, resamp
     log_z = logsumexp(log_w) - jnp.log(n)
     state, _ = resample(k_res, ParticleState(x, log_w, log_z), resampling)
     stats = {"time": jnp.asarray((np.arange(K) + 1) * h), "ess": ess_path.at[-1].set(ess(log_w)),
-             "n_grad": jnp.full((K,), n * num_mc, _INT())}
-    return base.Population(state.particles, log_z, stats, jnp.asarray(n * K * num_mc, _INT()))
+             "n_grad": base.stage_counts(np.full(K, n * num_mc))}
+    return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))  # host re-sums in int64
 
 
 @base.register("sfs")

@@ -14,6 +14,8 @@ import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
@@ -49,6 +51,41 @@ class PopulationSampler:
     # False for samplers that estimate no log Z (diffusion samplers from a score, the unweighted FKC baseline):
     # their populations' log_z is NaN, and a NaN log Z is then expected rather than a failure
     estimates_log_z: bool = True
+
+
+# ------------------------------------------------------------------------------------------- counts
+# n_grad units (every population sampler): one gradient / score evaluation = 1, and one Jacobian-vector product of
+# the score (a forward-mode pass: exact divergences cost d of them, a Hutchinson estimate one per probe) = 1.
+INT32_MAX = 2**31 - 1
+
+
+def count_dtype():
+    """int64 under jax_enable_x64. Without x64 JAX has no int64: counts are int32, each stage's count must fit
+    (`stage_counts` refuses one that does not), and the host sums the stages in int64 (`total_n_grad`)."""
+    return jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
+
+
+def stage_counts(counts, what: str = "n_grad"):
+    """Static per-stage counts (Python / numpy integers) as a device array of `count_dtype()`; without x64 a stage
+    count above 2**31 - 1 is refused by name instead of wrapping."""
+    c = np.asarray(counts, dtype=np.int64)
+    if not jax.config.jax_enable_x64 and c.size and int(c.max()) > INT32_MAX:
+        raise ValueError(f"{what}: {int(c.max())} evaluations in one stage do not fit the int32 counts JAX uses "
+                         "without 64-bit mode; enable it (jax.config.update('jax_enable_x64', True)) or use fewer "
+                         "particles per population")
+    return jnp.asarray(c, count_dtype())
+
+
+def total_n_grad(n_grad, stage_stats) -> np.ndarray:
+    """Per-population totals as host int64. Without x64 the device total is int32 and wraps past 2**31 - 1; the
+    per-stage counts summed here in int64 do not. The stage sum is used where it agrees with the device total
+    modulo 2**32 (a sampler whose stage counts do not add up to its total keeps its own total)."""
+    total = np.asarray(n_grad).astype(np.int64)
+    stages = None if stage_stats is None else stage_stats.get("n_grad")
+    if stages is None or not np.issubdtype(np.asarray(stages).dtype, np.integer):
+        return total
+    s = np.asarray(stages).astype(np.int64).reshape(*total.shape, -1).sum(axis=-1)
+    return np.where((s - total) % 2**32 == 0, s, total)
 
 
 _REGISTRY: dict[str, Callable[..., PopulationSampler]] = {}

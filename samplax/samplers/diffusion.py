@@ -4,11 +4,13 @@ NAME: "reverse_sde" (Euler–Maruyama), "pf_ode" (probability-flow ODE with diff
 log-density), "deis" (exponential integrator, order 0..3), "pc" (predictor–corrector), "adaptive_sde"
 (Gotta Go Fast adaptive steps; `tol=` instead of num_steps). Particles start from the process prior at
 t_max (same draw for the same seed in every sampler) and end at t_min; the target is p_{t_min}
-(`score_model.as_target()`). n_grad counts score evaluations (NFE), all particles. None of these samplers
+(`score_model.as_target()`). n_grad counts score evaluations (NFE) and Jacobian-vector products of the score, one
+unit each (pf_ode with log_prob: d JVPs per field evaluation for the exact divergence, one per Hutchinson probe),
+all particles; int64 (base.count_dtype). None of these samplers
 estimates a log Z (a score carries no normalising constant): log_z is NaN and `estimates_log_z` False.
 
 stage_stats: fixed grids (reverse_sde, deis, pc, fixed-step pf_ode) have one row per step: time (the
-step's end), step_size, n_grad (score evaluations in that step), ess (= N: particles stay equally
+step's end), step_size, n_grad (score evaluations and JVPs in that step), ess (= N: particles stay equally
 weighted). adaptive pf_ode: one row (time t_min, n_grad, num_steps, num_accepted, num_rejected from
 diffrax's stats). adaptive_sde: `num_bins` rows over equal time bins of [t_min, t_max] (the per-step
 record is variable-length): accepted, rejected, n_grad (2 per try) of steps starting in the bin.
@@ -24,7 +26,6 @@ import numpy as np
 from samplax.diffusion import adaptive, deis as deis_mod, integrators, likelihood
 from samplax.particles import base
 
-_INT = lambda: jnp.int64 if jax.config.jax_enable_x64 else jnp.int32  # noqa: E731
 
 
 def _check_int(name, value, low):
@@ -52,16 +53,20 @@ def _start(model, key, n):
     return model.process.prior_sample(k_init, n, model.dim), k_run
 
 
-def _grid_stats(ts, n, per_step, first_extra=0):
+def _grid_stats(ts, n, per_step, first_extra=0, startup_steps=0, startup_extra=0):
+    """Stage stats of a fixed grid; n_grad per step = n x per_step, + n x first_extra in the first step (FSAL) and
+    + n x startup_extra in each of the first `startup_steps` steps (DEIS's RK4 start-up), counted in int64."""
     k = ts.size - 1
     g = np.full(k, n * per_step, dtype=np.int64)
     g[0] += n * first_extra
+    g[:startup_steps] += n * startup_extra
     return {"time": jnp.asarray(ts[1:]), "step_size": jnp.asarray(ts[:-1] - ts[1:]),
-            "n_grad": jnp.asarray(g, _INT()), "ess": jnp.full((k,), float(n))}
+            "n_grad": base.stage_counts(g), "ess": jnp.full((k,), float(n))}
 
 
 def _population(x, stats, particle_stats=None):
-    n_grad = jnp.sum(stats["n_grad"]).astype(_INT())
+    # the stages' sum (int32 without x64 may wrap; the host re-sums the stages in int64: base.total_n_grad)
+    n_grad = jnp.sum(stats["n_grad"].astype(base.count_dtype()))
     # no log Z estimate: NaN, not 0 (a 0 +- 0 would read as an exact normaliser)
     return base.Population(x, jnp.full((), jnp.nan, x.dtype), stats, n_grad, particle_stats or {})
 
@@ -121,9 +126,8 @@ def deis(num_steps: int = 20, order: int = 2, grid: str = "quadratic", startup: 
         x, _ = _start(m, key, n)
         ts = integrators.time_grid(m.process, num_steps, grid)
         x = deis_mod.solve(m, x, ts, order, startup, progress)
-        stats = _grid_stats(ts, n, 1)
         k_rk = deis_mod.num_rk4_steps(order, startup, num_steps)
-        stats["n_grad"] = stats["n_grad"].at[:k_rk].add(3 * n)  # RK4 start-up steps: 4 evaluations each
+        stats = _grid_stats(ts, n, 1, startup_steps=k_rk, startup_extra=3)  # RK4 start-up steps: 4 evaluations each
         return _population(x, stats)
 
     settings = dict(num_steps=num_steps, order=order, grid=grid, startup=startup)
@@ -172,13 +176,17 @@ def pf_ode(num_steps: int | None = None, solver: str = "heun", rtol: float | Non
                                                   max_steps=max_steps, with_log_prob=log_prob,
                                                   exact_trace_max_dim=exact_trace_max_dim, num_probes=num_probes)
         progress.update(0, m.process.t_min, n)
+        # each vector-field evaluation: 1 score evaluation, + with log_prob the divergence's JVPs of the score
+        # (d for the exact trace, one per Hutchinson probe); see likelihood.evals_per_field
+        per_field = likelihood.evals_per_field(m.dim, log_prob, exact_trace_max_dim, num_probes)
         if adaptive_steps:
-            it = _INT()
-            stats = {"time": jnp.full((1,), m.process.t_min), "n_grad": (n * (per_step * steps + initial))[None].astype(it),
+            it = base.count_dtype()
+            stats = {"time": jnp.full((1,), m.process.t_min),
+                     "n_grad": (n * per_field * (per_step * steps.astype(it) + initial))[None].astype(it),
                      "num_steps": steps[None].astype(it), "num_accepted": acc[None].astype(it),
                      "num_rejected": rej[None].astype(it), "ess": jnp.full((1,), float(n))}
         else:
-            stats = _grid_stats(ts, n, per_step, initial)
+            stats = _grid_stats(ts, n, per_step * per_field, initial * per_field)
         return _population(x, stats, {"log_prob": lp} if log_prob else {})
 
     settings = dict(num_steps=num_steps, solver=solver, rtol=rtol, atol=atol, grid=grid, log_prob=log_prob,

@@ -13,9 +13,10 @@ SDEs (`sde=`): "target" is the paper's target-score SDE (noise g, weights from s
 divergence term of eq. (6) in `samplax.fkc.weights` - its weights nearly vanish at high noise, which
 cut the log Z sd on a product of 2D mixtures from ~0.1 to ~0.006 at 4000 particles (measured).
 
-Counts: `n_grad` is score-model evaluations (NFE): one per input model per particle per time point
-(the t_max point included). Reward evaluations of a tilt (value, gradient, Laplacian at each point)
-are counted separately in the stage stat `n_reward`.
+Counts (int64, `particles.base.count_dtype`): `n_grad` is score-model evaluations (NFE) and Jacobian-vector products
+of the scores, one unit each: per input model, particle and time point (the t_max point included) 1 score
+evaluation, + d JVPs for the divergence of sde="matched". Reward evaluations of a tilt (value, gradient,
+Laplacian at each point) are counted separately in the stage stat `n_reward`.
 """
 
 from __future__ import annotations
@@ -62,11 +63,25 @@ def _run_factory(num_steps: int, ess_threshold: float, resampling: str, init: st
             raise ValueError(f"sde='matched' needs total exponent B >= 1/2 (noise variance (2 - 1/B) g^2), "
                              f"got B = {big_b} for {comp!r}; use sde='target'")
         noise_scale = 2.0 - 1.0 / big_b if matched else 1.0
-        divs = [jax.vmap(lambda xi, t, m=m: jnp.trace(jax.jacfwd(m.score)(xi, t)), (0, None)) for m in comp.models]
+        eye = jnp.eye(dim)
+
+        def score_and_div(m):
+            """x (N, d), t -> (score (N, d), its divergence (N,)): one score evaluation and d JVPs per particle."""
+            def one(xi, t):
+                s, jvp = jax.linearize(lambda y: m.score(y, t), xi)
+                return s, jnp.trace(jax.vmap(jvp)(eye.astype(xi.dtype)))
+
+            return jax.vmap(one, (0, None))
+
+        with_div = [score_and_div(m) for m in comp.models]
 
         def evaluate(x, t):
             """Expert scores (N, m, d), grad Phi (N, d) and the weight rate G (N,) at time t."""
-            sc = jnp.stack([s(x, t) for s in scorers], axis=1)
+            if matched:
+                pairs = [f(x, t) for f in with_div]
+                sc, divs = jnp.stack([p[0] for p in pairs], axis=1), [p[1] for p in pairs]
+            else:
+                sc = jnp.stack([s(x, t) for s in scorers], axis=1)
             if reward_at is None:
                 gphi = jax.vmap(lambda s: composed_grad(s, betas))(sc)
                 rate = jax.vmap(lambda xi, s: log_weight_rate(proc, t, xi, s, betas))(x, sc)
@@ -79,7 +94,7 @@ def _run_factory(num_steps: int, ess_threshold: float, resampling: str, init: st
                     x, sc, r, gr, lap)
                 lap_phi = b * lap
             if matched:
-                lap_phi = lap_phi + sum(be * dv(x, t) for be, dv in zip(comp.exponents, divs))
+                lap_phi = lap_phi + sum(be * dv for be, dv in zip(comp.exponents, divs))
                 rate = rate + matched_correction(proc, t, gphi, lap_phi, big_b)
             return gphi, rate
 
@@ -95,7 +110,11 @@ def _run_factory(num_steps: int, ess_threshold: float, resampling: str, init: st
         else:
             state = state._replace(log_z=jnp.asarray(prior_log_z(proc, dim, big_b), x.dtype))
         gphi, rate = evaluate(x, t_max)
-        per_point = n * n_models * (1 + dim if matched else 1)  # jacfwd divergence: dim forward passes
+        per_point = n * n_models * (1 + dim if matched else 1)  # jacfwd divergence: dim JVPs
+        # the first stage also holds the t_max evaluations; int64 counts (int32 without x64: refused if a stage's
+        # count does not fit, and the host re-sums the stages in int64, base.total_n_grad)
+        base.stage_counts([2 * per_point, 2 * n], "fkc counts")  # checked statically (stage 0: two time points)
+        cdt = base.count_dtype()
 
         def step(carry, k):
             state, gphi, rate = carry
@@ -125,9 +144,9 @@ def _run_factory(num_steps: int, ess_threshold: float, resampling: str, init: st
                 lz_inc, e, do = jnp.zeros(()), jnp.asarray(float(n)), jnp.array(False)
             progress.update(k, t1, e)
             stats = {"time": t1, "ess": e, "log_z_increment": lz_inc, "resampled": do,
-                     "n_grad": jnp.asarray(per_point, jnp.int32)}
+                     "n_grad": jnp.asarray(per_point, cdt)}
             if reward_at is not None:
-                stats["n_reward"] = jnp.asarray(n, jnp.int32)
+                stats["n_reward"] = jnp.asarray(n, cdt)
             return (state, gphi1, rate1), stats
 
         (state, _, _), stats = jax.lax.scan(step, (state, gphi, rate), jnp.arange(num_steps))
@@ -136,7 +155,7 @@ def _run_factory(num_steps: int, ess_threshold: float, resampling: str, init: st
         if "n_reward" in stats:
             stats["n_reward"] = stats["n_reward"].at[0].add(n)
         log_z = state.log_z if correct else jnp.full((), jnp.nan, state.log_z.dtype)  # unweighted: no estimate
-        return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
+        return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))  # int32: may wrap (see above)
 
     return run
 

@@ -63,9 +63,9 @@ class TrainedSampler:
             state, _ = resample(k_res, ParticleState(x, log_w, log_z), resampling)
             K = path.num_steps
             stats = {"time": jnp.asarray((np.arange(K) + 1) / K), "ess": ess_path,
-                     "n_grad": jnp.full((K,), num_particles)}
+                     "n_grad": base.stage_counts(np.full(K, num_particles))}
             # n_grad: K gradient evaluations per path; the final log pi~(x_K) is one more log-density evaluation each
-            return base.Population(state.particles, log_z, stats, jnp.asarray(num_particles * K))
+            return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
 
         return base.PopulationSampler(f"{self.kind}[{self.config['loss']}]", run,
                                       {**self.config, "num_steps": path.num_steps, "resampling": resampling}, "time")
