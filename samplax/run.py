@@ -244,6 +244,8 @@ def sample(
         stats = {k: np.concatenate([c[k] for c in stat_chunks], axis=1) for k in stat_chunks[0]}
         tally = _tally(None, positions, stats, 0)
     attrs["n_grad_sampling"] = _count(tally["n_grad"])
+    if "desired_energy_var" in (s.settings or {}):  # the trust check compares the energy error with it
+        attrs["desired_energy_var"] = float(s.settings["desired_energy_var"])
     attrs["adapted"] = _adapted_names(s, params, num_warmup)
     attrs["params"] = _params_summary(params)
     attrs.update(times)

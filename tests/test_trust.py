@@ -116,3 +116,23 @@ def test_report_does_not_compute_chain_diagnostics_over_particles():
     dt = _pop_tree(np.sort(rng.normal(size=(4, 300)), axis=1))  # sorted particles: a chain R-hat would be nonsense
     row = run_table({"p": dt}).loc["p"]
     assert np.isnan(float(row["max_r_hat"])) and np.isnan(float(row["min_ess_bulk"]))
+
+
+def test_energy_error_check_of_unadjusted_microcanonical_runs():
+    # Var[energy change] / d at the tuned target passes; 30x the target (a step too large somewhere) is flagged
+    from samplax.diagnostics.mixing import _energy_error_findings
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(4, 1000, 5))
+    target = 5e-4
+
+    def tree(var_per_dim):
+        dt = from_dict({"posterior": {"x": x},
+                        "sample_stats": {"energy_change": rng.normal(0, np.sqrt(var_per_dim * 5), (4, 1000))}})
+        dt.attrs["desired_energy_var"] = target
+        return dt
+
+    assert _energy_error_findings(tree(target)) == []
+    assert _energy_error_findings(tree(3 * target)) == []
+    found = _energy_error_findings(tree(30 * target))
+    assert len(found) == 1 and "desired_energy_var" in found[0]

@@ -7,6 +7,7 @@ import numpy as np
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 EBFMI_MIN = 0.3
+ENERGY_VAR_FACTOR = 10.0  # Var[energy change] / d above this x desired_energy_var flags an unadjusted run
 
 
 def _as_datatree(data, var_name: str = "x"):
@@ -151,6 +152,7 @@ def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PE
     if low.size:
         out.append(f"E-BFMI < {ebfmi_min} in chain(s) {low.tolist()} ({np.round(e[low], 2).tolist()}): momentum "
                    "resampling explores the energy poorly; the tails may be under-explored.")
+    out += _energy_error_findings(dt)
     if int(dt.attrs.get("n_reverted", 0)):
         out.append(f"{int(dt.attrs['n_reverted'])} step(s) met a NaN/inf log-density or gradient and were reverted "
                    "(the chain stayed where it was): such steps bias the draws; check the model for NaN/inf regions, "
@@ -163,6 +165,27 @@ def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PE
                    "are kept as they are, not repaired: check the model for regions where it is NaN/inf, or reduce "
                    "the step size.")
     return out
+
+
+def _energy_error_findings(dt) -> list[str]:
+    """Unadjusted microcanonical samplers (MCLMC, sECD) have no accept step: their bias grows with the energy error
+    per dimension, which their warmup tunes to `desired_energy_var` (Robnik et al. 2023). A sampling phase whose
+    Var[energy change] / d is far above that target ran with too large a step for where it went (a funnel's
+    neck, a badly scaled direction) and its draws are biased even when the chains agree."""
+    target = dt.attrs.get("desired_energy_var")
+    if target is None or "sample_stats" not in dt.children or "energy_change" not in dt["sample_stats"]:
+        return []
+    ec = np.asarray(dt["sample_stats"]["energy_change"], dtype=float)
+    dim = sum(int(np.prod(v.shape[2:])) for v in dt["posterior"].data_vars.values())
+    with np.errstate(invalid="ignore"):
+        per_dim = np.nanvar(ec, axis=1) / max(dim, 1)
+    high = np.where(per_dim > ENERGY_VAR_FACTOR * float(target))[0]
+    if not high.size:
+        return []
+    return [f"energy error variance per dimension {np.round(per_dim[high], 5).tolist()} in chain(s) "
+            f"{high.tolist()} is over {ENERGY_VAR_FACTOR:g}x the desired_energy_var {float(target):g} the warmup "
+            "tuned for: an unadjusted sampler's draws are biased there; use an adjusted sampler (mams, nuts), "
+            "a smaller desired_energy_var, or reparametrise."]
 
 
 def nonfinite_divergences(data) -> np.ndarray:
