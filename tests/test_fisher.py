@@ -31,7 +31,7 @@ def test_fisher_diag_is_the_exact_diagonal_of_a_gaussian():
     m = fisher.moments_init(d)
     for i in range(x.shape[0]):
         m = fisher.moments_update(m, x[i], g[i])
-        m = fisher.moments_update(m, jnp.full(d, jnp.nan * 0 + 1e9), jnp.zeros(d), 0.0)
+        m = fisher.moments_update(m, jnp.full(d, jnp.nan), jnp.zeros(d), 0.0)
     np.testing.assert_allclose(fisher.moments_fisher_diag(m, jnp.ones(d)), s2, rtol=1e-6)
     # a correlated Gaussian: sqrt(Sigma_ii / (Sigma^-1)_ii), the Fisher-optimal diagonal
     a = jax.random.normal(jax.random.key(1), (d, d))
@@ -66,11 +66,14 @@ def test_low_rank_recovers_a_planted_direction_and_whitens():
     cos = jnp.abs(u @ planted) / (jnp.linalg.norm(u) * jnp.linalg.norm(planted))
     assert cos > 0.99, cos
     c = fisher.dense(m)
-    # the metric whitens the target: C^{-1/2} Sigma C^{-1/2} close to the identity (eigenvalues within 25%)
+    # the metric whitens the target: C^{-1/2} Sigma C^{-1/2} has condition number < 5 (eigenvalues within
+    # [1/cutoff, cutoff] = [1/2, 2] are left alone by design), from ~1e6 before
     w = jax.vmap(lambda col: fisher.inv_sqrt_apply(m, col), in_axes=1, out_axes=1)
     white = w(w(cov).T)
     ev = jnp.linalg.eigvalsh(white)
-    assert float(ev.max() / ev.min()) < 1.6, ev
+    assert float(ev.max() / ev.min()) < 5, ev
+    raw = jnp.linalg.eigvalsh(cov)
+    assert float(raw.max() / raw.min()) > 1e5
     # the transform algebra
     y = jax.random.normal(jax.random.key(5), (d,))
     np.testing.assert_allclose(fisher.inv_sqrt_apply(m, fisher.sqrt_apply(m, y)), y, rtol=1e-8, atol=1e-10)

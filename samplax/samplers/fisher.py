@@ -75,10 +75,12 @@ def moments_init(dim: int, dtype=None) -> Moments:
 
 
 def moments_update(m: Moments, x: Array, g: Array, weight=1.0) -> Moments:
-    """Add (x, g) with `weight` (0 leaves the moments unchanged, e.g. a reverted step)."""
+    """Add (x, g) with `weight` (0 leaves the moments unchanged, whatever x and g hold: e.g. a reverted step)."""
     w = jnp.asarray(weight, m.mean_x.dtype)
+    use = w > 0
+    x, g = jnp.where(use, x, m.mean_x), jnp.where(use, g, m.mean_g)
     total = m.weight + w
-    frac = jnp.where(total > 0, w / jnp.where(total > 0, total, 1.0), 0.0)
+    frac = jnp.where(use, w / jnp.where(use, total, 1.0), 0.0)
     dx, dg = x - m.mean_x, g - m.mean_g
     mean_x, mean_g = m.mean_x + frac * dx, m.mean_g + frac * dg
     return Moments(total, mean_x, m.m2_x + w * dx * (x - mean_x), mean_g, m.m2_g + w * dg * (g - mean_g))

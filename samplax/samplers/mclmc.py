@@ -127,55 +127,107 @@ DESCENT_MAX_ITER = 100
 DESCENT_TAIL = 8  # the last iterates of the descent path that give the first Fisher diagonal
 
 
-def descend(logdensity, position, logdensity_value, grad, max_iter=DESCENT_MAX_ITER, tail=DESCENT_TAIL):
-    """L-BFGS (optax, zoom line search) on -log p from `position` while each iteration gains more than d / 2 in
-    log-density (the log-density's spread over a typical set is ~ sqrt(d / 2) around d / 2 below the mode): a far
-    start is brought to the bulk in a few dozen gradients, which isokinetic dynamics cannot do (their speed is
-    fixed in preconditioned units, so a start 10^7 local scales away takes ~10^8 steps; earn_height's is).
+def descend(logdensity, position, logdensity_value, grad, max_iter=DESCENT_MAX_ITER, tail=DESCENT_TAIL,
+            memory=10, max_backtrack=30):
+    """L-BFGS on -log p from `position` while its quadratic model predicts a gain above d / 2 in log-density for
+    the full step (over a typical set the log-density spreads ~ sqrt(d / 2) around d / 2 below the mode): a far start is brought to the bulk in a
+    few dozen gradients, which isokinetic dynamics cannot do (their speed is fixed in preconditioned units, so a
+    start 10^7 local scales away takes ~10^8 steps; earn_height's initial points are).
 
+    Line search: backtracking (halving from the quasi-Newton step) to Armijo's condition; the first direction is
+    the steepest descent of length 1. Every trial point costs one value-and-gradient and is counted; there is no
+    `lax.cond` (whose branches would both run under vmap). A non-finite trial counts as a failed trial.
     Returns (position, log-density, gradient, Fisher diagonal of the path's last `tail` iterates (NaN where
-    undefined), gradients evaluated). The start's value and gradient are given (no evaluation); every line-search
-    step evaluates one value and gradient (optax's `num_linesearch_steps`). A non-finite step ends the descent
-    at the last finite iterate."""
-    import optax
-
+    undefined), gradients evaluated). The start's value and gradient are given (no evaluation)."""
     from samplax.samplers import fisher
 
     d = position.shape[-1]
+    dtype = position.dtype
     min_gain = 0.5 * d
-    f = lambda x: -logdensity(x)  # noqa: E731
-    opt = optax.lbfgs(linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=20,
-                                                                 initial_guess_strategy="one"))
-    buf = jnp.zeros((tail, d), position.dtype)
-    carry0 = (position, -logdensity_value, -grad, opt.init(position), jnp.asarray(0), jnp.asarray(0),
-              jnp.asarray(True), buf.at[0].set(position), buf.at[0].set(grad))
+    neg_vg = jax.value_and_grad(lambda x: -logdensity(x))
+
+    def direction(g, S, Y, rho, count):
+        q = g
+        alphas = []
+        for j in range(memory):  # newest to oldest
+            k = (count - 1 - j) % memory
+            valid = j < jnp.minimum(count, memory)
+            a_j = jnp.where(valid, rho[k] * jnp.dot(S[k], q), 0.0)
+            q = q - a_j * Y[k]
+            alphas.append((k, valid, a_j))
+        newest = (count - 1) % memory
+        yy = jnp.dot(Y[newest], Y[newest])
+        gamma = jnp.where(count > 0, jnp.dot(S[newest], Y[newest]) / jnp.where(yy > 0, yy, 1.0),
+                          1.0 / jnp.maximum(jnp.linalg.norm(g), jnp.finfo(dtype).tiny))
+        r = gamma * q
+        for k, valid, a_j in reversed(alphas):  # oldest to newest
+            b = rho[k] * jnp.dot(Y[k], r)
+            r = r + jnp.where(valid, (a_j - b), 0.0) * S[k]
+        return -r
+
+    def search(x, v, g, p, step):
+        slope = jnp.dot(g, p)
+
+        def cond(c):
+            t, v_new, _, n = c
+            bad = ~jnp.isfinite(v_new) | (v_new > v + 1e-4 * t * slope)
+            return bad & (n < max_backtrack)
+
+        def body(c):
+            t, _, _, n = c
+            t = jnp.where(n > 0, 0.5 * t, t)
+            v_new, g_new = neg_vg(x + t * p)
+            return t, v_new, g_new, n + 1
+
+        n0 = jnp.where(step, 0, max_backtrack)  # no step: no evaluation
+        t, v_new, g_new, n = jax.lax.while_loop(cond, body, (jnp.asarray(1.0, dtype), jnp.asarray(jnp.inf, dtype),
+                                                             g, n0))
+        return t, v_new, g_new, n - n0
+
+    zeros = jnp.zeros((memory, d), dtype)
+    buf = jnp.zeros((tail, d), dtype)
+    carry0 = (position, -logdensity_value, -grad, zeros, zeros, jnp.zeros(memory, dtype), jnp.asarray(0),
+              jnp.asarray(0), jnp.asarray(0), jnp.asarray(True), buf.at[0].set(position), buf.at[0].set(grad),
+              jnp.asarray(1))
 
     def cond(c):
-        return (c[4] < max_iter) & c[6]
+        return (c[7] < max_iter) & c[9]
 
     def body(c):
-        x, v, g, state, i, n, _, xs, gs = c
-        updates, new_state = opt.update(g, state, x, value=v, grad=g, value_fn=f)
-        x_new = optax.apply_updates(x, updates)
-        v_new = optax.tree_utils.tree_get(new_state, "value")
-        g_new = optax.tree_utils.tree_get(new_state, "grad")
-        n = n + optax.tree_utils.tree_get(new_state, "num_linesearch_steps")
-        ok = jnp.isfinite(v_new) & jnp.all(jnp.isfinite(g_new)) & jnp.all(jnp.isfinite(x_new))
-        go_on = ok & (v - v_new > min_gain)
-        slot = (i + 1) % tail
+        x, v, g, S, Y, rho, count, i, n, _, xs, gs, filled = c
+        p = direction(g, S, Y, rho, count)
+        descent = jnp.dot(p, g) < 0
+        # the quadratic model's gain of the full step (half the Newton decrement): below d / 2 the model puts its
+        # mode within a typical set's log-density spread: stop there
+        step = ~(descent & (count > 0) & (-0.5 * jnp.dot(p, g) < min_gain))
+        p = jnp.where(descent, p, -g / jnp.maximum(jnp.linalg.norm(g), jnp.finfo(dtype).tiny))
+        t, v_new, g_new, n_ls = search(x, v, g, p, step)
+        x_new = x + t * p
+        ok = step & jnp.isfinite(v_new) & jnp.all(jnp.isfinite(g_new)) & (v_new <= v)
+        s_k, y_k = x_new - x, g_new - g
+        sy = jnp.dot(s_k, y_k)
+        store = ok & (sy > 1e-10 * jnp.sqrt(jnp.dot(s_k, s_k) * jnp.dot(y_k, y_k)))
+        k = count % memory
+        S = jnp.where(store, S.at[k].set(s_k), S)
+        Y = jnp.where(store, Y.at[k].set(y_k), Y)
+        rho = jnp.where(store, rho.at[k].set(1.0 / jnp.where(sy > 0, sy, 1.0)), rho)
+        count = count + store.astype(count.dtype)
+        slot = filled % tail
         xs = jnp.where(ok, xs.at[slot].set(x_new), xs)
         gs = jnp.where(ok, gs.at[slot].set(-g_new), gs)
-        keep = lambda a, b: jax.tree.map(lambda p, q: jnp.where(ok, p, q), a, b)  # noqa: E731
-        return (keep(x_new, x), keep(v_new, v), keep(g_new, g), keep(new_state, state), i + 1, n, go_on, xs, gs)
+        go_on = ok
+        x, v, g = jnp.where(ok, x_new, x), jnp.where(ok, v_new, v), jnp.where(ok, g_new, g)
+        filled = filled + ok.astype(filled.dtype)
+        return x, v, g, S, Y, rho, count, i + 1, n + n_ls, go_on, xs, gs, filled
 
-    x, v, g, _, i, n, _, xs, gs = jax.lax.while_loop(cond, body, carry0)
-    rows = jnp.minimum(i + 1, tail)  # filled rows of the circular buffer
-    w = (jnp.arange(tail) < rows).astype(position.dtype)
-    m = fisher.moments_init(d, position.dtype)
+    x, v, g, _, _, _, _, _, n, _, xs, gs, filled = jax.lax.while_loop(cond, body, carry0)
+    rows = jnp.minimum(filled, tail)  # path points in the circular buffer (start included)
+    w = (jnp.arange(tail) < rows).astype(dtype)
+    m = fisher.moments_init(d, dtype)
     for k in range(tail):
         m = fisher.moments_update(m, xs[k], gs[k], w[k])
     var_x, var_g = fisher.moments_variances(m)
-    diag = fisher.fisher_diag_from_moments(var_x, var_g, jnp.full(d, jnp.nan))
+    diag = fisher.fisher_diag_from_moments(var_x, var_g, jnp.full(d, jnp.nan, dtype))
     return x, -v, -g, jnp.where(rows >= 3, diag, jnp.nan), n
 
 
