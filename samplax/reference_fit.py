@@ -40,6 +40,7 @@ OFFSET = 3.0           # a mode this many reference sds from the reference mean 
 KHAT = 0.7             # Pareto k above which importance weights have too heavy a tail
 MAX_ITER = 2000
 NEWTON_MAX_DIM = 500   # Newton polish of the mode (dense Hessians) up to this dimension
+IMPROPER_SD = 1e3     # a Laplace sd above this x (1 + |mode|) in a coordinate suggests an improper posterior
 FLAT_SD = 10.0         # sd (x the widest curved direction, at least 1) of a direction with no curvature
 
 
@@ -89,6 +90,7 @@ class Laplace:
     logdensity: float
     n_modes: int
     notes: tuple[str, ...]
+    flat: int = 0   # directions at the best mode where the log-density has no negative curvature
 
 
 _LAPLACE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -157,10 +159,13 @@ def _laplace(target, num_starts, seed) -> Laplace:
 
     notes: list[str] = []
     modes = []  # (logdensity, mode, cov, log sqrt det cov)
+    flat = 0
     for f, x in found:
-        cov, note = _inverse_hessian(np.asarray(hess(jnp.asarray(x, dtype)), float))
+        cov, note, n_flat = _inverse_hessian(np.asarray(hess(jnp.asarray(x, dtype)), float))
         if any(_same_mode(x, m[1], m[2]) and _same_mode(m[1], x, cov) for m in modes):
             continue
+        if not modes:
+            flat = n_flat
         if note:
             notes.append(f"at the mode {_fmt(x)}: {note}")
         modes.append((-f, x, cov, 0.5 * np.linalg.slogdet(cov)[1]))
@@ -176,7 +181,7 @@ def _laplace(target, num_starts, seed) -> Laplace:
         notes.append(f"{len(modes)} distinct modes found from {len(starts)} starts; the reference moment-matches "
                      "their Laplace mixture")
     return Laplace(mode=np.asarray(mean), cov=np.asarray(cov), logdensity=float(-best_f), n_modes=len(modes),
-                   notes=tuple(notes))
+                   notes=tuple(notes), flat=flat)
 
 
 def _newton(fg, hess, x, iters: int = 100):
@@ -219,7 +224,7 @@ def _inverse_hessian(h: np.ndarray):
     h = 0.5 * (h + h.T)
     dim = h.shape[0]
     if not np.all(np.isfinite(h)):
-        return np.eye(dim) * FLAT_SD ** 2, "the Hessian is not finite; the reference is N(mode, 10^2 I)"
+        return np.eye(dim) * FLAT_SD ** 2, "the Hessian is not finite; the reference is N(mode, 10^2 I)", dim
     diag = np.diag(h)
     curved = diag > 0
     d = np.where(curved, np.sqrt(np.where(curved, diag, 1.0)), 1.0)
@@ -239,8 +244,8 @@ def _inverse_hessian(h: np.ndarray):
         flat /= np.linalg.norm(flat, axis=0)
         note = (f"the Hessian is not negative definite in {int(np.sum(~good))} direction(s); they get sd "
                 f"{np.sqrt(flat_var):.3g}")
-        return cov_good + flat_var * flat @ flat.T, note
-    return (vec / lam) @ vec.T / np.outer(d, d), note
+        return cov_good + flat_var * flat @ flat.T, note, int(np.sum(~good))
+    return (vec / lam) @ vec.T / np.outer(d, d), note, 0
 
 
 def _fmt(x, n=4) -> str:
@@ -366,6 +371,14 @@ def _coverage(target, log_ref, sample_ref, mean, sd, chol, fit, what, num_draws,
         except ValueError as err:
             findings.append(f"{what} coverage not checked against a Laplace fit: {err}")
             fit = None
+    if fit is not None:
+        huge = np.flatnonzero(np.sqrt(np.clip(np.diag(fit.cov), 0, None)) > IMPROPER_SD * (1 + np.abs(fit.mode)))
+        if fit.flat or huge.size:
+            where = (f"along {', '.join(labels[j] for j in huge[:5])}" if huge.size else
+                     f"in {fit.flat} direction(s)")
+            findings.append(f"at the best point found ({_fmt(fit.mode)}) the log-density is flat or not concave "
+                            f"{where}: the posterior may be improper (an improper prior the data do not pin down) or "
+                            "the optimiser stopped early; check the model's priors")
     if fit is not None:
         post_sd = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
         ratio = post_sd / sd

@@ -288,5 +288,10 @@ def _build(target, reference, check) -> _Entry:
         findings = tuple(reference_fit.coverage_findings(target, parts[0], parts[2], gauss.mean, gauss.sd,
                                                          gauss.chol))
     if check:
-        _check_split(target, *parts, what)
+        try:
+            _check_split(target, *parts, what)
+        except ValueError as err:
+            if not findings:
+                raise
+            raise ValueError(f"{err}. The reference's coverage check found: " + " | ".join(findings)) from None
     return _Entry(tuple(parts), notes, findings, gauss is not None)

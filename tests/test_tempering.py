@@ -155,3 +155,46 @@ def test_plain_logdensity_defaults_to_auto():
     assert abs(dt.attrs["log_z"] - t.log_z) < 5 * dt.attrs["log_z_se"] + 0.05
     x = np.asarray(dt.posterior["x"]).reshape(-1, 3)
     np.testing.assert_allclose(x.mean(0), np.asarray(t.mean), atol=5 * float(np.sqrt(t.cov[0, 0])) / math.sqrt(500))
+
+
+def test_improper_posterior_is_an_error_naming_the_site():
+    """An improper prior the data do not pin down (one draw, unknown scale): the posterior is improper too."""
+
+    def model(y=None):
+        s = numpyro.sample("s", dist.ImproperUniform(constraints.positive, (), ()))
+        numpyro.sample("y", dist.Normal(0.0, s), obs=y)
+
+    t = samplax.Target.from_numpyro(model, y=1.0, name="improper_scale")
+    with pytest.raises(ValueError, match="along s.*may be improper"):
+        tempering.tempering_parts(t)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["earn_height", "logmesquite"])
+def test_flat_regressions_exact_evidence(name):
+    """posteriordb flat-prior regressions: draws agree with the reference draws, log Z with the exact evidence
+    int int N(y; X beta, sigma^2 I) dbeta dsigma (flat priors of density 1)."""
+    from scipy.special import gammaln
+
+    from samplax.diagnostics.reference import reference_z
+    from samplax.models.posteriordb import _design, load_data
+
+    if name == "earn_height":
+        d = load_data("earnings")
+        X, y = _design(d["height"]), np.asarray(d["earn"], float)
+    else:
+        d = load_data("mesquite")
+        X = _design(*[np.log(np.asarray(d[k], float)) for k in ("diam1", "diam2", "canopy_height", "total_height",
+                                                                  "density")], d["group"])
+        y = np.log(np.asarray(d["weight"], float))
+    n, k = X.shape
+    rss = float(np.sum((y - X @ np.linalg.lstsq(X, y, rcond=None)[0]) ** 2))
+    m = n - k
+    log_z = (-m / 2 * math.log(2 * math.pi) - 0.5 * np.linalg.slogdet(X.T @ X)[1] + math.log(0.5)
+             + gammaln((m - 1) / 2) - (m - 1) / 2 * math.log(rss / 2))
+    t = samplax.models.get(name)
+    with pytest.warns(UserWarning, match="improper prior"):
+        dt = samplax.sample(t, "smc", num_particles=1000, num_chains=4)
+    z = reference_z(dt, t.reference_draws)
+    assert z["z_mean"].astype(float).abs().max() < 5 and z["z_sd"].astype(float).abs().max() < 5, z
+    assert abs(dt.attrs["log_z"] - log_z) < 5 * dt.attrs["log_z_se"] + 0.05
