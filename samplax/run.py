@@ -174,6 +174,8 @@ def sample(
                                                                        phases.warmup, chain_keys, positions)
             trace = {k: np.asarray(v) for k, v in trace.items()}  # without keep_warmup: one total per chain
             attrs["n_grad_warmup"] = _count(trace["n_grad_total"] if "n_grad_total" in trace else trace["n_grad"])
+            if "n_reverted_total" in trace:  # burn-in steps reverted at a NaN/inf log-density: counted, not lost
+                attrs["n_reverted_warmup"] = int(np.sum(trace["n_reverted_total"]))
             if keep_warmup:
                 if "position" not in trace:
                     warnings.warn(f"keep_warmup=True: sampler {s.name!r} does not record warmup draws", stacklevel=2)

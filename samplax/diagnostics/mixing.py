@@ -157,6 +157,9 @@ def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PE
         out.append(f"{int(dt.attrs['n_reverted'])} step(s) met a NaN/inf log-density or gradient and were reverted "
                    "(the chain stayed where it was): such steps bias the draws; check the model for NaN/inf regions, "
                    "or lower the step size / energy-error target.")
+    if int(dt.attrs.get("n_reverted_warmup", 0)):
+        out.append(f"note: {int(dt.attrs['n_reverted_warmup'])} warmup step(s) met a NaN/inf log-density and were "
+                   "reverted (warmup draws are discarded; the model has NaN/inf regions the sampler can reach).")
     if int(dt.attrs.get("n_nonfinite", 0)):
         first = np.atleast_1d(np.asarray(dt.attrs.get("first_nonfinite_draw", []), dtype=int))
         where = (f" (chains {np.where(first >= 0)[0].tolist()}, first at draws {first[first >= 0].tolist()})"

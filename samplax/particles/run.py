@@ -110,7 +110,9 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
         attrs["n_nonfinite_loglik"] = int(np.sum(stats["n_nonfinite"]))
     attrs["estimates_log_z"] = int(getattr(s, "estimates_log_z", True))
     per_particle = {k: np.asarray(v) for k, v in out.particle_stats.items()}
-    dt = to_population_datatree(target, particles, stats, out.log_z, out.n_grad, attrs, per_particle)
+    # int64 totals on the host: a float32/int32 run's per-population total may exceed 2**31
+    n_grad = base.total_n_grad(out.n_grad, stats)
+    dt = to_population_datatree(target, particles, stats, out.log_z, n_grad, attrs, per_particle)
     verify(dt, stacklevel=4, extra=list(getattr(s, "findings", None) or []))
     return dt
 
