@@ -13,6 +13,7 @@ for single populations (z_c = (log Z_c - exact) / sqrt(v_c), R x G of them).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import jax
@@ -62,6 +63,7 @@ def main():
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--settings", default="{}", help="JSON of extra smc settings for every strategy")
     a = ap.parse_args()
     print(f"R = {a.repeats} repeats x G = {a.groups} populations x N = {a.particles} particles")
     print(f"{'model':22} {'strategy':11} {'sd z':>6} {'mean z':>7} {'sd z_b':>7} {'mean z_b':>8} {'sd z_c':>7} "
@@ -70,7 +72,7 @@ def main():
         make, ref = MODELS[m]
         target = make()
         for s in a.strategies.split(","):
-            r = calibrate(target, ref, STRATEGIES[s], a.repeats, a.groups, a.particles, a.seed)
+            r = calibrate(target, ref, {**STRATEGIES[s], **json.loads(a.settings)}, a.repeats, a.groups, a.particles, a.seed)
             print(f"{m:22} {s:11} {r['zw'].std(ddof=1):6.3f} {r['zw'].mean():7.3f} {r['zb'].std(ddof=1):7.3f} "
                   f"{r['zb'].mean():8.3f} {r['zc'].std(ddof=1):7.3f} {r['zc'].mean():8.3f} {r['sd_lz']:9.4f} "
                   f"{r['se_c']:9.4f} {r['stages']:6.1f} {r['steps']:6.1f} {r['grads']:9.0f} {r['wall']:6.1f}",

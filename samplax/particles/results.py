@@ -28,15 +28,14 @@ def pooled_log_z(log_z_per_population) -> tuple[float, float]:
 
 
 def pooled_log_z_se_within(log_z_per_population, log_z_var_per_population) -> float:
-    """SE of log(mean_c Z_c) from each population's own variance estimate v_c of log Z_c (delta method:
-    var Z_c ~ Z_c^2 v_c, populations independent): sqrt(sum_c Z_c^2 v_c) / sum_c Z_c. NaN when any v_c or
-    log Z_c is not finite (e.g. persistent sampling, which has no within-population estimator)."""
+    """SE of log(mean_c Z_c) from each population's own variance estimate v_c of log Z_c (delta method: the C
+    populations are independent with relative variance var Z_c / Z^2 ~ v_c): sqrt(mean_c v_c / C). NaN when
+    any v_c or log Z_c is not finite (e.g. persistent sampling, which has no within-population estimator)."""
     lz = np.asarray(log_z_per_population, dtype=float).ravel()
     v = np.asarray(log_z_var_per_population, dtype=float).ravel()
     if lz.size == 0 or v.shape != lz.shape or not (np.all(np.isfinite(lz)) and np.all(np.isfinite(v))):
         return float("nan")
-    z = np.exp(lz - lz.max())
-    return float(math.sqrt(np.sum(z ** 2 * np.maximum(v, 0.0))) / z.sum())
+    return float(math.sqrt(np.mean(np.maximum(v, 0.0)) / v.size))
 
 
 def log_z_var_per_population(stage_stats: dict[str, Any]):

@@ -68,14 +68,16 @@ from samplax.particles.state import ParticleState, conditional_ess, ess, reweigh
 from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, MoveSettings, make_kernel, move,
                                           whitening)
 
+FAMILY_DEPTH = 2
 STEP_GAIN = 1.0  # log step += STEP_GAIN * (acceptance - target) after each sweep: a sweep at 0 acceptance halves hmc's step
 Array = jax.Array
 
 
 class SMCState(NamedTuple):
-    """One population between stages. `log_lik` (N,) at the particles (non-finite -> -inf); `ancestors` (N,) the
-    index of each particle's parent at the last resampling (its family for the log Z variance); `buffers` holds a
-    strategy's own arrays (persistent sampling's stored stages), None otherwise."""
+    """One population between stages. `log_lik` (N,) at the particles (non-finite -> -inf); `parents` (N,) the
+    index of each particle's parent at the last resampling, `ancestors` (N,) its family for the log Z variance
+    (the parent for standard SMC, the parent's parent for waste-free); `buffers` holds a strategy's own arrays
+    (persistent sampling's stored stages), None otherwise."""
 
     particles: Array
     log_weights: Array
@@ -84,6 +86,7 @@ class SMCState(NamedTuple):
     temperature: Array
     log_step: Array
     ancestors: Array
+    parents: Array
     stage: Array
     buffers: Any = None
 
@@ -327,7 +330,7 @@ def initial_state(parts, dim, key, n, st, mk, dtype=None):
     dtype = x.dtype
     log_step0 = jnp.log(jnp.asarray(mk.initial_step_size(dim) if st["step_size"] is None else st["step_size"], dtype))
     state = SMCState(x, jnp.zeros((n,), dtype), jnp.zeros((), dtype), ll, jnp.zeros((), dtype), log_step0,
-                     jnp.arange(n), jnp.array(0))
+                     jnp.arange(n), jnp.arange(n), jnp.array(0))
     return state, n, bad
 
 
@@ -369,10 +372,12 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
         if waste_free:
             x = out.reshape(n_chains * P, dim)[:n]
             lw = jnp.zeros((n,), x.dtype)
-            anc = jnp.repeat(idx, P)[:n]
+            par = jnp.repeat(idx, P)[:n]
+            anc = jnp.repeat(state.parents[idx], P)[:n] if FAMILY_DEPTH == 2 else par
         else:
             x, lw = out, ps.log_weights
-            anc = jnp.where(resampled, idx, state.ancestors)
+            par = jnp.where(resampled, idx, state.parents)
+            anc = par
         ll, bad = lik(x)
         sweeps = mi.n_steps
         info = StageInfo(
@@ -382,8 +387,8 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
             n_logdensity=n_chains * (mk.logd_init + sweeps * mk.logd_step) + n, n_nonfinite=bad,
             step_size=jnp.exp(state.log_step), n_steps=sweeps, rho=mi.rho, correlation=mi.correlation,
             active=jnp.array(True))
-        new = SMCState(x, lw, ps.log_z, ll, beta_new, mi.log_step, anc.astype(state.ancestors.dtype), state.stage,
-                       state.buffers)
+        new = SMCState(x, lw, ps.log_z, ll, beta_new, mi.log_step, anc.astype(state.ancestors.dtype),
+                       par.astype(state.parents.dtype), state.stage, state.buffers)
         return new, info
 
     return Strategy("waste_free" if waste_free else "standard", init, step, st["resampling"])

@@ -9,14 +9,17 @@ and the Cholesky per stage cost d^2 and d^3). `mass="diag"`: A = diag(weighted s
 The constant Jacobian of the map cancels in every Metropolis ratio; the step size is a dimensionless number
 steered towards the kernel's target acceptance after every sweep from the population's acceptance rate.
 
-Sweeps per stage (`move`): the lag-1 autocorrelation of every whitened coordinate is estimated from the
-expected squared jump, rho_j = 1 - sum (z'_j - z_j)^2 / (2 sum var_j(z)) over the sweeps made so far in the
-stage and all chains, and rho = max_j rho_j. The correlation of a chain's end with its start after n sweeps is
+Sweeps per stage (`move`): the lag-1 autocorrelation of every whitened coordinate and of the log-density is
+estimated from the expected squared jump, rho_j = 1 - sum (s'_j - s_j)^2 / (2 sum var_j(s)) over the sweeps
+made so far in the stage and all chains, and rho = max_j rho_j (the log-density catches HMC flipping x -> -x:
+coordinates decorrelated, radius kept). The correlation of a chain's end with its start after n sweeps is
 taken as rho^n (an AR(1) picture), so n = ceil(log(correlation_threshold) / log rho) sweeps are needed:
-standard / persistent SMC sweep until n (at least min_steps, at most max_steps); waste-free chains keep P
-states spaced k = ceil(n / (P - 1)) sweeps apart (k in [1, max(1, max_steps // (P - 1))]), so that the chain's
-first and last kept states are decorrelated. rho is re-estimated after every sweep, so a stage that turns out
-hard gets more sweeps at once.
+standard / persistent SMC sweep until n (at least min_steps, at most max_steps), so each particle's end is
+decorrelated from its start; waste-free chains keep P states spaced n sweeps apart (n capped at
+max(1, max_steps // (P - 1))), so consecutive kept states are decorrelated. rho is re-estimated after every
+sweep, so a stage that turns out hard gets more sweeps at once. Spacing waste-free states only one sweep apart
+(rho ~ 0.35) made the log Z error 1.4-1.6x the chain-mean variance estimate (benchmarks/smc_logz_calibration.py):
+the kept states remember the resampled starts, and the error of the previous stage propagates.
 
 HMC's step is jittered: each particle and sweep draws its step uniformly in [0.5, 1.5] x the shared step
 (a random step independent of the state keeps the kernel invariant). Without it, whitened HMC with a fixed
@@ -154,8 +157,8 @@ class _MoveCarry(NamedTuple):
     states: object
     log_step: jax.Array
     sweeps: jax.Array
-    sq_jump: jax.Array  # (d,) sum over sweeps and chains of squared whitened jumps
-    var_sum: jax.Array  # (d,) sum over sweeps of n * variance of the whitened positions
+    sq_jump: jax.Array  # (d + 1,) sum over sweeps and chains of squared jumps of the whitened coordinates and
+    var_sum: jax.Array  # the log-density; (d + 1,) sum over sweeps of n * their variance
     acc_sum: jax.Array
     path: jax.Array  # (n, P, d) kept states (waste-free) or a (1,) placeholder
     kept: jax.Array  # states kept so far (waste-free)
@@ -166,6 +169,10 @@ def _needed(rho, threshold, cap):
     """Sweeps n with rho ** n <= threshold (cap when rho is ~1)."""
     n = jnp.ceil(jnp.log(threshold) / jnp.log(jnp.clip(rho, 1e-12, 1.0 - 1e-6)))
     return jnp.where(rho >= 1.0 - 1e-6, cap, jnp.clip(n, 1, cap)).astype(jnp.int32)
+
+
+def _track(states):
+    return jnp.concatenate([states.position, states.logdensity[:, None]], axis=1)
 
 
 def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms: MoveSettings):
@@ -182,8 +189,8 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
     P = ms.keep
     k_cap = max(1, ms.max_steps // max(P - 1, 1))
     path = jnp.zeros((n, P, d), dtype).at[:, 0].set(z0) if P else jnp.zeros((1,), dtype)
-    carry = _MoveCarry(key, states, jnp.asarray(log_step, dtype), jnp.array(0), jnp.zeros((d,), dtype),
-                       jnp.zeros((d,), dtype), jnp.zeros((), dtype), path, jnp.array(1), jnp.array(0))
+    carry = _MoveCarry(key, states, jnp.asarray(log_step, dtype), jnp.array(0), jnp.zeros((d + 1,), dtype),
+                       jnp.zeros((d + 1,), dtype), jnp.zeros((), dtype), path, jnp.array(1), jnp.array(0))
 
     def rho_of(c):
         r = 1.0 - c.sq_jump / (2.0 * jnp.maximum(c.var_sum, 1e-300))
@@ -193,8 +200,7 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
     def spacing(c):  # waste-free: sweeps between kept states
         if not ms.adapt:
             return jnp.array(1, jnp.int32)
-        need = _needed(rho_of(c), ms.threshold, k_cap * (P - 1))
-        return jnp.clip(-(-need // (P - 1)), 1, k_cap)
+        return jnp.clip(_needed(rho_of(c), ms.threshold, k_cap), 1, k_cap)
 
     def total(c):  # standard: sweeps this stage
         if not ms.adapt:
@@ -216,10 +222,16 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
         new, info = jax.vmap(lambda kk, st, e: kernel.step(kk, st, logdens_z, e))(
             jax.random.split(k_step, n), c.states, step)
         acc = jnp.nan_to_num(jnp.mean(info.acceptance_rate))
-        dz = new.position - c.states.position
+        # statistics whose decorrelation is tracked: whitened coordinates and the log-density (the radius of a
+        # Gaussian; HMC can flip x -> -x, decorrelating coordinates while keeping the log-density)
+        stat_old, stat_new = _track(c.states), _track(new)
+        ok = jnp.isfinite(stat_old[:, -1]) & jnp.isfinite(stat_new[:, -1])
+        jump = jnp.where(ok[:, None], stat_new - stat_old, 0.0)
+        m = jnp.sum(jnp.where(ok[:, None], stat_new, 0.0), axis=0) / jnp.maximum(jnp.sum(ok), 1)
+        var = jnp.sum(jnp.where(ok[:, None], (stat_new - m) ** 2, 0.0), axis=0)
         c = c._replace(key=key, states=new, log_step=c.log_step + ms.gain * (acc - ms.acc_target),
-                       sweeps=c.sweeps + 1, sq_jump=c.sq_jump + jnp.sum(dz ** 2, axis=0),
-                       var_sum=c.var_sum + n * jnp.var(new.position, axis=0), acc_sum=c.acc_sum + acc,
+                       sweeps=c.sweeps + 1, sq_jump=c.sq_jump + jnp.sum(jump ** 2, axis=0),
+                       var_sum=c.var_sum + var, acc_sum=c.acc_sum + acc,
                        since=c.since + 1)
         if P:
             keep = c.since >= spacing(c)

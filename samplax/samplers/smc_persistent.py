@@ -108,7 +108,8 @@ def persistent_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
             n_logdensity=n * (mk.logd_init + sweeps * mk.logd_step) + n, n_nonfinite=bad,
             step_size=jnp.exp(state.log_step), n_steps=sweeps, rho=mi.rho, correlation=mi.correlation,
             active=jnp.array(True))
-        new = SMCState(moved, jnp.zeros((n,), moved.dtype), lz, ll_new, beta, mi.log_step, idx.astype(state.ancestors.dtype), t, buf)
+        new = SMCState(moved, jnp.zeros((n,), moved.dtype), lz, ll_new, beta, mi.log_step, idx.astype(state.ancestors.dtype),
+                       idx.astype(state.parents.dtype), t, buf)
         return new, info
 
     return Strategy("persistent", init, step, st["resampling"])
