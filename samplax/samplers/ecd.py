@@ -31,7 +31,7 @@ grad log p / (d - 1): the microcanonical (isokinetic) dynamics of MCLMC (Robnik 
 ECDSep at s = 0 in the microcanonical limit with the log kinetic term ((d-1)/2 H = U + ((d-1)/2) log|p|^2,
 the ESH Hamiltonian of Ver Steeg & Galstyan 2021 with d - 1 in place of d).  So `secd` uses blackjax's isokinetic
 integrators and MCLMC's warmup (`mclmc.fisher_tuner`: step size from the energy-error variance per dimension,
-`desired_energy_var`; Fisher diagonal preconditioner; L from the autocorrelation) and differs from `mclmc` only by
+`desired_energy_var`; low-rank Fisher preconditioner; L from the autocorrelation) and differs from `mclmc` only by
 its noise: exact-angle rotations at rate lam = 1/(2L) per unit arc length, split in two half steps.
 """
 
@@ -44,7 +44,7 @@ import jax.numpy as jnp
 from blackjax.mcmc import integrators
 
 from samplax.samplers.base import Algorithm, Sampler, register
-from samplax.samplers.mclmc import Microcanonical, microcanonical_tuner
+from samplax.samplers.mclmc import Microcanonical, kernel_metric, metric_rank, microcanonical_tuner
 
 Array = jax.Array
 
@@ -219,10 +219,10 @@ def secd_init(position, logdensity_fn, key):
 
 @register("secd")
 def secd(*, integrator: str = "mclachlan", desired_energy_var: float = 5e-4, diagonal_preconditioning: bool = True,
-         metric: str = "fisher_diag", step_size: float | None = None, L: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
+         metric: str = "fisher_low_rank", step_size: float | None = None, L: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Stochastic ECD sampler: ECDSep at s = 0 with F - F0 = exp(2U/(eta(d-1))), arc-length clock, rotation noise.
 
-    Tuned like `mclmc` (the same warmup on this kernel: Fisher-diagonal preconditioner by default, `metric`;
+    Tuned like `mclmc` (the same warmup on this kernel: low-rank Fisher preconditioner by default, `metric`;
     energy-error step size; L from the autocorrelation), only the params not given (or named in `adapt`).
     """
     _check_positive("desired_energy_var", desired_energy_var)
@@ -231,11 +231,11 @@ def secd(*, integrator: str = "mclachlan", desired_energy_var: float = 5e-4, dia
     kernel = build_kernel(integrator)
     grads = INTEGRATORS[integrator][1]
     mc = Microcanonical("secd", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
-                        diagonal_preconditioning=diagonal_preconditioning, adapt=adapt)
+                        diagonal_preconditioning=diagonal_preconditioning, adapt=adapt, rank=metric_rank(metric))
 
     def build(target, params):
         def step(key, state):
-            return kernel(key, state, target.logdensity, params["inverse_mass_matrix"], params["L"],
+            return kernel(key, state, target.logdensity, kernel_metric(params), params["L"],
                           params["step_size"])
 
         return Algorithm(lambda x, key: secd_init(x, target.logdensity, key), step)

@@ -109,15 +109,54 @@ class LowRankMetric(NamedTuple):
     lam: Array
 
 
-def low_rank(draws: Array, grads: Array, max_rank: int = 10, *, gamma: float = 1e-5,
-             cutoff: float = 2.0) -> LowRankMetric:
-    """The low-rank Fisher metric (nutpie's `low_rank_modified_mass_matrix`): sigma = (Var x / Var grad)^(1/4)
-    per coordinate, then in the span of the top principal directions of the scaled draws and scaled gradients the
-    SPD mean Cov(x) # Cov(grad)^{-1}; eigenvalues within [1/cutoff, cutoff] are set to 1. `max_rank` is static."""
-    from blackjax.adaptation.metric_estimators import fisher_score_low_rank
+def low_rank(draws: Array, grads: Array, max_rank: int = 10, *, weights: Array | None = None, gamma: float = 1e-5,
+             cutoff: float = 2.0, previous: LowRankMetric | None = None) -> LowRankMetric:
+    """The low-rank Fisher metric (nutpie's `low_rank_modified_mass_matrix`; Algorithm 1 of Seyboldt et al. as
+    nuts-rs `low_rank.rs::estimate_mass_matrix` and blackjax's `metric_estimators.fisher_score_low_rank` compute it):
+    sigma = (Var x / Var grad)^(1/4) per coordinate; then, in the span Q of the top `max_rank` principal directions
+    of the scaled draws (x - mean) / sigma and of the scaled gradients (g - mean) sigma, the SPD geometric mean
+    (P_x P_x^T / gamma + I) # (P_g P_g^T / gamma + I)^{-1}; its eigenvectors with eigenvalues outside
+    [1/cutoff, cutoff] give U, lam (the others are set to lam = 1).
 
-    m = fisher_score_low_rank(jnp.asarray(draws), jnp.asarray(grads), int(max_rank), gamma=gamma, cutoff=cutoff)
-    return LowRankMetric(m.sigma, m.U, m.lam)
+    weights (n,) of 0 / 1 select rows (a fixed-size buffer partly filled); `max_rank` is static. Where sigma is not
+    finite or 0 (a coordinate that did not move), `previous.sigma` (else 1) is used. Unlike blackjax's estimator,
+    rows of weight 0 contribute nothing (they are zeroed after centring)."""
+    from blackjax.adaptation.metric_estimators import _relative_pd_floor, _spd_mean
+
+    draws, grads = jnp.asarray(draws), jnp.asarray(grads)
+    n, d = draws.shape
+    w = jnp.ones(n, draws.dtype) if weights is None else jnp.asarray(weights, draws.dtype)
+    total = jnp.maximum(jnp.sum(w), 1.0)
+    mean_x = w @ draws / total
+    mean_g = w @ grads / total
+    dx = w[:, None] * (draws - mean_x)
+    dg = w[:, None] * (grads - mean_g)
+    var_x, var_g = jnp.sum(dx**2, 0) / total, jnp.sum(dg**2, 0) / total
+    prev_sigma = jnp.ones(d, draws.dtype) if previous is None else previous.sigma
+    sigma = jnp.sqrt(fisher_diag_from_moments(var_x, var_g, prev_sigma**2))
+    X, A = dx / sigma, dg * sigma
+    k = int(max_rank)
+    _, _, vx = jnp.linalg.svd(X, full_matrices=False)
+    _, _, va = jnp.linalg.svd(A, full_matrices=False)
+    Q, _ = jnp.linalg.qr(jnp.concatenate([vx[:k].T, va[:k].T], axis=1))
+    q = Q.shape[1]
+    px, pa = Q.T @ X.T, Q.T @ A.T
+    cx = px @ px.T / gamma + jnp.eye(q)
+    ca = pa @ pa.T / gamma + jnp.eye(q)
+    vals, vecs = jnp.linalg.eigh(_spd_mean(cx, jnp.linalg.inv(ca)))
+    vals = jnp.maximum(vals, _relative_pd_floor(vals))
+    U = Q @ vecs
+    rank = min(k, q)
+    order = jnp.argsort(-jnp.abs(vals - 1.0))[:rank]
+    U, lam = U[:, order], vals[order]
+    lam = jnp.where((lam < 1.0 / cutoff) | (lam > cutoff), lam, 1.0)
+    if rank < k:  # pad: zero columns with lam = 1 are inert
+        U = jnp.concatenate([U, jnp.zeros((d, k - rank), U.dtype)], axis=1)
+        lam = jnp.concatenate([lam, jnp.ones(k - rank, lam.dtype)])
+    ok = jnp.all(jnp.isfinite(U)) & jnp.all(jnp.isfinite(lam)) & jnp.all(lam > 0)
+    U = jnp.where(ok, U, 0.0)
+    lam = jnp.where(ok, lam, 1.0)
+    return LowRankMetric(sigma, U, lam)
 
 
 def _as_low_rank(metric) -> LowRankMetric:

@@ -8,6 +8,7 @@ from typing import Callable
 import blackjax
 import jax
 import jax.numpy as jnp
+import numpy as np
 from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 from blackjax.mcmc import adjusted_mclmc_dynamic, integrators
@@ -32,8 +33,9 @@ class Microcanonical:
     """Params L, step_size, inverse_mass_matrix (diagonal) of a microcanonical sampler: which are given, which
     adapted, and a warmup running a blackjax tuner whose kernel always uses the given (fixed) values."""
 
-    def __init__(self, name, *, L, step_size, inverse_mass_matrix, diagonal_preconditioning, adapt):
+    def __init__(self, name, *, L, step_size, inverse_mass_matrix, diagonal_preconditioning, adapt, rank=0):
         self.name = name
+        self.rank = int(rank)  # > 0: params also hold the low-rank factors metric_U (d, rank), metric_lam (rank,)
         self.given = {"L": L, "step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix}
         tunable = ("L", "step_size") + (("inverse_mass_matrix",) if diagonal_preconditioning else ())
         self.adapted = adapted_names(adapt, tunable, self.given)
@@ -54,7 +56,13 @@ class Microcanonical:
             raise ValueError(f"num_warmup=0 leaves {self.name} untuned: pass L=... and step_size=..., or use "
                              "num_warmup > 0")
         return {"L": jnp.asarray(self.given["L"], float), "step_size": jnp.asarray(self.given["step_size"], float),
-                "inverse_mass_matrix": self.imm(target)}
+                "inverse_mass_matrix": self.imm(target), **self.no_low_rank(target)}
+
+    def no_low_rank(self, target):
+        """Inert low-rank factors (the metric is the diagonal alone); {} for a diagonal metric."""
+        if not self.rank:
+            return {}
+        return {"metric_U": jnp.zeros((target.dim, self.rank)), "metric_lam": jnp.ones(self.rank)}
 
     def fixed(self, target):
         out = {k: jnp.asarray(v, float) for k, v in self.given.items()
@@ -86,12 +94,38 @@ class Microcanonical:
             L = p.L
             if "step_size" in fixed and "L" not in fixed and L_scales_with_step(num_steps):
                 L = p.L * fixed["step_size"] / p.step_size
-            params = {"L": fixed.get("L", L), "step_size": fixed.get("step_size", p.step_size),
-                      "inverse_mass_matrix": fixed.get("inverse_mass_matrix",
-                                                       jnp.asarray(p.inverse_mass_matrix) * jnp.ones(d))}
+            params = {"L": fixed.get("L", L), "step_size": fixed.get("step_size", p.step_size)}
+            params.update(metric_params(p.inverse_mass_matrix, d, self.rank))
+            if "inverse_mass_matrix" in fixed:
+                params.update(inverse_mass_matrix=fixed["inverse_mass_matrix"], **self.no_low_rank(target))
             return Warmup(state, params, {"n_grad_total": jnp.asarray(n_tune * grads_per_step + n_extra)})
 
         return warmup
+
+
+def metric_params(metric, d, rank):
+    """Params of a kernel metric (a diagonal, or blackjax's LowRankInverseMassMatrix): inverse_mass_matrix is the
+    diagonal (the low-rank form's sigma^2), metric_U / metric_lam its low-rank factors when rank > 0."""
+    if hasattr(metric, "sigma"):
+        out = {"inverse_mass_matrix": metric.sigma**2}
+        if rank:
+            out.update(metric_U=metric.U, metric_lam=metric.lam)
+        return out
+    out = {"inverse_mass_matrix": jnp.asarray(metric) * jnp.ones(d)}
+    if rank:
+        out.update(metric_U=jnp.zeros((d, rank)), metric_lam=jnp.ones(rank))
+    return out
+
+
+def kernel_metric(params):
+    """The metric blackjax's isokinetic integrators take, from params: the diagonal, or the low-rank form
+    diag(sigma) (I + U (diag(lam) - 1) U^T) diag(sigma) with sigma^2 = inverse_mass_matrix."""
+    if "metric_U" not in params:
+        return params["inverse_mass_matrix"]
+    from blackjax.mcmc.metrics import LowRankInverseMassMatrix
+
+    return LowRankInverseMassMatrix(jnp.sqrt(params["inverse_mass_matrix"]), params["metric_U"],
+                                    params["metric_lam"])
 
 
 # Fisher warmup schedule (fractions of the tuner's kernel steps): the last L_SHARE measures L from the
@@ -106,7 +140,6 @@ STEP_ONLY_SHARE = 0.2
 def fisher_schedule(num_steps: int, adapt_metric: bool, adapt_L: bool):
     """(collect (n_main,) bool, switch (n_main,) bool, n_L): per step of the first part, whether (x, grad) feeds the
     preconditioner estimate and whether a window ends there (new preconditioner); n_L steps measure L after."""
-    import numpy as np
     from blackjax.adaptation.low_rank_adaptation import build_growing_window_schedule
 
     n_L = int(round(L_SHARE * num_steps)) if adapt_L else 0
@@ -231,20 +264,41 @@ def descend(logdensity, position, logdensity_value, grad, max_iter=DESCENT_MAX_I
     return x, -v, -g, jnp.where(rows >= 3, diag, jnp.nan), n
 
 
-def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, trust_in_estimate=1.5, num_effective_samples=150):
-    """Microcanonical warmup with a gradient-based (Fisher) diagonal preconditioner, for a blackjax-signature
+def window_plan(num_steps: int, adapt_metric: bool, adapt_L: bool):
+    """(sizes, update flags, n_L): the first part's steps as consecutive windows, each ending with a new
+    preconditioner (update True) or not (the final step-size-only window); then n_L steps measure L."""
+    collect, switch, n_L = fisher_schedule(num_steps, adapt_metric, adapt_L)
+    n_main = len(collect)
+    sizes, updates, start = [], [], 0
+    for end in np.nonzero(switch)[0]:
+        sizes.append(int(end) + 1 - start)
+        updates.append(True)
+        start = int(end) + 1
+    if n_main > start:
+        sizes.append(n_main - start)
+        updates.append(False)
+    return np.asarray(sizes, int), np.asarray(updates, bool), n_L
+
+
+def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, rank=0, trust_in_estimate=1.5,
+                 num_effective_samples=150):
+    """Microcanonical warmup with a gradient-based (Fisher) preconditioner, for a blackjax-signature
     `kernel(rng_key, state, logdensity_fn, inverse_mass_matrix, L, step_size)` whose state carries
     `logdensity_grad` and whose info has `energy_change` and `nonans` (MCLMC, sECD).
 
-    1. The preconditioner starts at 1 / |grad| at the initial point (nutpie; no extra gradient: the state's own).
-    2. Metric windows (`fisher_schedule`): every step's (x, grad) feeds two running moment accumulators; at a window
-       end the inverse mass matrix becomes sqrt(Var x / Var grad) over the last two windows (nuts-rs's
-       foreground / background switch), and the step-size estimate restarts in the new geometry.
+    0. A far start is first brought to the bulk by L-BFGS (`descend`, its gradients counted).
+    1. The preconditioner starts at the Fisher diagonal of the descent's last iterates, else 1 / |grad| at the
+       initial point (nutpie's start).
+    2. Metric windows (`fisher_schedule`: nutpie's growing windows): every step's (x, grad) is kept; at a window
+       end the preconditioner is re-estimated from the last two windows (nuts-rs's foreground / background
+       switch): the diagonal sqrt(Var x / Var grad) (`rank=0`) or the low-rank Fisher metric of that rank
+       (`fisher.low_rank`), and the step-size estimate restarts in the new geometry.
     3. Throughout, blackjax's MCLMC step-size rule (energy-error variance per dimension = `desired_energy_var`,
        Var E ~ eps^6, reverted non-finite steps cap the step); then L = `l_factor` x step x the autocorrelation
        time of the last L_SHARE of the steps (blackjax's `make_adaptation_L`).
     Values in `fixed` are used as given (the kernel always runs with them); `start` holds given values that are
-    adapted (starting points). Returns (state, MCLMCAdaptationState, kernel steps run, descent gradients)."""
+    adapted (starting points). Returns (state, MCLMCAdaptationState, kernel steps run, descent gradients); the
+    state's inverse_mass_matrix is the kernel's metric (a diagonal, or blackjax's LowRankInverseMassMatrix)."""
     from blackjax.adaptation.mclmc_adaptation import handle_nans, make_adaptation_L
 
     from samplax.samplers import fisher
@@ -253,11 +307,12 @@ def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, trust_in_estimate=1.5
 
     def tune(fixed, state, key, target, num_steps, start):
         d = target.dim
+        k = int(rank)
         logdensity = target.logdensity
         adapt_imm, adapt_eps, adapt_L = ("inverse_mass_matrix" not in fixed, "step_size" not in fixed,
                                          "L" not in fixed)
-        collect, switch, n_L = fisher_schedule(num_steps, adapt_imm, adapt_L)
-        n_main = len(collect)
+        sizes, updates, n_L = window_plan(num_steps, adapt_imm, adapt_L)
+        n_main = int(sizes.sum())
         grad0 = state.logdensity_grad
         n_descent = jnp.asarray(0)
         path_diag = jnp.full(d, jnp.nan)
@@ -271,56 +326,78 @@ def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, trust_in_estimate=1.5
         else:  # the descent path's Fisher diagonal, else 1 / |grad| at the initial point (nutpie's start)
             imm = jnp.where(jnp.isfinite(path_diag), path_diag, fisher.gradient_init_diag(grad0))
         imm = jnp.asarray(imm, float) * jnp.ones(d)
-        L0 = fixed.get("L", start.get("L", jnp.sqrt(d) * 1.0))
-        eps0 = fixed.get("step_size", start.get("step_size", 0.25 * jnp.sqrt(d)))
-        L0, eps0 = jnp.asarray(L0, float), jnp.asarray(eps0, float)
+        metric = fisher.LowRankMetric(jnp.sqrt(imm), jnp.zeros((d, k), imm.dtype), jnp.ones(k, imm.dtype))
+
+        def kernel_metric(m):
+            return fisher.to_blackjax(m) if k else m.sigma**2
+
+        L0 = jnp.asarray(fixed.get("L", start.get("L", jnp.sqrt(d) * 1.0)), float)
+        eps0 = jnp.asarray(fixed.get("step_size", start.get("step_size", 0.25 * jnp.sqrt(d))), float)
         zero = jnp.zeros((), eps0.dtype)
         fresh_step = (zero, zero, jnp.asarray(jnp.inf, eps0.dtype))  # (time, x_average, step_size_max)
+        B = int(sizes[updates].max()) if updates.any() else 1  # rows kept per window
+        empty = (jnp.zeros((B, d), imm.dtype), jnp.zeros((B, d), imm.dtype), jnp.zeros(B, imm.dtype))
+        late_from = n_main // 2
 
-        def one(carry, xs):
-            state, imm, eps, step_avg, fg, bg, late = carry
-            k, do_collect, do_switch, is_late = xs
-            k_step, k_nan = jax.random.split(k)
-            new, info = kernel(rng_key=k_step, state=state, logdensity_fn=logdensity, inverse_mass_matrix=imm,
-                               L=L0, step_size=eps)
-            time, x_avg, eps_max = step_avg
-            success, new, eps_max, energy_change = handle_nans(state, new, eps, eps_max, info.energy_change,
-                                                               info.nonans, k_nan)
-            if adapt_eps:  # blackjax's predictor (mclmc_adaptation.make_L_step_size_adaptation)
-                xi = jnp.square(energy_change) / (d * desired_energy_var) + 1e-8
-                w = jnp.exp(-0.5 * jnp.square(jnp.log(xi) / (6.0 * trust_in_estimate)))
-                x_avg = decay * x_avg + w * (xi / jnp.power(eps, 6.0))
-                time = decay * time + w
-                eps = jnp.minimum(jnp.power(x_avg / time, -1.0 / 6.0), eps_max)
-            wt = jnp.where(do_collect & success, 1.0, 0.0)
-            x, g = new.position, new.logdensity_grad
-            fg, bg = fisher.moments_update(fg, x, g, wt), fisher.moments_update(bg, x, g, wt)
-            late = fisher.moments_update(late, x, g, jnp.where(is_late & success, 1.0, 0.0))
-            new_imm = fisher.moments_fisher_diag(fg, imm)
-            imm = jnp.where(do_switch, new_imm, imm)
-            fg = jax.tree.map(lambda a, b: jnp.where(do_switch, a, b), bg, fg)
-            bg = jax.tree.map(lambda a, b: jnp.where(do_switch, a, b), fisher.moments_init(d, a_dtype), bg)
-            # a new preconditioner is a new geometry: the step-size estimate and its divergence cap start over
-            step_avg = jax.tree.map(lambda a, b: jnp.where(do_switch, a, b), fresh_step, (time, x_avg, eps_max))
-            return (new, imm, eps, step_avg, fg, bg, late), None
+        def window(carry, xs):
+            size, update, first = xs
+            state, metric, eps, step_avg, prev, late = carry
+            kmetric = kernel_metric(metric)
 
-        a_dtype = imm.dtype
-        m0 = fisher.moments_init(d, a_dtype)
-        keys = jax.random.split(key, n_main + 1)
-        is_late = jnp.arange(n_main) >= n_main // 2
-        (state, imm, eps, _, _, _, late), _ = jax.lax.scan(
-            one, (state, imm, eps0, fresh_step, m0, m0, m0),
-            (keys[:-1], jnp.asarray(collect), jnp.asarray(switch), is_late))
+            def one(j, c):
+                state, eps, step_avg, cur, late = c
+                t = first + j
+                k_step, k_nan = jax.random.split(jax.random.fold_in(key, t))
+                new, info = kernel(rng_key=k_step, state=state, logdensity_fn=logdensity,
+                                   inverse_mass_matrix=kmetric, L=L0, step_size=eps)
+                time, x_avg, eps_max = step_avg
+                success, new, eps_max, energy_change = handle_nans(state, new, eps, eps_max, info.energy_change,
+                                                                   info.nonans, k_nan)
+                if adapt_eps:  # blackjax's predictor (mclmc_adaptation.make_L_step_size_adaptation)
+                    xi = jnp.square(energy_change) / (d * desired_energy_var) + 1e-8
+                    w = jnp.exp(-0.5 * jnp.square(jnp.log(xi) / (6.0 * trust_in_estimate)))
+                    x_avg = decay * x_avg + w * (xi / jnp.power(eps, 6.0))
+                    time = decay * time + w
+                    eps = jnp.minimum(jnp.power(x_avg / time, -1.0 / 6.0), eps_max)
+                x, g = new.position, new.logdensity_grad
+                row = jnp.minimum(j, B - 1)
+                wt = jnp.where(success & update, 1.0, 0.0)
+                cur = (cur[0].at[row].set(x), cur[1].at[row].set(g), cur[2].at[row].set(wt))
+                late = fisher.moments_update(late, x, g, jnp.where((t >= late_from) & success, 1.0, 0.0))
+                return new, eps, (time, x_avg, eps_max), cur, late
+
+            state, eps, step_avg, cur, late = jax.lax.fori_loop(0, size, one, (state, eps, step_avg, empty, late))
+            rows = [jnp.concatenate([a, b]) for a, b in zip(prev, cur)]
+            if k:
+                new_metric = fisher.low_rank(rows[0], rows[1], k, weights=rows[2], previous=metric)
+            else:
+                tot = jnp.maximum(jnp.sum(rows[2]), 1.0)
+                mx, mg = rows[2] @ rows[0] / tot, rows[2] @ rows[1] / tot
+                vx = rows[2] @ (rows[0] - mx) ** 2 / tot
+                vg = rows[2] @ (rows[1] - mg) ** 2 / tot
+                diag = fisher.fisher_diag_from_moments(vx, vg, metric.sigma**2)
+                new_metric = metric._replace(sigma=jnp.sqrt(diag))
+            enough = update & (jnp.sum(rows[2]) >= 3)
+            metric = jax.tree.map(lambda a, b: jnp.where(enough, a, b), new_metric, metric)
+            step_avg = jax.tree.map(lambda a, b: jnp.where(enough, a, b), fresh_step, step_avg)
+            prev = jax.tree.map(lambda a, b: jnp.where(update, a, b), cur, prev)
+            return (state, metric, eps, step_avg, prev, late), None
+
+        starts = (np.cumsum(sizes) - sizes).astype(int)
+        carry = (state, metric, eps0, fresh_step, empty, fisher.moments_init(d, imm.dtype))
+        (state, metric, eps, _, _, late), _ = jax.lax.scan(
+            window, carry, (jnp.asarray(sizes), jnp.asarray(updates), jnp.asarray(starts)))
         L = L0
         if adapt_L:
             # whitened size of the posterior: sqrt(sum Var(x_i) / C_ii) over the second half (sqrt(d) if well
             # preconditioned); the starting L of the autocorrelation stage, and L itself without one
             var_x, _ = fisher.moments_variances(late)
-            L_var = jnp.sqrt(jnp.sum(var_x / imm))
+            L_var = jnp.sqrt(jnp.sum(var_x / fisher.diagonal(metric)))
             L = jnp.where((late.weight >= 3) & jnp.isfinite(L_var) & (L_var > 0), L_var, L0)
-        p = MCLMCAdaptationState(L, eps, imm)
+        p = MCLMCAdaptationState(L, eps, kernel_metric(metric))
         if n_L:
-            state, p = make_adaptation_L(kernel, logdensity, frac=1.0, l_factor=l_factor)(state, p, n_L, keys[-1])
+            state, p = make_adaptation_L(kernel, logdensity, frac=1.0, l_factor=l_factor)(
+                state, p, n_L, jax.random.fold_in(key, n_main))
         return state, p, n_main + n_L, n_descent
 
     def L_scales(num_steps):  # L is measured with the step size the kernel really used
@@ -360,32 +437,39 @@ def mclmc_tuner(kernel, fractions, desired_energy_var, l_factor=None):
 
 
 MCLMC_FRACTIONS = (0.4, 0.3, 0.3)
-# how the warmup preconditions: "fisher_diag" (default; `fisher_tuner`: gradient-based start, then
-# sqrt(Var x / Var grad) in growing windows) or "variance_diag" (blackjax's `mclmc_find_L_and_step_size`: the
-# step-size-weighted draw variance of one window after an unpreconditioned first stage)
-METRICS = ("fisher_diag", "variance_diag")
+# how the warmup preconditions: "fisher_low_rank" (default; `fisher_tuner`: descent, then the low-rank Fisher
+# metric of rank LOW_RANK in growing windows), "fisher_diag" (the same with the diagonal sqrt(Var x / Var grad)) or
+# "variance_diag" (blackjax's `mclmc_find_L_and_step_size`: the step-size-weighted draw variance of one window
+# after an unpreconditioned first stage; samplax's default before the Fisher warmup)
+METRICS = ("fisher_low_rank", "fisher_diag", "variance_diag")
+LOW_RANK = 10  # nutpie's default maximal rank
+
+
+def metric_rank(metric):
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
+    return LOW_RANK if metric == "fisher_low_rank" else 0
 
 
 def microcanonical_tuner(metric, kernel, desired_energy_var, l_factor=0.4):
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
-    if metric == "fisher_diag":
-        return fisher_tuner(kernel, desired_energy_var, l_factor=l_factor)
+    rank = metric_rank(metric)
+    if metric.startswith("fisher"):
+        return fisher_tuner(kernel, desired_energy_var, l_factor=l_factor, rank=rank)
     return mclmc_tuner(kernel, MCLMC_FRACTIONS, desired_energy_var, l_factor=l_factor)
 
 
 @register("mclmc")
-def mclmc(*, diagonal_preconditioning: bool = True, desired_energy_var: float = 5e-4, metric: str = "fisher_diag",
+def mclmc(*, diagonal_preconditioning: bool = True, desired_energy_var: float = 5e-4, metric: str = "fisher_low_rank",
           L: float | None = None, step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Unadjusted microcanonical Langevin MC; the warmup tunes what is not given: the diagonal preconditioner
     (`metric`, see METRICS; default the Fisher diagonal from draws and gradients, `fisher_tuner`), the step size
     (blackjax's energy-error rule) and L (from the autocorrelation time)."""
     mc = Microcanonical("mclmc", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
-                        diagonal_preconditioning=diagonal_preconditioning, adapt=adapt)
+                        diagonal_preconditioning=diagonal_preconditioning, adapt=adapt, rank=metric_rank(metric))
 
     def build(target, params):
         alg = blackjax.mclmc(target.logdensity, L=params["L"], step_size=params["step_size"],
-                             inverse_mass_matrix=params["inverse_mass_matrix"])
+                             inverse_mass_matrix=kernel_metric(params))
         return Algorithm(lambda x, key: alg.init(x, key), alg.step)
 
     def stats(state, info, params):
@@ -437,7 +521,7 @@ MAMS_INTEGRATORS = {"leapfrog": (integrators.isokinetic_velocity_verlet, 1),
 
 @register("mams")
 def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l_factor: float = 0.4,
-         desired_energy_var: float = 5e-4, integrator: str = "mclachlan", metric: str = "fisher_diag",
+         desired_energy_var: float = 5e-4, integrator: str = "mclachlan", metric: str = "fisher_low_rank",
          L: float | None = None, step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Metropolis-adjusted microcanonical sampler (adjusted MCLMC, random trajectory length).
 
@@ -453,7 +537,7 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
         raise ValueError(f"integrator must be one of {sorted(MAMS_INTEGRATORS)}, got {integrator!r}")
     integrate, grads = MAMS_INTEGRATORS[integrator]
     mc = Microcanonical("mams", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
-                        diagonal_preconditioning=diagonal_preconditioning, adapt=adapt)
+                        diagonal_preconditioning=diagonal_preconditioning, adapt=adapt, rank=metric_rank(metric))
     steps_fn = adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True)
     kernel = adjusted_mclmc_dynamic.build_kernel(integration_steps_fn=steps_fn, integrator=integrate)
     unadjusted_tune, _ = microcanonical_tuner(metric, bj_mclmc.build_kernel(desired_energy_var=desired_energy_var),
@@ -462,7 +546,7 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
     def build(target, params):
         def step(key, state):
             return kernel(key, state, target.logdensity, params["step_size"],
-                          inverse_mass_matrix=params["inverse_mass_matrix"],
+                          inverse_mass_matrix=kernel_metric(params),
                           integration_steps_params=(params["L"] / params["step_size"],))
 
         return Algorithm(lambda x, key: adjusted_mclmc_dynamic.init(x, target.logdensity, key), step)
@@ -489,7 +573,7 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
                                     state.random_generator_arg)
             # L: a length in time, so it carries over from the unadjusted chain as it is
             p = MCLMCAdaptationState(fixed.get("L", u.L), fixed.get("step_size", start.get("step_size", u.step_size)),
-                                     fixed.get("inverse_mass_matrix", jnp.asarray(u.inverse_mass_matrix) * jnp.ones(d)))
+                                     fixed.get("inverse_mass_matrix", u.inverse_mass_matrix))
             n_tune += GRADS_PER_STEP * n_u + n_extra  # blackjax's MCLMC kernel: isokinetic McLachlan
         if n_adjusted > 0:
             state, h, n_a = _step_size_dual_averaging(kernel, target.logdensity, state, p, n_adjusted, adjusted_key,
