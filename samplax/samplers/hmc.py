@@ -1,5 +1,12 @@
-"""HMC and NUTS from blackjax, with Stan-style window adaptation of whichever of step size and mass matrix
-the user did not give (`adapt=` overrides: True adapts both, a name or tuple adapts exactly those)."""
+"""HMC and NUTS from blackjax. Whichever of step size and metric the user did not give is adapted during warmup
+(`adapt=` overrides: True adapts both, a name or tuple adapts exactly those); `metric=` picks the metric:
+
+- "diag": Stan's window adaptation with a diagonal Welford estimate (`adapt.window_warmup`);
+- "dense": the same with a dense estimate (`dense_mass=True` is an alias);
+- "low_rank": nutpie's gradient-based low-rank metric over growing windows (`adapt_low_rank.low_rank_warmup`),
+  at most `max_rank` directions (None: min(d, 32)), sampled with blackjax's `LowRankInverseMassMatrix`;
+- "fisher_diag": the same warmup with the Fisher diagonal sqrt(Var x / Var grad) (nutpie's default metric).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +14,45 @@ import blackjax
 import jax.numpy as jnp
 
 from samplax.samplers.adapt import window_warmup
-from samplax.samplers.base import Algorithm, Sampler, adapted_names, mass_matrix_default, register
+from samplax.samplers.adapt_low_rank import inverse_mass_matrix as _imm
+from samplax.samplers.adapt_low_rank import low_rank_warmup
+from samplax.samplers.base import Algorithm, Sampler, adapted_names, register
 
 
 TUNABLE = ("step_size", "inverse_mass_matrix")
+METRICS = ("diag", "dense", "low_rank", "fisher_diag")
+DEFAULT_METRIC = "diag"
 
 
-def _setup(name, dense, target_accept, step_size, inverse_mass_matrix, adapt, build, stats):
-    """(default_params, warmup, adapted): given values are used as given; the rest is window-adapted."""
+def _metric(metric, dense_mass):
+    """The metric name from `metric=` and the `dense_mass=` alias (True means metric="dense")."""
+    if metric is None:
+        return "dense" if dense_mass else DEFAULT_METRIC
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if dense_mass and metric != "dense":
+        raise ValueError(f"dense_mass=True is metric='dense' and contradicts metric={metric!r}: pass one of them")
+    return metric
+
+
+def _setup(name, metric, max_rank, target_accept, step_size, inverse_mass_matrix, adapt, build, stats):
+    """(default_params, warmup, adapted): given values are used as given; the rest is adapted."""
     given = {"step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix}
     adapted = adapted_names(adapt, TUNABLE, given)
+    adapt_mass = "inverse_mass_matrix" in adapted
+    dense = metric == "dense"
 
     def params(target):
-        imm = mass_matrix_default(target, dense) if inverse_mass_matrix is None else jnp.asarray(inverse_mass_matrix,
-                                                                                               float)
-        if imm.shape != mass_matrix_default(target, dense).shape:
-            raise ValueError(f"inverse_mass_matrix must have shape {mass_matrix_default(target, dense).shape} "
-                             f"(dense_mass={dense}), got {imm.shape}")
+        if inverse_mass_matrix is None:
+            imm = jnp.eye(target.dim) if dense else jnp.ones(target.dim)
+        else:
+            imm = jnp.asarray(inverse_mass_matrix, float)
+            # a given matrix that is not adapted is used as given, diagonal (d,) or dense (d, d), whatever `metric`
+            shapes = ([(target.dim, target.dim)] if dense else [(target.dim,)]) if adapt_mass else \
+                [(target.dim,), (target.dim, target.dim)]
+            if imm.shape not in shapes:
+                raise ValueError(f"inverse_mass_matrix must have shape {' or '.join(map(str, shapes))} "
+                                 f"(metric={metric!r}{', adapted' if adapt_mass else ''}), got {imm.shape}")
         return {"step_size": None if step_size is None else jnp.asarray(step_size, float), "inverse_mass_matrix": imm}
 
     def default_params(target):
@@ -37,9 +66,13 @@ def _setup(name, dense, target_accept, step_size, inverse_mass_matrix, adapt, bu
     if "step_size" not in adapted and step_size is None:
         raise ValueError(f"{name}: adapt={adapt!r} leaves step_size neither given nor adapted: pass step_size=...")
     warmup = None
-    if adapted:
-        warmup = window_warmup(build, stats, params, adapt_step="step_size" in adapted,
-                               adapt_mass="inverse_mass_matrix" in adapted, dense=dense, target_accept=target_accept)
+    if adapt_mass and metric in ("low_rank", "fisher_diag"):
+        warmup = low_rank_warmup(build, stats, params, max_rank=0 if metric == "fisher_diag" else max_rank,
+                                 adapt_step="step_size" in adapted, target_accept=target_accept,
+                                 start_from_given=inverse_mass_matrix is not None)
+    elif adapted:
+        warmup = window_warmup(build, stats, params, adapt_step="step_size" in adapted, adapt_mass=adapt_mass,
+                               dense=dense, target_accept=target_accept)
     return default_params, warmup, adapted
 
 
@@ -74,43 +107,46 @@ def _nuts_stats(state, info, params):
 
 
 @register("nuts")
-def nuts(*, dense_mass: bool = False, target_accept: float = 0.8, max_num_doublings: int = 10,
-         step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
-    """No-U-Turn sampler (multinomial, blackjax) with window adaptation."""
+def nuts(*, metric: str | None = None, dense_mass: bool = False, max_rank: int | None = None,
+         target_accept: float = 0.8, max_num_doublings: int = 10, step_size: float | None = None,
+         inverse_mass_matrix=None, adapt=None) -> Sampler:
+    """No-U-Turn sampler (multinomial, blackjax); `metric` picks the adapted metric (module docstring)."""
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
+    metric = _metric(metric, dense_mass)
 
     def build(target, params):
-        alg = blackjax.nuts(target.logdensity, params["step_size"], params["inverse_mass_matrix"],
-                            max_num_doublings=max_num_doublings)
+        alg = blackjax.nuts(target.logdensity, params["step_size"], _imm(params), max_num_doublings=max_num_doublings)
         return Algorithm(lambda x, key: alg.init(x), alg.step)
 
-    default_params, warmup, adapted = _setup("nuts", dense_mass, target_accept, step_size, inverse_mass_matrix,
+    default_params, warmup, adapted = _setup("nuts", metric, max_rank, target_accept, step_size, inverse_mass_matrix,
                                              adapt, build, _nuts_stats)
     return Sampler(
         name="nuts", build=build, stats=_nuts_stats, default_params=default_params, warmup=warmup, adapted=adapted,
-        settings={"dense_mass": dense_mass, "target_accept": target_accept, "max_num_doublings": max_num_doublings},
+        settings={"metric": metric, "max_rank": max_rank, "target_accept": target_accept,
+                  "max_num_doublings": max_num_doublings},
     )
 
 
 @register("hmc")
-def hmc(*, num_integration_steps: int = 16, dense_mass: bool = False, target_accept: float = 0.8,
-        step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
-    """Static HMC (fixed number of leapfrog steps) with window adaptation."""
+def hmc(*, num_integration_steps: int = 16, metric: str | None = None, dense_mass: bool = False,
+        max_rank: int | None = None, target_accept: float = 0.8, step_size: float | None = None,
+        inverse_mass_matrix=None, adapt=None) -> Sampler:
+    """Static HMC (fixed number of leapfrog steps); `metric` picks the adapted metric (module docstring)."""
     if num_integration_steps < 1:
         raise ValueError(f"num_integration_steps must be >= 1, got {num_integration_steps}")
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
+    metric = _metric(metric, dense_mass)
 
     def build(target, params):
-        alg = blackjax.hmc(target.logdensity, params["step_size"], params["inverse_mass_matrix"],
-                           num_integration_steps)
+        alg = blackjax.hmc(target.logdensity, params["step_size"], _imm(params), num_integration_steps)
         return Algorithm(lambda x, key: alg.init(x), alg.step)
 
-    default_params, warmup, adapted = _setup("hmc", dense_mass, target_accept, step_size, inverse_mass_matrix,
+    default_params, warmup, adapted = _setup("hmc", metric, max_rank, target_accept, step_size, inverse_mass_matrix,
                                              adapt, build, _hmc_stats)
     return Sampler(
         name="hmc", build=build, stats=_hmc_stats, default_params=default_params, warmup=warmup, adapted=adapted,
-        settings={"num_integration_steps": num_integration_steps, "dense_mass": dense_mass,
+        settings={"num_integration_steps": num_integration_steps, "metric": metric, "max_rank": max_rank,
                   "target_accept": target_accept},
     )
