@@ -214,8 +214,24 @@ def _newton(fg, hess, x, iters: int = 100):
     return x
 
 
+def cholesky(cov: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of a covariance that should be positive definite; when rounding makes it not
+    (a Laplace covariance with a condition number near 1e16), its eigenvalues are floored at 1e-12 x the largest."""
+    cov = 0.5 * (cov + cov.T)
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        lam, vec = np.linalg.eigh(cov)
+        top = float(np.max(np.abs(lam))) if np.all(np.isfinite(lam)) else 0.0
+        if not top > 0:
+            raise ValueError("reference covariance is zero or not finite") from None
+        fixed = (vec * np.maximum(lam, 1e-12 * top)) @ vec.T
+        fixed = 0.5 * (fixed + fixed.T) + 1e-14 * top * np.eye(cov.shape[0])
+        return np.linalg.cholesky(fixed)
+
+
 def _same_mode(x, y, cov_y) -> bool:
-    d = np.linalg.solve(np.linalg.cholesky(cov_y), x - y)
+    d = np.linalg.solve(cholesky(cov_y), x - y)
     return float(d @ d) < 0.25
 
 
@@ -280,12 +296,12 @@ def auto_reference(target, inflate: float | None = None, refine: bool = True) ->
 def _auto_reference(target, inflate, refine):
     fit = laplace(target)
     notes = tuple(fit.notes)
-    chol = np.linalg.cholesky(fit.cov)
+    chol = cholesky(fit.cov)
     logdensity = jax.jit(jax.vmap(target.logdensity))
     mean, cov = fit.mode, fit.cov
     done = []
     for r in range(REFINE_ROUNDS if refine else 0):
-        g = Gaussian(mean, np.linalg.cholesky(inflate * cov))
+        g = Gaussian(mean, cholesky(inflate * cov))
         log_q, sample_q = gaussian_functions(g)
         x = sample_q(jax.random.PRNGKey(104729 + r), PROBE_DRAWS)
         lp = np.asarray(logdensity(x), float)
@@ -309,7 +325,7 @@ def _auto_reference(target, inflate, refine):
         new_cov = chol @ ((vec * np.maximum(lam, 1.0)) @ vec.T) @ chol.T
         new_cov = 0.5 * (new_cov + new_cov.T)
         # how much this round changed the reference: largest sd ratio either way, and the mean shift
-        lc = np.linalg.cholesky(cov)
+        lc = cholesky(cov)
         rel = np.linalg.eigvalsh(np.linalg.solve(lc, np.linalg.solve(lc, new_cov).T))
         step = np.linalg.solve(lc, mu - mean)
         mean, cov = mu, new_cov
@@ -322,7 +338,7 @@ def _auto_reference(target, inflate, refine):
         notes += (f"refined by {len(done)} round(s) of importance sampling from the widened Gaussian (last: Pareto "
                   f"k = {k:.2f}, ESS {ess:.0f} of {PROBE_DRAWS}): mean moved by {np.sqrt(shift @ shift):.2f} Laplace "
                   f"sds, widest direction x {widest:.2f} the Laplace sd",)
-    return Gaussian(mean, np.linalg.cholesky(inflate * cov)), notes
+    return Gaussian(mean, cholesky(inflate * cov)), notes
 
 
 # ---------------------------------------------------------------------------------------- coverage check
@@ -393,8 +409,11 @@ def _coverage(target, log_ref, sample_ref, mean, sd, chol, fit, what, num_draws,
             where = (f"along {', '.join(labels[j] for j in huge[:5])}" if huge.size else
                      f"in {fit.flat} direction(s)")
             findings.append(f"at the best point found ({_fmt(fit.mode)}) the log-density is flat or not concave "
-                            f"{where}: the posterior may be improper (an improper prior the data do not pin down) or "
-                            "the optimiser stopped early; check the model's priors")
+                            f"{where}: the posterior may be improper (an improper prior the data do not pin down), the "
+                            "log-density unbounded (a funnel whose scale goes to 0, e.g. a centred hierarchical model) "
+                            "or the optimiser stopped early, and a Laplace-based reference is then unreliable; check "
+                            "the model's priors, use its proper prior (reference=None) if it has one, or pass "
+                            "reference=(mean, scale)")
     if fit is not None:
         post_sd = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
         ratio = post_sd / sd
