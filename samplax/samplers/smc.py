@@ -5,7 +5,7 @@ blackjax shape: an `SMCState` (NamedTuple: particles, log_weights, log_z, log_li
 ancestors, stage, buffers), `init(key) -> SMCState` and `step(key, state) -> (SMCState, StageInfo)`; the three
 strategies (standard, waste-free, persistent) are `Strategy(init, step)` pairs run by one driver (`run_smc`,
 a lax.while_loop over a `max_stages` buffer of StageInfo rows). blackjax pieces inside: the rwm / mala / hmc
-kernels, `smc.solver.dichotomy`, the resampling schemes.
+kernels and the resampling schemes (the temperature bisection is on log(b' - b), see next_temperature).
 
 Each stage (1) picks the next temperature: adaptively, the largest step whose conditional ESS (Zhou,
 Johansen & Aston 2016) is `target_ess`·N, by bisection, or the next entry of a fixed schedule; (2) reweights by
@@ -59,7 +59,6 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.smc.solver import dichotomy
 from jax.scipy.special import logsumexp
 
 from samplax.particles import base
@@ -156,15 +155,31 @@ def increments(delta, ll):
     return jnp.where(ll == -jnp.inf, -jnp.inf, delta * ll)
 
 
-def next_temperature(beta, log_weights, ll, target_ess):
-    """Largest b' <= 1 with conditional ESS of the increments (b'-b)·ll >= target_ess·N (bisection). When even
-    b' = b is below (many zero likelihoods), b' = b: the stage only removes them."""
+def next_temperature(beta, log_weights, ll, target_ess, iterations: int = 64):
+    """Largest b' <= 1 with conditional ESS of the increments (b'-b)·ll >= target_ess·N.
+
+    Bisection on log(b' - b) between log(tiny) and log(1 - b), not on b' - b: prior draws can have
+    log-likelihoods like -1e120 (arma11: |theta| > 1 makes the recursion explode), where the step is ~1e-120 and
+    a linear bisection (blackjax's dichotomy, 100 halvings) returns 0 and the schedule stalls. When even the
+    smallest step is below the target (zero likelihoods), that smallest step is taken: the stage removes them."""
     n = ll.shape[0]
+    dtype = ll.dtype
+    top = 1.0 - beta
 
-    def f(delta):
-        return jnp.log(conditional_ess(log_weights, increments(delta, ll))) - jnp.log(target_ess * n)
+    def f(log_delta):
+        return jnp.log(conditional_ess(log_weights, increments(jnp.exp(log_delta), ll))) - jnp.log(target_ess * n)
 
-    delta = jnp.nan_to_num(dichotomy(f, 0.0, 1.0 - beta, eps=1e-6), nan=0.0)
+    lo0 = jnp.asarray(np.log(np.finfo(np.dtype(dtype)).tiny) + 20.0, dtype)
+    hi0 = jnp.log(jnp.maximum(top, jnp.finfo(dtype).tiny))
+
+    def body(_, ab):
+        a, b = ab
+        mid = 0.5 * (a + b)
+        ok = f(mid) >= 0  # NaN (all weights zero) counts as too far
+        return jnp.where(ok, mid, a), jnp.where(ok, b, mid)
+
+    a, _ = jax.lax.fori_loop(0, iterations, body, (lo0, hi0))
+    delta = jnp.where(f(hi0) >= 0, top, jnp.exp(a))
     new = beta + delta
     return jnp.where(1.0 - new < 1e-10, 1.0, new)
 
