@@ -198,3 +198,11 @@ def test_flat_regressions_exact_evidence(name):
     z = reference_z(dt, t.reference_draws)
     assert z["z_mean"].astype(float).abs().max() < 5 and z["z_sd"].astype(float).abs().max() < 5, z
     assert abs(dt.attrs["log_z"] - log_z) < 5 * dt.attrs["log_z_se"] + 0.05
+
+
+def test_auto_on_a_funnel_neck_warns():
+    """Centred eight schools: the log-density grows without bound as tau -> 0, so the 'mode' sits in the funnel's
+    neck (this crashed in numpy's Cholesky before); reference='auto' must say the fit is unreliable."""
+    t = samplax.models.get("eight_schools_centered")
+    with pytest.warns(RuntimeWarning, match="flat or not concave"):
+        tempering.tempering_parts(t, "auto")
