@@ -113,8 +113,20 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
     # int64 totals on the host: a float32/int32 run's per-population total may exceed 2**31
     n_grad = base.total_n_grad(out.n_grad, stats)
     dt = to_population_datatree(target, particles, stats, out.log_z, n_grad, attrs, per_particle)
-    verify(dt, stacklevel=4, extra=list(getattr(s, "findings", None) or []))
+    verify(dt, stacklevel=4, extra=_sampler_findings(s, target))
     return dt
+
+
+def _sampler_findings(s, target) -> list[str]:
+    """Findings the sampler made outside the traced run: a tempering reference that does not cover the posterior
+    (cached with the reference fit, so this refits nothing), and any a built sampler attaches as `findings`."""
+    out = list(getattr(s, "findings", None) or [])
+    if "reference" in (s.settings or {}):
+        from samplax.tempering import reference_report
+
+        out += [r[len("coverage: "):] for r in reference_report(target, s.settings["reference"])
+                if r.startswith("coverage:")]
+    return out
 
 
 def final_ess(stage_stats) -> np.ndarray:
