@@ -125,7 +125,8 @@ def test_variance_preconditioner_fails_on_the_badly_scaled_gaussian():
         assert_moments(x, MEANS, SCALES**2, what="variance_diag")
 
 
-@pytest.mark.parametrize("name,settings", [("mclmc", {}), ("secd", {}), ("mclmc", {"inverse_mass_matrix": [1.0, 2.0, 0.5]}),
+@pytest.mark.parametrize("name,settings", [("mclmc", {}), ("secd", {}),
+                                           ("mclmc", {"inverse_mass_matrix": [1.0, 2.0, 0.5]}),
                                            ("secd", {"step_size": 0.3}), ("mclmc", {"L": 1.2})],
                          ids=["mclmc", "secd", "mclmc-imm", "secd-step", "mclmc-L"])
 def test_fisher_warmup_counts_every_gradient_and_holds_given_values(overhead, name, settings):

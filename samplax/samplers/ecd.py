@@ -219,7 +219,8 @@ def secd_init(position, logdensity_fn, key):
 
 @register("secd")
 def secd(*, integrator: str = "mclachlan", desired_energy_var: float = 5e-4, diagonal_preconditioning: bool = True,
-         metric: str = "fisher_low_rank", step_size: float | None = None, L: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
+         metric: str = "fisher_low_rank", step_size: float | None = None, L: float | None = None,
+         inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Stochastic ECD sampler: ECDSep at s = 0 with F - F0 = exp(2U/(eta(d-1))), arc-length clock, rotation noise.
 
     Tuned like `mclmc` (the same warmup on this kernel: low-rank Fisher preconditioner by default, `metric`;

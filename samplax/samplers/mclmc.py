@@ -1,5 +1,9 @@
-"""Microcanonical samplers from blackjax: unadjusted MCLMC and adjusted MCLMC (MAMS); the tuning they share
-with `secd` (blackjax's L / step-size tuners, restricted to the params the user did not give)."""
+"""Microcanonical samplers from blackjax: unadjusted MCLMC and adjusted MCLMC (MAMS); the warmup they share
+with `secd` (restricted to the params the user did not give): an L-BFGS descent from a far start, a gradient-based
+(Fisher) low-rank or diagonal preconditioner re-estimated in nutpie's growing windows, blackjax's energy-error
+step-size rule and L from the autocorrelation time (`fisher_tuner`); metric="variance_diag" keeps blackjax's own
+`mclmc_find_L_and_step_size` (the default before, which failed on badly scaled posteriors: earn_height means
+3,550 MCSE off)."""
 
 from __future__ import annotations
 
@@ -30,8 +34,10 @@ def tuning_budget(num_steps, fractions):
 
 
 class Microcanonical:
-    """Params L, step_size, inverse_mass_matrix (diagonal) of a microcanonical sampler: which are given, which
-    adapted, and a warmup running a blackjax tuner whose kernel always uses the given (fixed) values."""
+    """Params L, step_size, inverse_mass_matrix (diagonal; with rank > 0 also the low-rank factors metric_U,
+    metric_lam, see `kernel_metric`) of a microcanonical sampler: which are given, which adapted, and a warmup
+    running a tuner whose kernel always uses the given (fixed) values. A given inverse_mass_matrix is diagonal and
+    used alone (inert low-rank factors)."""
 
     def __init__(self, name, *, L, step_size, inverse_mass_matrix, diagonal_preconditioning, adapt, rank=0):
         self.name = name
@@ -163,9 +169,10 @@ DESCENT_TAIL = 8  # the last iterates of the descent path that give the first Fi
 def descend(logdensity, position, logdensity_value, grad, max_iter=DESCENT_MAX_ITER, tail=DESCENT_TAIL,
             memory=10, max_backtrack=30):
     """L-BFGS on -log p from `position` while its quadratic model predicts a gain above d / 2 in log-density for
-    the full step (over a typical set the log-density spreads ~ sqrt(d / 2) around d / 2 below the mode): a far start is brought to the bulk in a
-    few dozen gradients, which isokinetic dynamics cannot do (their speed is fixed in preconditioned units, so a
-    start 10^7 local scales away takes ~10^8 steps; earn_height's initial points are).
+    the full step (over a typical set the log-density spreads ~ sqrt(d / 2) around d / 2 below the mode): a far
+    start is brought to the bulk in a few dozen gradients, which isokinetic dynamics cannot do (their speed is
+    fixed in preconditioned units, so a start 10^7 local scales away takes ~10^8 steps; earn_height's initial
+    points are).
 
     Line search: backtracking (halving from the quasi-Newton step) to Armijo's condition; the first direction is
     the steepest descent of length 1. Every trial point costs one value-and-gradient and is counted; there is no
@@ -292,7 +299,8 @@ def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, rank=0, trust_in_esti
     2. Metric windows (`fisher_schedule`: nutpie's growing windows): every step's (x, grad) is kept; at a window
        end the preconditioner is re-estimated from the last two windows (nuts-rs's foreground / background
        switch): the diagonal sqrt(Var x / Var grad) (`rank=0`) or the low-rank Fisher metric of that rank
-       (`fisher.low_rank`), and the step-size estimate restarts in the new geometry.
+       (`fisher.low_rank`; its low-rank part only from >= LOW_RANK_MIN_ROWS x d rows), and the step-size estimate
+       restarts in the new geometry.
     3. Throughout, blackjax's MCLMC step-size rule (energy-error variance per dimension = `desired_energy_var`,
        Var E ~ eps^6, reverted non-finite steps cap the step); then L = `l_factor` x step x the autocorrelation
        time of the last L_SHARE of the steps (blackjax's `make_adaptation_L`).
@@ -370,6 +378,11 @@ def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, rank=0, trust_in_esti
             rows = [jnp.concatenate([a, b]) for a, b in zip(prev, cur)]
             if k:
                 new_metric = fisher.low_rank(rows[0], rows[1], k, weights=rows[2], previous=metric)
+                # the low-rank part only from at least LOW_RANK_MIN_ROWS x d rows (blackjax's support gate; from the
+                # 20 rows of two early windows it was noise, and on eight schools it led a chain into tau's tail)
+                trusted = jnp.sum(rows[2]) >= LOW_RANK_MIN_ROWS * d
+                new_metric = new_metric._replace(U=jnp.where(trusted, new_metric.U, 0.0),
+                                                 lam=jnp.where(trusted, new_metric.lam, 1.0))
             else:
                 tot = jnp.maximum(jnp.sum(rows[2]), 1.0)
                 mx, mg = rows[2] @ rows[0] / tot, rows[2] @ rows[1] / tot
@@ -443,6 +456,7 @@ MCLMC_FRACTIONS = (0.4, 0.3, 0.3)
 # after an unpreconditioned first stage; samplax's default before the Fisher warmup)
 METRICS = ("fisher_low_rank", "fisher_diag", "variance_diag")
 LOW_RANK = 10  # nutpie's default maximal rank
+LOW_RANK_MIN_ROWS = 2  # x d: fewer (x, grad) rows in a window pair give the diagonal alone
 
 
 def metric_rank(metric):
@@ -509,10 +523,10 @@ def _step_size_dual_averaging(kernel, logdensity_fn, state, p, num_steps, key, t
 
 
 # MAMS warmup (Robnik, Cohn-Gordon & Seljak, arXiv 2503.01707, as their benchmark code runs it): unadjusted MCLMC
-# tuning reaches the typical set and estimates the diagonal preconditioner and L (stage 3: L = l_factor x the
-# autocorrelation time, blackjax's `make_adaptation_L`), then dual averaging tunes the adjusted kernel's step size
-# to `target_accept` at that fixed L (`_step_size_dual_averaging`). Share of
-# the num_warmup steps run unadjusted (one integration step each); the rest are adjusted trajectories.
+# tuning reaches the typical set and estimates the preconditioner (here the low-rank Fisher metric) and L
+# (stage 3: L = l_factor x the autocorrelation time, blackjax's `make_adaptation_L`), then dual averaging tunes the
+# adjusted kernel's step size to `target_accept` at that fixed L (`_step_size_dual_averaging`). Share of the
+# num_warmup steps run unadjusted (one integration step each); the rest are adjusted trajectories.
 MAMS_UNADJUSTED_SHARE = 0.75
 # the adjusted kernel's isokinetic integrator: (blackjax integrator, gradients per step)
 MAMS_INTEGRATORS = {"leapfrog": (integrators.isokinetic_velocity_verlet, 1),
@@ -525,9 +539,10 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
          L: float | None = None, step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Metropolis-adjusted microcanonical sampler (adjusted MCLMC, random trajectory length).
 
-    Warmup (what is adapted): unadjusted MCLMC at `desired_energy_var` finds the typical set, the diagonal
-    preconditioner and L (`l_factor` x the autocorrelation time of that chain); then the step size is tuned by dual
-    averaging to `target_accept` at that L. The unadjusted chain's own step size is internal to the warmup.
+    Warmup (what is adapted): unadjusted MCLMC's warmup (`fisher_tuner` for the default `metric`) at
+    `desired_energy_var` finds the typical set, the preconditioner and L (`l_factor` x the autocorrelation time of
+    that chain); then the step size is tuned by dual averaging to `target_accept` at that L (a given step size with
+    adapt=True starts it). The unadjusted chain's own step size is internal to the warmup.
     """
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
