@@ -113,7 +113,8 @@ def test_default_warmup_recovers_a_badly_scaled_gaussian(name):
     dt = samplax.sample(_badly_scaled(), name, num_chains=4, num_warmup=1000, num_samples=1500, seed=0,
                         progress=False)
     x = np.asarray(dt.posterior["x"])
-    assert_moments(x, MEANS, SCALES**2, what=f"{name} on sds 1e-3..1e3")
+    # power: a mean off by 0.2 sd or a variance off by 25% must be rejected (1500 draws x 4 chains)
+    assert_moments(x, MEANS, SCALES**2, what=f"{name} on sds 1e-3..1e3", shift=0.2, var_factor=1.25)
 
 
 def test_variance_preconditioner_fails_on_the_badly_scaled_gaussian():
@@ -121,8 +122,9 @@ def test_variance_preconditioner_fails_on_the_badly_scaled_gaussian():
     dt = samplax.sample(_badly_scaled(), "mclmc", num_chains=4, num_warmup=1000, num_samples=1500, seed=0,
                         progress=False, metric="variance_diag")
     x = np.asarray(dt.posterior["x"])
-    with pytest.raises(AssertionError):
-        assert_moments(x, MEANS, SCALES**2, what="variance_diag")
+    mean_err = np.abs(x.mean(axis=(0, 1)) - MEANS) / SCALES  # in posterior sds
+    var_ratio = x.var(axis=(0, 1)) / SCALES**2
+    assert mean_err.max() > 0.5 or np.any((var_ratio < 0.5) | (var_ratio > 2.0)), (mean_err, var_ratio)
 
 
 @pytest.mark.parametrize("name,settings", [("mclmc", {}), ("secd", {}),
