@@ -32,6 +32,10 @@ import sys
 import tempfile
 import time
 
+# this file is named nutpie.py: its folder must not shadow the nutpie package
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
 MODELS = ["eight_schools", "diamonds", "gp_pois_regr", "kidscore_momiq", "gauss100", "funnel"]
 QUICK = ["eight_schools", "diamonds"]
 SAMPLERS = ["samplax", "samplax_low_rank", "nutpie"]  # samplax: `nuts` with its default metric

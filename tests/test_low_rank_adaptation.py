@@ -60,6 +60,15 @@ def test_nuts_low_rank_moments_on_an_ill_conditioned_correlated_gaussian():
     assert "inverse_mass_matrix" in str(dt.attrs["adapted"])
 
 
+def test_nuts_fisher_diag_moments_on_an_ill_conditioned_gaussian():
+    t = samplax.models.get("ill_conditioned_gaussian", dim=6, condition_number=100.0)
+    dt = samplax.sample(t, "nuts", metric="fisher_diag", num_chains=4, num_warmup=500, num_samples=6000, seed=1,
+                        progress=False)
+    assert_moments(np.asarray(dt.posterior["x"]), np.asarray(t.mean), np.diag(np.asarray(t.cov)),
+                   what="nuts fisher_diag")
+    assert samplax.diagnostics.divergences(dt).sum() == 0
+
+
 @pytest.mark.parametrize("metric", ["low_rank"])
 def test_low_rank_warmup_gradients_are_counted(overhead, metric):  # noqa: F811
     width, extra = overhead
