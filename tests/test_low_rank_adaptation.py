@@ -52,7 +52,7 @@ def test_low_rank_warmup_recovers_a_planted_direction():
 
 def test_nuts_low_rank_moments_on_an_ill_conditioned_correlated_gaussian():
     t = samplax.models.get("gaussian", dim=10, condition_number=100.0, rotate=True)
-    dt = samplax.sample(t, "nuts", metric="low_rank", num_chains=4, num_warmup=500, num_samples=6000, seed=3,
+    dt = samplax.sample(t, "nuts", metric="low_rank", num_chains=4, num_warmup=500, num_samples=10000, seed=3,
                         progress=False)
     x = np.asarray(dt.posterior["x"])
     assert_moments(x, np.asarray(t.mean), np.diag(np.asarray(t.cov)), what="nuts low_rank")
