@@ -8,6 +8,17 @@ z = (estimate - exact) / SE over the R repeats (calibrated: sd in [0.8, 1.25], |
 for single populations (z_c = (log Z_c - exact) / sqrt(v_c), R x G of them).
 
     .venv/bin/python benchmarks/smc_logz_calibration.py [--repeats 100] [--groups 4] [--particles 500]
+
+Measured (R = 100 x G = 4 x N = 500, defaults otherwise; z: within SE, z_b: between SE, z_c: single populations):
+
+    model                 strategy     sd z  mean z  sd z_b  mean z_b  sd z_c  mean z_c  sd logZ_c  grads/pop
+    conjugate_regression  waste_free  1.112  -0.047   1.474    -0.147   1.046    -0.074    0.1375     12266
+    conjugate_regression  standard    0.933   0.171   1.423     0.271   0.983     0.037    0.1231     43821
+    gaussian_50d          waste_free  1.154   0.067   1.868    -0.131   1.190    -0.067    0.1971     62662
+    gaussian_50d          standard    1.118   3.077   3.006     3.906   1.087     1.463    0.1791     96591
+
+The default (waste-free) meets sd in [0.8, 1.25], |mean| < 0.3 on both; standard SMC on the 50-d Gaussian has
+a log Z bias of +0.24 (1.5 per-population SE: its 14 MALA sweeps per stage do not spread resampled copies).
 """
 
 from __future__ import annotations
