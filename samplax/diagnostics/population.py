@@ -127,7 +127,10 @@ def check(dt, *, rhat_max: float = POP_RHAT_MAX) -> list[str]:
         if worst_fold[1] > rhat_max:
             out.append(f"the {n_pop} populations disagree on spreads: folded population R-hat {worst_fold[1]:.3f} > "
                        f"{rhat_max} (worst {worst_fold[0]}): variances and tails are not to be trusted.")
-    se_pop = np.atleast_1d(np.asarray(a.get("log_z_se_per_population", []), dtype=float))
+    if "log_z_se_per_population" in a:
+        se_pop = np.atleast_1d(np.asarray(a["log_z_se_per_population"], dtype=float))
+    else:  # SMC reports each population's within-population variance of its log Z estimate
+        se_pop = np.sqrt(np.atleast_1d(np.asarray(a.get("log_z_var_per_population", []), dtype=float)))
     if estimates and lz.size >= 2 and se_pop.size == lz.size and np.all(np.isfinite(lz)) \
             and np.all(np.isfinite(se_pop)) and np.all(se_pop > 0):
         wts = 1.0 / se_pop ** 2
