@@ -191,18 +191,19 @@ def _reference_key(reference):
     return ("gaussian", a.shape, a.tobytes(), b.shape, b.tobytes())
 
 
-def tempering_parts(target, reference=None, check: bool = True, warn: bool = True):
+def tempering_parts(target, reference=None, check: bool = True, warn: bool = True, warn_coverage: bool = True):
     """(log_prior, log_likelihood, sample_prior) of `target` in its unconstrained space; see the module docstring.
 
     warn=True: a reference chosen automatically gives a UserWarning (first time per Target and setting), a
-    reference that does not cover the posterior a RuntimeWarning (every call). `reference_report` returns both.
+    reference that does not cover the posterior a RuntimeWarning (every call; not with warn_coverage=False, for
+    callers whose run reports it in its trust check). `reference_report` returns both.
     """
     fresh = target not in _CACHE or (_reference_key(reference), check) not in _CACHE[target]
     entry = _entry(target, reference, check)
     if warn:
         if fresh and entry.notes:
             warnings.warn(" ".join(entry.notes), UserWarning, stacklevel=2)
-        if entry.findings:
+        if entry.findings and warn_coverage:
             warnings.warn(f"tempering reference for target {target.name!r} does not cover the posterior: "
                           + " | ".join(entry.findings), RuntimeWarning, stacklevel=2)
     return entry.parts

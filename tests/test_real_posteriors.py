@@ -99,3 +99,15 @@ def test_microcanonical_on_a_badly_scaled_regression_is_right_or_warns(sampler):
     target = samplax.models.get("earn_height")
     dt, warned = run(target, sampler, num_chains=4, num_warmup=1000, num_samples=1000, seed=0)
     assert_right_or_warned(dt, warned, target.reference_draws, f"{sampler} on earn_height")
+
+
+def test_smc_with_a_narrow_reference_on_a_banana_warns_once():
+    # issue 17: log Z 2.270 +- 0.011 against 2.531 and x1 sd 1.29 against 3, with only an R-hat note
+    target = samplax.models.get("banana", a=2.0, b=0.5, s=1.0)  # exact: x[0] sd 2, x[1] sd 3
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dt = samplax.sample(target, "smc", num_particles=1000, num_chains=4, seed=0, reference=(0.0, 1.0),
+                            progress=False)
+    runtime = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(runtime) == 1 and "trust check" in str(runtime[0].message)
+    assert "narrower than the posterior" in str(runtime[0].message) and dt.attrs["trusted"] == 0

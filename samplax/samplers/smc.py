@@ -319,7 +319,8 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
         from samplax.tempering import tempering_parts
 
         target = as_target(model)
-        parts = tempering_parts(target, reference)
+        # a reference's coverage findings go into the run's one trust warning (particles.run), not a second one
+        parts = tempering_parts(target, reference, warn_coverage=False)
         if persistent:
             from samplax.samplers.smc_persistent import persistent_strategy
 
