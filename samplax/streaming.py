@@ -252,66 +252,43 @@ class StreamWriter:
         replace_path(self.tmp, self.out)  # overwrite=True: the old store goes only once the new one is in place
 
 
+TRUST_DRAWS = 1000  # a streamed run's trust check reads at most this many draws per chain (every k-th one)
+
+
 def record_trust(dt, writer, *, stacklevel: int = 3) -> None:
-    """The trust check of a streamed run, written into the finished store's attrs too. A `moments_only` store
-    has no draws: only the counts (non-finite draws, reverted steps) are judged there."""
+    """The trust check of a streamed run, written into the finished store's attrs too.
+
+    It reads a separately opened view of the store thinned to TRUST_DRAWS draws per chain, so the returned run
+    stays lazy and the check's memory does not grow with the run (R-hat and ESS of every k-th draw are
+    conservative). A `moments_only` store has no draws: only its counts are judged there."""
     import zarr
 
     from samplax.diagnostics.trust import verify
 
-    if not writer.moments_only:
-        _verify_thinned(dt, writer, stacklevel + 1)
     if writer.moments_only:
+        note = "note: moments_only=True keeps no draws, so R-hat, ESS and divergences were not checked."
+        verify(dt, stacklevel=stacklevel + 1, extra=[note], draws=False)
+    else:
+        probe = load(writer.out, lazy=True)
+        k = -(-int(probe["posterior"].sizes["draw"]) // TRUST_DRAWS)
         extra = []
-        if int(dt.attrs.get("n_reverted", 0)):
-            extra.append(f"{int(dt.attrs['n_reverted'])} step(s) met a NaN/inf log-density or gradient and were "
-                         "reverted (the chain stayed where it was): such steps bias the draws.")
-        if int(dt.attrs.get("n_nonfinite", 0)):
-            extra.append(f"{int(dt.attrs['n_nonfinite'])} draw(s) have a non-finite log-density or position.")
-        extra.append("note: moments_only=True keeps no draws, so R-hat, ESS and divergences were not checked.")
-        _warn_counts(dt, extra, stacklevel + 1)
+        if k > 1:
+            probe = probe.isel(draw=slice(None, None, k), missing_dims="ignore")
+            extra.append(f"note: the trust check of this streamed run read every {k}th draw ({TRUST_DRAWS} per "
+                         "chain at most), so its ESS figures are conservative.")
+        verify(probe, stacklevel=stacklevel + 1, extra=extra)
+        record = {key: probe.attrs[key] for key in ("trusted", "trust_findings")}
+        dt.attrs.update(record)
+        if "posterior" in dt.children:
+            dt["posterior"].attrs.update(record)
     root = zarr.open_group(writer.out, mode="r+")
-    record = {k: dt.attrs[k] for k in ("trusted", "trust_findings")}
+    record = {key: dt.attrs[key] for key in ("trusted", "trust_findings")}
     root.attrs.update(record)
     if "posterior" in root:  # as in an in-memory run: the posterior group carries the run's attrs too
         root["posterior"].attrs.update(record)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         zarr.consolidate_metadata(writer.out)
-
-
-TRUST_DRAWS = 1000  # a streamed run's trust check reads at most this many draws per chain (every k-th one)
-
-
-def _verify_thinned(dt, writer, stacklevel):
-    """The chain checks on a separately opened, thinned view of the store: the returned run stays lazy and the
-    check's memory does not grow with the run (R-hat and ESS of every k-th draw are conservative estimates)."""
-    from samplax.diagnostics.trust import verify
-
-    probe = load(writer.out, lazy=True)
-    n = int(probe["posterior"].sizes["draw"])
-    k = -(-n // TRUST_DRAWS)
-    extra = []
-    if k > 1:
-        probe = probe.isel(draw=slice(None, None, k), missing_dims="ignore")
-        extra.append(f"note: the trust check of this streamed run read every {k}th draw ({TRUST_DRAWS} per chain at "
-                     "most), so its ESS figures are conservative.")
-    findings = verify(probe, stacklevel=stacklevel + 1, extra=extra)
-    record = {k_: probe.attrs[k_] for k_ in ("trusted", "trust_findings")}
-    dt.attrs.update(record)
-    if "posterior" in dt.children:
-        dt["posterior"].attrs.update(record)
-    return findings
-
-
-def _warn_counts(dt, findings, stacklevel):
-    from samplax.diagnostics.trust import problems
-
-    bad = problems(findings)
-    dt.attrs.update({"trusted": int(not bad), "trust_findings": "\n".join(findings)})
-    if bad:
-        warnings.warn(f"{dt.attrs.get('sampler', 'sampler')} on {dt.attrs.get('target', 'model')!r}: the run failed its "
-                      "trust check:\n" + "\n".join(f"  - {f}" for f in bad), RuntimeWarning, stacklevel=stacklevel)
 
 
 def _json(v):

@@ -153,18 +153,26 @@ def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PE
         out.append(f"E-BFMI < {ebfmi_min} in chain(s) {low.tolist()} ({np.round(e[low], 2).tolist()}): momentum "
                    "resampling explores the energy poorly; the tails may be under-explored.")
     out += _energy_error_findings(dt)
-    if int(dt.attrs.get("n_reverted", 0)):
-        out.append(f"{int(dt.attrs['n_reverted'])} step(s) met a NaN/inf log-density or gradient and were reverted "
+    out += count_findings(dt.attrs)
+    return out
+
+
+def count_findings(attrs) -> list[str]:
+    """Findings from a run's counts alone (steps reverted at a NaN/inf log-density, non-finite draws): what can be
+    judged without the draws (a streamed `moments_only` run keeps none)."""
+    out = []
+    if int(attrs.get("n_reverted", 0)):
+        out.append(f"{int(attrs['n_reverted'])} step(s) met a NaN/inf log-density or gradient and were reverted "
                    "(the chain stayed where it was): such steps bias the draws; check the model for NaN/inf regions, "
                    "or lower the step size / energy-error target.")
-    if int(dt.attrs.get("n_reverted_warmup", 0)):
-        out.append(f"note: {int(dt.attrs['n_reverted_warmup'])} warmup step(s) met a NaN/inf log-density and were "
+    if int(attrs.get("n_reverted_warmup", 0)):
+        out.append(f"note: {int(attrs['n_reverted_warmup'])} warmup step(s) met a NaN/inf log-density and were "
                    "reverted (warmup draws are discarded; the model has NaN/inf regions the sampler can reach).")
-    if int(dt.attrs.get("n_nonfinite", 0)):
-        first = np.atleast_1d(np.asarray(dt.attrs.get("first_nonfinite_draw", []), dtype=int))
+    if int(attrs.get("n_nonfinite", 0)):
+        first = np.atleast_1d(np.asarray(attrs.get("first_nonfinite_draw", []), dtype=int))
         where = (f" (chains {np.where(first >= 0)[0].tolist()}, first at draws {first[first >= 0].tolist()})"
                  if first.size else "")
-        out.append(f"{int(dt.attrs['n_nonfinite'])} draw(s) have a non-finite log-density or position{where}; they "
+        out.append(f"{int(attrs['n_nonfinite'])} draw(s) have a non-finite log-density or position{where}; they "
                    "are kept as they are, not repaired: check the model for regions where it is NaN/inf, or reduce "
                    "the step size.")
     return out

@@ -42,7 +42,7 @@ def population_rhat(x: np.ndarray) -> float:
     return float(np.sqrt(((n - 1) / n * w + b / n) / w))
 
 
-def _flat_vars(dt):
+def flat_entries(dt):
     """(name[index], (populations, particles) array) for every scalar entry of the posterior."""
     post = dt["posterior"]
     for name in post.data_vars:
@@ -75,7 +75,7 @@ def check(dt, *, rhat_max: float = POP_RHAT_MAX) -> list[str]:
     n_particles = int(dt["posterior"].sizes["draw"])
     n_pop = int(dt["posterior"].sizes["chain"])
 
-    bad_particles = sum(int((~np.isfinite(v)).any(axis=0).sum()) for _, v in _flat_vars(dt))
+    bad_particles = sum(int((~np.isfinite(v)).any(axis=0).sum()) for _, v in flat_entries(dt))
     if bad_particles:
         out.append(f"{bad_particles} particle entries are NaN/inf: the run broke down; nothing was repaired. Check "
                    "the model for NaN/inf regions, or use more stages / smaller steps.")
@@ -113,7 +113,7 @@ def check(dt, *, rhat_max: float = POP_RHAT_MAX) -> list[str]:
                        "stayed copies of their resampled ancestors; use more moves per stage or smaller steps.")
     if n_pop >= 2 and not bad_particles:
         worst, worst_fold = (None, 1.0), (None, 1.0)
-        for label, v in _flat_vars(dt):
+        for label, v in flat_entries(dt):
             r = population_rhat(v)
             rf = population_rhat(np.abs(v - np.median(v)))
             if np.isfinite(r) and r > worst[1]:

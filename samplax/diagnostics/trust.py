@@ -15,15 +15,17 @@ def problems(findings: list[str]) -> list[str]:
     return [f for f in findings if not f.startswith("note:")]
 
 
-def verify(dt, *, stacklevel: int = 3, extra: list[str] | None = None) -> list[str]:
+def verify(dt, *, stacklevel: int = 3, extra: list[str] | None = None, draws: bool = True) -> list[str]:
     """Check a finished run, record the findings in its attrs and warn once when any is a failure.
 
     extra: findings the run itself made (e.g. a reference that does not cover the posterior), listed first.
+    draws=False: the run kept no draws (a streamed `moments_only` run); only its counts are judged.
     """
-    from samplax.diagnostics.mixing import check
+    from samplax.diagnostics.mixing import check, count_findings
 
     try:
-        findings = list(extra or []) + [f for f in check(dt) if f not in (extra or [])]
+        found = check(dt) if draws else count_findings(dt.attrs)
+        findings = list(extra or []) + [f for f in found if f not in (extra or [])]
     except Exception as err:  # a diagnostic that cannot run is itself a finding, never a silent pass
         findings = list(extra or []) + [f"the trust check could not run ({type(err).__name__}: {err})"]
     bad = problems(findings)

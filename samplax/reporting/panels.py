@@ -151,17 +151,14 @@ def summary_panel(runs, ctx) -> Section:
 
 def _population_summary(label, dt, check) -> str:
     """Mean and sd per population (no R-hat / ESS / MCSE along particles) and the population findings."""
+    from samplax.diagnostics.population import flat_entries
     from samplax.diagnostics.trust import problems
 
     rows = {}
-    for name in dt.posterior.data_vars:
-        a = np.asarray(dt.posterior[name], dtype=float)
-        flat = a.reshape(a.shape[0], a.shape[1], -1)
-        for j in range(flat.shape[-1]):
-            key = name if flat.shape[-1] == 1 else f"{name}[{j}]"
-            v = flat[:, :, j]
-            rows[key] = {"mean": float(np.mean(v)), "sd": float(np.std(v)),
-                         **{f"mean (population {c})": float(np.mean(v[c])) for c in range(v.shape[0])}}
+    for key, v in flat_entries(dt):
+        v = v.astype(float)
+        rows[key] = {"mean": float(np.mean(v)), "sd": float(np.std(v)),
+                     **{f"mean (population {c})": float(np.mean(v[c])) for c in range(v.shape[0])}}
     findings = check(dt)
     items = "".join(f"<li>{html.escape(w)}</li>" for w in findings)
     ok = not problems(findings)
