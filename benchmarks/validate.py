@@ -33,7 +33,7 @@ import samplax  # noqa: E402
 from samplax.diagnostics import summary, wasserstein  # noqa: E402
 from samplax.diagnostics.mixing import gradient_count  # noqa: E402
 from samplax.diagnostics.population import is_population  # noqa: E402
-from samplax.diagnostics.reference import mcse_sd_iid, reference_z  # noqa: E402
+from samplax.diagnostics.reference import population_reference_z, reference_z  # noqa: E402
 from samplax.diagnostics.wasserstein import noise_floor  # noqa: E402
 from samplax.models.posteriordb import PORTS  # noqa: E402
 
@@ -44,26 +44,6 @@ SAMPLERS = {  # name -> (sampler, settings): each with its adaptive default
     "underdamped_adj": ("underdamped", {"adjusted": True}), "secd": ("secd", {}), "smc": ("smc", {}),
 }
 Z_MAX = 5.0
-
-
-def population_z(dt, reference_draws) -> tuple[float, float, int]:
-    """max |z| of means and sds for a population run, and its effective size (see the module docstring)."""
-    zm, zs, n_eff = 0.0, 0.0, np.inf
-    for site, ref in reference_draws.items():
-        post = np.asarray(dt.posterior[site], float)
-        c, n = post.shape[:2]
-        post = post.reshape(c, n, -1)
-        ref = np.asarray(ref, float).reshape(len(ref), -1)
-        for j in range(ref.shape[1]):
-            v, r = post[:, :, j], ref[:, j]
-            sd = v.std()
-            se_m = max(v.mean(axis=1).std(ddof=1) / np.sqrt(c), sd / np.sqrt(v.size))
-            se_s = max(v.std(axis=1).std(ddof=1) / np.sqrt(c), mcse_sd_iid(v.ravel()))
-            zm = max(zm, abs(v.mean() - r.mean()) / np.hypot(se_m, r.std() / np.sqrt(r.size)))
-            zs = max(zs, abs(sd - r.std()) / np.hypot(se_s, mcse_sd_iid(r)))
-            if se_m > 0:
-                n_eff = min(n_eff, (sd / se_m) ** 2)
-    return zm, zs, int(min(n_eff, 10 ** 9))
 
 
 def one(name, label, chains, warmup, draws, particles, seed=0) -> dict:
@@ -81,7 +61,7 @@ def one(name, label, chains, warmup, draws, particles, seed=0) -> dict:
     wall = time.perf_counter() - t0
     warned = any(issubclass(w.category, RuntimeWarning) and "trust check" in str(w.message) for w in caught)
     if is_population(dt):
-        zm, zs, n_eff = population_z(dt, target.reference_draws)
+        zm, zs, n_eff = population_reference_z(dt, target.reference_draws)
     else:
         z = reference_z(dt, target.reference_draws)
         zm, zs = float(np.abs(z["z_mean"]).max()), float(np.abs(z["z_sd"]).max())

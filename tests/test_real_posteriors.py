@@ -11,7 +11,7 @@ import pytest
 
 import samplax
 from samplax.diagnostics.population import is_population
-from samplax.diagnostics.reference import mcse_sd_iid, reference_z
+from samplax.diagnostics.reference import population_reference_z, reference_z
 
 Z_MAX = 5.0
 
@@ -29,18 +29,8 @@ def max_z(dt, reference_draws) -> float:
     if not is_population(dt):
         z = reference_z(dt, reference_draws)
         return float(np.nanmax(np.abs(np.r_[z["z_mean"].to_numpy(float), z["z_sd"].to_numpy(float)])))
-    worst = 0.0
-    for site, ref in reference_draws.items():
-        post = np.asarray(dt.posterior[site], float)
-        c, n = post.shape[:2]
-        post, ref = post.reshape(c, n, -1), np.asarray(ref, float).reshape(len(ref), -1)
-        for j in range(ref.shape[1]):
-            v, r = post[:, :, j], ref[:, j]
-            se_m = max(v.mean(1).std(ddof=1) / np.sqrt(c), v.std() / np.sqrt(v.size))
-            se_s = max(v.std(1).std(ddof=1) / np.sqrt(c), mcse_sd_iid(v.ravel()))
-            worst = max(worst, abs(v.mean() - r.mean()) / np.hypot(se_m, r.std() / np.sqrt(r.size)),
-                        abs(v.std() - r.std()) / np.hypot(se_s, mcse_sd_iid(r)))
-    return worst
+    zm, zs, _ = population_reference_z(dt, reference_draws)
+    return max(zm, zs)
 
 
 def assert_right_or_warned(dt, warned, reference_draws, what):

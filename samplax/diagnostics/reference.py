@@ -40,3 +40,26 @@ def reference_z(dt, reference_draws: dict) -> pd.DataFrame:
                            "sd": ours.std(), "ref_sd": r.std(), "z_sd": (ours.std() - r.std()) / se_s,
                            "ess_bulk": float(s.loc[label, "ess_bulk"]), "r_hat": float(s.loc[label, "r_hat"])}
     return pd.DataFrame(rows).T
+
+
+def population_reference_z(dt, reference_draws: dict) -> tuple[float, float, int]:
+    """For a population run: max |z| of means and of sds against reference draws, and the run's effective size.
+
+    Particles have no chain MCSE: the SE of a mean is the larger of the spread of the population means over
+    sqrt(populations) and sd / sqrt(particles) (likewise for the sd); the effective size is min sd^2 / SE^2.
+    """
+    zm, zs, n_eff = 0.0, 0.0, np.inf
+    for site, ref in reference_draws.items():
+        post = np.asarray(dt.posterior[site], float)
+        c, n = post.shape[:2]
+        post, ref = post.reshape(c, n, -1), np.asarray(ref, float).reshape(len(ref), -1)
+        for j in range(ref.shape[1]):
+            v, r = post[:, :, j], ref[:, j]
+            sd = v.std()
+            se_m = max(v.mean(axis=1).std(ddof=1) / np.sqrt(c), sd / np.sqrt(v.size))
+            se_s = max(v.std(axis=1).std(ddof=1) / np.sqrt(c), mcse_sd_iid(v.ravel()))
+            zm = max(zm, abs(v.mean() - r.mean()) / np.hypot(se_m, r.std() / np.sqrt(r.size)))
+            zs = max(zs, abs(sd - r.std()) / np.hypot(se_s, mcse_sd_iid(r)))
+            if se_m > 0:
+                n_eff = min(n_eff, (sd / se_m) ** 2)
+    return float(zm), float(zs), int(min(n_eff, 10 ** 9))
