@@ -107,10 +107,15 @@ def names(target) -> list[str]:
 def laplace(target, num_starts: int = NUM_STARTS, seed: int = 0) -> Laplace:
     """Laplace fit of `target` (module docstring), cached per Target object and settings."""
     key = (int(num_starts), int(seed), jax.config.jax_enable_x64)
-    per_target = _LAPLACE.setdefault(target, {})
+    return _cached(_LAPLACE, target, key, lambda: _laplace(target, num_starts, seed))
+
+
+def _cached(table, target, key, build):
+    """table[target][key], built once, eagerly (callers may be inside a trace; the fit needs concrete numbers)."""
+    per_target = table.setdefault(target, {})
     if key not in per_target:
         with jax.ensure_compile_time_eval():
-            per_target[key] = _laplace(target, num_starts, seed)
+            per_target[key] = build()
     return per_target[key]
 
 
@@ -286,11 +291,7 @@ def auto_reference(target, inflate: float | None = None, refine: bool = True) ->
     """
     inflate = INFLATE if inflate is None else inflate
     key = (float(inflate), bool(refine), jax.config.jax_enable_x64)
-    per_target = _AUTO.setdefault(target, {})
-    if key not in per_target:
-        with jax.ensure_compile_time_eval():
-            per_target[key] = _auto_reference(target, inflate, refine)
-    return per_target[key]
+    return _cached(_AUTO, target, key, lambda: _auto_reference(target, inflate, refine))
 
 
 def _auto_reference(target, inflate, refine):
