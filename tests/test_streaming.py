@@ -187,3 +187,23 @@ def test_nonfinite_draws_reported_as_in_memory(tmp_path):
         results.append((dt.attrs["n_nonfinite"], [str(w.message) for w in caught if "non-finite" in str(w.message)]))
     assert results[0] == results[1]
     assert "first at draws [55, 43, 26, 2]" in results[0][1][0]
+
+
+def test_trust_check_reads_exactly_every_kth_draw(tmp_path, monkeypatch):
+    """The streamed trust check's thinned copy equals the store's every k-th draw, for chunk sizes that are not
+    multiples of k (it reads chunk by chunk, so an off-by-one at a chunk edge would shift or drop draws)."""
+    import samplax.streaming as streaming
+
+    monkeypatch.setattr(streaming, "TRUST_DRAWS", 100)
+    target = samplax.models.get("gaussian", dim=3)
+    for n, chunk in [(2345, 170), (999, 100)]:
+        out = tmp_path / f"{n}.zarr"
+        sample(target, "mala", num_chains=2, num_warmup=50, num_samples=n, seed=0, progress=False,
+               chunk_size=chunk, out=out)
+        probe, k = streaming._thinned(out)
+        full = samplax.load(out)
+        assert k == -(-n // 100)
+        for group in ("posterior", "sample_stats"):
+            for name in full[group].data_vars:
+                want = full[group][name].isel(draw=slice(None, None, k)).values
+                np.testing.assert_array_equal(probe[group][name].values, want, err_msg=f"{n} {group}/{name}")
