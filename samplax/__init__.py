@@ -13,12 +13,15 @@ from samplax import jax_cache as _jax_cache
 _jax_cache.configure_from_env()  # JAX's persistent compilation cache, on by default (see samplax/jax_cache.py)
 
 from samplax import diagnostics, diffusion, fkc, models, particles, samplers
+import samplax.diagnostics.reference  # noqa: E402,F401  (so samplax.diagnostics.reference.reference_z works)
 from samplax.results import load, save
 from samplax.api import sample
 from samplax.compare import compare
-from samplax.reporting import report
+from samplax.reporting import report  # the HTML report; `html_report` is the same function
+from samplax.reporting import report as html_report
+from samplax.diagnostics.report import text_report
 from samplax.target import Target
 from samplax.jax_cache import compilation_cache
 
-__all__ = ["Target", "compare", "compilation_cache", "diagnostics", "diffusion", "fkc", "load", "models", "particles", "report", "sample", "samplers", "save"]
+__all__ = ["Target", "compare", "compilation_cache", "diagnostics", "diffusion", "fkc", "html_report", "load", "models", "particles", "report", "sample", "samplers", "save", "text_report"]
 __version__ = "0.1.0"

@@ -39,18 +39,35 @@ def cmd_models(args) -> int:
 
 
 def _settings_per_sampler(items: list[str] | None, samplers: list[str]) -> dict[str, dict]:
-    """`--set a=1` applies to every sampler; `--set nuts.a=1` only to nuts."""
+    """`--set a=1` applies to every sampler; `--set nuts.a=1` only to nuts. Values are checked against the type
+    of the setting's default (`--set target_accept=high` is refused, naming the setting and the expected type)."""
+    from samplax.api import canonical_name, check_setting_types
+
     per = {s: {} for s in samplers}
     for k, v in _kv(items, "--set").items():
         if "." in k:
             name, key = k.split(".", 1)
+            name = canonical_name(name)
             if name not in per:
                 raise SystemExit(f"error: --set {k}=...: {name!r} is not one of the samplers {samplers}")
             per[name][key] = v
         else:
             for s in samplers:
                 per[s].setdefault(k, v)
+    for name, settings in per.items():
+        try:
+            check_setting_types(name, settings, how="--set")
+        except TypeError as err:
+            raise SystemExit(f"error: {err}") from None
     return per
+
+
+def _sampler_names(values: list[str] | None) -> list[str]:
+    """`--samplers nuts mala`, `--samplers nuts,mala` and `--sampler ...` alike: names in the registry's case."""
+    from samplax.api import canonical_name
+
+    names = [canonical_name(x.strip()) for v in values or [] for x in v.split(",") if x.strip()]
+    return list(dict.fromkeys(names))
 
 
 def _sample_one(target, sampler, settings, args, out: pathlib.Path):
@@ -95,10 +112,11 @@ def cmd_sample(args) -> int:
     except (ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    per_sampler = _settings_per_sampler(args.set, args.sampler)
+    samplers = _sampler_names(args.samplers)
+    per_sampler = _settings_per_sampler(args.set, samplers)
     out = pathlib.Path(args.out)
     runs, failed = {}, {}
-    for sampler in args.sampler:
+    for sampler in samplers:
         try:
             dt = _sample_one(target, sampler, per_sampler[sampler], args, out)
         except (ValueError, TypeError, FileNotFoundError) as err:
@@ -134,7 +152,7 @@ def cmd_compare(args) -> int:
     import samplax
     from samplax.compare import compare
 
-    samplers = [x.strip() for x in args.samplers.split(",") if x.strip()]
+    samplers = _sampler_names(args.samplers)
     try:
         target = _target(args)
         settings = {k: v for k, v in _settings_per_sampler(args.set, samplers).items() if v}
@@ -189,22 +207,63 @@ def _run_paths(paths: list[str]) -> list[pathlib.Path]:
 
 
 def sampler_settings() -> dict[str, str]:
-    """Each registered sampler's settings with defaults, read from its factory's signature."""
-    import inspect
-
+    """Each registered sampler's settings with defaults, read from its factory's signature (a factory's
+    catch-all `**kwargs`, which only exists to refuse unknown names with a better message, is not a setting)."""
     from samplax import particles, samplers
+    from samplax.api import settings_of
     from samplax.particles import families  # noqa: F401
 
     out = {}
-    for name, factory in {**samplers.base._REGISTRY, **particles.base._REGISTRY}.items():
-        params = inspect.signature(factory).parameters.values()
+    for name in {**samplers.base._REGISTRY, **particles.base._REGISTRY}:
+        params = settings_of(name).values()
         out[name] = ", ".join(f"{p.name}={p.default!r}" if p.default is not p.empty else p.name for p in params)
     return dict(sorted(out.items()))
 
 
+def describe_sampler(name: str) -> str:
+    """One sampler's kind, docstring and settings (name, default, type), for `samplax samplers NAME`."""
+    import inspect
+
+    from samplax import samplers
+    from samplax.api import _TYPE_WORDS, expected_type, factory, settings_of
+
+    f = factory(name)
+    kind = "chain sampler" if name in samplers.base._REGISTRY else "population sampler (use num_particles)"
+    doc = inspect.cleandoc(f.__doc__ or "").strip()
+    lines = [f"{name}: {kind}", *(["", doc] if doc else []), "", "settings (name = default, expected type):"]
+    params = settings_of(name)
+    for p in params.values():
+        types = expected_type(p)
+        default = "(required)" if p.default is p.empty else repr(p.default)
+        ann = p.annotation if p.annotation is not p.empty else None
+        what = _TYPE_WORDS[types] if types else (str(ann) if ann else "any")
+        lines.append(f"  {p.name:24s} = {default:14s} {what}")
+    if not params:
+        lines.append("  (no settings)")
+    lines += ["", f"give them as keywords (samplax.sample(target, {name!r}, key=value)) or on the command line "
+              f"(--set key=value)"]
+    return "\n".join(lines)
+
+
 def cmd_samplers(args) -> int:
+    from samplax.api import canonical_name, factory
+
+    if args.names:
+        names = [canonical_name(n) for n in args.names]
+        unknown = [n for n in names if factory(n) is None]
+        if unknown:
+            import difflib
+
+            close = {n: difflib.get_close_matches(n.lower(), list(sampler_settings()), n=1) for n in unknown}
+            print("error: unknown sampler(s) " + ", ".join(f"{n!r}" + (f" (did you mean {c[0]}?)" if c else "")
+                                                          for n, c in close.items())
+                  + f"; available: {', '.join(sampler_settings())}", file=sys.stderr)
+            return 2
+        print("\n\n".join(describe_sampler(n) for n in names))
+        return 0
     for name, settings in sampler_settings().items():
         print(f"{name:14s} {settings or '(no settings)'}")
+    print("\n`samplax samplers NAME` describes one sampler and its settings")
     return 0
 
 
@@ -265,6 +324,12 @@ def _model_arguments(p) -> None:
     p.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
 
 
+def _sampler_arguments(p, default: list[str]) -> None:
+    """One spelling in every command: `--samplers a b` or `--samplers a,b`; `--sampler` is the same option."""
+    p.add_argument("--samplers", "--sampler", dest="samplers", nargs="+", default=default, metavar="NAME",
+                   help="one or several sampler names, space- or comma-separated, any case (`samplax samplers`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="samplax", description="Sample a model and read how well it worked.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -272,13 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the built-in models")
     m.set_defaults(fn=cmd_models)
 
-    ss = sub.add_parser("samplers", help="list the samplers with their settings and defaults")
+    ss = sub.add_parser("samplers", help="list the samplers with their settings and defaults; NAME: one in detail")
+    ss.add_argument("names", nargs="*", metavar="NAME", help="samplers to describe (any case)")
     ss.set_defaults(fn=cmd_samplers)
 
     s = sub.add_parser("sample", help="sample a built-in model or your own with one or several samplers",
                        description=_sample_description(), formatter_class=_Formatter)
     _model_arguments(s)
-    s.add_argument("--sampler", nargs="+", default=["nuts"], help="one or several sampler names (listed above)")
+    _sampler_arguments(s, ["nuts"])
     s.add_argument("--chains", type=int, default=4, help="chains (or populations)")
     s.add_argument("--warmup", type=int, default=1000, help="warmup steps per chain")
     s.add_argument("--samples", type=int, default=1000, help="kept draws per chain")
@@ -303,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="several samplers on one model under the same budget, ranked",
                        formatter_class=_Formatter)
     _model_arguments(c)
-    c.add_argument("--samplers", default="nuts,mclmc", help="comma-separated sampler names")
+    _sampler_arguments(c, ["nuts", "mclmc"])
     c.add_argument("--budget", type=float, default=100_000,
                    help="gradient evaluations over all chains, warmup included (or seconds, see --budget-kind)")
     c.add_argument("--budget-kind", default="gradients", choices=["gradients", "seconds"])

@@ -39,6 +39,15 @@ API_CASES = {
     # names and settings
     "unknown sampler": (_sample(sampler="nutz"), ValueError, "unknown sampler 'nutz'"),
     "misspelled setting": (_sample(sampler="nuts", target_acept=0.9), TypeError, "target_acept"),
+    # issue 19: a sample() argument misspelled is named as one, with a did-you-mean; PyMC's names are mapped
+    "misspelled sample() argument": (_sample(sampler="nuts", num_chain=2), TypeError,
+                                     "unknown argument 'num_chain' of sample(); did you mean num_chains"),
+    "PyMC draws=": (_sample(draws=10), TypeError, "samplax calls these num_samples / num_warmup"),
+    "PyMC tune=": (_sample(tune=10), TypeError, "samplax calls these num_samples / num_warmup"),
+    "setting of the wrong type": (_sample(sampler="nuts", target_accept="high"), TypeError,
+                                  "target_accept expects a number"),
+    "misspelled setting says it is one": (_sample(sampler="nuts", target_acept=0.9), TypeError,
+                                          "did you mean target_accept (a setting of sampler 'nuts')"),
     "target_accept out of range": (_sample(sampler="nuts", target_accept=1.5), ValueError, "target_accept"),
     "bad chain method": (_sample(chain_method="threads"), ValueError, "chain_method must be None (the backend's default) or one of"),
     "unknown model": (lambda: samplax.models.get("no_such_model"), ValueError, "unknown model 'no_such_model'"),
@@ -117,6 +126,10 @@ CLI_CASES = {
     "missing model file": (["sample", "missing.py:model"], "does not exist"),
     "data for a built-in model": (["sample", "gaussian", "--data", "x.json"], "--data is for models from a file"),
     "bad --set": (["sample", "gaussian", "--set", "novalue"], "key=value"),
+    "--set of the wrong type": (["sample", "gaussian", "--set", "target_accept=high"],
+                                "target_accept expects a number (default 0.8), got str 'high'"),
+    "--set of the wrong type in compare": (["compare", "gaussian", "--samplers", "nuts", "--set", "nuts.max_num_doublings=deep"],
+                                           "max_num_doublings expects an integer"),
     "summary of nothing": (["summary", "missing.nc"], "no results at"),
     "compare with zero budget": (["compare", "gaussian", "--samplers", "mala", "--budget", "0"], "budget"),
 }
@@ -143,3 +156,30 @@ def test_cli_bad_input(name, tmp_path, capsys):
 def test_count_of_bad_inputs():
     # the issue asks for at least 40 cases across API and CLI
     assert len(API_CASES) + len(CLI_CASES) + 3 >= 40
+
+
+def test_sampler_names_are_case_insensitive():
+    dt = samplax.sample(GAUSS, "NUTS", **QUICK)
+    assert dt.attrs["sampler"] == "nuts"
+    assert samplax.sample(GAUSS, "Smc", num_particles=20, num_chains=1, progress=False).attrs["sampler"] == "smc"
+
+
+def test_sample_signature_is_real():
+    import inspect
+
+    params = inspect.signature(samplax.sample).parameters
+    for name in ("num_chains", "num_warmup", "num_samples", "num_particles", "seed", "progress"):
+        assert name in params, list(params)
+    assert params["num_samples"].default == 1000 and "draws=" in samplax.sample.__doc__
+
+
+def test_fresh_import_reaches_reference_z_and_names_both_reports():
+    import subprocess
+    import sys
+
+    code = ("import samplax; f = samplax.diagnostics.reference.reference_z; "
+            "from samplax.diagnostics import report as m; "
+            "assert samplax.html_report is samplax.report and samplax.text_report is m.text_report is m.report; "
+            "print(f.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and "reference_z" in out.stdout, out.stderr[-2000:]

@@ -187,3 +187,26 @@ def test_report_command_writes_html(tmp_path, capsys):
     assert main(["report", str(out), "--model", "gaussian", "--out", str(tmp_path / "r.html")]) == 0
     text = (tmp_path / "r.html").read_text()
     assert ">Against the truth</h2>" in text and "data:image/png;base64," in text
+
+
+def test_samplers_name_describes_one_sampler_and_lists_no_catch_all(capsys):
+    assert main(["samplers", "NUTS"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("nuts: chain sampler") and "target_accept" in out and "0.8" in out and "a number" in out
+    assert main(["samplers", "adaptive_sde"]) == 0
+    assert "tol" in capsys.readouterr().out
+    assert main(["samplers"]) == 0
+    listing = capsys.readouterr().out
+    assert "adaptive_sde" in listing and "unexpected" not in listing  # its **unexpected only refuses bad names
+    assert main(["samplers", "nutz"]) == 2
+    assert "did you mean nuts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["sample", "compare"])
+@pytest.mark.parametrize("spelling", [["--samplers", "nuts,MALA"], ["--sampler", "nuts", "mala"],
+                                      ["--samplers", "nuts", "mala"], ["--sampler", "nuts,mala"]])
+def test_one_samplers_syntax_in_every_command(command, spelling):
+    from samplax.cli import _sampler_names, build_parser
+
+    args = build_parser().parse_args([command, "gaussian", *spelling])
+    assert _sampler_names(args.samplers) == ["nuts", "mala"]
