@@ -1,4 +1,9 @@
-"""Lay out the diagnostics of one or several runs side by side: the numbers come from mixing/wasserstein."""
+"""Lay out the diagnostics of one or several runs side by side: the numbers come from mixing/wasserstein.
+
+`text_report` (also reachable as `report`, its old name) is the plain-text report; the HTML report is
+`samplax.reporting.report` (= `samplax.report` = `samplax.html_report`). Both open with the same verdict
+(`verdicts`) and ranking (`ranking`).
+"""
 
 from __future__ import annotations
 
@@ -68,12 +73,168 @@ def side_by_side(runs: dict, columns=("mean", "sd", "ess_bulk", "r_hat")) -> pd.
     return pd.concat(parts, axis=1)
 
 
-def report(runs, target=None, *, wasserstein: bool = True) -> str:
-    """Plain-text report: run table, per-variable side-by-side summary, warnings, and W2 when truth is known."""
+# --------------------------------------------------------------------------------------- verdict and ranking
+TIE_SE = 2.0  # two figures closer than TIE_SE standard errors of their difference are a tie
+NUM_BOOTSTRAP = 200
+W2_FLOOR_SD = 2.0  # W2 within the floor's mean + W2_FLOOR_SD floor sd: "within the noise floor"
+
+
+def verdict(dt) -> tuple[bool, list[str]]:
+    """(trusted, the failed findings) from the run's own trust check (`attrs["trusted"]`, `attrs["trust_findings"]`,
+    set by `samplax.diagnostics.trust.verify` at the end of every `sample()`); recomputed for runs without it."""
+    from samplax.diagnostics.trust import problems
+
+    a = dt.attrs
+    if "trusted" in a:
+        findings = [f for f in str(a.get("trust_findings", "")).split("\n") if f.strip()]
+        bad = problems(findings)
+        return bool(int(a["trusted"])), bad
+    bad = problems(check(dt))
+    return not bad, bad
+
+
+def verdict_lines(runs: dict) -> list[str]:
+    """One line per run: `label: trusted` or `label: NOT trusted: why`."""
+    out = []
+    for label, dt in runs.items():
+        ok, bad = verdict(dt)
+        out.append(f"{label}: trusted" if ok else f"{label}: NOT trusted: " + "; ".join(_short(b) for b in bad))
+    return out
+
+
+def _short(finding: str, limit: int = 140) -> str:
+    first = finding.split(": ")[0] if len(finding) > limit else finding
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def _chain_array(dt) -> np.ndarray:
+    """All posterior entries as one (chain, draw, k) float array, constant entries dropped."""
+    cols = []
+    for name in dt.posterior.data_vars:
+        v = np.asarray(dt.posterior[name], dtype=float)
+        cols.append(v.reshape(v.shape[0], v.shape[1], -1))
+    x = np.concatenate(cols, axis=-1)
+    sd = np.nanstd(x.reshape(-1, x.shape[-1]), axis=0)
+    return x[..., np.isfinite(sd) & (sd > 0)]
+
+
+def ess_per_1k_grad(dt, *, num_bootstrap: int = NUM_BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """(min bulk ESS per 1000 gradients, its standard error), the SE from a bootstrap over chains.
+
+    The figure is ArviZ's multi-chain min bulk ESS over entries per 1000 gradient evaluations. Its relative SE is
+    that of sum-over-chains single-chain ESS (min over entries) when the chains are resampled with replacement:
+    how much the figure would move with other chains. NaN for one chain, unknown gradients or no live entries.
+    """
+    from arviz_stats.base import array_stats
+
+    grads = gradient_count(dt)
+    x = _chain_array(dt)
+    if not grads or grads != grads or x.shape[-1] == 0:
+        return float("nan"), float("nan")
+    ess = float(np.min(summary(dt)["ess_bulk"].to_numpy()[_live(dt)]))
+    fig = 1000.0 * ess / grads
+    n = x.shape[0]
+    if n < 2:
+        return fig, float("nan")
+    per_chain = np.stack([array_stats.ess(x[c:c + 1], chain_axis=0, draw_axis=1, method="bulk") for c in range(n)])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(num_bootstrap, n))
+    boot = np.min(per_chain[idx].sum(axis=1), axis=-1)  # (num_bootstrap,)
+    centre = float(np.min(per_chain.sum(axis=0)))
+    rel = float(np.std(boot) / centre) if centre > 0 else float("nan")
+    return fig, fig * rel
+
+
+def _live(dt) -> np.ndarray:
+    sd = summary(dt)["sd"].to_numpy()
+    return np.isfinite(sd) & (sd > 0)
+
+
+def ranking(runs: dict) -> list[dict]:
+    """Chain runs ranked by min bulk ESS per 1000 gradients (best first), each with an SE; a run's rank is 1 + the
+    number of runs better than it by more than TIE_SE SEs of the difference, so ties share a rank. Untrusted runs
+    rank after every trusted one. Population runs (no ESS along particles) and runs of unknown cost are not ranked.
+    """
+    rows = []
+    for label, dt in runs.items():
+        if is_population(dt):
+            continue
+        fig, se = ess_per_1k_grad(dt)
+        if not np.isfinite(fig):
+            continue
+        rows.append({"label": label, "value": fig, "se": se, "trusted": verdict(dt)[0]})
+    rows.sort(key=lambda r: (not r["trusted"], -r["value"]))
+    for r in rows:
+        better = [o for o in rows if o is not r and (o["trusted"] and not r["trusted"] or (
+            o["trusted"] == r["trusted"] and not _tied(o, r) and o["value"] > r["value"]))]
+        r["rank"] = 1 + len(better)
+        r["tied_with"] = [o["label"] for o in rows if o is not r and o["trusted"] == r["trusted"] and _tied(o, r)]
+    return rows
+
+
+def _tied(a: dict, b: dict) -> bool:
+    se = np.hypot(a["se"], b["se"])
+    return bool(np.isfinite(se) and abs(a["value"] - b["value"]) <= TIE_SE * se)
+
+
+def ranking_lines(runs: dict) -> list[str]:
+    rows = ranking(runs)
+    out = []
+    for r in rows:
+        se = f"{r['se']:.3g}" if np.isfinite(r["se"]) else "n/a (one chain)"
+        tie = f"  tie with {', '.join(r['tied_with'])}" if r["tied_with"] else ""
+        trust = "" if r["trusted"] else "  (not trusted: ranked after the trusted runs)"
+        rank = f"{r['rank']}{'=' if r['tied_with'] else ''}"
+        out.append(f"{rank:>3s}. {r['label']}: {r['value']:.4g} +- {se} ESS per 1000 gradients{tie}{trust}")
+    ranked = {r["label"] for r in rows}
+    for label, dt in runs.items():
+        if label not in ranked:
+            why = "population run: see log Z" if is_population(dt) else "gradient count or ESS unknown"
+            out.append(f"  -  {label}: not ranked ({why})")
+    return out
+
+
+def log_z_lines(runs: dict) -> list[str]:
+    """`label: log Z = x +- se` (pooled over populations, with each population's) for runs that estimate it."""
+    out = []
+    for label, dt in runs.items():
+        a = dt.attrs
+        if "log_z" not in a:
+            continue
+        line = f"{label}: log Z = {float(a['log_z']):.6g} +- {float(a.get('log_z_se', np.nan)):.3g}"
+        if "log_z_per_population" in a:
+            per = np.atleast_1d(np.asarray(a["log_z_per_population"], dtype=float))
+            line += f" (pooled over {per.size} populations: {np.array2string(per, precision=4)})"
+        out.append(line)
+    return out
+
+
+def w2_verdict(r) -> str:
+    """Whether a WassersteinResult's pooled W2 is within the iid noise floor at the same sizes."""
+    if r.floor is None or not np.isfinite(r.floor.std):
+        return "no noise floor to judge against"
+    excess = (float(r.pooled) - r.floor.mean) / r.floor.std if r.floor.std > 0 else np.inf
+    if excess <= W2_FLOOR_SD:
+        return "verdict: within the noise floor"
+    return (f"verdict: ABOVE the noise floor by {excess:.1f} floor sd (bias, or fewer effective draws than "
+            "draws: correlated draws sit above the iid floor)")
+
+
+def text_report(runs, target=None, *, wasserstein: bool = True) -> str:
+    """Plain-text report: the verdict per run and the ranking first, then log Z of population runs, the run table,
+    the per-variable side-by-side summary, W2 to the truth (with a verdict) when known, and the findings."""
     if not isinstance(runs, dict):
         runs = {runs.attrs.get("sampler", "run"): runs}
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.float_format", "{:.4g}".format):
-        out = ["== runs ==", run_table(runs).to_string(), "", "== posterior ==", side_by_side(runs).to_string()]
+        out = ["== verdict ==", *verdict_lines(runs)]
+        rank = ranking_lines(runs)
+        if len(runs) > 1 or any("+-" in r for r in rank):
+            out += ["", f"== ranking (min bulk ESS per 1000 gradients +- bootstrap SE over chains; within "
+                        f"{TIE_SE:g} SE = tie) ==", *rank]
+        lz = log_z_lines(runs)
+        if lz:
+            out += ["", "== log Z (normalising constant) ==", *lz]
+        out += ["", "== runs ==", run_table(runs).to_string(), "", "== posterior ==", side_by_side(runs).to_string()]
         truth = target is not None and (target.sample is not None or target.mean is not None
                                         or target.reference_draws is not None)
         if wasserstein and truth:
@@ -84,7 +245,7 @@ def report(runs, target=None, *, wasserstein: bool = True) -> str:
             for label, dt in runs.items():
                 try:
                     r = w2(dt, target, per_chain=False)
-                    out.append(f"{label}: {r}")
+                    out.append(f"{label}: {r}; {w2_verdict(r)}")
                 except ValueError as err:
                     out.append(f"{label}: not available ({err})")
         out += ["", "== warnings =="]
@@ -92,3 +253,6 @@ def report(runs, target=None, *, wasserstein: bool = True) -> str:
             warns = check(dt)
             out += [f"{label}: " + ("none" if not warns else "")] + [f"  - {w}" for w in warns]
     return "\n".join(out)
+
+
+report = text_report  # the old name, kept working; `samplax.report` is the HTML report
