@@ -105,7 +105,7 @@ def _target(args):
 def cmd_sample(args) -> int:
     _setup_jax(not args.float32)
     import samplax
-    from samplax.diagnostics.report import report
+    from samplax.diagnostics.report import text_report
 
     try:
         target = _target(args)
@@ -128,7 +128,7 @@ def cmd_sample(args) -> int:
         runs[sampler] = dt
     if not runs:
         return 2
-    text = report(runs, target)
+    text = text_report(runs, target)
     html_path = _html_report(runs, target, out / "report.html")
     if failed:
         text += "\n\n== failed ==\n" + "\n".join(f"{k}: {v}" for k, v in failed.items())
@@ -269,7 +269,7 @@ def cmd_samplers(args) -> int:
 
 def cmd_summary(args) -> int:
     import samplax
-    from samplax.diagnostics.report import report
+    from samplax.diagnostics.report import text_report
 
     runs = {}
     try:
@@ -291,7 +291,7 @@ def cmd_summary(args) -> int:
             print(f"error: {str(path)!r} has no posterior group: not a samplax/ArviZ run", file=sys.stderr)
             return 2
         runs[path.stem] = dt
-    print(report(runs, None))
+    print(text_report(runs, None))
     return 0
 
 

@@ -1,5 +1,6 @@
 """The `samplax` command line: models, sample, summary, demo."""
 
+import re
 import subprocess
 import sys
 
@@ -50,9 +51,13 @@ def test_demo_quick(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "posteriordb reference" in text and "mclmc" in text and "nuts" in text
-    for f in ("eight_schools_nuts.nc", "eight_schools_mclmc.nc", "report.txt", "eight_schools_nuts_rank.png",
-              "eight_schools_mclmc_trace.png"):
+    for f in ("eight_schools_nuts.nc", "eight_schools_mclmc.nc", "report.txt", "report.html",
+              "eight_schools_nuts_rank.png", "eight_schools_mclmc_trace.png"):
         assert (tmp_path / f).exists(), f
+    assert text.startswith("== verdict ==\nnuts: ")
+    w2 = [line for line in text.splitlines() if re.match(r"(nuts|mclmc): [\w-]+: pooled ", line)]
+    assert len(w2) == 2 and all("verdict: " in line for line in w2), w2
+    assert '<h2 id="s0">Verdict</h2>' in (tmp_path / "report.html").read_text()
 
 
 def test_console_script_entry_point():
@@ -210,3 +215,17 @@ def test_one_samplers_syntax_in_every_command(command, spelling):
 
     args = build_parser().parse_args([command, "gaussian", *spelling])
     assert _sampler_names(args.samplers) == ["nuts", "mala"]
+
+
+def test_population_run_log_z_in_report_txt_and_summary(tmp_path, capsys):
+    import samplax
+
+    out = tmp_path / "p"
+    assert main(["sample", "gaussian", "--model-arg", "dim=2", "--samplers", "SMC", "--particles", "64",
+                 "--chains", "2", "--out", str(out), "--no-progress"]) == 0
+    dt = samplax.load(out / "smc.nc")
+    line = f"smc: log Z = {float(dt.attrs['log_z']):.6g} +- {float(dt.attrs['log_z_se']):.3g}"
+    assert line in (out / "report.txt").read_text()
+    capsys.readouterr()
+    assert main(["summary", str(out)]) == 0
+    assert line in capsys.readouterr().out

@@ -12,6 +12,7 @@ import pytest
 
 import samplax
 from samplax.reporting import PANELS, report
+from samplax.reporting.panels import runs_panel
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -80,7 +81,7 @@ def test_a_failing_panel_shows_its_error_instead_of_losing_the_report(runs, tmp_
     def broken_panel(runs, ctx):
         raise RuntimeError("boom")
 
-    path = report(r, g, tmp_path / "r.html", panels=[PANELS[0], broken_panel])
+    path = report(r, g, tmp_path / "r.html", panels=[PANELS[PANELS.index(runs_panel)], broken_panel])
     text = path.read_text()
     assert "this panel failed" in text and "boom" in text and ">Runs</h2>" in text
     assert report.last_errors == ["broken_panel: RuntimeError: boom"]
@@ -126,3 +127,63 @@ def test_long_runs_are_thinned_for_plots_only(runs, tmp_path, monkeypatch):
     text = path.read_text()
     assert "plots show every 4th draw" in text
     assert report.last_errors == []
+
+
+def test_html_opens_with_the_verdict_and_a_ranking_with_uncertainty(page):
+    path, _, _ = page
+    text = path.read_text()
+    sections = re.findall(r'<h2 id="s\d+">([^<]+)</h2>', text)
+    assert sections[0] == "Verdict", sections
+    verdict = text.split('<h2 id="s0">Verdict</h2>')[1].split("<h2")[0]
+    for label in ("nuts", "mala"):  # one line per run, trusted or not
+        assert re.search(rf"<b>{label}</b>: (trusted|NOT trusted: .+)</li>", verdict), verdict
+    ranked = re.findall(r"<li>(\d+)=?\. (\w+): ([\d.]+) ± ([\d.]+) ESS per 1000 gradients", verdict)
+    assert sorted(r[1] for r in ranked) == ["mala", "nuts"], verdict
+    assert all(float(r[3]) > 0 for r in ranked)  # an uncertainty for each figure
+
+
+@pytest.mark.parametrize("section", ["Trace and rank plots", "Autocorrelation", "Divergences", "Energy and E-BFMI"])
+def test_every_plot_block_is_headed_by_its_run(page, section):
+    path, _, _ = page
+    block = path.read_text().split(f">{section}</h2>")[1].split("<h2")[0]
+    for label in ("nuts", "mala"):
+        if f"of {label}" not in block:
+            continue
+        head = block.index(f"<h3>{label}</h3>")
+        first_img = block.index(f'alt="', block.index(f"<h3>{label}</h3>"))
+        assert f"of {label}" in block[first_img:first_img + 60]
+        assert head < block.index(f"of {label}")
+
+
+@pytest.fixture(scope="module")
+def smc_run(runs):
+    g, _ = runs
+    return samplax.sample(g, "smc", num_particles=64, num_chains=2, seed=1, progress=False)
+
+
+def test_text_report_verdict_ranking_ties_and_log_z(runs, smc_run):
+    from samplax.diagnostics.report import ranking
+
+    g, r = runs
+    both = {"nuts": r["nuts"], "nuts_again": r["nuts"], "mala": r["mala"], "smc": smc_run}
+    text = samplax.text_report(both, g)
+    lines = text.splitlines()
+    assert lines[0] == "== verdict ==" and lines[1].startswith("nuts: ") and lines[4].startswith("smc: ")
+    rows = {x["label"]: x for x in ranking(both)}
+    assert set(rows) == {"nuts", "nuts_again", "mala"}  # a population run has no ESS along particles to rank
+    assert rows["nuts"]["rank"] == rows["nuts_again"]["rank"] and "nuts_again" in rows["nuts"]["tied_with"]
+    assert f"{rows['nuts']['rank']}=. nuts: " in text and re.search(r"tie with [a-z_, ]*nuts_again", text)
+    assert "smc: not ranked (population run: see log Z)" in text
+    lz, se = smc_run.attrs["log_z"], smc_run.attrs["log_z_se"]
+    assert f"smc: log Z = {lz:.6g} +- {se:.3g} (pooled over 2 populations" in text
+    assert re.search(r"nuts: exact: pooled .*; verdict: (within the noise floor|ABOVE the noise floor)", text)
+
+
+def test_ranking_uncertainty_comes_from_the_chains(runs):
+    from samplax.diagnostics.report import ess_per_1k_grad
+
+    g, r = runs
+    fig, se = ess_per_1k_grad(r["nuts"])
+    assert np.isfinite(fig) and 0 < se < fig
+    one = r["nuts"].isel(chain=slice(0, 1))
+    assert np.isnan(ess_per_1k_grad(one)[1])  # one chain: no spread to bootstrap, said as n/a, not invented

@@ -15,7 +15,7 @@ h1{font-size:1.5em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-t
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0} td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
 th{background:#f4f4f4} td.bad{background:#fbd3d3;font-weight:bold} .warn li{color:#8a3b00} .ok{color:#19692c}
 .small{font-size:.8em;color:#666} img{max-width:100%;display:block;margin:.5em 0} pre.bad{background:#fbd3d3;padding:.5em}
-nav a{margin-right:1em}
+nav a{margin-right:1em} ul.verdict li.bad{color:#9b1c1c} ul.verdict li.ok{color:#19692c}
 """
 
 # After load: count images that failed and errors raised, so a headless browser test can read them from the DOM.

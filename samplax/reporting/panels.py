@@ -81,6 +81,29 @@ def _thin_note(dt) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- panels
+def verdict_panel(runs, ctx) -> Section:
+    """The answer first: one line per run (trusted, or not and why), then the ranking with an SE per figure and ties
+    called ties, and log Z +- SE of population runs (the same lines as the text report)."""
+    from samplax.diagnostics.report import TIE_SE, log_z_lines, ranking_lines, verdict
+
+    items = []
+    for label, dt in runs.items():
+        ok, bad = verdict(dt)
+        why = "" if ok else ": " + "; ".join(bad)
+        items.append(f"<li class='{'ok' if ok else 'bad'}'><b>{html.escape(label)}</b>: "
+                     f"{'trusted' if ok else 'NOT trusted'}{html.escape(why)}</li>")
+    body = f"<ul class='verdict'>{''.join(items)}</ul>"
+    rank = ranking_lines(runs)
+    if len(runs) > 1 or any("+-" in r for r in rank):
+        body += (f"<p><b>Ranking</b> by min bulk ESS per 1000 gradients, &plusmn; a bootstrap SE over chains; within "
+                 f"{TIE_SE:g} SE is a tie (shared rank, '=')</p><ol class='ranking'>"
+                 + "".join(f"<li>{html.escape(r.strip().replace('+-', '±'))}</li>" for r in rank) + "</ol>")
+    lz = log_z_lines(runs)
+    if lz:
+        body += "<p><b>log Z</b></p><ul>" + "".join(f"<li>{html.escape(x.replace('+-', '±'))}</li>" for x in lz) + "</ul>"
+    return Section("Verdict", body)
+
+
 def runs_panel(runs, ctx) -> Section:
     """Settings, versions, seed, timings (compile / warmup / sampling) and gradient counts."""
     from samplax.diagnostics.mixing import gradient_count
@@ -176,7 +199,7 @@ def trace_rank_panel(runs, ctx) -> Section | None:
         if _is_population(dt):
             continue
         names = _var_names(dt)
-        parts.append(_thin_note(dt))
+        parts.append(f"<h3>{html.escape(label)}</h3>" + _thin_note(dt))
         dt = _for_plots(dt)
         for kind, fn in (("trace", azp.plot_trace_dist), ("rank", azp.plot_rank)):
             pc = fn(dt, var_names=names, backend="matplotlib")
@@ -227,7 +250,8 @@ def divergence_panel(runs, ctx) -> Section | None:
         ax.set_ylabel(ny)
         ax.legend(loc="best", fontsize=8)
         ax.set_title(label)
-        parts.append(ctx.figures.img(fig, f"{label}_divergences", f"divergences of {label}"))
+        parts.append(f"<h3>{html.escape(label)}</h3>"
+                     + ctx.figures.img(fig, f"{label}_divergences", f"divergences of {label}"))
     return Section("Divergences", "".join(parts)) if parts else None
 
 
@@ -239,7 +263,8 @@ def autocorr_panel(runs, ctx) -> Section | None:
         if dt.posterior.sizes["draw"] < 4 or _is_population(dt):
             continue
         pc = azp.plot_autocorr(_for_plots(dt), var_names=_var_names(dt), backend="matplotlib")
-        parts.append(ctx.figures.from_plot_collection(pc, f"{label}_autocorr", f"autocorrelation of {label}"))
+        parts.append(f"<h3>{html.escape(label)}</h3>"
+                     + ctx.figures.from_plot_collection(pc, f"{label}_autocorr", f"autocorrelation of {label}"))
     return Section("Autocorrelation", "".join(parts)) if parts else None
 
 
@@ -333,7 +358,7 @@ def particles_panel(runs, ctx) -> Section | None:
     return Section("Particle methods: per-stage statistics", "".join(parts))
 
 
-PANELS: list[Callable] = [runs_panel, summary_panel, truth_panel, hitting_panel, particles_panel, trace_rank_panel,
+PANELS: list[Callable] = [verdict_panel, runs_panel, summary_panel, truth_panel, hitting_panel, particles_panel, trace_rank_panel,
                           energy_panel, divergence_panel, autocorr_panel]
 
 
