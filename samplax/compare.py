@@ -35,6 +35,17 @@ def _check(target, samplers, budget, budget_kind, num_chains, num_warmup, pilot_
         samplers = [s.strip() for s in samplers.split(",") if s.strip()]
     if not samplers:
         raise ValueError("samplers must name at least one sampler, e.g. ['nuts', 'mclmc']")
+    from samplax import particles
+    from samplax import samplers as chain_samplers
+    from samplax.api import canonical_name
+
+    samplers = [canonical_name(s) for s in samplers]
+    unknown = [s for s in samplers if not (isinstance(s, str) and (s in chain_samplers.available()
+                                                                  or s in particles.available()))]
+    if unknown:  # refused before any sampler runs
+        raise ValueError(f"compare: unknown sampler(s) {unknown}; chain samplers: "
+                         f"{', '.join(chain_samplers.available())}; population samplers: "
+                         f"{', '.join(particles.available())}")
     if budget_kind not in BUDGET_KINDS:
         raise ValueError(f"budget_kind must be one of {BUDGET_KINDS}, got {budget_kind!r}")
     if not isinstance(budget, (int, float, np.integer, np.floating)) or isinstance(budget, bool) or not budget > 0:
@@ -63,22 +74,33 @@ def _cost(dt, kind: str) -> tuple[float, float]:
 
 def _row(dt, target, hitting_set, kind_cost):
     from samplax.diagnostics.mixing import divergences, gradient_count, summary
+    from samplax.diagnostics.population import is_population
+    from samplax.diagnostics.report import ess_per_1k_grad
 
-    s = summary(dt)
-    sd = s["sd"].to_numpy()
-    live = np.isfinite(sd) & (sd > 0)  # constant entries have no ESS / R-hat to judge
-    ess = float(s["ess_bulk"][live].min()) if live.any() else float("nan")
     grads = gradient_count(dt)
-    secs = sum(float(dt.attrs.get(k, 0.0)) for k in ("compile_time", "warmup_time", "sampling_time"))
-    row = {
-        "gradients": grads, "seconds": secs, "min_ess_bulk": ess,
-        "ess_per_1k_grad": 1000.0 * ess / grads if grads else float("nan"),
-        "ess_per_s": ess / secs if secs > 0 else float("nan"),
-        "max_r_hat": float(s["r_hat"][live].max()) if live.any() else float("nan"),
-        "divergences": int(divergences(dt).sum()),
-        # the run's own trust check (R-hat, ESS, divergences, NaN steps, ...): failed runs rank after trusted ones
-        "trusted": bool(int(dt.attrs.get("trusted", 1))),
-    }
+    # what the run cost: warmup + sampling; compiling is reported apart (a program cached by the pilot or an earlier
+    # call compiles in no time, so counting it would rank by cache state, not by the sampler)
+    secs = sum(float(dt.attrs.get(k, 0.0)) for k in ("warmup_time", "sampling_time"))
+    row = {"gradients": grads, "seconds": secs, "compile_s": float(dt.attrs.get("compile_time", float("nan")))}
+    if is_population(dt):  # particles have no draw order: no ESS / R-hat along them; log Z instead
+        row.update({"min_ess_bulk": float("nan"), "ess_per_1k_grad": float("nan"), "ess_per_1k_grad_se": float("nan"),
+                    "ess_per_s": float("nan"), "max_r_hat": float("nan"), "divergences": 0,
+                    "log_z": float(dt.attrs.get("log_z", float("nan"))),
+                    "log_z_se": float(dt.attrs.get("log_z_se", float("nan")))})
+    else:
+        s = summary(dt)
+        sd = s["sd"].to_numpy()
+        live = np.isfinite(sd) & (sd > 0)  # constant entries have no ESS / R-hat to judge
+        ess = float(s["ess_bulk"][live].min()) if live.any() else float("nan")
+        row.update({
+            "min_ess_bulk": ess, "ess_per_1k_grad": 1000.0 * ess / grads if grads else float("nan"),
+            "ess_per_1k_grad_se": ess_per_1k_grad(dt)[1],  # bootstrap over chains
+            "ess_per_s": ess / secs if secs > 0 else float("nan"),
+            "max_r_hat": float(s["r_hat"][live].max()) if live.any() else float("nan"),
+            "divergences": int(divergences(dt).sum()),
+        })
+    # the run's own trust check (R-hat, ESS, divergences, NaN steps, ...): failed runs rank after trusted ones
+    row["trusted"] = bool(int(dt.attrs.get("trusted", 1)))
     if target is not None and (target.sample is not None or target.mean is not None or target.reference_draws):
         from samplax.diagnostics import second_moment_bias_curve, wasserstein
         from samplax.reporting.panels import reference_size
@@ -109,6 +131,12 @@ def _row(dt, target, hitting_set, kind_cost):
     return row
 
 
+MIN_WARMUP = 20  # fewer adaptation steps than this leave the step size and metric unadapted
+WARMUP_SHARE = 0.5  # a default warmup may take at most this share of the budget; more and it is scaled down
+PILOT_PARTICLES = 64  # population pilot: particles per population to measure the cost per particle
+MIN_PARTICLES = 16
+
+
 def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gradients", num_chains: int = 4,
             num_warmup: int | None = None, seed: int = 0, pilot_samples: int = 100, hitting_set=None,
             settings: dict | None = None, progress: bool | None = False, report: str | None = None) -> Comparison:
@@ -119,11 +147,18 @@ def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gr
       pilot run (`pilot_samples` draws) to measure its warmup cost and cost per draw; the measured run
       then gets num_samples = (budget - warmup cost) / cost per draw (seconds budgets are approximate:
       fixed per-call costs and machine load make time per draw vary). The table reports the gradients
-      and seconds each run really used (pilot runs not included; their cost is in `plan`).
-    num_warmup: default min(1000, budget per chain / 50), at least 50.
+      and seconds each run really used (pilot runs not included; their cost is in `plan`); `seconds` and
+      `ess_per_s` are warmup + sampling, compilation is in `compile_s`.
+    num_warmup: default min(1000, budget per chain / 50), at least 50; when a sampler's default warmup costs more
+      than half the budget it is scaled down (at least MIN_WARMUP steps) with a warning, recorded in `plan`. A
+      warmup given explicitly is never changed: a budget it does not fit is refused.
+    Population samplers (smc, fkc, diffusion samplers) get the same budget as particles: a pilot with
+      PILOT_PARTICLES particles per population measures the gradients per particle, and the run gets
+      num_particles = budget / (num_chains x gradients per particle) (gradient budgets only).
     Ranked by W2 to the truth when known, else by ESS per 1000 gradients (best first); runs that failed their
     trust check (column `trusted`, findings in the run's attrs["trust_findings"]) rank after every trusted run.
     """
+    from samplax import particles
     from samplax.api import sample
 
     samplers = _check(target, samplers, budget, budget_kind, num_chains, num_warmup, pilot_samples)
@@ -131,34 +166,81 @@ def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gr
     unknown = set(settings) - set(samplers)
     if unknown:
         raise ValueError(f"settings for {sorted(unknown)}, which are not among samplers {samplers}")
+    populations = [s for s in samplers if particles.is_population(target, s)]
+    if populations and budget_kind != "gradients":  # refused before anything runs
+        raise ValueError(f"compare: population samplers {populations} are sized by a gradient budget; use "
+                         "budget_kind='gradients' or leave them out")
+    explicit_warmup = num_warmup is not None
     if num_warmup is None:
         per_chain = budget / num_chains if budget_kind == "gradients" else 4000
         # adaptive samplers spend 10-50 gradients per warmup step: keep warmup well under the budget
         num_warmup = int(min(1000, max(50, per_chain // 50)))
     runs, plan, rows = {}, {}, {}
     for name in samplers:
-        kw = dict(num_chains=num_chains, num_warmup=num_warmup, seed=seed, progress=progress, **settings.get(name, {}))
-        with warnings.catch_warnings():  # a short pilot only measures cost; its trust check is not the result
-            warnings.filterwarnings("ignore", message=".*trust check", category=RuntimeWarning)
-            pilot = sample(target, name, num_samples=pilot_samples, **kw)
-        warm, per_draw = _cost(pilot, budget_kind)
+        if name in populations:
+            dt, plan[name] = _population_run(sample, target, name, budget, num_chains, seed, progress,
+                                             settings.get(name, {}))
+            runs[name] = dt
+            rows[name] = _row(dt, target, hitting_set, {"num_particles": plan[name]["num_particles"]})
+            continue
+        warmup = num_warmup
+        while True:
+            kw = dict(num_chains=num_chains, num_warmup=warmup, seed=seed, progress=progress,
+                      **settings.get(name, {}))
+            with warnings.catch_warnings():  # a short pilot only measures cost; its trust check is not the result
+                warnings.filterwarnings("ignore", message=".*trust check", category=RuntimeWarning)
+                pilot = sample(target, name, num_samples=pilot_samples, **kw)
+            warm, per_draw = _cost(pilot, budget_kind)
+            if explicit_warmup or warm <= WARMUP_SHARE * budget or warmup <= MIN_WARMUP:
+                break
+            # warmup cost is about linear in its steps: aim at a third of the budget, then measure again
+            smaller = max(MIN_WARMUP, int(warmup * budget / (3 * warm)))
+            warnings.warn(f"compare: {name}'s warmup of {warmup} steps costs {warm:.4g} {budget_kind}, more than "
+                          f"{WARMUP_SHARE:.0%} of budget={budget:g}; scaled down to {smaller} steps "
+                          "(pass num_warmup= to fix it, or raise the budget)", UserWarning, stacklevel=2)
+            plan.setdefault(name, {})["warmup_scaled_from"] = plan.get(name, {}).get("warmup_scaled_from", warmup)
+            warmup = smaller
         left = budget - warm
-        if left <= 0 or not math.isfinite(per_draw) or per_draw <= 0:
-            raise ValueError(f"compare: {name}'s warmup alone costs {warm:.4g} {budget_kind} >= budget {budget}; "
-                             "raise the budget or lower num_warmup")
         per_run_draw = per_draw * (num_chains if budget_kind == "gradients" else 1)
+        if left <= 0 or not math.isfinite(per_draw) or per_draw <= 0 or left < 10 * per_run_draw:
+            need = warm + 10 * per_run_draw
+            which = "num_warmup" if explicit_warmup else f"the smallest warmup ({warmup} steps)"
+            raise ValueError(f"compare: budget={budget:g} {budget_kind} is too small for {name}: {which} alone costs "
+                             f"{warm:.4g} {budget_kind} and 10 draws per chain {10 * per_run_draw:.4g} more; the "
+                             f"minimum budget is about {need:.4g} (or lower num_warmup)")
         n = max(10, int(left // per_run_draw))
         dt = sample(target, name, num_samples=n, **kw)
-        plan[name] = {"num_warmup": num_warmup, "num_samples": n, f"pilot_warmup_{budget_kind}": warm,
-                      f"pilot_{budget_kind}_per_draw": per_draw}
+        plan[name] = {**plan.get(name, {}), "num_warmup": warmup, "num_samples": n,
+                      f"pilot_warmup_{budget_kind}": warm, f"pilot_{budget_kind}_per_draw": per_draw}
         runs[name] = dt
         rows[name] = _row(dt, target, hitting_set, {"num_samples": n})
     table = pd.DataFrame(rows).T
     key, asc = ("w2", True) if "w2" in table else ("ess_per_1k_grad", False)
-    table = table.sort_values(["trusted", key], ascending=[False, asc])
+    table = table.sort_values(["trusted", key], ascending=[False, asc], na_position="last")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     if report is not None:
         from samplax.reporting import report as html_report
 
         html_report({k: runs[k] for k in table.index}, target, report, hitting_set=hitting_set)
     return Comparison(table=table, runs=runs, plan=plan)
+
+
+def _population_run(sample, target, name, budget, num_chains, seed, progress, settings):
+    """A population sampler under a gradient budget: a pilot measures gradients per particle, the run gets as many
+    particles as the budget buys (at least MIN_PARTICLES, else the budget is refused, naming its minimum)."""
+    from samplax.diagnostics.mixing import gradient_count
+
+    kw = dict(num_chains=num_chains, seed=seed, progress=progress, **settings)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*trust check", category=RuntimeWarning)
+        pilot = sample(target, name, num_particles=PILOT_PARTICLES, **kw)
+    per_particle = float(gradient_count(pilot)) / (num_chains * PILOT_PARTICLES)
+    if not math.isfinite(per_particle) or per_particle <= 0:
+        raise ValueError(f"compare: {name} does not report its gradient count; it cannot be given a gradient budget")
+    n = int(budget // (num_chains * per_particle))
+    if n < MIN_PARTICLES:
+        raise ValueError(f"compare: budget={budget:g} gradients buys {name} only {n} particles per population "
+                         f"({per_particle:.4g} gradients per particle); the minimum budget is about "
+                         f"{MIN_PARTICLES * num_chains * per_particle:.4g}")
+    dt = sample(target, name, num_particles=n, **kw)
+    return dt, {"num_particles": n, "pilot_gradients_per_particle": per_particle}

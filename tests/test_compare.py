@@ -68,3 +68,50 @@ def test_seconds_budget():
 def test_bad_input(gauss, kwargs, message):
     with pytest.raises(ValueError, match=message):
         compare(gauss, **kwargs)
+
+
+def test_seconds_and_ess_per_s_exclude_compilation(result):
+    for name, row in result.table.iterrows():
+        a = result.runs[name].attrs
+        assert row["seconds"] == pytest.approx(a["warmup_time"] + a["sampling_time"])
+        assert row["compile_s"] == pytest.approx(a["compile_time"])
+        assert row["ess_per_s"] == pytest.approx(row["min_ess_bulk"] / row["seconds"])
+        assert 0 < row["ess_per_1k_grad_se"] < row["ess_per_1k_grad"]  # bootstrap over chains
+
+
+def test_a_default_warmup_too_big_for_the_budget_is_scaled_down(gauss):
+    # hmc costs 16 gradients per step: the default 50 warmup steps x 2 chains (1600) exceed the whole budget
+    with pytest.warns(UserWarning, match="hmc's warmup of 50 steps costs .* scaled down to 20 steps"):
+        r = compare(gauss, ["hmc"], budget=1500, num_chains=2, pilot_samples=10)
+    assert r.plan["hmc"]["warmup_scaled_from"] == 50 and r.plan["hmc"]["num_warmup"] == 20
+    assert r.runs["hmc"].attrs["num_warmup"] == 20
+    assert r.table.loc["hmc", "gradients"] <= 1500 + 2 * 16
+    # an explicit warmup is the user's: never changed, the budget is refused with its minimum
+    with pytest.raises(ValueError, match=r"budget=1500 gradients is too small for hmc: num_warmup alone costs .* "
+                                         r"the minimum budget is about"):
+        compare(gauss, ["hmc"], budget=1500, num_chains=2, num_warmup=50, pilot_samples=10)
+
+
+def test_population_samplers_get_a_particle_budget(gauss):
+    r = compare(gauss, ["mala", "SMC"], budget=20_000, num_chains=2, num_warmup=100, pilot_samples=20)
+    assert set(r.runs) == {"mala", "smc"}
+    n = r.plan["smc"]["num_particles"]
+    assert r.runs["smc"].posterior.sizes["draw"] == n and n >= 16
+    row = r.table.loc["smc"]
+    assert np.isfinite(row["log_z"]) and np.isfinite(row["log_z_se"]) and np.isnan(row["ess_per_1k_grad"])
+    assert row["gradients"] <= 1.5 * 20_000  # the particle count was sized from the pilot's cost per particle
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(samplers=["mala", "nutz"]), "unknown sampler"),
+    (dict(samplers=["mala", "smc"], budget=5.0, budget_kind="seconds"), "population samplers \\['smc'\\]"),
+])
+def test_refused_before_anything_runs(gauss, kwargs, message, monkeypatch):
+    import samplax.api
+
+    def no_run(*a, **k):
+        raise AssertionError("a sampler ran before the input was refused")
+
+    monkeypatch.setattr(samplax.api, "sample", no_run)
+    with pytest.raises(ValueError, match=message):
+        compare(gauss, **kwargs)
