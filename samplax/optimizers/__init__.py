@@ -3,3 +3,4 @@
 from samplax.optimizers.ecd import ECDOptState, MinimizeResult, ecd, minimize
 
 __all__ = ["ECDOptState", "MinimizeResult", "ecd", "minimize"]
+from samplax.optimizers.annealing import SCHEDULES, make_schedule, minimize as anneal  # noqa: F401,E402  (simulated annealing)
