@@ -162,7 +162,9 @@ def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gr
     from samplax.api import sample
 
     samplers = _check(target, samplers, budget, budget_kind, num_chains, num_warmup, pilot_samples)
-    settings = settings or {}
+    from samplax.api import canonical_name
+
+    settings = {canonical_name(k): v for k, v in (settings or {}).items()}
     unknown = set(settings) - set(samplers)
     if unknown:
         raise ValueError(f"settings for {sorted(unknown)}, which are not among samplers {samplers}")

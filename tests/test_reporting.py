@@ -187,3 +187,16 @@ def test_ranking_uncertainty_comes_from_the_chains(runs):
     assert np.isfinite(fig) and 0 < se < fig
     one = r["nuts"].isel(chain=slice(0, 1))
     assert np.isnan(ess_per_1k_grad(one)[1])  # one chain: no spread to bootstrap, said as n/a, not invented
+
+
+def test_population_run_html_has_verdict_and_log_z_per_population_and_no_chain_plots(smc_run, tmp_path):
+    path = report({"smc": smc_run}, None, tmp_path / "smc.html")
+    text = path.read_text()
+    assert report.last_errors == []
+    verdict = text.split(">Verdict</h2>")[1].split("<h2")[0]
+    assert "<b>smc</b>" in verdict and "log Z" in verdict
+    stages = text.split(">Particle methods: log Z and per-stage statistics</h2>")[1].split("<h2")[0]
+    per = np.asarray(smc_run.attrs["log_z_per_population"], float)
+    assert "<th>population 0</th>" in stages and "<th>population 1</th>" in stages and "<th>pooled</th>" in stages
+    assert f"<td>{per[1]:.4g}</td>" in stages and f"<td>{float(smc_run.attrs['log_z']):.4g}</td>" in stages
+    assert ">Trace and rank plots</h2>" not in text and ">Autocorrelation</h2>" not in text

@@ -353,9 +353,23 @@ def particles_panel(runs, ctx) -> Section | None:
                 y = v[c] if active is None else np.where(active[c], v[c], np.nan)
                 ax.plot(np.arange(v.shape[1]), y, lw=1)
             ax.set(xlabel="stage", title=k)
-        parts.append(f"<h3>{html.escape(label)}</h3>"
+        parts.append(f"<h3>{html.escape(label)}</h3>" + _log_z_table(dt)
                      + ctx.figures.img(fig, f"{label}_stages", f"per-stage statistics of {label}"))
-    return Section("Particle methods: per-stage statistics", "".join(parts))
+    return Section("Particle methods: log Z and per-stage statistics", "".join(parts))
+
+
+def _log_z_table(dt) -> str:
+    """log Z per population (± its within-population SE when the sampler estimates one) and pooled."""
+    a = dt.attrs
+    if "log_z" not in a or not np.isfinite(float(a["log_z"])):
+        return ""
+    rows = {}
+    per = np.atleast_1d(np.asarray(a.get("log_z_per_population", []), dtype=float))
+    var = np.atleast_1d(np.asarray(a.get("log_z_var_per_population", np.full(per.shape, np.nan)), dtype=float))
+    for c, lz in enumerate(per):
+        rows[f"population {c}"] = {"log Z": float(lz), "SE": float(np.sqrt(var[c])) if c < var.size else np.nan}
+    rows["pooled"] = {"log Z": float(a["log_z"]), "SE": float(a.get("log_z_se", np.nan))}
+    return _table(rows)
 
 
 PANELS: list[Callable] = [verdict_panel, runs_panel, summary_panel, truth_panel, hitting_panel, particles_panel, trace_rank_panel,
