@@ -42,7 +42,19 @@ Quantum columns (classical grid simulation, samplax.experiments.quantum; same we
   quantum: more than half the probability beyond the barrier top), hbar is chosen, and gradient evaluations
   have no quantum counterpart.
 
+Optimiser race (`--optimizers`): evaluations until the loss first falls below the global-minimum level (half-way
+between the global minimum and the next-lowest minimum), from the highest local minimum, on three landscapes:
+the tilted double well (barrier 3, tilt 0.3), the tilted triple well (`multi_well`, barriers 2, width 2, tilt 0.3)
+and 2-d Rastrigin (A = 2, start in the basin of (2, 2)). Methods, one loss or gradient evaluation per step:
+simulated annealing (`samplax.optimizers.anneal`, Metropolis, step 1.0, T0 = 2) with each schedule of its
+registry (geometric: T_end = 1e-3 T0 at the budget; logarithmic; adaptive: lam = 0.002); the ECD optimiser
+(`samplax.optimizers.minimize`, lr 0.05, eta 1, s 1, delta_energy 1, F0 = global minimum - 1, an oracle it needs)
+without direction noise ("ecd", lam = 0) and with it ("secd", lam = 0.1); overdamped Langevin at fixed T = 1,
+h = 0.05. Settings are fixed across landscapes (none tuned per landscape). Hitting times are Kaplan-Meier
+summaries (samplax.diagnostics.hitting); runs that never hit are censored at the budget.
+
     .venv/bin/python benchmarks/ecd_escape.py [--quick] [--runs N] [--hbar HBAR] [--t-quantum T] [--plot PATH]
+    .venv/bin/python benchmarks/ecd_escape.py --optimizers [--quick] [--runs N]
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ import argparse
 import os
 import pathlib
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +72,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 import samplax  # noqa: E402
-from samplax.diagnostics.hitting import first_hit_times, halfspace, sampler_grads, summarize  # noqa: E402
+from samplax.diagnostics.hitting import first_hit_times, halfspace, sampler_grads, sublevel_set, summarize  # noqa: E402,E501
 from samplax.diagnostics.hitting_theory import mfpt_langevin, telegraph_mean_hitting_time  # noqa: E402
 from samplax.experiments import quantum  # noqa: E402
 from samplax.models import wells  # noqa: E402
@@ -328,6 +341,99 @@ def plot(rows, path):
     return path
 
 
+# ------------------------------------------------------------------------------------------ optimiser race
+OPTIMIZERS = ("sa_geometric", "sa_logarithmic", "sa_adaptive", "ecd", "secd", "langevin")
+SA_T0, SA_STEP, SA_END = 2.0, 1.0, 1e-3  # annealing: start temperature, proposal sd, final T / T0 (geometric)
+ECD_LR, LANGEVIN_T, LANGEVIN_H = 0.05, 1.0, 0.05
+
+
+def race_landscapes():
+    """(name, landscape, start) for the optimiser race."""
+    return [("tilted double well", wells.tilted_double_well(3.0, 0.3), None),
+            ("tilted triple well", wells.multi_well(2.0, width=2.0, tilt=0.3), None),
+            ("rastrigin 2-d", wells.rastrigin(2, A=2.0), np.array([1.95, 1.95]))]
+
+
+def race_level(land):
+    v = np.unique(np.round(land.minimum_values, 12))
+    return 0.5 * (v[0] + v[1])
+
+
+class _LangevinState(NamedTuple):
+    position: jax.Array
+
+
+def race_setup(method: str, land, x0, num_runs: int, budget: int, key):
+    """(step_fn, init_states, position_fn) for one optimiser; every step costs one loss or gradient evaluation."""
+    from samplax.optimizers import annealing
+    from samplax.optimizers.ecd import ecd as ecd_optimizer
+
+    x0 = jnp.asarray(x0, float)
+    keys = jax.random.split(key, num_runs)
+    if method.startswith("sa_"):
+        name = method[3:]
+        kw = {"geometric": {"alpha": SA_END ** (1.0 / budget)}, "logarithmic": {}, "adaptive": {"lam": 0.002}}[name]
+        sched = annealing.make_schedule(name, SA_T0, **kw)
+        init = jax.vmap(lambda _: annealing.init(x0, land.loss, sched, SA_T0))(keys)
+        return (lambda k, s: annealing.step(k, s, land.loss, sched, SA_STEP)), init, (lambda s: s.position)
+    if method in ("ecd", "secd"):
+        opt = ecd_optimizer(ECD_LR, eta=1.0, F0=land.global_minimum_value - 1.0, s=1.0, delta_energy=1.0,
+                          lam=0.1 if method == "secd" else 0.0)
+        vg = jax.value_and_grad(land.loss)
+        init = jax.vmap(lambda k: (x0, opt.init(x0)._replace(key=k)))(keys)
+
+        def step(k, s):
+            x, st = s
+            f, g = vg(x)
+            upd, st = opt.update(g, st, x, value=f)
+            return (x + upd, st), None
+
+        return step, init, (lambda s: s[0])
+    if method == "langevin":
+        grad = jax.grad(land.loss)
+
+        def step(k, s):
+            x = s.position
+            return _LangevinState(x - LANGEVIN_H * grad(x) + jnp.sqrt(2 * LANGEVIN_H * LANGEVIN_T)
+                                  * jax.random.normal(k, x.shape)), None
+
+        return step, jax.vmap(lambda _: _LangevinState(x0))(keys), (lambda s: s.position)
+    raise ValueError(f"method must be one of {OPTIMIZERS}, got {method!r}")
+
+
+def race(num_runs: int, budget: int, seed: int = 0, verbose: bool = True):
+    """Rows: landscape, method, fraction hit, median and (restricted) mean evaluations to the global level."""
+    rows = []
+    for li, (lname, land, start) in enumerate(race_landscapes()):
+        x0 = land.local_minimum if start is None else start
+        level = race_level(land)
+        for mi, method in enumerate(OPTIMIZERS):
+            key = jax.random.fold_in(jax.random.PRNGKey(seed), 100 * li + mi)
+            step, init, pos = race_setup(method, land, x0, num_runs, budget, key)
+            t0 = time.perf_counter()
+            res = first_hit_times(step, init, sublevel_set(land.loss, level), budget, jax.random.fold_in(key, 1),
+                                  position_fn=pos, grads_per_step=1.0, chunk=1000)
+            sm = summarize(res, "steps")
+            rows.append({"landscape": lname, "method": method, "hit": sm.fraction_hit, "median": sm.median,
+                         "mean": sm.mean, "se": sm.mean_se, "kind": sm.mean_kind,
+                         "seconds": time.perf_counter() - t0})
+            if verbose:
+                print(f"  {lname:20s} {method:15s}: {sm.describe()}", flush=True)
+    return rows
+
+
+def race_table(rows, budget):
+    lines = [f"evaluations (loss or gradient, one per step) until F < level, budget {budget}; "
+             "mean* = restricted mean (some runs censored: a lower bound)",
+             f"{'landscape':20s} {'method':15s} {'hit':>5s} {'median':>9s} {'mean':>10s} {'+-se':>8s}"]
+    for r in rows:
+        star = "*" if r["kind"] != "mean" else " "
+        med = f"{r['median']:9.0f}" if np.isfinite(r["median"]) else f"{'>' + str(budget):>9s}"
+        lines.append(f"{r['landscape']:20s} {r['method']:15s} {r['hit']:5.0%} {med} {r['mean']:9.0f}{star} "
+                     f"{r['se']:8.0f}")
+    return "\n".join(lines)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small settings (under 2 minutes)")
@@ -336,7 +442,15 @@ def main():
     p.add_argument("--hbar", type=float, default=HBAR, help="hbar of the quantum runs")
     p.add_argument("--t-quantum", type=float, default=None, help="propagation budget (time units) per quantum run")
     p.add_argument("--plot", default="runs/ecd_escape.png")
+    p.add_argument("--optimizers", action="store_true", help="only the optimiser race (annealing vs ECD/sECD)")
     args = p.parse_args()
+    if args.optimizers:
+        runs, budget = args.runs or (50 if args.quick else 200), 2000 if args.quick else 5000
+        print(f"optimiser race: {runs} runs per (landscape, method), budget {budget} evaluations")
+        rows = race(runs, budget, args.seed)
+        print()
+        print(race_table(rows, budget))
+        return
     betas = [1.0, 2.0, 3.0, 4.0] if args.quick else [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     runs = args.runs or (100 if args.quick else 200)
     if runs < 2:

@@ -153,13 +153,13 @@ def table(rows):
     dims = sorted({r["d"] for r in rows})
     by = {(r["sampler"], r["d"]): r for r in rows}
     lines = ["log-density evaluations per effective draw (x_1 | log|x|^2), Student-t nu=5; ratio = sampler / gpss",
-             f"{'d':>5s} {'gpss':>17s} {'ess':>17s} {'rwm':>17s} {'ess/gpss':>15s} {'rwm/gpss':>15s} "
+             f"{'d':>5s} {'gpss':>19s} {'ess':>19s} {'rwm':>19s} {'ess/gpss':>17s} {'rwm/gpss':>17s} "
              f"{'gpss evals/step':>15s}"]
     for d in dims:
         g, e, r = by[("gpss", d)], by[("ess", d)], by[("rwm", d)]
-        cell = lambda x: f"{x['per_ess_x1']:7.1f} | {x['per_ess_r']:7.1f}"  # noqa: E731
-        ratio = lambda x: f"{x['per_ess_x1'] / g['per_ess_x1']:6.1f} | {x['per_ess_r'] / g['per_ess_r']:6.1f}"  # noqa
-        lines.append(f"{d:5d} {cell(g):>17s} {cell(e):>17s} {cell(r):>17s} {ratio(e):>15s} {ratio(r):>15s} "
+        cell = lambda x: f"{x['per_ess_x1']:8.4g} | {x['per_ess_r']:8.4g}"  # noqa: E731
+        ratio = lambda x: f"{x['per_ess_x1'] / g['per_ess_x1']:7.3g} | {x['per_ess_r'] / g['per_ess_r']:7.3g}"  # noqa
+        lines.append(f"{d:5d} {cell(g):>19s} {cell(e):>19s} {cell(r):>19s} {ratio(e):>17s} {ratio(r):>17s} "
                      f"{g['evals_per_step']:15.2f}")
     lines.append("")
     lines.append("growth from the smallest to the largest d (evals per ESS of log|x|^2): " + ", ".join(
