@@ -176,3 +176,22 @@ def sample(model, sampler: Any = "nuts", *, num_chains: int = 4, num_warmup: int
 
 _DEFAULTS = {p.name: p.default for p in inspect.signature(sample).parameters.values()
              if p.default is not inspect.Parameter.empty}
+
+
+def _full_signature() -> inspect.Signature:
+    """What help(samplax.sample) shows: every keyword `sample()` takes (the chain runner's, then num_particles),
+    then **settings for the sampler."""
+    from samplax.run import sample as sample_chains
+
+    own = inspect.signature(sample).parameters
+    params = [own["model"], own["sampler"]]
+    for p in inspect.signature(sample_chains).parameters.values():
+        if p.kind is p.KEYWORD_ONLY:
+            params.append(own.get(p.name, p))
+            if p.name == "num_samples":
+                params.append(own["num_particles"])
+    params.append(inspect.Parameter("settings", inspect.Parameter.VAR_KEYWORD))
+    return inspect.Signature(params)
+
+
+sample.__signature__ = _full_signature()

@@ -168,7 +168,8 @@ def test_sample_signature_is_real():
     import inspect
 
     params = inspect.signature(samplax.sample).parameters
-    for name in ("num_chains", "num_warmup", "num_samples", "num_particles", "seed", "progress"):
+    for name in ("num_chains", "num_warmup", "num_samples", "num_particles", "seed", "progress", "init_positions",
+                 "keep_warmup", "checkpoint", "out", "settings"):
         assert name in params, list(params)
     assert params["num_samples"].default == 1000 and "draws=" in samplax.sample.__doc__
 

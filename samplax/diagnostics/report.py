@@ -102,9 +102,8 @@ def verdict_lines(runs: dict) -> list[str]:
     return out
 
 
-def _short(finding: str, limit: int = 140) -> str:
-    first = finding.split(": ")[0] if len(finding) > limit else finding
-    return first if len(first) <= limit else first[: limit - 3] + "..."
+def _short(finding: str, limit: int = 200) -> str:
+    return finding if len(finding) <= limit else finding[: limit - 3] + "..."
 
 
 def _chain_array(dt) -> np.ndarray:
