@@ -157,6 +157,18 @@ def test_evaluations_reported_are_those_made_and_no_gradients():
     assert counts[1] - counts[0] == reported[1] - reported[0] > 0, (counts, reported)
 
 
+@pytest.mark.filterwarnings("ignore:.*trust check:RuntimeWarning")
+def test_running_count_covers_thinned_away_steps():
+    t = Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), 3)
+    kw = dict(w=1.0, center=0.0, scale=1.0, num_chains=2, num_warmup=0, seed=0, progress=False)
+    every = samplax.sample(t, "gpss", num_samples=30, **kw)
+    thinned = samplax.sample(t, "gpss", num_samples=10, thinning=3, **kw)
+    per_step = np.asarray(every.sample_stats["n_logp"])
+    np.testing.assert_array_equal(np.asarray(thinned.posterior["x"]), np.asarray(every.posterior["x"])[:, 2::3])
+    total = np.asarray(thinned.sample_stats["n_logp_total"])
+    np.testing.assert_array_equal(total, 1 + np.cumsum(per_step, axis=1)[:, 2::3])  # + init's evaluation
+
+
 def test_settings_adapt_and_errors():
     get = samplax.samplers.get
     assert get("gpss").adapted == ("w", "center", "scale")

@@ -16,7 +16,9 @@ slice width, Neal's advice for stepping-out). Both estimates restart at half of 
 uses their final values.
 
 Costs: `n_grad` is 0; `n_logp` is the number of log-density evaluations the step really made (direction
-proposals + stepping-out tests + radius proposals; random, as slice shrinkage loops are). Each loop stops after
+proposals + stepping-out tests + radius proposals; random, as slice shrinkage loops are). With thinning a kept
+draw's stats are those of its last step, so `n_logp_total` (the chain's running count since init, warmup
+included) is the count to difference between kept draws. Each loop stops after
 `max_proposals` tests; a step that hits the cap keeps the old direction/radius and reports `diverging`.
 """
 
@@ -37,6 +39,7 @@ MIN_WINDOW = 10  # warmup draws a running estimate needs before it replaces the 
 class GPSSState(NamedTuple):
     position: jax.Array
     logdensity: jax.Array
+    n_logp_total: jax.Array  # log-density evaluations since `init` (init's own included), warmup included
 
 
 class GPSSInfo(NamedTuple):
@@ -47,7 +50,7 @@ class GPSSInfo(NamedTuple):
 
 
 def init(position, logdensity_fn) -> GPSSState:
-    return GPSSState(position, logdensity_fn(position))
+    return GPSSState(position, logdensity_fn(position), jnp.asarray(1, jnp.int32))
 
 
 def _unit_orthogonal(key, theta):
@@ -177,7 +180,7 @@ def kernel(key, state: GPSSState, logdensity_fn, w, center, scale=None, max_prop
     lp_dir = jnp.where(cap_dir, lp, lp_dir)
     r, lp_new, n_rad, cap_rad = _radius(k_rad, logp_z, zero, r, theta, level, w, lp_dir, max_proposals)
     n = n_dir + n_rad + at_center.astype(jnp.int32)
-    new = GPSSState(center + scale * (r * theta), lp_new)
+    new = GPSSState(center + scale * (r * theta), lp_new, state.n_logp_total + n)
     return new, GPSSInfo(n, n_dir, n_rad, cap_dir | cap_rad)
 
 
@@ -193,6 +196,7 @@ def _build(max_proposals):
 
 def stats(state, info, params):
     return {"lp": state.logdensity, "n_grad": jnp.asarray(0.0), "n_logp": info.n_logp,
+            "n_logp_total": state.n_logp_total,
             "n_direction": info.n_direction, "n_radius": info.n_radius, "w": params["w"],
             "diverging": info.is_divergent | ~jnp.isfinite(state.logdensity)}
 
