@@ -75,6 +75,8 @@ def describe(value) -> str:
             return f"array{a.shape} {a.dtype} sha256:{array_digest(a)[:16]}"
         except (Uncacheable, ValueError, TypeError):
             pass
+    if isinstance(value, Target):  # e.g. two_level's surrogate: its log-density's values at fixed points
+        return f"Target {target_fingerprint(value)}"
     try:
         content_key(value)
     except Uncacheable:

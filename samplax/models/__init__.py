@@ -23,6 +23,7 @@ _MODULES = [
     "conjugate",
     "mixtures",
     "diffusion_benchmarks",
+    "oscillator",
 ]
 
 

@@ -3,6 +3,7 @@
 from samplax.samplers import hmc, mclmc, overdamped, sgld, underdamped  # noqa: F401  (registration side effects)
 from samplax.samplers import ecd  # noqa: F401,E402  (registers "secd")
 from samplax.samplers import gpss  # noqa: F401,E402  (registers "gpss")
+from samplax.samplers import two_level  # noqa: F401,E402  (registers "two_level")
 from samplax.samplers.base import Algorithm, Sampler, Warmup, available, from_pair, get, register
 
 __all__ = ["Algorithm", "Sampler", "Warmup", "available", "from_pair", "get", "register"]
