@@ -1,0 +1,166 @@
+"""Prior and posterior predictive draws of a numpyro model's Target, as ArviZ DataTree groups.
+
+`posterior_predictive(dt, target)` runs numpyro's `Predictive` at the run's constrained posterior draws with every
+observed site released (its value simulated instead of fixed to the data) and adds `posterior_predictive` (the
+observed sites' simulated values, plus deterministic sites that are functions of them) and `observed_data`.
+`prior_predictive(target)` draws the whole model forward: `prior` (latent and deterministic sites) and
+`prior_predictive` (observed sites). Dims follow the run's: `chain, draw`, then plate names where a plate covers an
+axis (`samplax.numpyro_groups.site_dims`), so `arviz_plots.plot_ppc_dist` reads them.
+
+A run's DataTree keeps only its target's name, not the model, so `posterior_predictive` takes the Target
+explicitly. A Target built from a plain log-density has no generative model and is refused.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from numpyro.primitives import Messenger
+
+__all__ = ["posterior_predictive", "prior_predictive"]
+
+
+def _is_factor(site) -> bool:
+    """A `numpyro.factor` term: an observed site of the `Unit` distribution, nothing to simulate."""
+    from numpyro.distributions.distribution import Unit
+
+    fn = site["fn"]
+    while hasattr(fn, "base_dist") and not isinstance(fn, Unit):  # masked / expanded / independent wrappers
+        fn = fn.base_dist
+    return isinstance(fn, Unit)
+
+
+class _Unobserve(Messenger):
+    """Release observed sample sites: their value is drawn from the site's distribution instead of the data
+    (`numpyro.factor` terms stay as they are)."""
+
+    def process_message(self, msg):
+        if msg["type"] == "sample" and msg.get("is_observed") and not _is_factor(msg):
+            msg["value"] = None
+            msg["is_observed"] = False
+
+
+def _model_parts(target, what: str):
+    from samplax.target import Target
+
+    if not isinstance(target, Target):
+        raise TypeError(f"{what} needs target=<the samplax.Target the run sampled> (Target.from_numpyro(model, ...)); "
+                        f"got {type(target).__name__}")
+    info = target.info
+    if "model" not in info:
+        raise ValueError(f"target {target.name!r} has no generative model: predictive draws need a Target built "
+                         "by Target.from_numpyro(model, *args, **kwargs), not a plain log-density")
+    return info["model"], tuple(info.get("model_args", ())), dict(info.get("model_kwargs", {}))
+
+
+def _site_kinds(model, args, kwargs):
+    """(observed sample sites, latent sample sites, deterministic sites) of one seeded run of the model."""
+    from numpyro import handlers
+
+    tr = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
+    observed = [n for n, s in tr.items() if s["type"] == "sample" and s["is_observed"] and not _is_factor(s)]
+    latent = [n for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]]
+    determ = [n for n, s in tr.items() if s["type"] == "deterministic"]
+    return observed, latent, determ
+
+
+def _dims(target, names):
+    from samplax.numpyro_groups import site_dims
+
+    dims = site_dims(target)
+    return {k: v for k, v in dims.items() if k in names}
+
+
+def _datasets(groups: dict[str, dict], dims: dict) -> dict:
+    from samplax.results import group_datasets
+
+    return group_datasets(groups, dims)
+
+
+def posterior_predictive(dt, target=None, *, seed: int = 0, num_draws: int | None = None):
+    """Add `posterior_predictive` (and `observed_data` when missing) to the DataTree `dt` of a run on `target`.
+
+    dt: what `samplax.sample` returned (its `posterior` group holds the constrained draws, dims chain, draw, ...).
+    target: the numpyro Target the run sampled (the DataTree does not keep the model; required).
+    num_draws: use this many draws per chain, evenly spaced (default all). seed: the simulation's PRNG seed.
+    Returns `dt`, extended in place. With `num_draws` the `posterior_predictive` group has fewer draws than
+    `posterior`; its `draw` coordinate holds the posterior draw indices used.
+    """
+    if target is None:
+        raise TypeError("posterior_predictive(dt, target=...) needs target: the samplax.Target the run sampled "
+                        "(a run's DataTree keeps only its name, not the numpyro model)")
+    if not hasattr(dt, "children") or "posterior" not in dt.children:
+        raise ValueError("posterior_predictive needs a DataTree with a `posterior` group (what samplax.sample "
+                         f"returns), got {type(dt).__name__}"
+                         + (f" with groups {sorted(dt.children)}" if hasattr(dt, "children") else ""))
+    model, args, kwargs = _model_parts(target, "posterior_predictive")
+    observed, latent, determ = _site_kinds(model, args, kwargs)
+    if not observed:
+        raise ValueError(f"target {target.name!r} has no observed sites: nothing to predict "
+                         "(pass the data as the model's obs= arguments)")
+    post = dt["posterior"].to_dataset()
+    missing = [n for n in latent if n not in post]
+    if missing:
+        raise ValueError(f"the posterior of this DataTree lacks the latent site(s) {missing} of target "
+                         f"{target.name!r}: was it sampled from another model?")
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    if num_draws is None:
+        idx = np.arange(n_draw)
+    else:
+        if int(num_draws) < 1:
+            raise ValueError(f"num_draws must be >= 1, got {num_draws}")
+        idx = np.unique(np.linspace(0, n_draw - 1, min(int(num_draws), n_draw)).round().astype(int))
+    samples = {n: np.asarray(post[n].transpose("chain", "draw", ...).values)[:, idx] for n in latent}
+
+    from numpyro.infer import Predictive
+
+    pred = Predictive(_Unobserve(model), posterior_samples=samples, batch_ndims=2, parallel=True)
+    out = pred(jax.random.PRNGKey(seed), *args, **kwargs)
+    out = {k: np.asarray(v) for k, v in out.items()}
+    group = {n: out[n] for n in observed}
+    for n in determ:  # deterministic sites that change with the simulated data (e.g. a replicated statistic)
+        if n in out and n in post:
+            at_post = np.asarray(post[n].transpose("chain", "draw", ...).values)[:, idx]
+            if at_post.shape != out[n].shape or not np.allclose(at_post, out[n], equal_nan=True):
+                group[n] = out[n]
+    dims = _dims(target, set(group) | set(observed))
+    ds = _datasets({"posterior_predictive": group}, dims)["posterior_predictive"]
+    ds = ds.assign_coords(draw=post["draw"].values[idx], chain=post["chain"].values)
+    dt["posterior_predictive"] = ds
+    if "observed_data" not in dt.children:
+        from numpyro import handlers
+
+        tr = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
+        obs = {n: np.asarray(tr[n]["value"]) for n in observed}
+        dt["observed_data"] = _datasets({"observed_data": obs}, dims)["observed_data"]
+    return dt
+
+
+def prior_predictive(target, *, num_draws: int = 500, seed: int = 0):
+    """Draws of the model run forward from its prior: a DataTree with `prior` (latent and deterministic sites)
+    and `prior_predictive` (observed sites, simulated), dims (chain=1, draw=num_draws, ...)."""
+    from xarray import DataTree
+
+    model, args, kwargs = _model_parts(target, "prior_predictive")
+    try:
+        num_draws = int(num_draws)
+    except (TypeError, ValueError):
+        raise TypeError(f"num_draws must be a positive integer, got {num_draws!r}") from None
+    if num_draws < 1:
+        raise ValueError(f"num_draws must be >= 1, got {num_draws}")
+    observed, latent, determ = _site_kinds(model, args, kwargs)
+
+    from numpyro.infer import Predictive
+
+    pred = Predictive(_Unobserve(model), num_samples=num_draws, parallel=True, return_sites=[*latent, *determ,
+                                                                                               *observed])
+    out = {k: np.asarray(v)[None] for k, v in pred(jax.random.PRNGKey(seed), *args, **kwargs).items()}
+    prior = {n: out[n] for n in (*latent, *determ) if n in out}
+    pp = {n: out[n] for n in observed if n in out}
+    groups = {"prior": prior}
+    if pp:
+        groups["prior_predictive"] = pp
+    dims = _dims(target, set(out))
+    dt = DataTree.from_dict(_datasets(groups, dims))
+    dt.attrs.update({"target": target.name, "seed": int(seed), "num_draws": num_draws})
+    return dt
