@@ -1,4 +1,5 @@
-"""samplax `nuts` (its default metric) against nutpie (PyMC models, Rust NUTS, `adaptation="low_rank"`), side by side.
+"""samplax `nuts` (its default metric, "low_rank"; `samplax_diag`: Stan's windows) against nutpie (PyMC models,
+Rust NUTS, `adaptation="low_rank"`), side by side.
 
 Needs the benchmark extra: `pip install -e '.[bench]'` (pymc, nutpie). The same models are written here in PyMC and
 taken from samplax's ports (posteriordb's Stan models) for samplax:
@@ -38,7 +39,9 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 MODELS = ["eight_schools", "diamonds", "gp_pois_regr", "kidscore_momiq", "gauss100", "funnel"]
 QUICK = ["eight_schools", "diamonds"]
-SAMPLERS = ["samplax", "samplax_low_rank", "nutpie"]  # samplax: `nuts` with its default metric
+SAMPLERS = ["samplax", "samplax_diag", "nutpie"]  # samplax: `nuts` with its default metric ("low_rank")
+# samplax variants: `nuts` settings (samplax_low_rank names the default explicitly, as in older tables)
+VARIANTS = {"samplax": {}, "samplax_low_rank": {"metric": "low_rank"}, "samplax_diag": {"metric": "diag"}}
 SAMPLAX_PORT = {"eight_schools": "eight_schools_noncentered", "diamonds": "diamonds", "gp_pois_regr": "gp_pois_regr",
                 "kidscore_momiq": "kidscore_momiq"}
 
@@ -155,7 +158,7 @@ def worker(sampler, model, seed):
         import samplax
 
         target = samplax_target(model)
-        settings = {"metric": "low_rank"} if sampler == "samplax_low_rank" else {}
+        settings = VARIANTS[sampler]
         dt = samplax.sample(target, "nuts", num_chains=4, num_warmup=1000, num_samples=1000, seed=seed,
                             progress=False, **settings)
         n_grad, n_grad_warmup = float(dt.attrs["n_grad_sampling"]), float(dt.attrs["n_grad_warmup"])

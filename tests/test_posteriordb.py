@@ -17,6 +17,13 @@ FAST = {"eight_schools_noncentered", "logmesquite", "earn_height", "kidscore_mom
 # Centred eight schools is left out of the NUTS comparison: its funnel makes NUTS biased on tau
 # (divergences), which is the sampler's problem, not the port's; its port is checked exactly below.
 NUTS_CASES = [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in ALL if n != "eight_schools_centered"]
+# gp_pois_regr's curvature varies across its posterior: under any fixed linear metric (its covariance, or the Fisher
+# metric of the reference draws) sqrt(largest Hessian eigenvalue) at the 99th percentile is 2.5x the median, so a
+# step size tuned to target_accept=0.8 diverges in ~1-3% of it: the default run has 20-60 divergences and min bulk
+# ESS ~270-350 of 4000 draws, and at 0.9 one chain of four can still stall (47 divergences, ESS 308; measured,
+# issue 18). The trust check's advice, followed here: target_accept=0.95 and 2000 draws a chain (seeds 1-4:
+# 0-6 divergences, min bulk ESS 837-953; ESS >= 400 is what the comparisons need to judge).
+RUN_SETTINGS = {"gp_pois_regr": {"target_accept": 0.95, "num_samples": 2000}}
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +37,12 @@ def nuts_runs():
 
 
 def nuts_run(targets, runs, name):
-    """One NUTS run per port, shared by the tests of this module (4 x 1000 draws: ESS >= 400 per site)."""
+    """One NUTS run per port (default metric), shared by the tests of this module (4 x 1000 draws unless
+    RUN_SETTINGS says otherwise: ESS >= 400 per site)."""
     if name not in runs:
-        runs[name] = samplax.sample(get(targets, name), "nuts", num_chains=4, num_warmup=500, num_samples=1000,
-                                    seed=1, progress=False)
+        settings = {"num_samples": 1000, **RUN_SETTINGS.get(name, {})}
+        runs[name] = samplax.sample(get(targets, name), "nuts", num_chains=4, num_warmup=500, seed=1, progress=False,
+                                    **settings)
     return runs[name]
 
 

@@ -6,9 +6,10 @@ What it takes from blackjax 1.7 (`blackjax.adaptation.low_rank_adaptation` and i
 - the schedule, `build_growing_window_schedule` (nutpie's: every step up to the last 15% adapts the metric;
   windows of 10 steps over the first 30%, then 80 steps growing x1.5, the last one absorbing the rest
   (nuts-rs' `is_late` rule));
-- the estimator, `_compute_low_rank_metric` (C = diag(s) (I + U (diag(lam) - 1) U^T) diag(s): s = (Var x /
-  Var grad)^(1/4), then the SPD mean Cov(x) # Cov(grad)^-1 in the span of the top principal directions of the
-  scaled draws and gradients, eigenvalues in [1/2, 2] set to 1), on nutpie's partial-forget buffer (a window
+- the estimator, `_compute_low_rank_metric` (ported as `_low_rank_fit`, divisions written as multiplications so
+  every chain layout rounds alike; C = diag(s) (I + U (diag(lam) - 1) U^T) diag(s): s = (Var x / Var grad)^(1/4),
+  then the SPD mean Cov(x) # Cov(grad)^-1 in the span of the top principal directions of the scaled draws and
+  gradients, eigenvalues in [1/2, 2] set to 1), on nutpie's partial-forget buffer (a window
   switch drops only the window before the last one, `_shift_buffer_left`, sized by
   `_accumulating_buffer_capacity`). blackjax's accumulating core is not used as is: it decides per chain whether
   to recompute, and under vmap (every samplax layout batches chains) a `cond` on a per-chain value runs both
@@ -22,6 +23,10 @@ What it does as nuts-rs does and blackjax's `window_adaptation_low_rank` does no
   window end, i.e. every 10 steps in the early phase), the step capped at pi (nuts-rs `max_step_size`);
 - a draw that did not move (a rejected / zero-length trajectory) is not added to the buffer (nuts-rs
   `DrawGradCollector.is_good`);
+- the last window does not switch the buffer (nuts-rs never switches once `is_late`): the final metric is fitted
+  to that window and the one before it, not to the last window alone. On gp_pois_regr (500 warmup steps) fitting
+  the last window alone left one chain of four with a poor metric (131 divergences in 1000 draws, min bulk ESS
+  110, seed 1); with both, 6-30 divergences a chain and min bulk ESS 270-350 over seeds 1-3;
 - the chain continues from its last warmup state (blackjax restarts it at the estimated centre mu*, a point
   estimate that can be atypical, e.g. the neck of a funnel; the translation does not change HMC's dynamics).
 
@@ -38,9 +43,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from blackjax.adaptation.low_rank_adaptation import _accumulating_buffer_capacity, build_growing_window_schedule
-from blackjax.adaptation.metric_estimators import _compute_low_rank_metric
+from blackjax.adaptation.metric_estimators import _relative_pd_floor, _spd_mean
 from blackjax.adaptation.metric_recipes import _shift_buffer_left, seed_low_rank_sigma_from_grad
-from blackjax.mcmc.metrics import LowRankInverseMassMatrix
+from blackjax.mcmc.metrics import LowRankInverseMassMatrix, Metric, generate_gaussian_noise
+from jax.flatten_util import ravel_pytree
 
 from samplax.samplers.base import Warmup
 from samplax.samplers.dual_averaging import dual_averaging_adaptation
@@ -62,6 +68,54 @@ def inverse_mass_matrix(params: dict):
     if "metric_sigma" in params:
         return LowRankInverseMassMatrix(params["metric_sigma"], params["metric_U"], params["metric_lam"])
     return params["inverse_mass_matrix"]
+
+
+def _matvec(y, U, scales):
+    """(I + U (diag(scales) - 1) U^T) y, as blackjax's `_low_rank_matvec` but with both products written as
+    elementwise products and sums: XLA compiles a matrix-vector product of a per-chain U differently for an
+    unbatched program ("mapped" chains) and a batched one ("sequential" / "vectorized"), so the draws of one
+    chain differed between chain layouts after the first metric update (tests/test_run.py); the reductions
+    round alike in both (samplax/layout.py)."""
+    return y + jnp.sum(U * ((scales - 1.0) * jnp.sum(U * y[:, None], axis=0))[None, :], axis=1)
+
+
+def low_rank_metric(imm: LowRankInverseMassMatrix) -> Metric:
+    """blackjax's `gaussian_euclidean_low_rank` (same momentum draws, energy, U-turn check and scaling) with the
+    layout-stable `_matvec`: the metric the samplax kernels run with a low-rank `LowRankInverseMassMatrix`."""
+    sigma, U, lam = imm
+    inv_sigma, sqrt_lam = 1.0 / sigma, jnp.sqrt(lam)
+    inv_sqrt_lam = 1.0 / sqrt_lam
+
+    def momentum_generator(rng_key, position):
+        eps, unravel = ravel_pytree(generate_gaussian_noise(rng_key, position))
+        return unravel(inv_sigma * _matvec(eps, U, inv_sqrt_lam))
+
+    def kinetic_energy(momentum, position=None):
+        q = sigma * ravel_pytree(momentum)[0]
+        return 0.5 * jnp.dot(q, _matvec(q, U, lam))
+
+    def is_turning(momentum_left, momentum_right, momentum_sum, position_left=None, position_right=None):
+        m_left, m_right, m_sum = (ravel_pytree(m)[0] for m in (momentum_left, momentum_right, momentum_sum))
+        vel_left, vel_right = (sigma * _matvec(sigma * m, U, lam) for m in (m_left, m_right))
+        rho = m_sum - (m_right + m_left) / 2
+        return (jnp.dot(vel_left, rho) <= 0) | (jnp.dot(vel_right, rho) <= 0)
+
+    def scale(position, element, *, inv, trans):
+        e, unravel = ravel_pytree(element)
+        if not inv:
+            out = _matvec(inv_sigma * e, U, inv_sqrt_lam) if trans else inv_sigma * _matvec(e, U, inv_sqrt_lam)
+        else:
+            out = _matvec(sigma * e, U, sqrt_lam) if trans else sigma * _matvec(e, U, sqrt_lam)
+        return unravel(out)
+
+    return Metric(momentum_generator, kinetic_energy, is_turning, scale)
+
+
+def kernel_metric(params: dict):
+    """What samplax's blackjax kernels take: the layout-stable `low_rank_metric` from the low-rank factors, else
+    the diagonal / dense array."""
+    imm = inverse_mass_matrix(params)
+    return low_rank_metric(imm) if isinstance(imm, LowRankInverseMassMatrix) else imm
 
 
 def effective_rank(max_rank: int | None, dim: int) -> int:
@@ -94,9 +148,45 @@ def _switch(buf: _Buffer) -> _Buffer:
     return _Buffer(_shift_buffer_left(buf.draws, buf.background), _shift_buffer_left(buf.grads, buf.background), n, n)
 
 
+def _low_rank_fit(draws, grads, n, max_rank: int, gamma: float, cutoff: float):
+    """blackjax's `_compute_low_rank_metric` (Algorithm 1 of Seyboldt et al., nuts-rs `compute_update`) on the
+    first `n` rows, returning (sigma, U, lam), with every division written as a multiplication by a reciprocal
+    computed once. blackjax divides by the row count, by sigma and by gamma; XLA may or may not rewrite such a
+    division into a multiplication depending on the surrounding program, and it did so differently in the
+    device-sharded ("parallel") and single-device programs, so the chains' metrics differed in the last bit
+    from the first recompute on (tests/test_layouts.py; the same cause as in `dual_averaging.py`)."""
+    dtype = draws.dtype  # computed in float64 when x64 is on (blackjax's choice: float32 made it indefinite)
+    draws, grads = (a.astype(jnp.float64 if jax.config.jax_enable_x64 else dtype) for a in (draws, grads))
+    B, d = draws.shape
+    mask = (jnp.arange(B) < n).astype(draws.dtype)[:, None]
+    inv_n = 1.0 / jnp.maximum(n, 2).astype(draws.dtype)
+    mean_x, mean_g = (mask * draws).sum(0) * inv_n, (mask * grads).sum(0) * inv_n
+    diff_x, diff_g = mask * (draws - mean_x), mask * (grads - mean_g)
+    var_x, var_g = (diff_x**2).sum(0) * inv_n, (diff_g**2).sum(0) * inv_n  # population variances, as nutpie
+    sigma = jnp.clip(jnp.power(jnp.clip(var_x * (1.0 / jnp.maximum(var_g, 1e-10)), 0.0, None), 0.25), 1e-20, 1e20)
+    X, A = diff_x * (1.0 / sigma), diff_g * sigma  # scaled centred draws and gradients
+    U_x = jnp.linalg.svd(X, full_matrices=False)[2][:max_rank].T
+    U_a = jnp.linalg.svd(A, full_matrices=False)[2][:max_rank].T
+    Q = jnp.linalg.qr(jnp.concatenate([U_x, U_a], axis=1))[0]  # the span of both principal subspaces
+    P_x, P_a = Q.T @ X.T, Q.T @ A.T
+    q = Q.shape[1]
+    inv_gamma = 1.0 / gamma  # nutpie: P P^T / gamma + I, not scaled by n
+    C_x, C_a = (P_x @ P_x.T) * inv_gamma + jnp.eye(q), (P_a @ P_a.T) * inv_gamma + jnp.eye(q)
+    vals, vecs = jnp.linalg.eigh(_spd_mean(C_x, jnp.linalg.inv(C_a)))  # C_x # C_a^-1
+    vals = jnp.maximum(vals, _relative_pd_floor(vals))
+    rank = min(max_rank, q)
+    order = jnp.argsort(-jnp.abs(vals - 1.0))[:rank]  # the directions farthest from 1 ...
+    U, lam = (Q @ vecs)[:, order], vals[order]
+    lam = jnp.where((lam < 1.0 / cutoff) | (lam > cutoff), lam, 1.0)  # ... outside [1/cutoff, cutoff]
+    if rank < max_rank:
+        U = jnp.concatenate([U, jnp.zeros((d, max_rank - rank), U.dtype)], axis=1)
+        lam = jnp.concatenate([lam, jnp.ones(max_rank - rank, lam.dtype)])
+    return sigma.astype(dtype), U.astype(dtype), lam.astype(dtype)
+
+
 def _recompute(buf: _Buffer, imm: LowRankInverseMassMatrix, rank: int, gamma: float, cutoff: float):
     """The low-rank Fisher metric of the buffer; the previous one while fewer than 3 rows or if not finite."""
-    sigma, _, U, lam = _compute_low_rank_metric(buf.draws, buf.grads, buf.n, max(rank, 1), gamma, cutoff)
+    sigma, U, lam = _low_rank_fit(buf.draws, buf.grads, buf.n, max(rank, 1), gamma, cutoff)
     ok = (buf.n >= 3) & jnp.all(jnp.isfinite(sigma)) & jnp.all(sigma > 0) & jnp.all(jnp.isfinite(U)) \
         & jnp.all(jnp.isfinite(lam)) & jnp.all(lam > 0)
     pick = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
@@ -141,6 +231,10 @@ def low_rank_warmup(build, stats, initial_params: Callable, *, max_rank: int | N
         # so the `cond` below stays a branch under vmap (a per-chain predicate would run the SVDs at every step)
         slow, ends = schedule[:, 0] == 1, (schedule[:, 0] == 1) & (schedule[:, 1] == 1)
         due = ends | (slow & (np.cumsum(slow) % recompute_every == 0) if recompute_every else ends)
+        # the last window does not switch (nuts-rs `is_late`): the final metric sees the window before it as well
+        switches = ends.copy()
+        if ends.any():
+            switches[np.flatnonzero(ends)[-1]] = False
         k = max(rank, 1)
 
         def to_params(imm, step_size):
@@ -163,7 +257,7 @@ def low_rank_warmup(build, stats, initial_params: Callable, *, max_rank: int | N
 
         def one(carry, xs):
             state, imm, buf, da, step, switched = carry
-            (stage, window_end, recompute), k = xs
+            (stage, window_end, recompute, switch), k = xs
             params = to_params(imm, step)
             new, info = build(target, params).step(k, state)
             st = stats(new, info, params)
@@ -178,7 +272,7 @@ def low_rank_warmup(build, stats, initial_params: Callable, *, max_rank: int | N
 
             def refresh(b_imm):
                 b, m = b_imm
-                b = jax.lax.cond(end, _switch, lambda x: x, b)
+                b = jax.lax.cond(switch, _switch, lambda x: x, b)
                 return b, _recompute(b, m, rank, gamma, cutoff)
 
             buf, imm = jax.lax.cond(recompute, refresh, lambda a: a, (buf, imm))
@@ -191,7 +285,8 @@ def low_rank_warmup(build, stats, initial_params: Callable, *, max_rank: int | N
             return (new, imm, buf, da, step, switched), {"position": new.position, **st}
 
         keys = jax.random.split(key, num_steps)
-        xs = ((jnp.asarray(schedule[:, 0]), jnp.asarray(schedule[:, 1]), jnp.asarray(due)), keys)
+        xs = ((jnp.asarray(schedule[:, 0]), jnp.asarray(schedule[:, 1]), jnp.asarray(due), jnp.asarray(switches)),
+              keys)
         carry = (state, imm, buf, da, step, jnp.zeros((), bool))
         (state, imm, buf, da, step, _), trace = jax.lax.scan(one, carry, xs)
         if adapt_step:

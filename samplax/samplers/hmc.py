@@ -1,10 +1,12 @@
 """HMC and NUTS from blackjax. Whichever of step size and metric the user did not give is adapted during warmup
 (`adapt=` overrides: True adapts both, a name or tuple adapts exactly those); `metric=` picks the metric:
 
-- "diag": Stan's window adaptation with a diagonal Welford estimate (`adapt.window_warmup`);
+- "low_rank" (the default): nutpie's gradient-based low-rank metric over growing windows
+  (`adapt_low_rank.low_rank_warmup`), at most `max_rank` directions (None: min(d, 32)), sampled with blackjax's
+  `LowRankInverseMassMatrix`;
+- "diag": Stan's window adaptation with a diagonal Welford estimate (`adapt.window_warmup`; the default before
+  issue 18);
 - "dense": the same with a dense estimate (`dense_mass=True` is an alias);
-- "low_rank": nutpie's gradient-based low-rank metric over growing windows (`adapt_low_rank.low_rank_warmup`),
-  at most `max_rank` directions (None: min(d, 32)), sampled with blackjax's `LowRankInverseMassMatrix`;
 - "fisher_diag": the same warmup with the Fisher diagonal sqrt(Var x / Var grad) (nutpie's default metric).
 """
 
@@ -14,14 +16,14 @@ import blackjax
 import jax.numpy as jnp
 
 from samplax.samplers.adapt import window_warmup
-from samplax.samplers.adapt_low_rank import inverse_mass_matrix as _imm
+from samplax.samplers.adapt_low_rank import kernel_metric as _imm
 from samplax.samplers.adapt_low_rank import low_rank_warmup
 from samplax.samplers.base import Algorithm, Sampler, adapted_names, register
 
 
 TUNABLE = ("step_size", "inverse_mass_matrix")
 METRICS = ("diag", "dense", "low_rank", "fisher_diag")
-DEFAULT_METRIC = "diag"  # "low_rank" fails gp_pois_regr (tests/test_posteriordb.py): see benchmarks/README.md
+DEFAULT_METRIC = "low_rank"  # nutpie's warmup; "diag" is Stan's (benchmarks/README.md, NUTS vs nutpie)
 
 
 def _metric(metric, dense_mass):
