@@ -15,7 +15,7 @@ over sqrt(populations) and sd / sqrt(particles); their effective size for the W2
 
     .venv/bin/python benchmarks/validate.py                  # the full matrix (8 samplers x 12 posteriors)
     .venv/bin/python benchmarks/validate.py --quick          # 4 x (300 + 300), a few ports
-    .venv/bin/python benchmarks/validate.py --samplers nuts,smc --posteriors blr,diamonds
+    .venv/bin/python benchmarks/validate.py --samplers nuts,smc --posteriors blr,diamonds --seed 1
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--draws", type=int, default=None)
     p.add_argument("--particles", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     names = args.posteriors.split(",") if args.posteriors else (QUICK if args.quick else ALL)
     warmup = args.warmup or (300 if args.quick else 1000)
@@ -97,7 +98,7 @@ def main(argv=None) -> None:
     for name in names:
         for label in labels:
             try:
-                rows.append(one(name, label, 4, warmup, draws, args.particles))
+                rows.append(one(name, label, 4, warmup, draws, args.particles, seed=args.seed))
             except Exception as err:  # noqa: BLE001 - a failing cell is a row, not the end of the table
                 rows.append({"posterior": name, "sampler": label, "verdict": "error",
                              "findings": f"{type(err).__name__}: {err}"[:160]})
@@ -117,7 +118,8 @@ def main(argv=None) -> None:
         print(df.drop(columns=["findings"]).to_string(index=False))
     wrong = df[df["verdict"] == "WRONG"]
     print(f"\n{len(names)} posteriors x {len(labels)} samplers, 4 chains x ({warmup} + {draws}) or 4 populations x "
-          f"{args.particles} particles; {len(wrong)} WRONG cell(s); total {time.perf_counter() - t_all:.0f} s")
+          f"{args.particles} particles, seed {args.seed}; {len(wrong)} WRONG cell(s); "
+          f"total {time.perf_counter() - t_all:.0f} s")
 
 
 if __name__ == "__main__":

@@ -145,3 +145,56 @@ def test_fisher_warmup_counts_every_gradient_and_holds_given_values(overhead, na
 def test_unknown_metric_is_refused():
     with pytest.raises(ValueError, match="metric"):
         samplax.samplers.get("mclmc", metric="dense")
+
+
+def _correlated(d=24, seed=3):
+    """A Gaussian with sds 0.1 .. 10 along random orthogonal directions (every coordinate mixes all scales)."""
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(d, d)))
+    cov = (q * np.logspace(-2, 2, d)) @ q.T
+    mean = np.linspace(-1.0, 1.0, d)
+    prec = np.linalg.inv(cov)
+    t = Target.from_logdensity(lambda x: -0.5 * (x - mean) @ prec @ (x - mean), d)
+    return t, mean, cov
+
+
+def _whitened_condition(name, t, cov, seed):
+    """cond(C^-1/2 Sigma C^-1/2) for the metric C the default warmup (1000 steps) learns."""
+    s = samplax.samplers.get(name)
+    key = jax.random.key(seed)
+    w = jax.jit(lambda k, x: s.warmup(t, k, x, 1000))(key, jnp.zeros(t.dim))
+    p = w.params
+    c = np.asarray(fisher.dense(fisher.LowRankMetric(jnp.sqrt(p["inverse_mass_matrix"]), p["metric_U"],
+                                                     p["metric_lam"])))
+    lc = np.linalg.cholesky(c)
+    e = np.linalg.eigvalsh(np.linalg.solve(lc, np.linalg.solve(lc, cov).T))
+    return e.max() / e.min()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_default_metric_is_dense_for_small_d_and_whitens_a_correlated_gaussian(seed, monkeypatch):
+    # condition number 1e4 spread over 24 directions: the rank-10 low-rank metric (the default before, and still
+    # above DENSE_MAX_DIM) leaves most of it; at rank d the Fisher metric is Sigma itself for a Gaussian
+    from samplax.samplers import mclmc as M
+
+    t, _, cov = _correlated()
+    assert M.metric_rank("fisher_low_rank")(t.dim) == t.dim
+    dense = _whitened_condition("mclmc", t, cov, seed)
+    assert dense < 5.0, dense  # eigenvalues within [1/2, 2] of 1 are set to 1 (the cutoff of `fisher.low_rank`)
+    monkeypatch.setattr(M, "DENSE_MAX_DIM", 10)
+    assert M.metric_rank("fisher_low_rank")(t.dim) == M.LOW_RANK
+    low = _whitened_condition("mclmc", t, cov, seed)
+    assert low > 30.0, low  # what the dense metric fixes (diamonds, d = 26: ~1,000 at rank 10, ~3 at rank 26)
+
+
+@pytest.mark.parametrize("name", ["mclmc", "mams"])
+def test_default_warmup_recovers_a_correlated_gaussian(name):
+    t, mean, cov = _correlated()
+    dt = samplax.sample(t, name, num_chains=4, num_warmup=1000, num_samples=1500, seed=0, progress=False)
+    x = np.asarray(dt.posterior["x"])
+    # power as in test_default_warmup_recovers_a_badly_scaled_gaussian: 0.2 sd / 25% variance errors rejected
+    assert_moments(x, mean, np.diag(cov), what=f"{name} on a correlated Gaussian (cond 1e4)", shift=0.2,
+                   var_factor=1.25)
+    # the narrowest direction too (sd 0.1 inside coordinates of sd ~2)
+    q = np.linalg.eigh(cov)[1][:, 0]
+    assert_moments((x @ q)[..., None], [mean @ q], [q @ cov @ q], what=f"{name}, narrowest direction", shift=0.2,
+                   var_factor=1.25)
