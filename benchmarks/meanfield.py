@@ -1,0 +1,128 @@
+"""Mean-field underdamped Langevin on the Gaussian case: error of the stationary variance against step size and N.
+
+V(x) = a|x|^2/2, W(z) = b|z|^2/2, temperature sigma2: the mean-field law is N(0, sigma2/(a+b)) per coordinate.
+The N-particle system splits into a mean mode (stiffness a) and N-1 spread modes (stiffness a+b), so
+  * step size: the spread about the particle mean, E[emp. var] / (1 - 1/N), is the chain's stationary variance of a
+    stiffness-(a+b) mode: OBABO gives sigma2 / (k (1 - h^2 k / 4)) (error O(h^2)), BAOAB sigma2 / k (no error);
+  * particles: one particle's variance is v(a)/N + v(a+b)(1 - 1/N): bias (v(a) - v(a+b))/N, exactly O(1/N).
+Measured errors (+- MCSE from arviz-stats over the per-step trace) are printed next to these exact values, with the
+log-log slope fitted over the rows whose error is > 3 MCSE.
+
+    .venv/bin/python benchmarks/meanfield.py --quick     # under a minute on 2 cores
+    .venv/bin/python benchmarks/meanfield.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from arviz_stats import mcse  # noqa: E402
+
+from samplax.meanfield import gaussian_meanfield_variance, gaussian_particle_variance, sample_meanfield  # noqa: E402
+
+A, B, S2, GAMMA = 0.5, 1.5, 1.0, 1.0
+
+
+def _run(n, h, steps, pops, integrator, seed, dim):
+    return sample_meanfield(lambda x: A * jnp.sum(x**2) / 2, lambda z: B * jnp.sum(z**2) / 2, dim, num_particles=n,
+                            step_size=h, friction=GAMMA, sigma2=S2, num_steps=steps, num_populations=pops, seed=seed,
+                            integrator=integrator)
+
+
+def _mean_se(y):
+    return float(y.mean()), float(mcse(y, method="mean", chain_axis=0, draw_axis=1))
+
+
+def _slope(xs, errs, ses):
+    keep = [(x, e) for x, e, s in zip(xs, errs, ses, strict=True) if abs(e) > 3 * s and e > 0]
+    if len(keep) < 2:
+        return float("nan")
+    x, e = np.array(keep).T
+    return float(np.polyfit(np.log(x), np.log(e), 1)[0])
+
+
+def step_size_table(hs, n, time_units, pops, seed, dim):
+    v_mf = gaussian_meanfield_variance(A, B, S2)
+    print(f"\n### Step size (N={n}, d={dim}, {pops} populations, {time_units} time units each, gamma={GAMMA})")
+    print("spread variance E[emp var]/(1-1/N) minus sigma2/(a+b); exact = the chain's own stationary value\n")
+    print("| integrator | h | measured error | MCSE | exact error | seconds |")
+    print("|---|---|---|---|---|---|")
+    slopes, exact_slope = {}, float("nan")
+    for integ in ("obabo", "baoab"):
+        errs, ses, exacts = [], [], []
+        for h in hs:
+            steps = int(round(time_units / h))
+            t0 = time.perf_counter()
+            dt = _run(n, h, steps, pops, integ, seed, dim)
+            sec = time.perf_counter() - t0
+            burn = steps // 10
+            y = np.asarray(dt["trace"]["empirical_variance"])[:, burn:].mean(-1) / (1 - 1 / n)
+            est, se = _mean_se(y)
+            exact = gaussian_particle_variance(A + B, 0.0, S2, 1, h, integ) - v_mf
+            errs.append(est - v_mf)
+            ses.append(se)
+            exacts.append(exact)
+            print(f"| {integ} | {h:g} | {est - v_mf:+.5f} | {se:.5f} | {exact:+.5f} | {sec:.1f} |")
+        slopes[integ] = _slope(hs, errs, ses)
+        if integ == "obabo":
+            exact_slope = float(np.polyfit(np.log(hs), np.log(exacts), 1)[0])
+    print(f"\nobserved slope of log error vs log h: OBABO {slopes['obabo']:.2f} (exact chain over these h: "
+          f"{exact_slope:.2f}; O(h^2) as h -> 0); "
+          f"BAOAB {slopes['baoab']:.2f} (exact: no error in the position variance for a quadratic potential, so "
+          "no slope expected: nan = no row with error above 3 MCSE)")
+    return slopes
+
+
+def particle_table(ns, h, time_units, total_particles, seed, dim):
+    v_lim = gaussian_particle_variance(A, B, S2, 10**12, h)  # N -> infinity of the same chain: isolates the N effect
+    coef = gaussian_particle_variance(A, B, S2, 1, h) - gaussian_particle_variance(A + B, 0.0, S2, 1, h)
+    steps = int(round(time_units / h))
+    print(f"\n### Particle count (OBABO, h={h}, d={dim}, N x populations = {total_particles}, {time_units} time units)")
+    print("one particle's variance minus the N -> infinity value of the same chain; exact = (v(a) - v(a+b)) / N\n")
+    print("| N | populations | measured bias | MCSE | exact bias | N x measured bias | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    biases, ses = [], []
+    exact_slope = float(np.polyfit(np.log(ns), np.log([coef / n for n in ns]), 1)[0])
+    for n in ns:
+        pops = max(total_particles // n, 2)
+        t0 = time.perf_counter()
+        dt = _run(n, h, steps, pops, "obabo", seed, dim)
+        sec = time.perf_counter() - t0
+        burn = steps // 10
+        tr = dt["trace"]
+        y = (np.asarray(tr["empirical_variance"]) + np.asarray(tr["mean"]) ** 2)[:, burn:].mean(-1)
+        est, se = _mean_se(y)
+        biases.append(est - v_lim)
+        ses.append(se)
+        print(f"| {n} | {pops} | {est - v_lim:+.5f} | {se:.5f} | {coef / n:+.5f} | {n * (est - v_lim):+.3f} | "
+              f"{sec:.1f} |")
+    slope = _slope(ns, biases, ses)
+    print(f"\nobserved slope of log bias vs log N: {slope:.2f} (exact: {exact_slope:.2f}, O(1/N)); exact N x bias = {coef:.3f}")
+    return slope
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small settings, under a minute")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    print(f"V = {A}|x|^2/2, W = {B}|z|^2/2, sigma2 = {S2}: mean-field variance {gaussian_meanfield_variance(A, B, S2)}")
+    if args.quick:
+        step_size_table([0.8, 0.4, 0.2], n=128, time_units=300, pops=2, seed=args.seed, dim=2)
+        particle_table([2, 4, 8, 16], h=0.2, time_units=300, total_particles=64, seed=args.seed, dim=1)
+    else:
+        step_size_table([0.5, 0.35, 0.25, 0.175, 0.125], n=64, time_units=1000, pops=4, seed=args.seed, dim=2)
+        particle_table([2, 4, 8, 16, 32, 64], h=0.2, time_units=1000, total_particles=128, seed=args.seed, dim=1)
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

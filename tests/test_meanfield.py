@@ -1,0 +1,168 @@
+"""Mean-field underdamped Langevin against closed forms: quadratic V and W give Gaussian laws known exactly, for the
+mean-field limit, for N particles (continuous Lyapunov equation) and for the OBABO / BAOAB chains at any step size
+(discrete Lyapunov equation of the linear map). Statistical checks are gated on arviz-stats MCSE of the per-step
+trace and must reject a variance 10% off."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from arviz_stats import ess, mcse
+from scipy.linalg import solve_continuous_lyapunov, solve_discrete_lyapunov
+
+from samplax.meanfield import gaussian_meanfield_variance, gaussian_particle_variance, sample_meanfield
+
+K = 5.0  # tolerance in MCSE
+MIN_ESS = 400
+
+
+def _stiffness(a, b, n):
+    return (a + b) * np.eye(n) - b / n * np.ones((n, n))  # Hessian of H_N per coordinate
+
+
+def _lyapunov_sde_variance(a, b, s2, n, gamma):
+    """Stationary Var(x_1) of the N-particle SDE from its drift/diffusion matrices."""
+    A = np.block([[np.zeros((n, n)), np.eye(n)], [-_stiffness(a, b, n), -gamma * np.eye(n)]])
+    D = np.zeros((2 * n, 2 * n))
+    D[n:, n:] = 2 * gamma * s2 * np.eye(n)
+    return solve_continuous_lyapunov(A, -D)[0, 0]
+
+
+def _lyapunov_chain_variance(a, b, s2, n, gamma, h, integrator):
+    """Stationary Var(x_1) of the linear OBABO / BAOAB chain z' = M z + noise, written out independently."""
+    Kn, I, Z = _stiffness(a, b, n), np.eye(n), np.zeros((n, n))
+    B = np.block([[I, Z], [-h / 2 * Kn, I]])
+    Ah = lambda t: np.block([[I, t * I], [Z, I]])  # noqa: E731
+
+    def O(t):
+        c = np.exp(-gamma * t)
+        return np.block([[I, Z], [Z, c * I]]), np.vstack([Z, np.sqrt(s2 * (1 - c**2)) * I])
+
+    if integrator == "obabo":
+        (O1, L1), (O2, L2) = O(h / 2), O(h / 2)
+        mid = B @ Ah(h) @ B
+        M = O2 @ mid @ O1
+        G = [O2 @ mid @ L1, L2]
+    else:
+        O1, L1 = O(h)
+        M = B @ Ah(h / 2) @ O1 @ Ah(h / 2) @ B
+        G = [B @ Ah(h / 2) @ L1]
+    Q = sum(g @ g.T for g in G)
+    return solve_discrete_lyapunov(M, Q)[0, 0]
+
+
+@pytest.mark.parametrize("integrator", ["obabo", "baoab"])
+@pytest.mark.parametrize("n", [1, 2, 5, 16])
+def test_exact_variance_formula_matches_lyapunov(integrator, n):
+    a, b, s2, gamma = 1.3, 2.0, 0.7, 0.8
+    assert np.isclose(gaussian_particle_variance(a, b, s2, n), _lyapunov_sde_variance(a, b, s2, n, gamma), rtol=1e-8)
+    for h in (0.05, 0.3, 0.8):
+        got = gaussian_particle_variance(a, b, s2, n, h, integrator)
+        assert np.isclose(got, _lyapunov_chain_variance(a, b, s2, n, gamma, h, integrator), rtol=1e-6)
+    # the N -> infinity limit is the mean-field law N(0, sigma2 / (a + b))
+    assert np.isclose(gaussian_particle_variance(a, b, s2, 10**9), gaussian_meanfield_variance(a, b, s2), rtol=1e-6)
+
+
+def _run(a, b, s2, center, n, h, seed, integrator, steps, pops, gamma=1.0):
+    c = jnp.asarray(center)
+    dt = sample_meanfield(lambda x: a * jnp.sum((x - c) ** 2) / 2, lambda z: b * jnp.sum(z**2) / 2, c.size,
+                          num_particles=n, step_size=h, friction=gamma, sigma2=s2, num_steps=steps,
+                          num_populations=pops, seed=seed, integrator=integrator)
+    return dt
+
+
+def _marginal_variance_trace(dt, center, burn):
+    """Per step: (1/(N d)) sum_i |x_i - m|^2, whose stationary mean is one particle's coordinate variance."""
+    mean = np.asarray(dt["trace"]["mean"])[:, burn:]
+    var = np.asarray(dt["trace"]["empirical_variance"])[:, burn:]
+    return (var + (mean - np.asarray(center)) ** 2).mean(-1)
+
+
+def _estimate(y):
+    est = float(y.mean())
+    se = float(mcse(y, method="mean", chain_axis=0, draw_axis=1))
+    e = float(ess(y, method="bulk", chain_axis=0, draw_axis=1))
+    assert e >= MIN_ESS, f"bulk ESS {e:.0f} < {MIN_ESS}: MCSE not trusted, run longer"
+    return est, se
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("integrator", ["obabo", "baoab"])
+def test_stationary_law_matches_exact_chain(integrator, seed):
+    """Mean (shifted V, catches sign errors) and one particle's variance match the exact discrete-time answer."""
+    a, b, s2, h, n = 1.0, 2.0, 0.5, 0.35, 64
+    center = [1.0, -0.5]
+    dt = _run(a, b, s2, center, n, h, seed, integrator, steps=3000, pops=4)
+    burn = 300
+    truth = gaussian_particle_variance(a, b, s2, n, h, integrator)
+    est, se = _estimate(_marginal_variance_trace(dt, center, burn))
+    assert abs(est - truth) < K * se, (est, truth, se)
+    for wrong in (1.1 * truth, truth / 1.1):  # power: a variance 10% off is rejected
+        assert abs(est - wrong) > K * se, f"no power: {est} +- {se} cannot reject {wrong}"
+    mean = np.asarray(dt["trace"]["mean"])[:, burn:]
+    for j, cj in enumerate(center):
+        m, mse = float(mean[..., j].mean()), float(mcse(mean[..., j], method="mean", chain_axis=0, draw_axis=1))
+        sd = np.sqrt(truth)
+        assert abs(m - cj) < K * mse, (j, m, cj, mse)
+        assert abs(m - (cj + 0.1 * sd)) > K * mse and abs(m - (cj - 0.1 * sd)) > K * mse, "no power for the mean"
+    # posterior holds the final particles, (population, particle, d)
+    assert np.asarray(dt["posterior"]["x"]).shape == (4, n, 2)
+    assert np.isfinite(np.asarray(dt["trace"]["energy"])).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_particle_count_bias_is_order_one_over_n(seed):
+    """One particle's variance exceeds the mean-field value by exactly (v(a) - v(a+b)) / N: the sampler sees it,
+    it is distinguishable from zero at small N, and N x bias is the same constant for every N."""
+    a, b, s2, h, gamma = 0.5, 3.0, 1.0, 0.3, 1.5
+    vlim = gaussian_particle_variance(a, b, s2, 10**12, h)  # N -> infinity of the discrete chain
+    coef = gaussian_particle_variance(a, b, s2, 1, h) - gaussian_particle_variance(a + b, 0.0, s2, 1, h)
+    ns, biases, ses = [2, 4, 16], [], []
+    for n in ns:
+        dt = _run(a, b, s2, [0.0], n, h, seed, "obabo", steps=3000, pops=64 // n, gamma=gamma)
+        est, se = _estimate(_marginal_variance_trace(dt, [0.0], 300))
+        truth = gaussian_particle_variance(a, b, s2, n, h)
+        assert np.isclose(truth - vlim, coef / n, rtol=1e-6)
+        assert abs(est - truth) < K * se, (n, est, truth, se)
+        assert abs(est - vlim) > K * se, f"N={n}: cannot tell the finite-N bias from zero ({est} +- {se} vs {vlim})"
+        # the two modes apart: spread about the particle mean (stiffness a + b, sees the interaction's 1/N
+        # normalisation) and the particle mean itself (stiffness a)
+        v_ab, v_a = (gaussian_particle_variance(k, 0.0, s2, 1, h) for k in (a + b, a))
+        spread, sse = _estimate(np.asarray(dt["trace"]["empirical_variance"])[:, 300:].mean(-1))
+        assert abs(spread - (1 - 1 / n) * v_ab) < K * sse, (n, spread, (1 - 1 / n) * v_ab, sse)
+        assert abs(spread - 1.1 * (1 - 1 / n) * v_ab) > K * sse, "no power for the spread"
+        m2, mse = _estimate(np.asarray(dt["trace"]["mean"])[:, 300:, 0] ** 2)
+        assert abs(m2 - v_a / n) < K * mse, (n, m2, v_a / n, mse)
+        biases.append(est - vlim)
+        ses.append(se)
+    # N x bias against the exact coefficient, each within K MCSE (scaled by N)
+    for n, bias, se in zip(ns, biases, ses, strict=True):
+        assert abs(n * bias - coef) < K * n * se, (n, n * bias, coef, n * se)
+    slope = np.polyfit(np.log(ns), np.log(biases), 1)[0]
+    assert -1.25 < slope < -0.75, slope
+
+
+def test_bad_settings_raise():
+    with pytest.raises(ValueError, match="num_particles"):
+        sample_meanfield(lambda x: 0.0, lambda z: 0.0, 1, num_particles=0)
+    with pytest.raises(ValueError, match="integrator"):
+        sample_meanfield(lambda x: 0.0, lambda z: 0.0, 1, integrator="euler")
+    with pytest.raises(ValueError, match="step_size"):
+        sample_meanfield(lambda x: 0.0, lambda z: 0.0, 1, step_size=0.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_skewed_confinement_without_interaction(seed):
+    """W = 0, V(x) = e^x - x, sigma2 = 1: independent particles with law of log E, E ~ Exp(1), mean -Euler gamma,
+    variance pi^2/6 (skewed, so a sign or drift error shows); h small enough that OBABO's O(h^2) bias is far below
+    5 MCSE."""
+    n, h, burn = 128, 0.1, 300
+    dt = sample_meanfield(lambda x: jnp.sum(jnp.exp(x) - x), lambda z: 0.0 * jnp.sum(z), 1, num_particles=n,
+                          step_size=h, friction=1.0, sigma2=1.0, num_steps=4000, num_populations=8, seed=seed)
+    mean_truth, var_truth = -np.euler_gamma, np.pi**2 / 6
+    m, mse = _estimate(np.asarray(dt["trace"]["mean"])[:, burn:, 0])
+    v, vse = _estimate(np.asarray(dt["trace"]["empirical_variance"])[:, burn:, 0] * n / (n - 1))
+    assert abs(m - mean_truth) < K * mse, (m, mean_truth, mse)
+    assert abs(v - var_truth) < K * vse, (v, var_truth, vse)
+    sd = np.sqrt(var_truth)
+    assert min(abs(m - mean_truth - 0.1 * sd), abs(m - mean_truth + 0.1 * sd)) > K * mse, "no power for the mean"
+    assert min(abs(v - 1.1 * var_truth), abs(v - var_truth / 1.1)) > K * vse, "no power for the variance"
