@@ -128,7 +128,13 @@ def cmd_sample(args) -> int:
         runs[sampler] = dt
     if not runs:
         return 2
+    talk = args.progress if args.progress is not None else sys.stderr.isatty()
+    if talk:  # W2 against reference draws and the plots take a while: say so
+        print("computing diagnostics (R-hat, ESS, W2 against the reference) for the report ...", file=sys.stderr,
+              flush=True)
     text = text_report(runs, target)
+    if talk:
+        print("writing the HTML report ...", file=sys.stderr, flush=True)
     html_path = _html_report(runs, target, out / "report.html")
     if failed:
         text += "\n\n== failed ==\n" + "\n".join(f"{k}: {v}" for k, v in failed.items())

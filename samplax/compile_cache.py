@@ -162,12 +162,15 @@ def executable_cache(target: Target, sampler_arg, settings: dict, run_key: tuple
     return _target_programs(target).setdefault(key, {})
 
 
-def compiled(cache: dict, key, fn, args):
-    """Compile `fn` for `args` once per cache key; returns the executable and seconds spent compiling."""
+def compiled(cache: dict, key, fn, args, before=None):
+    """Compile `fn` for `args` once per cache key; returns the executable and seconds spent compiling.
+    before: called (no arguments) just before a compilation, not on a cache hit."""
     leaves, treedef = jax.tree.flatten(args)
     key = (key, str(treedef), tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
     if key in cache:
         return cache[key], 0.0
+    if before is not None:
+        before()
     t0 = time.perf_counter()
     cache[key] = jax.jit(fn).lower(*args).compile()
     return cache[key], time.perf_counter() - t0

@@ -139,9 +139,10 @@ def _mapped(fn, n_args: int, k: int):
 class Layout:
     """Runs phases under one chain method, compiling each through `cache` and adding up compile seconds."""
 
-    def __init__(self, chain_method: str | None, num_chains: int, cache: dict):
+    def __init__(self, chain_method: str | None, num_chains: int, cache: dict, note=None):
         self.chain_method, self.num_chains, self.cache = resolve_chain_method(chain_method), num_chains, cache
         self.compile_time = 0.0
+        self.note = note  # message -> None: says when a program is being compiled (the progress bar's note)
 
     def run(self, name, fn, *args, shared=()):
         """`fn(*args, *shared)` with a leading chain axis on `args`; returns (output, seconds running)."""
@@ -172,7 +173,11 @@ class Layout:
 
     def _call(self, name, fn, args, k):
         """Compile (cached) and run; drop the shadow copies; gather across processes. -> (output, seconds)."""
-        exe, tc = compiled(self.cache, name, fn, args)
+        phase = name[0] if isinstance(name, tuple) else name
+        say = None if self.note is None else (lambda: self.note(f"  compiling the {phase} program ..."))
+        exe, tc = compiled(self.cache, name, fn, args, before=say)
+        if tc and self.note is not None:
+            self.note(f"  compiled the {phase} program in {tc:.1f} s")
         self.compile_time += tc
         t0 = time.perf_counter()
         out = jax.block_until_ready(exe(*args))

@@ -18,13 +18,18 @@ def _dispatch(draw, acc, n_div):
 
 
 class Progress:
-    """Live draw count, mean acceptance and divergences; a no-op when disabled."""
+    """Live draw count, mean acceptance and divergences; a no-op when disabled.
+
+    The bar counts draws over all chains when the layout runs chains one after another (`passes` > 1: the
+    "mapped" CPU default and "sequential"), so it advances steadily instead of restarting per chain; it is
+    created at the first draw, so its rate and ETA leave out the compilation before it."""
 
     def __init__(self, enabled: bool, total: int, label: str, updates: int = 50):
         self.enabled, self.total, self.label = enabled, total, label
         self.every = max(1, total // updates)
         self._bar = None
-        self._last = -1
+        self._last = None
+        self._passes, self._done, self._t0, self._initial = 1, 0, 0, 0
 
     @classmethod
     def create(cls, progress: bool | None, total: int, label: str) -> "Progress":
@@ -36,23 +41,30 @@ class Progress:
         if self.enabled:
             print(message, file=sys.stderr, flush=True)
 
-    def start(self, initial: int = 0) -> None:
+    def start(self, initial: int = 0, passes: int = 1) -> None:
+        """Show draws from `initial` (a resumed run) on; `passes`: chains run one after another."""
         if self.enabled:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=self.total, initial=initial, desc=f"{self.label} sampling", file=sys.stderr,
-                             dynamic_ncols=True)
+            self._passes, self._done, self._initial = passes, initial * passes, initial
             _ACTIVE.append(self)
 
+    def begin_chunk(self, t0: int) -> None:
+        """The next compiled call draws from index t0 (in every chain)."""
+        self._t0, self._last = t0, None
+
     def _host(self, draw, acc, n_div):
-        bar = self._bar
-        if bar is None:
+        if not self.enabled or self not in _ACTIVE:
             return
+        if self._bar is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.total * self._passes, initial=self._done, desc=f"{self.label} sampling",
+                             unit="draw", file=sys.stderr, dynamic_ncols=True)
         draw = int(draw)
-        if draw < self._last:  # sequential chains: next chain starts over
-            bar.reset()
+        # a draw not above the last one seen: the next chain of this chunk started (at the chunk's first index)
+        self._done += draw - (self._t0 - 1 if self._last is None or draw <= self._last else self._last)
         self._last = draw
-        bar.n = min(draw + 1, self.total)
+        bar = self._bar
+        bar.n = min(self._done, self.total * self._passes)
         post = {"div": int(n_div)}
         if not np.isnan(acc):
             post = {"acc": f"{float(acc):.2f}", **post}
@@ -74,9 +86,9 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
-            self._bar.n = self.total
+            self._bar.n = self._bar.total if self._done >= self._bar.total else self._done
             self._bar.refresh()
             self._bar.close()
             self._bar = None
-            if self in _ACTIVE:
-                _ACTIVE.remove(self)
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)

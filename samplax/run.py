@@ -138,7 +138,7 @@ def sample(
     t_key = time.perf_counter()  # keying traces the target once (see compile_cache.program_digest): compile time
     cache = executable_cache(target, sampler, settings, (chain_method, bar.enabled, num_chains))
     key_s = time.perf_counter() - t_key
-    layout = Layout(chain_method, num_chains, cache)
+    layout = Layout(chain_method, num_chains, cache, note=bar.note)
     root = jax.random.PRNGKey(seed)
     chain_keys = jax.vmap(lambda c: jax.random.fold_in(root, c))(jnp.arange(num_chains))
     attrs: dict[str, Any] = {
@@ -200,12 +200,13 @@ def sample(
         every = checkpoint_every or chunk_size or _streaming.chunk_draws(  # big chunks: each append costs
             num_samples, num_chains, target.dim, 1 << (num_samples - 1).bit_length())
         writer.num_draws, tally = num_samples, None
-    bar.start(t_done)
+    bar.start(t_done, passes=num_chains if layout.chain_method in ("mapped", "sequential") else 1)
     stop = _Interrupt()
     chunk = lambda ck, st, p, t0, n, b: phases.chunk(ck, st, p, t0, n, b, every)  # noqa: E731
     with stop, (writer or contextlib.nullcontext()):
         while t_done < num_samples and not stop.requested:
             n = min(every, num_samples - t_done)
+            bar.begin_chunk(t_done)
             (states, (pos, stats)), tr = layout.run(
                 ("chunk", every, thinning), chunk, chain_keys, states, params,
                 shared=(jnp.asarray(t_done, jnp.int32), jnp.asarray(n, jnp.int32), bar.runtime_args()))

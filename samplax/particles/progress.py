@@ -28,17 +28,23 @@ class StageProgress:
             progress = sys.stderr.isatty()
         return cls(bool(progress), total, label, value_name)
 
+    def note(self, message: str) -> None:
+        if self.enabled:
+            print(message, file=sys.stderr, flush=True)
+
     def start(self) -> None:
         if self.enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total, desc=self.label, file=sys.stderr, dynamic_ncols=True)
+            # an adaptive schedule has no known number of stages (total 0): count stages without a total
+            self._bar = tqdm(total=self.total or None, desc=self.label, unit="stage", file=sys.stderr,
+                             dynamic_ncols=True)
             _ACTIVE.append(self)
 
     def _host(self, stage, value, ess):
         if self._bar is None:
             return
-        self._bar.n = min(int(stage) + 1, self.total)
+        self._bar.n = int(stage) + 1 if not self.total else min(int(stage) + 1, self.total)
         self._bar.set_postfix({self.value_name: f"{float(value):.4g}", "ess": f"{float(ess):.0f}"}, refresh=False)
         self._bar.refresh()
 

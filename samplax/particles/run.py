@@ -77,6 +77,7 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
         return s.run(model, key, num_particles, bar)
 
     batched = jax.jit(jax.vmap(one))
+    bar.note(f"{s.name}: compiling ({num_chains} population(s) x {num_particles} particles) ...")
     t0 = time.perf_counter()
     if chain_method == "vectorized":
         exe = batched.lower(keys).compile()
