@@ -17,12 +17,12 @@ import samplax.diagnostics.reference  # noqa: E402,F401  (so samplax.diagnostics
 from samplax.results import load, save
 from samplax.api import sample
 from samplax.compare import compare
-from samplax.predictive import posterior_predictive, prior_predictive
+from samplax.predictive_checks import posterior_predictive, predictive, prior_predictive
 from samplax.reporting import report  # the HTML report; `html_report` is the same function
 from samplax.reporting import report as html_report
 from samplax.diagnostics.report import text_report
 from samplax.target import Target
 from samplax.jax_cache import compilation_cache
 
-__all__ = ["Target", "compare", "compilation_cache", "diagnostics", "diffusion", "fkc", "html_report", "load", "models", "particles", "posterior_predictive", "prior_predictive", "report", "sample", "samplers", "save", "text_report"]
+__all__ = ["Target", "compare", "compilation_cache", "diagnostics", "diffusion", "fkc", "html_report", "load", "models", "particles", "posterior_predictive", "predictive", "prior_predictive", "report", "sample", "samplers", "save", "text_report"]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""samplax.predictive: prior and posterior predictive draws of numpyro models, checked against exact answers.
+"""samplax.predictive (samplax/predictive_checks.py): prior and posterior predictive draws of numpyro models, checked against exact answers.
 
 Conjugate normal model with known variance: y_i ~ N(mu, 1), mu ~ N(0, 1), n observations. The posterior is
 N(m, v) with v = 1 / (n + 1), m = sum(y) / (n + 1); a replicated observation is N(m, v + 1) exactly, and under the
@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 import samplax
-from samplax.predictive import posterior_predictive, prior_predictive
+from samplax.predictive_checks import posterior_predictive, prior_predictive
 from moments import assert_moments
 
 N_OBS = 5
@@ -161,3 +161,43 @@ def test_reports_still_work_with_predictive_groups(conj_target, conj_run, tmp_pa
 
     matplotlib.use("Agg")
     assert azp.plot_ppc_dist(dt) is not None  # ArviZ reads the groups (posterior_predictive vs observed_data)
+
+
+def test_samplax_predictive_is_prior_without_a_posterior_and_posterior_with_one(conj_target):
+    import types
+
+    import samplax.predictive_checks as pc
+
+    assert callable(samplax.predictive) and not isinstance(samplax.predictive, types.ModuleType)
+    assert samplax.predictive is pc.predictive and {"predictive", "posterior_predictive",
+                                                     "prior_predictive"} <= set(samplax.__all__)
+    # no posterior: the prior predictive, the same draws as prior_predictive with the same seed
+    prior = samplax.predictive(conj_target, seed=4, num_draws=300)
+    assert set(prior.children) == {"prior", "prior_predictive"}
+    ref = prior_predictive(conj_target, num_draws=300, seed=4)
+    np.testing.assert_array_equal(prior["prior_predictive"]["y"].values, ref["prior_predictive"]["y"].values)
+    other = samplax.predictive(conj_target, seed=5, num_draws=300)  # the seed is passed on
+    assert not np.array_equal(other["prior_predictive"]["y"].values, ref["prior_predictive"]["y"].values)
+    assert samplax.predictive(conj_target)["prior_predictive"]["y"].shape == (1, pc.PRIOR_DRAWS, N_OBS)
+
+    # with a posterior: posterior_predictive added to that DataTree, in place, as posterior_predictive does it
+    rng = np.random.default_rng(1)
+    mu = POST_MEAN + np.sqrt(POST_VAR) * rng.standard_normal((2, 400))
+    dt = _posterior_tree({"mu": mu})
+    out = samplax.predictive(conj_target, dt, seed=7, num_draws=100)
+    assert out is dt and {"posterior", "posterior_predictive", "observed_data"} <= set(dt.children)
+    assert dt["posterior_predictive"]["y"].shape == (2, 100, N_OBS)
+    ref = posterior_predictive(_posterior_tree({"mu": mu}), conj_target, seed=7, num_draws=100)
+    np.testing.assert_array_equal(dt["posterior_predictive"]["y"].values, ref["posterior_predictive"]["y"].values)
+    full = samplax.predictive(conj_target, _posterior_tree({"mu": mu}))  # num_draws=None: every draw
+    assert full["posterior_predictive"]["y"].shape == (2, 400, N_OBS)
+
+
+def test_samplax_predictive_names_a_swapped_or_wrong_argument(conj_target):
+    dt = _posterior_tree({"mu": np.zeros((1, 5))})
+    with pytest.raises(TypeError, match="Target comes first"):
+        samplax.predictive(dt, conj_target)
+    with pytest.raises(TypeError, match="dt must be a run's DataTree"):
+        samplax.predictive(conj_target, {"mu": np.zeros((1, 5))})
+    with pytest.raises(ValueError, match="num_draws"):
+        samplax.predictive(conj_target, num_draws=0)

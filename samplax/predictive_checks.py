@@ -1,5 +1,7 @@
 """Prior and posterior predictive draws of a numpyro model's Target, as ArviZ DataTree groups.
 
+`predictive(target, dt=None)` (exported as `samplax.predictive`) is the one entry point: the prior predictive when
+no posterior is given, else the posterior predictive added to `dt`; it delegates to the two functions below.
 `posterior_predictive(dt, target)` runs numpyro's `Predictive` at the run's constrained posterior draws with every
 observed site released (its value simulated instead of fixed to the data) and adds `posterior_predictive` (the
 observed sites' simulated values, plus deterministic sites that are functions of them) and `observed_data`.
@@ -17,7 +19,9 @@ import jax
 import numpy as np
 from numpyro.primitives import Messenger
 
-__all__ = ["posterior_predictive", "prior_predictive"]
+__all__ = ["posterior_predictive", "predictive", "prior_predictive"]
+
+PRIOR_DRAWS = 500  # prior predictive draws when num_draws is not given
 
 
 def _is_factor(site) -> bool:
@@ -136,7 +140,7 @@ def posterior_predictive(dt, target=None, *, seed: int = 0, num_draws: int | Non
     return dt
 
 
-def prior_predictive(target, *, num_draws: int = 500, seed: int = 0):
+def prior_predictive(target, *, num_draws: int = PRIOR_DRAWS, seed: int = 0):
     """Draws of the model run forward from its prior: a DataTree with `prior` (latent and deterministic sites)
     and `prior_predictive` (observed sites, simulated), dims (chain=1, draw=num_draws, ...)."""
     from xarray import DataTree
@@ -164,3 +168,28 @@ def prior_predictive(target, *, num_draws: int = 500, seed: int = 0):
     dt = DataTree.from_dict(_datasets(groups, dims))
     dt.attrs.update({"target": target.name, "seed": int(seed), "num_draws": num_draws})
     return dt
+
+
+def predictive(target, dt=None, *, seed: int = 0, num_draws: int | None = None):
+    """Predictive draws of a numpyro model, numpyro's `Predictive` as ArviZ groups.
+
+    Without `dt`: the prior predictive, a new DataTree with `prior` and `prior_predictive` groups
+    (`num_draws` draws, default 500). With `dt` (what `samplax.sample` returned for `target`): the posterior
+    predictive, `posterior_predictive` (and `observed_data`) added to `dt` in place and `dt` returned
+    (`num_draws` draws per chain, evenly spaced; default all). Either way `arviz_plots.plot_ppc_dist` reads the
+    result (`group="prior_predictive"` for the prior).
+    """
+    from samplax.target import Target
+
+    def _is_tree(x):
+        return hasattr(x, "children") and not isinstance(x, Target)
+
+    if _is_tree(target) and isinstance(dt, Target):
+        raise TypeError("predictive(target, dt): the Target comes first, then the run's DataTree "
+                        "(got them the other way round)")
+    if dt is None:
+        return prior_predictive(target, num_draws=PRIOR_DRAWS if num_draws is None else num_draws, seed=seed)
+    if not _is_tree(dt):
+        raise TypeError(f"predictive(target, dt): dt must be a run's DataTree (what samplax.sample returned) or "
+                        f"None for the prior predictive, got {type(dt).__name__}")
+    return posterior_predictive(dt, target, seed=seed, num_draws=num_draws)
