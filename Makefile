@@ -9,14 +9,14 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 \
 	  if $$c -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then echo $$c; break; fi; done)
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: demo test test-slow venv clean bench browser
+.PHONY: demo test test-slow venv clean bench browser docs
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "error: samplax needs Python >= 3.12 and none was found; install one (e.g. 'pyenv install 3.12') or run 'make PYTHON=/path/to/python3.12'" >&2; exit 1; fi
 	@echo "using $(PYTHON) ($$($(PYTHON) --version))"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,docs]'  # docs: tests/test_docs.py builds the site
 	touch $@
 
 venv: $(VENV)/.installed
@@ -38,8 +38,12 @@ test: venv browser
 test-slow: venv browser
 	SAMPLAX_SLOW=1 $(PY) -m pytest $(PYTEST_ARGS)
 
+# The documentation site (mkdocs-material, API from docstrings, notebooks rendered unexecuted) -> site/
+docs: venv
+	$(PY) -m mkdocs build --strict --site-dir site
+
 bench: venv
 	$(PY) benchmarks/overhead.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site .cache

@@ -1,0 +1,1 @@
+../../examples/choosing_a_sampler.py

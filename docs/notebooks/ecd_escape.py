@@ -1,0 +1,1 @@
+../../examples/ecd_escape.py

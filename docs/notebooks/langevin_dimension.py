@@ -1,0 +1,1 @@
+../../examples/langevin_dimension.py

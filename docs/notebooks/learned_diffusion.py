@@ -1,0 +1,1 @@
+../../examples/learned_diffusion.py

@@ -1,0 +1,1 @@
+../../examples/posteriordb_validation.py
