@@ -106,7 +106,16 @@ def test_stationary_law_matches_exact_chain(integrator, seed):
         assert abs(m - (cj + 0.1 * sd)) > K * mse and abs(m - (cj - 0.1 * sd)) > K * mse, "no power for the mean"
     # posterior holds the final particles, (population, particle, d)
     assert np.asarray(dt["posterior"]["x"]).shape == (4, n, 2)
-    assert np.isfinite(np.asarray(dt["trace"]["energy"])).all()
+    # the energy trace is int V dmu_N + 1/2 iint W dmu_N^2, for these V, W a function of the traced mean and spread
+    tr = dt["trace"]
+    spread, mean_all = np.asarray(tr["empirical_variance"]), np.asarray(tr["mean"])
+    expected = (a / 2 * (spread + (mean_all - np.asarray(center)) ** 2) + b / 2 * spread).sum(-1)
+    np.testing.assert_allclose(np.asarray(tr["energy"]), expected, rtol=1e-8, atol=1e-10)
+    if integrator == "obabo":  # OBABO ends on an exact O step: momenta are N(0, sigma2), kinetic energy d sigma2 / 2
+        ke, kse = _estimate(np.asarray(tr["kinetic_energy"])[:, burn:])
+        ke_truth = len(center) * s2 / 2
+        assert abs(ke - ke_truth) < K * kse, (ke, ke_truth, kse)
+        assert min(abs(ke - 1.1 * ke_truth), abs(ke - ke_truth / 1.1)) > K * kse, "no power for the kinetic energy"
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -155,9 +164,9 @@ def test_skewed_confinement_without_interaction(seed):
     """W = 0, V(x) = e^x - x, sigma2 = 1: independent particles with law of log E, E ~ Exp(1), mean -Euler gamma,
     variance pi^2/6 (skewed, so a sign or drift error shows); h small enough that OBABO's O(h^2) bias is far below
     5 MCSE."""
-    n, h, burn = 128, 0.1, 300
+    n, h, burn = 32, 0.1, 300
     dt = sample_meanfield(lambda x: jnp.sum(jnp.exp(x) - x), lambda z: 0.0 * jnp.sum(z), 1, num_particles=n,
-                          step_size=h, friction=1.0, sigma2=1.0, num_steps=4000, num_populations=8, seed=seed)
+                          step_size=h, friction=1.0, sigma2=1.0, num_steps=4000, num_populations=32, seed=seed)
     mean_truth, var_truth = -np.euler_gamma, np.pi**2 / 6
     m, mse = _estimate(np.asarray(dt["trace"]["mean"])[:, burn:, 0])
     v, vse = _estimate(np.asarray(dt["trace"]["empirical_variance"])[:, burn:, 0] * n / (n - 1))
