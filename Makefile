@@ -40,7 +40,7 @@ test-slow: venv browser
 
 # The documentation site (mkdocs-material, API from docstrings, notebooks rendered unexecuted) -> site/
 docs: venv
-	$(PY) -m mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 bench: venv
 	$(PY) benchmarks/overhead.py

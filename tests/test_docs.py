@@ -1,7 +1,8 @@
 """The documentation site builds: `mkdocs build --strict` (as `make docs` runs it) into a temporary folder.
 
 --strict turns every warning into a failure: a broken link or nav entry, a `::: samplax.X` that no longer
-resolves, a missing snippet (the benchmarks page includes benchmarks/README.md), a notebook that cannot be read.
+resolves, a missing snippet (the benchmarks page includes benchmarks/README.md and, through docs/hooks.py, the
+README's validation matrix), a notebook that cannot be read.
 The notebooks are rendered without running them (`execute: false` in mkdocs.yml), so this takes seconds.
 `make test` installs the `docs` extra; without it the test is skipped, saying how to install it.
 """
@@ -35,3 +36,15 @@ def test_docs_build_strict(tmp_path):
     assert "samplax.sample" in api and "num_chains" in api, "the API page lost sample()'s rendered docstring"
     bench = (site / "benchmarks/index.html").read_text()
     assert "Cold and warm start" in bench, "the benchmarks page no longer includes benchmarks/README.md"
+    assert "the-validation-matrix" in bench, "the benchmarks page lost the README's validation matrix (docs/hooks.py)"
+
+
+def test_every_notebook_is_on_the_site():
+    """Each examples/*.py notebook has its symlink in docs/notebooks/ and a nav entry in mkdocs.yml (a new
+    notebook would otherwise be left off the site without any warning)."""
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for nb in sorted((ROOT / "examples").glob("*.py")):
+        link = ROOT / "docs" / "notebooks" / nb.name
+        assert link.is_symlink() and link.resolve() == nb.resolve(), \
+            f"docs/notebooks/{nb.name} should be a symlink to ../../examples/{nb.name} (ln -s ../../examples/{nb.name} docs/notebooks/)"
+        assert f"notebooks/{nb.name}" in nav, f"mkdocs.yml's nav has no entry for notebooks/{nb.name}"
