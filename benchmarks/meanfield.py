@@ -8,7 +8,7 @@ The N-particle system splits into a mean mode (stiffness a) and N-1 spread modes
 Measured errors (+- MCSE from arviz-stats over the per-step trace) are printed next to these exact values, with the
 log-log slope fitted over the rows whose error is > 3 MCSE.
 
-    .venv/bin/python benchmarks/meanfield.py --quick     # under a minute on 2 cores
+    .venv/bin/python benchmarks/meanfield.py --quick     # about 50 s on 2 busy cores, cold compile cache
     .venv/bin/python benchmarks/meanfield.py
 """
 
@@ -116,8 +116,8 @@ def main():
     t0 = time.perf_counter()
     print(f"V = {A}|x|^2/2, W = {B}|z|^2/2, sigma2 = {S2}: mean-field variance {gaussian_meanfield_variance(A, B, S2)}")
     if args.quick:
-        step_size_table([0.8, 0.4, 0.2], n=128, time_units=300, pops=2, seed=args.seed, dim=2)
-        particle_table([2, 4, 8, 16], h=0.2, time_units=300, total_particles=64, seed=args.seed, dim=1)
+        step_size_table([0.8, 0.4, 0.2], n=64, time_units=300, pops=4, seed=args.seed, dim=2)
+        particle_table([2, 4, 16], h=0.2, time_units=300, total_particles=64, seed=args.seed, dim=1)
     else:
         step_size_table([0.5, 0.35, 0.25, 0.175, 0.125], n=64, time_units=1000, pops=4, seed=args.seed, dim=2)
         particle_table([2, 4, 8, 16, 32, 64], h=0.2, time_units=1000, total_particles=128, seed=args.seed, dim=1)
