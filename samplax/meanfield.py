@@ -122,6 +122,12 @@ def sample_meanfield(V: Callable, W: Callable, dim: int, *, num_particles: int =
             raise ValueError(f"{name} must be > 0, got {v}")
     if integrator not in INTEGRATORS:
         raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}")
+    for name, fn in (("V", V), ("W", W)):
+        shape = jax.eval_shape(fn, jax.ShapeDtypeStruct((int(dim),), jnp.result_type(float))).shape
+        if shape != ():
+            raise ValueError(f"{name} must map a point of R^{dim} (shape ({dim},)) to a scalar, got shape {shape}")
+    if init_position is not None and jnp.shape(init_position)[-1:] != (int(dim),):
+        raise ValueError(f"init_position must end in dim = {dim}, got shape {jnp.shape(init_position)}")
     from arviz_base import dict_to_dataset, from_dict
 
     root = jax.random.key(seed)

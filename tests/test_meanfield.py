@@ -157,6 +157,10 @@ def test_bad_settings_raise():
         sample_meanfield(lambda x: 0.0, lambda z: 0.0, 1, integrator="euler")
     with pytest.raises(ValueError, match="step_size"):
         sample_meanfield(lambda x: 0.0, lambda z: 0.0, 1, step_size=0.0)
+    with pytest.raises(ValueError, match="W must map"):
+        sample_meanfield(lambda x: jnp.sum(x**2), lambda z: z**2, 2)
+    with pytest.raises(ValueError, match="init_position"):
+        sample_meanfield(lambda x: jnp.sum(x**2), lambda z: jnp.sum(z**2), 2, init_position=jnp.zeros((4, 3)))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
