@@ -28,30 +28,39 @@ class MeanFieldState(NamedTuple):
     force: jax.Array  # (N, d): -(grad V + grad W * mu_N) at position
 
 
-def _force_fn(V: Callable, W: Callable):
-    gV, gW = jax.grad(V), jax.grad(W)
+def _pair(W: Callable, pairwise: bool) -> Callable:
+    """W as a function of two points: W(x, y) as given (pairwise=True, symmetric), else W(x - y)."""
+    return W if pairwise else (lambda x, y: W(x - y))
+
+
+def _force_fn(V: Callable, W: Callable, pairwise: bool = False):
+    # for symmetric W, (1/N) sum_j d/dx W(x_i, x_j) is d/dx_i of 1/(2N) sum_{j,k} W(x_j, x_k)
+    gV, gW = jax.grad(V), jax.grad(_pair(W, pairwise))
 
     def force(x):
-        pair = jax.vmap(lambda xi: jax.vmap(lambda xj: gW(xi - xj))(x).mean(0))(x)  # (N, d), O(N^2 d)
+        pair = jax.vmap(lambda xi: jax.vmap(lambda xj: gW(xi, xj))(x).mean(0))(x)  # (N, d), O(N^2 d)
         return -(jax.vmap(gV)(x) + pair)
 
     return force
 
 
-def _energy_fn(V: Callable, W: Callable):
+def _energy_fn(V: Callable, W: Callable, pairwise: bool = False):
+    W2 = _pair(W, pairwise)
+
     def energy(x):
         """int V dmu_N + 1/2 iint W dmu_N dmu_N at the empirical measure (the free energy without its entropy)."""
-        pair = jax.vmap(lambda xi: jax.vmap(lambda xj: W(xi - xj))(x))(x)
+        pair = jax.vmap(lambda xi: jax.vmap(lambda xj: W2(xi, xj))(x))(x)
         return jax.vmap(V)(x).mean() + 0.5 * pair.mean()
 
     return energy
 
 
-def meanfield_step(V: Callable, W: Callable, *, step_size, friction, sigma2, integrator: str = "obabo"):
+def meanfield_step(V: Callable, W: Callable, *, step_size, friction, sigma2, integrator: str = "obabo",
+                   pairwise: bool = False):
     """One OBABO / BAOAB step of the N-particle system: `step(key, state) -> state` (pure, jittable)."""
     if integrator not in INTEGRATORS:
         raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}")
-    force = _force_fn(V, W)
+    force = _force_fn(V, W, pairwise)
     h, g, s2 = step_size, friction, sigma2
 
     def O(key, p, t):  # exact OU flow of the momentum over time t, stationary N(0, sigma2)
@@ -80,10 +89,12 @@ def meanfield_step(V: Callable, W: Callable, *, step_size, friction, sigma2, int
     return step, force
 
 
-def run_population(V, W, key, init_position, *, step_size, friction, sigma2, num_steps, integrator="obabo"):
+def run_population(V, W, key, init_position, *, step_size, friction, sigma2, num_steps, integrator="obabo",
+                   pairwise=False):
     """Run one population for num_steps; returns the final state and per-step traces (jit- and vmap-able)."""
-    step, force = meanfield_step(V, W, step_size=step_size, friction=friction, sigma2=sigma2, integrator=integrator)
-    energy = _energy_fn(V, W)
+    step, force = meanfield_step(V, W, step_size=step_size, friction=friction, sigma2=sigma2, integrator=integrator,
+                                 pairwise=pairwise)
+    energy = _energy_fn(V, W, pairwise)
     k0, krun = jax.random.split(key)
     x0 = jnp.asarray(init_position)
     p0 = jnp.sqrt(sigma2) * jax.random.normal(k0, x0.shape, x0.dtype)
@@ -105,8 +116,12 @@ def run_population(V, W, key, init_position, *, step_size, friction, sigma2, num
 
 def sample_meanfield(V: Callable, W: Callable, dim: int, *, num_particles: int = 256, step_size: float = 0.1,
                      friction: float = 1.0, sigma2: float = 1.0, num_steps: int = 1000, num_populations: int = 1,
-                     seed: int = 0, integrator: str = "obabo", init_scale: float = 1.0, init_position=None):
+                     seed: int = 0, integrator: str = "obabo", init_scale: float = 1.0, init_position=None,
+                     pairwise: bool = False):
     """N-particle underdamped Langevin for the free energy with confinement V and interaction W (both R^d -> R).
+
+    pairwise=True: W is a symmetric function of two points, W(x, y), for energies 1/2 iint W(x, y) dmu dmu that are
+      not of convolution type (e.g. a mean-field two-layer network's squared loss: W(x, y) = E_z[h_z(x) h_z(y)]).
 
     Returns an ArviZ DataTree: `posterior` (chain, draw) = (independent population, particle) at the last step,
     variable "x" (dim x_dim_0 = dim); `trace` group (chain, step) with, per step, "energy" (the free energy without
@@ -122,8 +137,9 @@ def sample_meanfield(V: Callable, W: Callable, dim: int, *, num_particles: int =
             raise ValueError(f"{name} must be > 0, got {v}")
     if integrator not in INTEGRATORS:
         raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}")
-    for name, fn in (("V", V), ("W", W)):
-        shape = jax.eval_shape(fn, jax.ShapeDtypeStruct((int(dim),), jnp.result_type(float))).shape
+    pt = jax.ShapeDtypeStruct((int(dim),), jnp.result_type(float))
+    for name, fn, args in (("V", V, (pt,)), ("W", W, (pt, pt) if pairwise else (pt,))):
+        shape = jax.eval_shape(fn, *args).shape
         if shape != ():
             raise ValueError(f"{name} must map a point of R^{dim} (shape ({dim},)) to a scalar, got shape {shape}")
     if init_position is not None and jnp.shape(init_position)[-1:] != (int(dim),):
@@ -140,7 +156,7 @@ def sample_meanfield(V: Callable, W: Callable, dim: int, *, num_particles: int =
 
     def one(key, x):
         return run_population(V, W, key, x, step_size=step_size, friction=friction, sigma2=sigma2,
-                              num_steps=num_steps, integrator=integrator)
+                              num_steps=num_steps, integrator=integrator, pairwise=pairwise)
 
     t0 = time.perf_counter()
     final, trace = jax.jit(jax.vmap(one))(keys, x0)
@@ -155,7 +171,8 @@ def sample_meanfield(V: Callable, W: Callable, dim: int, *, num_particles: int =
     dt.attrs.update({
         "sampler": "meanfield_underdamped", "integrator": integrator, "num_particles": int(num_particles),
         "num_populations": int(num_populations), "step_size": float(step_size), "friction": float(friction),
-        "sigma2": float(sigma2), "num_steps": int(num_steps), "seed": int(seed), "wall_time": wall,
+        "sigma2": float(sigma2), "num_steps": int(num_steps), "pairwise": bool(pairwise), "seed": int(seed),
+        "wall_time": wall,
         "n_grad_sampling": int(num_populations * (num_steps + 1) * num_particles * (num_particles + 1)),
     })
     return dt

@@ -213,3 +213,28 @@ def test_nonlinear_interaction_matches_finite_n_gibbs(n, seed):
     assert min(abs(e1 - m1 - 0.1 * np.sqrt(var)), abs(e1 - m1 + 0.1 * np.sqrt(var))) > K * se1, "no power (mean)"
     # without the interaction the answer differs (W = 0: mean -Euler gamma)
     assert abs(e1 + np.euler_gamma) > K * se1, "cannot see the interaction"
+
+
+def test_pairwise_form_of_a_convolution_interaction_is_the_same_run():
+    V, b = (lambda x: jnp.sum(x**2) / 2), 1.7
+    kw = dict(num_particles=8, step_size=0.2, num_steps=50, num_populations=2, seed=3)
+    d1 = sample_meanfield(V, lambda z: b * jnp.sum(z**2) / 2, 2, **kw)
+    d2 = sample_meanfield(V, lambda x, y: b * jnp.sum((x - y) ** 2) / 2, 2, pairwise=True, **kw)
+    np.testing.assert_allclose(np.asarray(d1["posterior"]["x"]), np.asarray(d2["posterior"]["x"]), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(d1["trace"]["energy"]), np.asarray(d2["trace"]["energy"]), rtol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pairwise_bilinear_interaction(seed):
+    """W(x, y) = c x y (not a convolution): 1/2 iint W = c m^2 / 2 stiffens only the mean mode, to a + c, and leaves
+    the N - 1 spread modes at a: spread (1 - 1/N) v(a), squared particle mean v(a + c) / N, exactly (OBABO, any h)."""
+    a, c, h, n, burn = 1.0, 3.0, 0.25, 4, 300
+    dt = sample_meanfield(lambda x: a * jnp.sum(x**2) / 2, lambda x, y: c * jnp.sum(x * y), 1, pairwise=True,
+                          num_particles=n, step_size=h, num_steps=3000, num_populations=32, seed=seed)
+    v_a, v_ac = (gaussian_particle_variance(k, 0.0, 1.0, 1, h) for k in (a, a + c))
+    spread, sse = _estimate(np.asarray(dt["trace"]["empirical_variance"])[:, burn:, 0])
+    m2, mse = _estimate(np.asarray(dt["trace"]["mean"])[:, burn:, 0] ** 2)
+    assert abs(spread - (1 - 1 / n) * v_a) < K * sse, (spread, (1 - 1 / n) * v_a, sse)
+    assert abs(m2 - v_ac / n) < K * mse, (m2, v_ac / n, mse)
+    assert min(abs(spread - 1.1 * (1 - 1 / n) * v_a), abs(spread - (1 - 1 / n) * v_a / 1.1)) > K * sse, "no power"
+    assert min(abs(m2 - 1.1 * v_ac / n), abs(m2 - v_ac / n / 1.1)) > K * mse, "no power (mean mode)"
