@@ -92,6 +92,10 @@ def test_low_rank_recovers_a_planted_direction_and_whitens():
     ref = fisher_score_low_rank(x, g, 4)
     np.testing.assert_allclose(m.lam, ref.lam, rtol=1e-8)
     np.testing.assert_allclose(np.abs(np.sum(m.U * ref.U, 0)), 1.0, rtol=1e-6)
+    # at rank >= d (the dense metric; Q = I instead of the SVDs' span) the same matrix as blackjax's at rank d
+    full, ref_full = fisher.low_rank(x, g, d), fisher_score_low_rank(x, g, d)
+    ref_c = fisher.dense(fisher.LowRankMetric(ref_full.sigma, ref_full.U, ref_full.lam))
+    np.testing.assert_allclose(fisher.dense(full), ref_c, rtol=1e-7, atol=1e-10 * float(jnp.abs(ref_c).max()))
     bj = fisher.to_blackjax(m)
     np.testing.assert_array_equal(bj.sigma, m.sigma)
     # a plain diagonal is a metric too

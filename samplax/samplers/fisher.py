@@ -136,9 +136,12 @@ def low_rank(draws: Array, grads: Array, max_rank: int = 10, *, weights: Array |
     sigma = jnp.sqrt(fisher_diag_from_moments(var_x, var_g, prev_sigma**2))
     X, A = dx / sigma, dg * sigma
     k = int(max_rank)
-    _, _, vx = jnp.linalg.svd(X, full_matrices=False)
-    _, _, va = jnp.linalg.svd(A, full_matrices=False)
-    Q, _ = jnp.linalg.qr(jnp.concatenate([vx[:k].T, va[:k].T], axis=1))
+    if k >= d:  # the top directions span everything: Q = I gives the same metric without two SVDs and a QR
+        Q = jnp.eye(d, dtype=X.dtype)
+    else:
+        _, _, vx = jnp.linalg.svd(X, full_matrices=False)
+        _, _, va = jnp.linalg.svd(A, full_matrices=False)
+        Q, _ = jnp.linalg.qr(jnp.concatenate([vx[:k].T, va[:k].T], axis=1))
     q = Q.shape[1]
     px, pa = Q.T @ X.T, Q.T @ A.T
     cx = px @ px.T / gamma + jnp.eye(q)
