@@ -2,6 +2,7 @@
 
 import base64
 import io
+import pathlib
 import re
 import shutil
 import subprocess
@@ -97,25 +98,68 @@ def test_bad_arguments_are_named(runs, tmp_path):
         report([1, 2], g, tmp_path / "r.html")
 
 
+def _chromium(path, width=1280, height=3000, shot=None) -> dict:
+    """Open an HTML file in headless Chromium at `width` x `height`: the page's load check (images loaded / total,
+    script errors) and its widths (window, page, visible), and a screenshot when `shot` is a path.
+
+    Headless Chromium will not make a window narrower than 500 px, so narrower widths load the page in an iframe
+    of that width inside a wrapper page and read the iframe's load check."""
+    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+              "--allow-file-access-from-files"]
+    if shot is not None:
+        proc = subprocess.run(common + ["--hide-scrollbars", f"--window-size={width},{height}", f"--screenshot={shot}",
+                                        path.as_uri()], capture_output=True, text=True, timeout=120)
+        assert shot.exists(), proc.stderr[-2000:]
+    wrap = path.with_name(f"_at_{width}px_{path.name}")
+    wrap.write_text(
+        f"<!DOCTYPE html><html><body style='margin:0'><iframe id='f' src='{path.name}' "
+        f"style='width:{width}px;height:{height}px;border:0'></iframe><script>"
+        "window.addEventListener('load', function () { var b = document.getElementById('f').contentDocument.body;"
+        " ['data-images', 'data-errors', 'data-width'].forEach(function (k) {"
+        " document.body.setAttribute(k, b.getAttribute(k)); }); });</script></body></html>")
+    dom = subprocess.run(common + ["--window-size=1400,1000", "--dump-dom", wrap.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    m = re.search(r'<body style="margin:0" data-images="(\d+)/(\d+)" data-errors="(\d+)" '
+                  r'data-width="(\d+):(\d+):(\d+)"', dom)
+    assert m is not None, f"the page's load check did not run: {dom[-500:]}"
+    loaded, total, errors, window, page_width, visible = map(int, m.groups())
+    assert window == width, (window, width)
+    return {"loaded": loaded, "total": total, "errors": errors, "page_width": page_width, "visible": visible}
+
+
+def _assert_opens_cleanly(path, min_images, tmp_path):
+    """Every image loaded, no script error, a screenshot with content at 1280 px, and no sideways overflow of the
+    page at 1280 px or at a phone's 390 px."""
+    from PIL import Image
+
+    shot = tmp_path / f"{path.stem}.png"
+    for width in (1280, 390):
+        got = _chromium(path, width, shot=shot if width == 1280 else None)
+        assert got["total"] >= min_images and got["loaded"] == got["total"], f"{got} at {width} px"
+        assert got["errors"] == 0, got
+        assert got["page_width"] <= got["visible"] + 1, f"the page overflows sideways at {width} px: {got}"
+    im = np.asarray(Image.open(shot).convert("L"), float)
+    assert im.std() > 10.0, "screenshot is blank"
+
+
 def test_report_opens_in_headless_chromium(page, tmp_path):
     if CHROMIUM is None:
         pytest.skip("chromium not installed: `apt-get install chromium` (make test installs it when run as root)")
     path, _, _ = page
-    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
-    shot = tmp_path / "shot.png"
-    proc = subprocess.run(common + ["--hide-scrollbars", "--window-size=1200,3000", f"--screenshot={shot}",
-                                    path.as_uri()], capture_output=True, text=True, timeout=120)
-    assert shot.exists(), proc.stderr[-2000:]
-    from PIL import Image
+    _assert_opens_cleanly(path, 10, tmp_path)
 
-    im = np.asarray(Image.open(shot).convert("L"), float)
-    assert im.std() > 10.0, "screenshot is blank"
-    dom = subprocess.run(common + ["--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    m = re.search(r'<body data-images="(\d+)/(\d+)" data-errors="(\d+)"', dom)
-    assert m is not None, "the page's load check did not run"
-    loaded, total, errors = map(int, m.groups())
-    assert total >= 10 and loaded == total, f"{loaded}/{total} images loaded"
-    assert errors == 0
+
+def test_the_phone_width_check_sees_a_page_that_overflows(page, tmp_path):
+    """The overflow check has power: the same page with its tables let out of their scroll containers (the
+    stylesheet before it was fixed for phones) overflows at 390 px, and not at 1280 px."""
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed")
+    path, _, _ = page
+    wide = tmp_path / "wide.html"
+    wide.write_text(path.read_text().replace(".scroll{overflow-x:auto", ".scroll{overflow-x:visible", 1))
+    at_phone, at_desktop = _chromium(wide, 390), _chromium(wide, 1280)
+    assert at_phone["page_width"] > at_phone["visible"] + 1, at_phone
+    assert at_desktop["page_width"] <= at_desktop["visible"] + 1, at_desktop
 
 
 def test_long_runs_are_thinned_for_plots_only(runs, tmp_path, monkeypatch):
@@ -200,3 +244,114 @@ def test_population_run_html_has_verdict_and_log_z_per_population_and_no_chain_p
     assert "<th>population 0</th>" in stages and "<th>population 1</th>" in stages and "<th>pooled</th>" in stages
     assert f"<td>{per[1]:.4g}</td>" in stages and f"<td>{float(smc_run.attrs['log_z']):.4g}</td>" in stages
     assert ">Trace and rank plots</h2>" not in text and ">Autocorrelation</h2>" not in text
+
+
+def _conjugate(n, y=None, z=None):
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    with numpyro.plate("obs_id", n):
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)  # a plate of observations: a density overlay
+    numpyro.sample("z", dist.Normal(mu, 2.0), obs=z)  # one scalar observation: a histogram and the observed value
+
+
+@pytest.fixture(scope="module")
+def ppc_page(runs, tmp_path_factory):
+    """A report of a numpyro run with posterior_predictive / observed_data groups next to a run without them."""
+    _, r = runs
+    y = np.random.default_rng(3).normal(0.7, 1.0, 8)
+    t = samplax.Target.from_numpyro(_conjugate, 8, y=y, z=0.3)
+    dt = samplax.sample(t, "nuts", num_chains=2, num_warmup=150, num_samples=150, seed=1, progress=False)
+    samplax.predictive(t, dt, num_draws=60, seed=2)
+    d = tmp_path_factory.mktemp("ppc")
+    path = report({"model": dt, "mala": r["mala"]}, None, d / "ppc.html", figures_dir=d / "figs",
+                  figure_formats=("png",))
+    return path, report.last_errors, d
+
+
+def test_ppc_panel_shows_each_observed_site_of_runs_with_predictive_groups(ppc_page, page):
+    from PIL import Image
+
+    path, errors, d = ppc_page
+    text = path.read_text()
+    assert errors == []
+    sections = re.findall(r'<h2 id="s\d+">([^<]+)</h2>', text)
+    assert "Posterior predictive checks" in sections
+    block = text.split(">Posterior predictive checks</h2>")[1].split("<h2")[0]
+    assert block.startswith("<h3>model</h3>") and "<h3>mala</h3>" not in block  # headed by its run; mala has none
+    assert "blue: 50 of 120 replicated data sets" in block  # PPC_NUM_SAMPLES drawn of 2 chains x 60 draws
+    alts = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', block)
+    assert [a for a, _ in alts] == ["posterior predictive check of model: y", "posterior predictive check of model: z"]
+    for _, b64 in alts:  # every image decodes and is not blank
+        im = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("L"), float)
+        assert im.std() > 1.0
+    assert sorted(p.name for p in (d / "figs").glob("*_ppc_*")) == ["model_ppc_y.png", "model_ppc_z.png"]
+    # a report of runs without predictive groups has no such panel
+    assert ">Posterior predictive checks</h2>" not in page[0].read_text()
+
+
+def test_ppc_report_opens_in_headless_chromium(ppc_page, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed")
+    path, _, _ = ppc_page
+    _assert_opens_cleanly(path, 6, tmp_path)
+
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SCREENSHOTS = {"compare_report": "a `samplax.compare` report", "smc_report": "an SMC report"}
+SCREENSHOT_MAX_BYTES = 300_000
+
+
+def _readme_screenshot(html_path, png_path):
+    """The top of a report at 1280 px, as a palette PNG small enough for the README."""
+    from PIL import Image
+
+    raw = png_path.with_name(png_path.stem + "_raw.png")
+    got = _chromium(html_path, 1280, 1500, shot=raw)
+    Image.open(raw).convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(png_path,
+                                                                                             optimize=True)
+    return got
+
+
+@pytest.fixture(scope="module")
+def compare_page(runs, tmp_path_factory):
+    g, _ = runs
+    path = tmp_path_factory.mktemp("compare") / "compare.html"
+    samplax.compare(g, ["nuts", "mala"], budget=12_000, num_chains=2, seed=3, report=str(path))
+    return path
+
+
+def test_readme_screenshots_of_a_compare_report_and_an_smc_report(compare_page, smc_run, tmp_path):
+    """Takes the README's screenshots (docs/img/compare_report.png, docs/img/smc_report.png) and checks them;
+    SAMPLAX_UPDATE_SCREENSHOTS=1 writes them into docs/img. The README shows the committed ones."""
+    import os
+    import shutil as sh
+
+    from PIL import Image
+
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed")
+    smc_page = report({"smc": smc_run}, None, tmp_path / "smc.html")
+    for name, html_path, must_show in (("compare_report", compare_page, ("Verdict", "Ranking", "nuts", "mala")),
+                                       ("smc_report", smc_page, ("Verdict", "log Z", "Particle methods"))):
+        text = html_path.read_text()
+        assert all(s in text for s in must_show), name
+        shot = tmp_path / f"{name}.png"
+        got = _readme_screenshot(html_path, shot)
+        assert got["loaded"] == got["total"] > 0 and got["errors"] == 0, got
+        _assert_opens_cleanly(html_path, 1, tmp_path)  # and at a phone's width
+        im = Image.open(shot)
+        assert im.size == (1280, 1500)
+        grey = np.asarray(im.convert("L"), float)
+        assert grey.std() > 10.0, f"{name} screenshot is blank"
+        assert (grey < 128).mean() > 0.01, f"{name} screenshot has (almost) no text or plot"
+        assert shot.stat().st_size < SCREENSHOT_MAX_BYTES, shot.stat().st_size
+        if os.environ.get("SAMPLAX_UPDATE_SCREENSHOTS") == "1":
+            (REPO / "docs/img").mkdir(parents=True, exist_ok=True)
+            sh.copy(shot, REPO / "docs/img" / f"{name}.png")
+    readme = (REPO / "README.md").read_text()
+    for name in SCREENSHOTS:  # the committed screenshots exist, are small, and the README shows them
+        committed = REPO / "docs/img" / f"{name}.png"
+        assert committed.exists() and committed.stat().st_size < SCREENSHOT_MAX_BYTES, committed
+        assert re.search(rf"!\[[^\]]+\]\(docs/img/{name}\.png\)", readme), f"README does not show {name}.png"

@@ -10,12 +10,25 @@ from samplax.reporting.figures import Figures
 from samplax.reporting.panels import PANELS, Context, render
 
 CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;color:#222}
-h1{font-size:1.5em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0} td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
-th{background:#f4f4f4} td.bad{background:#fbd3d3;font-weight:bold} .warn li{color:#8a3b00} .ok{color:#19692c}
-.small{font-size:.8em;color:#666} img{max-width:100%;display:block;margin:.5em 0} pre.bad{background:#fbd3d3;padding:.5em}
-nav a{margin-right:1em} ul.verdict li.bad{color:#9b1c1c} ul.verdict li.ok{color:#19692c}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;line-height:1.45;margin:0 auto;padding:1em 1.2em 3em;
+  max-width:1200px;color:#1f2328;background:#fff;overflow-wrap:anywhere}
+h1{font-size:1.5em;margin:.3em 0} h2{font-size:1.25em;border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.8em}
+h3{font-size:1.05em;margin:1.2em 0 .3em}
+nav{display:flex;flex-wrap:wrap;gap:.3em 1em;padding:.5em 0;border-bottom:1px solid #d0d7de}
+nav a{color:#0969da;text-decoration:none} nav a:hover{text-decoration:underline}
+.scroll{overflow-x:auto;max-width:100%;-webkit-overflow-scrolling:touch}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0;font-variant-numeric:tabular-nums}
+td,th{border:1px solid #d8dee4;padding:3px 7px;text-align:right;overflow-wrap:normal}
+th{background:#f6f8fa} td.t{text-align:left;min-width:8em} td.bad{background:#ffd7d5;color:#82071e;font-weight:bold}
+.warn li{color:#8a3b00} .ok{color:#1a7f37} .small{font-size:.8em;color:#59636e}
+img{max-width:100%;height:auto;display:block;margin:.5em 0}
+pre{white-space:pre-wrap;overflow-wrap:anywhere} pre.bad{background:#ffd7d5;padding:.5em}
+ul.verdict{list-style:none;padding-left:0;font-size:1.05em} ul.verdict li{padding:.15em 0}
+ul.verdict li.bad{color:#9b1c1c} ul.verdict li.ok{color:#1a7f37}
+ul.verdict li.ok::before{content:"\\2713  "} ul.verdict li.bad::before{content:"\\2717  "}
+ol.ranking{list-style:none;padding-left:1em}
+@media (max-width:600px){body{padding:.6em .7em 2em;font-size:15px} table{font-size:.8em}}
 """
 
 # After load: count images that failed and errors raised, so a headless browser test can read them from the DOM.
@@ -27,6 +40,9 @@ window.addEventListener('load', function () {
   var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
   document.body.setAttribute('data-images', ok + '/' + imgs.length);
   document.body.setAttribute('data-errors', String(window.__errors.length));
+  // window width : page width : visible width; the page overflows sideways when page width > visible width
+  var de = document.documentElement;
+  document.body.setAttribute('data-width', window.innerWidth + ':' + de.scrollWidth + ':' + de.clientWidth);
 });
 """
 
@@ -65,7 +81,7 @@ def report(runs, target=None, out="report.html", *, hitting_set=None, hitting_la
     nav = "".join(f'<a href="#s{i}">{html.escape(s.title)}</a>' for i, s in enumerate(sections))
     body = "".join(f'<h2 id="s{i}">{html.escape(s.title)}</h2>{s.body}' for i, s in enumerate(sections))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style><script>{CHECK_JS}</script></head><body><h1>{html.escape(title)}</h1>"
             f"<p class='small'>written {stamp}</p><nav>{nav}</nav>{body}</body></html>")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -45,11 +45,13 @@ def _table(rows: dict[str, dict], flags: dict | None = None) -> str:
         cells = []
         for c in cols:
             v = r.get(c, "")
+            number = isinstance(v, (int, float, np.integer, np.floating))
             text = f"{v:.4g}" if isinstance(v, (float, np.floating)) else html.escape(str(v))
             bad = flags is not None and flags.get((label, c), False)
-            cells.append(f'<td class="bad">{text}</td>' if bad else f"<td>{text}</td>")
+            cells.append(f'<td class="bad">{text}</td>' if bad else f"<td>{text}</td>" if number
+                         else f'<td class="t">{text}</td>')  # words and settings read left to right
         body.append(f"<tr><th>{html.escape(str(label))}</th>{''.join(cells)}</tr>")
-    return f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
+    return f"<div class='scroll'><table><tr><th></th>{head}</tr>{''.join(body)}</table></div>"
 
 
 def reference_size(target, default: int = 100_000) -> int:
@@ -372,8 +374,67 @@ def _log_z_table(dt) -> str:
     return _table(rows)
 
 
-PANELS: list[Callable] = [verdict_panel, runs_panel, summary_panel, truth_panel, hitting_panel, particles_panel, trace_rank_panel,
-                          energy_panel, divergence_panel, autocorr_panel]
+PPC_NUM_SAMPLES = 50  # replicated data sets drawn over the observed data in the PPC panel
+
+
+def ppc_sites(dt) -> list[str]:
+    """Observed sites a posterior predictive check can show: in both `posterior_predictive` and `observed_data`."""
+    if "posterior_predictive" not in dt.children or "observed_data" not in dt.children:
+        return []
+    obs = dt["observed_data"]
+    return [n for n in dt["posterior_predictive"].data_vars if n in obs.data_vars]
+
+
+def _ppc_hist(dt, site: str, label: str):
+    """One observed value (a scalar site has no spread to draw a density of): a histogram of its replicates and
+    the observed value as a vertical line, with its posterior predictive p-value P(y_rep >= y)."""
+    import matplotlib.pyplot as plt
+
+    rep = np.asarray(dt["posterior_predictive"][site], dtype=float)
+    obs = np.asarray(dt["observed_data"][site], dtype=float)
+    rep = rep.reshape(rep.shape[0] * rep.shape[1], -1)  # (chain * draw, observed values)
+    fig, ax = plt.subplots(figsize=(5.5, 3))
+    ax.hist(rep.ravel(), bins=40, density=True, alpha=0.5, color="C0", label="replicated")
+    for v in obs.ravel():
+        ax.axvline(v, color="k", lw=2, label="observed")
+    p = float(np.mean(rep >= obs.ravel()))
+    ax.set(title=f"{label}: {site}  (P(y_rep >= y) = {p:.2f})", xlabel=site, yticks=[])
+    ax.legend(fontsize=8)
+    return fig
+
+
+def ppc_panel(runs, ctx) -> Section | None:
+    """Posterior predictive checks: per observed site, replicated data sets drawn over the observed data, for runs
+    with `posterior_predictive` and `observed_data` groups (`samplax.predictive(target, dt)`)."""
+    import arviz_plots as azp
+
+    parts = []
+    for label, dt in runs.items():
+        sites = ppc_sites(dt)
+        if not sites:
+            continue
+        n_rep = int(np.prod([dt["posterior_predictive"].sizes[d] for d in ("chain", "draw")]))
+        block = [f"<h3>{html.escape(label)}</h3><p class='small'>blue: {min(PPC_NUM_SAMPLES, n_rep)} of {n_rep} "
+                 "replicated data sets drawn from the posterior predictive; black: the observed data</p>"]
+        for site in sites:
+            alt = f"posterior predictive check of {label}: {site}"
+            name = f"{label}_ppc_{site}"
+            if int(np.prod(dt["observed_data"][site].shape)) < 2:
+                block.append(ctx.figures.img(_ppc_hist(dt, site, label), name, alt))
+                continue
+            pc = azp.plot_ppc_dist(dt, var_names=[site], num_samples=min(PPC_NUM_SAMPLES, n_rep),
+                                   backend="matplotlib")
+            fig = pc.viz["figure"]
+            fig = fig.item() if hasattr(fig, "item") else fig
+            for ax in fig.axes:  # each plot titled by its run and site
+                ax.set_title(f"{label}: {ax.get_title() or site}")
+            block.append(ctx.figures.img(fig, name, alt))
+        parts.append("".join(block))
+    return Section("Posterior predictive checks", "".join(parts)) if parts else None
+
+
+PANELS: list[Callable] = [verdict_panel, runs_panel, summary_panel, truth_panel, hitting_panel, particles_panel,
+                          ppc_panel, trace_rank_panel, energy_panel, divergence_panel, autocorr_panel]
 
 
 def render(panel, runs, ctx) -> Section | None:
