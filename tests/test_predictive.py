@@ -153,6 +153,9 @@ def test_reports_still_work_with_predictive_groups(conj_target, conj_run, tmp_pa
     out = samplax.report({"nuts": dt}, out=tmp_path / "r.html")
     html = out.read_text()
     assert "nuts" in html and len(html) > 1000
+    assert samplax.report.last_errors == []
+    ppc = html.split(">Posterior predictive checks</h2>")[1].split("<h2")[0]  # the PPC panel, headed by the run
+    assert ppc.startswith("<h3>nuts</h3>") and 'alt="posterior predictive check of nuts: y"' in ppc
     path = samplax.save(dt, tmp_path / "run.nc")
     back = samplax.load(path)
     assert back["posterior_predictive"]["y"].shape == (4, 50, N_OBS)
