@@ -105,7 +105,8 @@ def particle_table(ns, h, time_units, total_particles, seed, dim):
         print(f"| {n} | {pops} | {est - v_lim:+.5f} | {se:.5f} | {coef / n:+.5f} | {n * (est - v_lim):+.3f} | "
               f"{sec:.1f} |")
     slope = _slope(ns, biases, ses)
-    print(f"\nobserved slope of log bias vs log N: {slope:.2f} (exact: {exact_slope:.2f}, O(1/N)); exact N x bias = {coef:.3f}")
+    print(f"\nobserved slope of log bias vs log N: {slope:.2f} (exact: {exact_slope:.2f}, O(1/N)); "
+          f"exact N x bias = {coef:.3f}")
     return slope
 
 

@@ -1,4 +1,4 @@
-"""Mean-field underdamped Langevin: N interacting particles for F(mu) = int V dmu + 1/2 iint W(x-y) dmu dmu + sigma2 Ent(mu).
+"""Mean-field underdamped Langevin: N interacting particles for F(mu) = int V + 1/2 iint W(x - y) + sigma2 Ent(mu).
 
 The N-particle system (Fu & Wilson 2023, arXiv 2312.16360, their Eq. for the N-particle underdamped Langevin dynamics)
     dX_i = P_i dt,
