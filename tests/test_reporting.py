@@ -246,7 +246,7 @@ def test_population_run_html_has_verdict_and_log_z_per_population_and_no_chain_p
     assert ">Trace and rank plots</h2>" not in text and ">Autocorrelation</h2>" not in text
 
 
-def _conjugate(n, y=None, z=None):
+def _conjugate(n, y=None, z=None, count=None):
     import numpyro
     import numpyro.distributions as dist
 
@@ -254,6 +254,8 @@ def _conjugate(n, y=None, z=None):
     with numpyro.plate("obs_id", n):
         numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)  # a plate of observations: a density overlay
     numpyro.sample("z", dist.Normal(mu, 2.0), obs=z)  # one scalar observation: a histogram and the observed value
+    with numpyro.plate("obs_id", n):
+        numpyro.sample("count", dist.Poisson(jax.numpy.exp(mu)), obs=count)  # discrete data
 
 
 @pytest.fixture(scope="module")
@@ -261,10 +263,11 @@ def ppc_page(runs, tmp_path_factory):
     """A report of a numpyro run with posterior_predictive / observed_data groups next to a run without them."""
     _, r = runs
     y = np.random.default_rng(3).normal(0.7, 1.0, 8)
-    t = samplax.Target.from_numpyro(_conjugate, 8, y=y, z=0.3)
+    t = samplax.Target.from_numpyro(_conjugate, 8, y=y, z=0.3, count=np.array([0, 1, 3, 2, 1, 0, 4, 2]))
     dt = samplax.sample(t, "nuts", num_chains=2, num_warmup=150, num_samples=150, seed=1, progress=False)
     samplax.predictive(t, dt, num_draws=60, seed=2)
     d = tmp_path_factory.mktemp("ppc")
+    samplax.save(dt, d / "model.nc")
     path = report({"model": dt, "mala": r["mala"]}, None, d / "ppc.html", figures_dir=d / "figs",
                   figure_formats=("png",))
     return path, report.last_errors, d
@@ -282,13 +285,32 @@ def test_ppc_panel_shows_each_observed_site_of_runs_with_predictive_groups(ppc_p
     assert block.startswith("<h3>model</h3>") and "<h3>mala</h3>" not in block  # headed by its run; mala has none
     assert "blue: 50 of 120 replicated data sets" in block  # PPC_NUM_SAMPLES drawn of 2 chains x 60 draws
     alts = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', block)
-    assert [a for a, _ in alts] == ["posterior predictive check of model: y", "posterior predictive check of model: z"]
+    assert [a for a, _ in alts] == [f"posterior predictive check of model: {s}" for s in ("y", "z", "count")]
     for _, b64 in alts:  # every image decodes and is not blank
         im = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("L"), float)
         assert im.std() > 1.0
-    assert sorted(p.name for p in (d / "figs").glob("*_ppc_*")) == ["model_ppc_y.png", "model_ppc_z.png"]
+    assert sorted(p.name for p in (d / "figs").glob("*_ppc_*")) == ["model_ppc_count.png", "model_ppc_y.png",
+                                                                     "model_ppc_z.png"]
+    assert "y: arviz_plots.plot_ppc_dist failed" not in block  # the continuous plate site is arviz-plots' overlay
     # a report of runs without predictive groups has no such panel
     assert ">Posterior predictive checks</h2>" not in page[0].read_text()
+
+
+def test_ppc_panel_falls_back_to_histograms_when_arviz_plots_fails(ppc_page, monkeypatch, tmp_path):
+    import arviz_plots
+
+    def failing(*args, **kwargs):
+        raise TypeError("n_dims must be one or higher.")
+
+    monkeypatch.setattr(arviz_plots, "plot_ppc_dist", failing)
+    path, _, _ = ppc_page
+    dt = samplax.load(path.with_name("model.nc"))  # the run with its predictive groups, saved by the fixture
+    out = report({"model": dt}, None, tmp_path / "r.html")
+    assert report.last_errors == []
+    block = out.read_text().split(">Posterior predictive checks</h2>")[1].split("<h2")[0]
+    for site in ("y", "count"):  # said in the page, and a histogram overlay instead
+        assert f"{site}: arviz_plots.plot_ppc_dist failed (TypeError: n_dims must be one or higher.)" in block
+        assert f'alt="posterior predictive check of model: {site}"' in block
 
 
 def test_ppc_report_opens_in_headless_chromium(ppc_page, tmp_path):

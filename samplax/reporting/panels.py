@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import traceback
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -386,19 +387,28 @@ def ppc_sites(dt) -> list[str]:
 
 
 def _ppc_hist(dt, site: str, label: str):
-    """One observed value (a scalar site has no spread to draw a density of): a histogram of its replicates and
-    the observed value as a vertical line, with its posterior predictive p-value P(y_rep >= y)."""
+    """Histogram overlay: every replicated value (pooled over draws) against the observed values; one observed
+    value (a scalar site has no spread to draw a density of) is a vertical line with its posterior predictive
+    p-value P(y_rep >= y). Integer data get one bin per integer."""
     import matplotlib.pyplot as plt
 
     rep = np.asarray(dt["posterior_predictive"][site], dtype=float)
-    obs = np.asarray(dt["observed_data"][site], dtype=float)
+    obs = np.asarray(dt["observed_data"][site], dtype=float).ravel()
     rep = rep.reshape(rep.shape[0] * rep.shape[1], -1)  # (chain * draw, observed values)
+    both = np.concatenate([rep.ravel(), obs])
+    both = both[np.isfinite(both)]
+    lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    integer = both.size > 0 and np.all(both == np.round(both)) and hi - lo <= 200
+    bins = np.arange(lo - 0.5, hi + 1.5) if integer else np.linspace(lo, hi if hi > lo else lo + 1.0, 41)
     fig, ax = plt.subplots(figsize=(5.5, 3))
-    ax.hist(rep.ravel(), bins=40, density=True, alpha=0.5, color="C0", label="replicated")
-    for v in obs.ravel():
-        ax.axvline(v, color="k", lw=2, label="observed")
-    p = float(np.mean(rep >= obs.ravel()))
-    ax.set(title=f"{label}: {site}  (P(y_rep >= y) = {p:.2f})", xlabel=site, yticks=[])
+    ax.hist(rep.ravel(), bins=bins, density=True, alpha=0.5, color="C0", label="replicated")
+    if obs.size == 1:
+        ax.axvline(obs[0], color="k", lw=2, label="observed")
+        title = f"{label}: {site}  (P(y_rep >= y) = {float(np.mean(rep >= obs)):.2f})"
+    else:
+        ax.hist(obs, bins=bins, density=True, histtype="step", color="k", lw=2, label="observed")
+        title = f"{label}: {site}"
+    ax.set(title=title, xlabel=site, yticks=[])
     ax.legend(fontsize=8)
     return fig
 
@@ -422,8 +432,22 @@ def ppc_panel(runs, ctx) -> Section | None:
             if int(np.prod(dt["observed_data"][site].shape)) < 2:
                 block.append(ctx.figures.img(_ppc_hist(dt, site, label), name, alt))
                 continue
-            pc = azp.plot_ppc_dist(dt, var_names=[site], num_samples=min(PPC_NUM_SAMPLES, n_rep),
-                                   backend="matplotlib")
+            import matplotlib.pyplot as plt
+
+            before = set(plt.get_fignums())
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "look discrete": the fallback below bins them
+                    pc = azp.plot_ppc_dist(dt, var_names=[site], num_samples=min(PPC_NUM_SAMPLES, n_rep),
+                                           backend="matplotlib")
+            except Exception as err:  # noqa: BLE001 - e.g. arviz-plots' ECDF of discrete data; said in the page
+                for num in set(plt.get_fignums()) - before:  # the half-drawn figure of the failed call
+                    plt.close(num)
+                block.append(f"<p class='small'>{html.escape(site)}: arviz_plots.plot_ppc_dist failed "
+                             f"({html.escape(type(err).__name__)}: {html.escape(str(err))}); histograms of all "
+                             "replicated values and of the observed values instead</p>"
+                             + ctx.figures.img(_ppc_hist(dt, site, label), name, alt))
+                continue
             fig = pc.viz["figure"]
             fig = fig.item() if hasattr(fig, "item") else fig
             for ax in fig.axes:  # each plot titled by its run and site
