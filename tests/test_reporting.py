@@ -149,6 +149,20 @@ def test_report_opens_in_headless_chromium(page, tmp_path):
     _assert_opens_cleanly(path, 10, tmp_path)
 
 
+def test_the_browser_check_counts_script_and_console_errors_and_broken_images(page, tmp_path):
+    """The load check has power: a thrown error, a console error and an image that does not decode are seen."""
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed")
+    path, _, _ = page
+    bad = tmp_path / "bad.html"
+    bad.write_text(path.read_text().replace(
+        "</body>", "<img alt='broken' src='data:image/png;base64,AAAA'><script>console.error('bad thing');"
+        "undefined_function();</script></body>", 1))
+    good, got = _chromium(path), _chromium(bad)
+    assert got["errors"] == 3, got  # the thrown error, the console error, the image's error event
+    assert got["total"] == good["total"] + 1 and got["loaded"] == good["loaded"], (good, got)
+
+
 def test_the_phone_width_check_sees_a_page_that_overflows(page, tmp_path):
     """The overflow check has power: the same page with its tables let out of their scroll containers (the
     stylesheet before it was fixed for phones) overflows at 390 px, and not at 1280 px."""

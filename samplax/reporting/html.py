@@ -34,7 +34,12 @@ ol.ranking{list-style:none;padding-left:1em}
 # After load: count images that failed and errors raised, so a headless browser test can read them from the DOM.
 CHECK_JS = """
 window.__errors = [];
-window.addEventListener('error', function (e) { window.__errors.push(String(e.message || e)); });
+window.addEventListener('error', function (e) { window.__errors.push(String(e.message || e)); }, true);
+window.addEventListener('unhandledrejection', function (e) { window.__errors.push(String(e.reason)); });
+(function () {  // console errors count too
+  var err = console.error;
+  console.error = function () { window.__errors.push(Array.prototype.join.call(arguments, ' ')); return err.apply(console, arguments); };
+})();
 window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images);
   var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
