@@ -39,10 +39,15 @@ print("ports:", ", ".join(sorted(PORTS)), "and eight_schools_noncentered")
 # ## One posterior: the latent Gaussian-process Poisson regression
 # `gp_pois_regr` samples `rho`, `alpha` and the non-centred `f_tilde`; `f = L f_tilde` is a
 # deterministic site, kept in the posterior, and it is what the reference draws cover.
+# Its curvature varies about 2.5x across the posterior, so no fixed mass matrix fits everywhere: at the
+# default target_accept=0.8 NUTS diverges in 1-3% of transitions and its trust check says to raise
+# target_accept. We do that here, as the warning advises.
 
 # %%
 target = samplax.models.get("gp_pois_regr")
-dt = samplax.sample(target, "nuts", num_chains=4, num_warmup=N, num_samples=N, seed=0, progress=False)
+dt = samplax.sample(target, "nuts", num_chains=4, num_warmup=N, num_samples=N, seed=0, progress=False,
+                    target_accept=0.95)
+print("trusted:", bool(dt.attrs["trusted"]), "| divergences:", int(dt["sample_stats"]["diverging"].sum()))
 z = reference_z(dt, target.reference_draws)
 print(z.round(3).to_string())
 assert np.all(np.abs(z["z_mean"]) < 5) and np.all(np.abs(z["z_sd"]) < 5)

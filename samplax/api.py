@@ -67,7 +67,9 @@ def _sample_arguments(population: bool) -> list[str]:
 
 
 def expected_type(param: inspect.Parameter) -> tuple[type, ...] | None:
-    """The value types a setting accepts, read from its default (None default: not checked)."""
+    """The value types a setting accepts, read from a number or true/false default (None: not checked). A string
+    default is not checked here: such settings often take a name or something else (smc's schedule="adaptive"
+    or a list of temperatures), and the sampler's own check names the choices."""
     d = param.default
     if d is inspect.Parameter.empty or d is None:
         return None
@@ -77,12 +79,10 @@ def expected_type(param: inspect.Parameter) -> tuple[type, ...] | None:
         return (int,)
     if isinstance(d, float):
         return (int, float)
-    if isinstance(d, str):
-        return (str,)
     return None
 
 
-_TYPE_WORDS = {(bool,): "true or false", (int,): "an integer", (int, float): "a number", (str,): "a string"}
+_TYPE_WORDS = {(bool,): "true or false", (int,): "an integer", (int, float): "a number"}
 
 
 def check_setting_types(name: str, settings: dict, how: str = "setting") -> None:
@@ -94,8 +94,7 @@ def check_setting_types(name: str, settings: dict, how: str = "setting") -> None
         types = expected_type(params[key])
         if types is None or value is None:
             continue
-        kinds = {(bool,): (bool, np.bool_), (int,): (numbers.Integral,), (int, float): (numbers.Real,),
-                 (str,): (str,)}[types]
+        kinds = {(bool,): (bool, np.bool_), (int,): (numbers.Integral,), (int, float): (numbers.Real,)}[types]
         ok = isinstance(value, kinds) and (types == (bool,) or not isinstance(value, (bool, np.bool_)))
         if not ok:
             default = params[key].default

@@ -242,7 +242,8 @@ def describe_sampler(name: str) -> str:
         types = expected_type(p)
         default = "(required)" if p.default is p.empty else repr(p.default)
         ann = p.annotation if p.annotation is not p.empty else None
-        what = _TYPE_WORDS[types] if types else (str(ann) if ann else "any")
+        what = _TYPE_WORDS[types] if types else (str(ann) if ann else "a name (see the docstring)"
+                                                 if isinstance(p.default, str) else "any")
         lines.append(f"  {p.name:24s} = {default:14s} {what}")
     if not params:
         lines.append("  (no settings)")
