@@ -257,6 +257,10 @@ def test_population_run_html_has_verdict_and_log_z_per_population_and_no_chain_p
     per = np.asarray(smc_run.attrs["log_z_per_population"], float)
     assert "<th>population 0</th>" in stages and "<th>population 1</th>" in stages and "<th>pooled</th>" in stages
     assert f"<td>{per[1]:.4g}</td>" in stages and f"<td>{float(smc_run.attrs['log_z']):.4g}</td>" in stages
+    ess = np.asarray(smc_run["stage_stats"]["ess"], float) / smc_run["posterior"].sizes["draw"]
+    if "active" in smc_run["stage_stats"]:
+        ess = np.where(np.asarray(smc_run["stage_stats"]["active"]).astype(bool), ess, np.nan)
+    assert f"weight degeneracy: smallest ESS / N {np.nanmin(ess):.3g}" in stages
     assert ">Trace and rank plots</h2>" not in text and ">Autocorrelation</h2>" not in text
 
 

@@ -350,15 +350,30 @@ def particles_panel(runs, ctx) -> Section | None:
         keys = [k for k in ("temperature", "time", "ess", "log_z_increment", "acceptance_rate") if k in st]
         fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
         active = np.asarray(st["active"]).astype(bool) if "active" in st else None
+        n = int(dt["posterior"].sizes["draw"])  # particles per population
         for ax, k in zip(axes[0], keys):
-            v = np.asarray(st[k], dtype=float)
+            v = np.asarray(st[k], dtype=float) / (n if k == "ess" else 1)
             for c in range(v.shape[0]):
                 y = v[c] if active is None else np.where(active[c], v[c], np.nan)
                 ax.plot(np.arange(v.shape[1]), y, lw=1)
-            ax.set(xlabel="stage", title=k)
-        parts.append(f"<h3>{html.escape(label)}</h3>" + _log_z_table(dt)
+            ax.set(xlabel="stage", title="ESS / N (weight degeneracy)" if k == "ess" else k)
+        parts.append(f"<h3>{html.escape(label)}</h3>" + _log_z_table(dt) + _degeneracy_line(st, active, n)
                      + ctx.figures.img(fig, f"{label}_stages", f"per-stage statistics of {label}"))
     return Section("Particle methods: log Z and per-stage statistics", "".join(parts))
+
+
+def _degeneracy_line(st, active, n: int) -> str:
+    """The worst weight degeneracy: the smallest ESS / N over each population's stages, and where."""
+    if "ess" not in st:
+        return ""
+    e = np.asarray(st["ess"], dtype=float) / n
+    if active is not None:
+        e = np.where(active, e, np.nan)
+    if not np.isfinite(e).any():
+        return ""
+    c, s = np.unravel_index(np.nanargmin(e), e.shape)
+    return (f"<p>weight degeneracy: smallest ESS / N {e[c, s]:.3g} (population {c}, stage {s}); "
+            f"median over stages {np.nanmedian(e):.3g}</p>")
 
 
 def _log_z_table(dt) -> str:
