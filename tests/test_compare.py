@@ -49,12 +49,14 @@ def test_without_truth_ranks_by_ess_per_gradient(gauss):
 
 
 def test_seconds_budget():
-    g = samplax.models.get("gaussian", dim=200)
-    r = compare(g, ["mala"], budget=2.0, budget_kind="seconds", num_chains=2, num_warmup=100, pilot_samples=500)
+    # 50-d, 0.25 s: the planned run's diagnostics (R-hat, ESS of ~10^5 draws per second of budget), not the
+    # budget itself, dominate the test's time
+    g = samplax.models.get("gaussian", dim=50)
+    r = compare(g, ["mala"], budget=0.25, budget_kind="seconds", num_chains=2, num_warmup=100, pilot_samples=500)
     secs = r.runs["mala"].attrs["warmup_time"] + r.runs["mala"].attrs["sampling_time"]
     planned = r.plan["mala"]["num_samples"]
     assert planned > 500  # the plan scaled the pilot up to the budget
-    assert 0.2 < secs < 20.0  # a shared machine's timing noise: within an order of magnitude of 2 s
+    assert 0.025 < secs < 2.5  # a shared machine's timing noise: within an order of magnitude of the budget
 
 
 @pytest.mark.parametrize("kwargs, message", [
