@@ -95,6 +95,10 @@ def check_setting_types(name: str, settings: dict, how: str = "setting") -> None
         if types is None or value is None:
             continue
         kinds = {(bool,): (bool, np.bool_), (int,): (numbers.Integral,), (int, float): (numbers.Real,)}[types]
+        if hasattr(value, "dtype") and getattr(value, "shape", None) == ():  # a 0-d numpy / JAX array is its scalar
+            dtype_ok = {(bool,): "b", (int,): "iu", (int, float): "iuf"}[types]
+            if np.dtype(value.dtype).kind in dtype_ok:
+                continue
         ok = isinstance(value, kinds) and (types == (bool,) or not isinstance(value, (bool, np.bool_)))
         if not ok:
             default = params[key].default

@@ -184,3 +184,19 @@ def test_fresh_import_reaches_reference_z_and_names_both_reports():
             "print(f.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and "reference_z" in out.stdout, out.stderr[-2000:]
+
+
+def test_a_zero_d_array_is_a_number_setting():
+    """target_accept=jnp.asarray(0.85) (e.g. a value read back from a run's params) is a number, not refused;
+    a 1-element vector or a string still is."""
+    import jax.numpy as jnp
+
+    from samplax.api import check_setting_types
+
+    check_setting_types("nuts", {"target_accept": jnp.asarray(0.85), "max_num_doublings": np.int64(8)})
+    check_setting_types("nuts", {"max_num_doublings": jnp.asarray(8)})
+    with pytest.raises(TypeError, match="max_num_doublings expects an integer"):
+        check_setting_types("nuts", {"max_num_doublings": jnp.asarray(8.5)})
+    for bad in ("high", jnp.asarray([0.85]), jnp.asarray(True)):
+        with pytest.raises(TypeError, match="target_accept expects a number"):
+            check_setting_types("nuts", {"target_accept": bad})
