@@ -83,6 +83,9 @@ def expected_type(param: inspect.Parameter) -> tuple[type, ...] | None:
 
 
 _TYPE_WORDS = {(bool,): "true or false", (int,): "an integer", (int, float): "a number"}
+# per expected type: the Python values and the numpy dtype kinds (of a 0-d array) that are of it
+_KINDS = {(bool,): ((bool, np.bool_), "b"), (int,): ((numbers.Integral,), "iu"),
+          (int, float): ((numbers.Real,), "iuf")}
 
 
 def check_setting_types(name: str, settings: dict, how: str = "setting") -> None:
@@ -94,12 +97,11 @@ def check_setting_types(name: str, settings: dict, how: str = "setting") -> None
         types = expected_type(params[key])
         if types is None or value is None:
             continue
-        kinds = {(bool,): (bool, np.bool_), (int,): (numbers.Integral,), (int, float): (numbers.Real,)}[types]
+        kinds, dtype_kinds = _KINDS[types]
         if hasattr(value, "dtype") and getattr(value, "shape", None) == ():  # a 0-d numpy / JAX array is its scalar
-            dtype_ok = {(bool,): "b", (int,): "iu", (int, float): "iuf"}[types]
-            if np.dtype(value.dtype).kind in dtype_ok:
-                continue
-        ok = isinstance(value, kinds) and (types == (bool,) or not isinstance(value, (bool, np.bool_)))
+            ok = np.dtype(value.dtype).kind in dtype_kinds
+        else:
+            ok = isinstance(value, kinds) and (types == (bool,) or not isinstance(value, (bool, np.bool_)))
         if not ok:
             default = params[key].default
             raise TypeError(f"{how} {key}={value!r} of sampler {name!r}: {key} expects {_TYPE_WORDS[types]} "

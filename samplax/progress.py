@@ -29,7 +29,7 @@ class Progress:
         self.every = max(1, total // updates)
         self._bar = None
         self._last = None
-        self._passes, self._done, self._t0, self._initial = 1, 0, 0, 0
+        self._passes, self._done, self._t0 = 1, 0, 0
 
     @classmethod
     def create(cls, progress: bool | None, total: int, label: str) -> "Progress":
@@ -44,7 +44,7 @@ class Progress:
     def start(self, initial: int = 0, passes: int = 1) -> None:
         """Show draws from `initial` (a resumed run) on; `passes`: chains run one after another."""
         if self.enabled:
-            self._passes, self._done, self._initial = passes, initial * passes, initial
+            self._passes, self._done = passes, initial * passes
             _ACTIVE.append(self)
 
     def begin_chunk(self, t0: int) -> None:
@@ -86,7 +86,7 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
-            self._bar.n = self._bar.total if self._done >= self._bar.total else self._done
+            self._bar.n = min(self._done, self._bar.total)
             self._bar.refresh()
             self._bar.close()
             self._bar = None

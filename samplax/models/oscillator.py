@@ -25,10 +25,12 @@ TRUTH = {"omega": 2.0, "zeta": 0.15, "y0": 1.2}
 
 
 def closed_form(t, omega, zeta, y0):
+    """y(t) for zeta < 1; numpy for numpy / float arguments (the data), jax.numpy otherwise (the log-density)."""
     import jax.numpy as jnp
 
-    wd = omega * jnp.sqrt(1 - zeta**2)
-    return y0 * jnp.exp(-zeta * omega * t) * (jnp.cos(wd * t) + zeta * omega / wd * jnp.sin(wd * t))
+    xp = np if all(isinstance(a, (np.ndarray, float)) for a in (t, omega, zeta, y0)) else jnp
+    wd = omega * xp.sqrt(1 - zeta**2)
+    return y0 * xp.exp(-zeta * omega * t) * (xp.cos(wd * t) + zeta * omega / wd * xp.sin(wd * t))
 
 
 def solve(omega, zeta, y0, *, solver: str, steps: int):
@@ -49,10 +51,7 @@ def solve(omega, zeta, y0, *, solver: str, steps: int):
 
 def data() -> np.ndarray:
     rng = np.random.default_rng(0)
-    clean = TRUTH["y0"] * np.exp(-TRUTH["zeta"] * TRUTH["omega"] * TIMES)
-    wd = TRUTH["omega"] * np.sqrt(1 - TRUTH["zeta"] ** 2)
-    clean = clean * (np.cos(wd * TIMES) + TRUTH["zeta"] * TRUTH["omega"] / wd * np.sin(wd * TIMES))
-    return clean + NOISE * rng.standard_normal(TIMES.size)
+    return closed_form(TIMES, **TRUTH) + NOISE * rng.standard_normal(TIMES.size)
 
 
 def model(y_obs, solver: str = "fine", steps: int = 1000):
