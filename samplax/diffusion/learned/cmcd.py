@@ -1,0 +1,505 @@
+"""Controlled Monte Carlo diffusions (CMCD) and sequential controlled Langevin diffusions (SCLD).
+
+CMCD (Vargas, Padhy, Blessing & Nuesken 2024, arXiv 2307.01050) anneals along the geometric path
+gamma_k = (1 - beta_k) log r + beta_k log pi~, k = 0..K (r = N(m, diag s^2) normalised, beta_0 = 0, beta_K = 1), with
+the Euler-Maruyama transitions of  dX = (sigma_t^2 grad gamma_t(X) + u(X, t)) dt + sigma_t sqrt(2) dW:
+
+    F_k(x_{k+1} | x_k) = N(x_k + dt sigma_k^2 (grad gamma_{k+1}(x_k) + u(x_k, t_k)),   2 sigma_k^2 dt)      forward
+    B_k(x_k | x_{k+1}) = N(x_{k+1} + dt sigma_k^2 (grad gamma_{k+1}(x_{k+1}) - u(x_{k+1}, t_{k+1})), 2 sigma_k^2 dt)  backward
+
+and the importance weight of a path x_0 ~ r, x_{k+1} ~ F_k,
+
+    log w = log pi~(x_K) - log r(x_0) + sum_k [log B_k(x_k | x_{k+1}) - log F_k(x_{k+1} | x_k)],
+
+exact for any u, beta, sigma, r (E[w] = Z with no discretisation bias; the Gaussian normalisers cancel because F_k and
+B_k share their variance). With u = 0 and a sampler exactly reversible for gamma_{k+1} this is the AIS weight
+prod_k gamma_{k+1}(x_k) / gamma_k(x_k); with ULA kernels it is Doucet et al.'s (2022) MCD/ULA-AIS weight.
+
+SCLD (Chen, Richter, Berner, Blessing, Neumann & Anandkumar 2025, arXiv 2412.07081) cuts the K steps into S
+sub-trajectories and runs an SMC sampler over the boundaries k_s = s K / S: the sub-trajectory's incremental weight
+    log G_s = gamma_{k_{s+1}}(x_end) - gamma_{k_s}(x_start) + sum_{k in s} [log B_k - log F_k]
+reweights the particles, which are resampled when the ESS falls below a threshold and moved by MALA steps that leave
+gamma_{k_{s+1}} invariant; log Z is the sum of the SMC increments log sum_i W_i G_s,i. S = 1 without moves is CMCD.
+
+Training, as in both papers' code (DenisBless/variational_sampling_methods, anonymous3141/SCLD): the log-variance
+loss (paths detached, variance over the batch of log w -- for SCLD the mean over sub-trajectories of the variance of
+log G_s) or the reverse KL -E[log w] (SCLD: -sum_s sum_i W_i log G_s,i, the SMC ELBO; paths reparametrised inside a
+sub-trajectory, detached at the boundaries). Learned with u: the annealing schedule beta (softplus increments), the
+diffusion scale and optionally the reference's mean and scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+import time
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.scipy.special import logsumexp
+
+from samplax.diffusion.learned.network import Control
+from samplax.particles import base
+from samplax.particles.resampling import check_threshold, resample, scheme
+from samplax.particles.state import ess
+
+KINDS = ("cmcd", "scld")
+LOSSES = ("log_variance", "kl")
+SCHEDULES = ("cosine", "constant")
+LR_SCHEDULES = ("cosine", "constant")
+FORMAT = "samplax-controlled-smc/1"
+# beta, diffusion and reference parameters are stored divided by this factor, so one Adam learning rate moves them
+# this many times faster than the network weights (both reference codes use a 10x larger rate for the schedule)
+SCHEDULE_LR_MULT = 10.0
+MALA_TARGET_ACCEPTANCE = 0.57
+
+
+class CMCDModel(eqx.Module):
+    """Everything that is learned: the control u and the schedule / reference parameters (raw, see SCHEDULE_LR_MULT)."""
+
+    control: Control
+    beta_raw: jax.Array  # (K,) softplus(mult * raw) are the beta increments
+    log_diffusion_raw: jax.Array  # () sigma_k = exp(mult * raw) * sigma_max * shape_k
+    prior_mean_raw: jax.Array  # (d,)
+    prior_log_std_raw: jax.Array  # (d,) log s = log sigma + mult * raw
+
+
+def new_model(config: dict, key) -> CMCDModel:
+    d, K = config["dim"], config["num_steps"]
+    dtype = jnp.dtype(config["dtype"])
+    c = Control(d, key, config["width"], config["depth"], config["num_freqs"], config["clip"], config["sigma"])
+    c = jax.tree.map(lambda v: v.astype(dtype) if eqx.is_inexact_array(v) else v, c)
+    return CMCDModel(c, jnp.zeros((K,), dtype), jnp.zeros((), dtype), jnp.zeros((d,), dtype), jnp.zeros((d,), dtype))
+
+
+def _maybe_stop(v, learn: bool):
+    return v if learn else jax.lax.stop_gradient(v)
+
+
+def betas(model: CMCDModel, config: dict):
+    """(K + 1,) annealing temperatures, 0 = beta_0 < ... < beta_K = 1."""
+    inc = jax.nn.softplus(SCHEDULE_LR_MULT * _maybe_stop(model.beta_raw, config["learn_betas"]))
+    b = jnp.cumsum(inc) / jnp.sum(inc)
+    return jnp.concatenate([jnp.zeros((1,), b.dtype), b.at[-1].set(1.0)])
+
+
+def diffusion_shape(config: dict) -> np.ndarray:
+    """(K,) the fixed shape of sigma_k; 'cosine' is the reference code's schedule (large early, ~sigma_min at the end)."""
+    K, smax, smin = config["num_steps"], config["sigma_max"], config["sigma_min"]
+    if config["diffusion_schedule"] == "constant":
+        return np.full(K, smax)
+    s = 0.008
+    t = (K - np.arange(K)) / K
+    return (smax - smin) * np.cos(0.5 * np.pi * (1 + s - t) / (1 + s)) ** 2 + smin
+
+
+def diffusions(model: CMCDModel, config: dict):
+    scale = jnp.exp(SCHEDULE_LR_MULT * _maybe_stop(model.log_diffusion_raw, config["learn_diffusion"]))
+    return scale * jnp.asarray(diffusion_shape(config))
+
+
+def prior(model: CMCDModel, config: dict):
+    """(mean (d,), std (d,)) of the reference r."""
+    learn = config["learn_prior"]
+    mean = SCHEDULE_LR_MULT * _maybe_stop(model.prior_mean_raw, learn)
+    std = config["sigma"] * jnp.exp(SCHEDULE_LR_MULT * _maybe_stop(model.prior_log_std_raw, learn))
+    return mean, std
+
+
+def _ref_logpdf(x, mean, std):
+    z = (x - mean) / std
+    return jnp.sum(-0.5 * z**2 - jnp.log(std) - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+
+
+def boundaries(num_steps: int, num_subtrajectories: int) -> np.ndarray:
+    if num_steps % num_subtrajectories:
+        raise ValueError(f"num_steps={num_steps} must be a multiple of num_subtrajectories={num_subtrajectories}")
+    return np.arange(num_subtrajectories + 1) * (num_steps // num_subtrajectories)
+
+
+# ------------------------------------------------------------------------------------------------ simulation
+def _segment(model, config, logdensity, key, x, lp, g, k0: int, L: int, detach: bool):
+    """Move particles (n, d) with log pi~ values lp and gradients g through steps k0..k0+L-1.
+
+    Returns (x, lp, g, log_G (n,)): log_G = gamma_{k0+L}(x_end) - gamma_{k0}(x_start) + sum [log B - log F].
+    detach: stop gradients through the positions (log-variance); else reparametrised (KL).
+    """
+    K = config["num_steps"]
+    b, sig = betas(model, config), diffusions(model, config)
+    mean0, std0 = prior(model, config)
+    dt = 1.0 / K
+    vg = jax.vmap(jax.value_and_grad(logdensity))
+    ctrl = jax.vmap(model.control, in_axes=(0, None, 0))
+
+    def grad_ref(x):
+        return -(x - mean0) / std0**2
+
+    def gamma(k, x, lp):
+        return (1.0 - b[k]) * _ref_logpdf(x, mean0, std0) + b[k] * lp
+
+    def body(carry, k):
+        x, lp, g, acc = carry
+        beta, s = b[k + 1], sig[k]
+        var = 2.0 * s**2 * dt
+        score = (1.0 - beta) * grad_ref(x) + beta * g
+        u = ctrl(x, k / K, jax.lax.stop_gradient(score))
+        mean_f = x + s**2 * dt * (score + u)
+        x_new = mean_f + jnp.sqrt(var) * jax.random.normal(jax.random.fold_in(key, k), x.shape)
+        if detach:
+            x_new = jax.lax.stop_gradient(x_new)
+        lp_new, g_new = vg(x_new)
+        score_new = (1.0 - beta) * grad_ref(x_new) + beta * g_new
+        u_new = ctrl(x_new, (k + 1) / K, jax.lax.stop_gradient(score_new))
+        mean_b = x_new + s**2 * dt * (score_new - u_new)
+        acc = acc + jnp.sum((x_new - mean_f) ** 2 - (x - mean_b) ** 2, axis=-1) / (2.0 * var)
+        return (x_new, lp_new, g_new, acc), None
+
+    start = gamma(k0, x, lp)
+    (x, lp, g, acc), _ = jax.lax.scan(body, (x, lp, g, jnp.zeros(x.shape[:1], x.dtype)), jnp.arange(k0, k0 + L))
+    return x, lp, g, gamma(k0 + L, x, lp) - start + acc
+
+
+def _mala(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: int):
+    """num_moves MALA steps leaving gamma_k invariant, preconditioned by the weighted particle sd; the step h
+    (relative to the sd) is steered towards 0.57 acceptance after each sweep. Returns (x, lp, g, h, acceptance)."""
+    b = betas(model, config)[k]
+    mean0, std0 = prior(model, config)
+    vg = jax.vmap(jax.value_and_grad(logdensity))
+    m = jnp.sum(W[:, None] * x, axis=0)
+    c = jnp.sqrt(jnp.sum(W[:, None] * (x - m) ** 2, axis=0)) + 1e-8 * jnp.std(x) + 1e-12
+
+    def logg(x, lp):
+        return (1.0 - b) * _ref_logpdf(x, mean0, std0) + b * lp
+
+    def score(x, g):
+        return (1.0 - b) * (-(x - mean0) / std0**2) + b * g
+
+    def sweep(carry, i):
+        x, lp, g, h, _ = carry
+        kx, ka = jax.random.split(jax.random.fold_in(key, i))
+        sx = score(x, g)
+        y = x + h * c**2 * sx + jnp.sqrt(2 * h) * c * jax.random.normal(kx, x.shape)
+        lp_y, g_y = vg(y)
+        sy = score(y, g_y)
+
+        def logq(to, frm, s):  # log N(to; frm + h c^2 s, 2 h c^2) up to the shared constant
+            return -jnp.sum((to - frm - h * c**2 * s) ** 2 / (4 * h * c**2), axis=-1)
+
+        log_a = logg(y, lp_y) - logg(x, lp) + logq(x, y, sy) - logq(y, x, sx)
+        log_a = jnp.where(jnp.isnan(log_a), -jnp.inf, log_a)
+        acc = jnp.log(jax.random.uniform(ka, lp.shape)) < log_a
+        x = jnp.where(acc[:, None], y, x)
+        lp = jnp.where(acc, lp_y, lp)
+        g = jnp.where(acc[:, None], g_y, g)
+        rate = jnp.mean(acc.astype(x.dtype))
+        return (x, lp, g, h * jnp.exp(2.0 * (rate - MALA_TARGET_ACCEPTANCE)), rate), None
+
+    (x, lp, g, h, rate), _ = jax.lax.scan(sweep, (x, lp, g, h, jnp.zeros((), x.dtype)), jnp.arange(num_moves))
+    return x, lp, g, h, rate
+
+
+def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtrajectories: int | None = None,
+             ess_threshold: float | None = None, mcmc_steps: int | None = None, resampling: str = "multinomial"):
+    """Run one population of n particles through the S sub-trajectories (S = 1, no moves: CMCD).
+
+    Returns a dict: x (n, d), log_w (n,) final unnormalised log weights, log_z, log_G (S, n) the sub-trajectories'
+    incremental log weights, W (S, n) the normalised weights before each increment, and per-stage statistics.
+    """
+    K, d = config["num_steps"], config["dim"]
+    S = config["num_subtrajectories"] if num_subtrajectories is None else num_subtrajectories
+    thr = config["ess_threshold"] if ess_threshold is None else ess_threshold
+    moves = config["mcmc_steps"] if mcmc_steps is None else mcmc_steps
+    bounds = boundaries(K, S)
+    L = int(bounds[1] - bounds[0])
+    mean0, std0 = prior(model, config)
+    k0, key = jax.random.split(key)
+    x = jax.lax.stop_gradient(mean0 + std0 * jax.random.normal(k0, (n, d)))
+    lp, g = jax.vmap(jax.value_and_grad(logdensity))(x)
+    lw = jnp.zeros((n,), x.dtype)
+    log_z = jnp.zeros((), x.dtype)
+    h = jnp.asarray(config["mcmc_step_size"], x.dtype)
+    rows = {"ess": [], "log_z_increment": [], "resampled": [], "acceptance_rate": []}
+    log_G, Ws = [], []
+    for s in range(S):
+        ks, kr, km = jax.random.split(jax.random.fold_in(key, s), 3)
+        W = jax.nn.softmax(jax.lax.stop_gradient(lw))
+        x, lp, g, G = _segment(model, config, logdensity, ks, x, lp, g, int(bounds[s]), L, detach)
+        inc = logsumexp(jnp.log(W) + G)
+        log_z = log_z + inc
+        lw = jax.lax.stop_gradient(lw + G)
+        log_G.append(G)
+        Ws.append(W)
+        e = ess(lw)
+        rows["ess"].append(e)
+        rows["log_z_increment"].append(jax.lax.stop_gradient(inc))
+        if s + 1 < S:  # boundaries inside the path: SMC resampling and moves; the end is handled by the caller
+            x, lp, g = jax.lax.stop_gradient((x, lp, g))
+            do = (e < thr * n) if thr > 0 else jnp.array(False)
+            idx = scheme(resampling)(kr, jax.nn.softmax(lw), n)
+            x, lp, g, lw = jax.tree.map(lambda a, b: jnp.where(do, a, b),
+                                        (x[idx], lp[idx], g[idx], jnp.zeros_like(lw)), (x, lp, g, lw))
+            rows["resampled"].append(do)
+            if moves > 0:
+                x, lp, g, h, rate = _mala(model, config, logdensity, km, x, lp, g, jax.nn.softmax(lw),
+                                          int(bounds[s + 1]), h, moves)
+                x, lp, g = jax.lax.stop_gradient((x, lp, g))
+            else:
+                rate = jnp.asarray(jnp.nan, x.dtype)
+            rows["acceptance_rate"].append(rate)
+        else:
+            rows["resampled"].append(jnp.array(False))
+            rows["acceptance_rate"].append(jnp.asarray(jnp.nan, x.dtype))
+    stats = {k: jnp.stack(v) for k, v in rows.items()}
+    per_particle = K + 1 + (S - 1) * moves
+    return {"x": x, "log_w": lw, "log_z": log_z, "log_G": jnp.stack(log_G), "W": jnp.stack(Ws), "stats": stats,
+            "grads_per_particle": per_particle, "bounds": bounds, "moves": moves}
+
+
+def loss_fn(model, config, logdensity, key, batch_size: int):
+    """(loss, log Z estimate of the batch). See the module docstring."""
+    loss = config["loss"]
+    out = simulate(model, config, logdensity, key, batch_size, detach=(loss == "log_variance"))
+    G = out["log_G"]
+    if loss == "log_variance":
+        value = jnp.mean(jnp.var(G, axis=1))
+    else:
+        value = -jnp.sum(out["W"] * G)
+    return value, jax.lax.stop_gradient(out["log_z"])
+
+
+# ------------------------------------------------------------------------------------------------ trained object
+@dataclasses.dataclass(frozen=True, eq=False)
+class ControlledSampler:
+    """A trained CMCD / SCLD sampler. `samplax.sample(target, trained, num_particles=N, num_chains=C)` runs C
+    independent populations of N particles; each population's log Z is its (SMC) estimate, unbiased for Z."""
+
+    model: CMCDModel
+    config: dict[str, Any]
+    history: np.ndarray  # loss per iteration
+
+    @property
+    def kind(self) -> str:
+        return self.config["kind"]
+
+    def as_population_sampler(self, num_subtrajectories: int | None = None, ess_threshold: float | None = None,
+                              mcmc_steps: int | None = None, resampling: str = "systematic") -> base.PopulationSampler:
+        """Sampling settings default to the training ones; SCLD's boundaries can be changed (S must divide K)."""
+        c = self.config
+        S = c["num_subtrajectories"] if num_subtrajectories is None else _int("num_subtrajectories",
+                                                                             num_subtrajectories, 1)
+        boundaries(c["num_steps"], S)
+        thr = c["ess_threshold"] if ess_threshold is None else check_threshold(ess_threshold)
+        moves = c["mcmc_steps"] if mcmc_steps is None else _int("mcmc_steps", mcmc_steps, 0)
+        scheme(resampling)
+        model, dim, K = self.model, c["dim"], c["num_steps"]
+
+        def run(target_or_model, key, num_particles, progress):
+            from samplax.particles.run import as_target
+
+            target = as_target(target_or_model)
+            if target.dim != dim:
+                raise ValueError(f"this {self.kind} sampler was trained for dim {dim}, the target has dim {target.dim}")
+            k_run, k_res = jax.random.split(key)
+            out = simulate(model, c, target.logdensity, k_run, num_particles, detach=True, num_subtrajectories=S,
+                           ess_threshold=thr, mcmc_steps=moves, resampling=resampling)
+            idx = scheme(resampling)(k_res, jax.nn.softmax(out["log_w"]), num_particles)
+            bounds = out["bounds"]
+            per_stage = np.full(S, num_particles * (bounds[1] - bounds[0]))
+            per_stage[0] += num_particles  # the gradient at x_0
+            per_stage[:-1] += num_particles * moves
+            b = betas(model, c)
+            stats = {"time": jnp.asarray(bounds[1:] / K), "temperature": b[jnp.asarray(bounds[1:])],
+                     **out["stats"], "n_grad": base.stage_counts(per_stage)}
+            return base.Population(out["x"][idx], out["log_z"], stats, jnp.sum(stats["n_grad"]))
+
+        settings = {**c, "num_subtrajectories": S, "ess_threshold": thr, "mcmc_steps": moves, "resampling": resampling}
+        return base.PopulationSampler(f"{self.kind}[{c['loss']}]", run, settings, "time")
+
+    def save(self, path) -> pathlib.Path:
+        path = pathlib.Path(path)
+        header = {"format": FORMAT, "config": self.config, "history": np.asarray(self.history).tolist()}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write((json.dumps(header) + "\n").encode())
+            eqx.tree_serialise_leaves(f, self.model)
+        tmp.replace(path)
+        return path
+
+
+def load_controlled(path) -> ControlledSampler:
+    """Reload a sampler written by `ControlledSampler.save`."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"path {path} does not exist")
+    with open(path, "rb") as f:
+        try:
+            header = json.loads(f.readline())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is not a samplax controlled-SMC file (no JSON header)") from err
+        if header.get("format") != FORMAT:
+            raise ValueError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
+        config = header["config"]
+        model = eqx.tree_deserialise_leaves(f, new_model(config, jax.random.PRNGKey(0)))
+    return ControlledSampler(model, config, np.asarray(header["history"]))
+
+
+# ------------------------------------------------------------------------------------------------ training
+def _int(name, v, low):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    return int(v)
+
+
+def _pos(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    return float(v)
+
+
+def _optimizer(config):
+    """Adam behind global-norm gradient clipping; 'cosine': linear warm-up over 5% of the iterations, then cosine
+    decay to 10% of the learning rate; 'constant'."""
+    lr, n = config["learning_rate"], config["num_iterations"]
+    if config["lr_schedule"] == "cosine":
+        warm = max(1, n // 20)
+        sched = optax.warmup_cosine_decay_schedule(0.1 * lr, lr, warm, max(n, warm + 1), 0.1 * lr)
+    else:
+        sched = optax.constant_schedule(lr)
+    return optax.chain(optax.clip_by_global_norm(config["grad_clip_norm"]), optax.adam(sched))
+
+
+def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_steps: int = 64,
+                num_subtrajectories: int | None = None, num_iterations: int = 1000, batch_size: int = 256,
+                learning_rate: float = 1e-3, lr_schedule: str = "cosine", seed: int = 0, sigma: float = 1.0,
+                sigma_max: float = 1.0, sigma_min: float = 0.01, diffusion_schedule: str = "cosine",
+                learn_betas: bool = True, learn_diffusion: bool = True, learn_prior: bool = False,
+                ess_threshold: float = 0.3, mcmc_steps: int | None = None, mcmc_step_size: float | None = None,
+                width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0,
+                grad_clip_norm: float = 1.0) -> dict:
+    """The validated settings of `train_controlled` as its config dict."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if diffusion_schedule not in SCHEDULES:
+        raise ValueError(f"diffusion_schedule must be one of {SCHEDULES}, got {diffusion_schedule!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if num_subtrajectories is None:
+        num_subtrajectories = 1 if kind == "cmcd" else 4
+    if mcmc_steps is None:
+        mcmc_steps = 0 if kind == "cmcd" else 1
+    num_subtrajectories = _int("num_subtrajectories", num_subtrajectories, 1)
+    if kind == "cmcd" and (num_subtrajectories != 1 or mcmc_steps != 0):
+        raise ValueError("cmcd is one trajectory without moves (num_subtrajectories=1, mcmc_steps=0); use kind='scld'")
+    num_steps = _int("num_steps", num_steps, 1)
+    boundaries(num_steps, num_subtrajectories)
+    if mcmc_step_size is None:  # MALA's optimal-scaling order for a unit-variance target; adapted from there
+        mcmc_step_size = 0.5 / target.dim ** (1 / 3)
+    config = {
+        "kind": kind, "loss": loss, "dim": target.dim, "num_steps": num_steps,
+        "num_subtrajectories": num_subtrajectories, "ess_threshold": check_threshold(ess_threshold),
+        "mcmc_steps": _int("mcmc_steps", mcmc_steps, 0), "mcmc_step_size": _pos("mcmc_step_size", mcmc_step_size),
+        "sigma": _pos("sigma", sigma), "sigma_max": _pos("sigma_max", sigma_max), "sigma_min": _pos("sigma_min", sigma_min),
+        "diffusion_schedule": diffusion_schedule, "learn_betas": bool(learn_betas),
+        "learn_diffusion": bool(learn_diffusion), "learn_prior": bool(learn_prior),
+        "width": _int("width", width, 1), "depth": _int("depth", depth, 1), "num_freqs": _int("num_freqs", num_freqs, 1),
+        "clip": _pos("clip", clip), "batch_size": _int("batch_size", batch_size, 2),
+        "learning_rate": _pos("learning_rate", learning_rate), "lr_schedule": lr_schedule,
+        "grad_clip_norm": _pos("grad_clip_norm", grad_clip_norm), "seed": _int("seed", seed, 0),
+        "num_iterations": _int("num_iterations", num_iterations, 1), "target": getattr(target, "name", "target"),
+        "dtype": str(jnp.result_type(float)),
+    }
+    return config
+
+
+def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, num_steps: int = 64,
+                     num_subtrajectories: int | None = None, num_iterations: int = 1000, batch_size: int = 256,
+                     learning_rate: float = 1e-3, lr_schedule: str = "cosine", seed: int = 0, sigma: float = 1.0,
+                     sigma_max: float = 1.0, sigma_min: float = 0.01, diffusion_schedule: str = "cosine",
+                     learn_betas: bool = True, learn_diffusion: bool = True, learn_prior: bool = False,
+                     ess_threshold: float = 0.3, mcmc_steps: int | None = None, mcmc_step_size: float | None = None,
+                     width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0,
+                     grad_clip_norm: float = 1.0, progress: bool | None = None) -> ControlledSampler:
+    """Train a CMCD or SCLD sampler for `target` (a samplax.Target with an unnormalised log-density).
+
+    kind: "cmcd" (one trajectory of num_steps, importance weights) or "scld" (num_subtrajectories pieces, default 4,
+      with ESS-triggered resampling below ess_threshold and mcmc_steps MALA moves, default 1, at the inner boundaries).
+    loss: "log_variance" (detached paths) or "kl" (reverse KL / SMC ELBO, reparametrised paths).
+    sigma: scale of the reference N(0, sigma^2 I) (learned with learn_prior); sigma_max, sigma_min,
+      diffusion_schedule: the diffusion coefficient sigma_k (cosine: the reference code's decreasing schedule;
+      its scale is learned with learn_diffusion). Iteration i uses the key fold_in(PRNGKey(seed), i).
+    The result's config records n_grad_train, the target gradient evaluations of all training simulations (the KL
+    loss's backward pass adds as many Hessian-vector products, n_hvp_train), and train_seconds.
+    """
+    from samplax.particles.run import as_target
+
+    target = as_target(target)
+    config = make_config(target, kind, loss, num_steps=num_steps, num_subtrajectories=num_subtrajectories,
+                         num_iterations=num_iterations, batch_size=batch_size, learning_rate=learning_rate,
+                         lr_schedule=lr_schedule, seed=seed, sigma=sigma, sigma_max=sigma_max, sigma_min=sigma_min,
+                         diffusion_schedule=diffusion_schedule, learn_betas=learn_betas,
+                         learn_diffusion=learn_diffusion, learn_prior=learn_prior, ess_threshold=ess_threshold,
+                         mcmc_steps=mcmc_steps, mcmc_step_size=mcmc_step_size, width=width, depth=depth,
+                         num_freqs=num_freqs, clip=clip, grad_clip_norm=grad_clip_norm)
+    num_steps, num_subtrajectories = config["num_steps"], config["num_subtrajectories"]
+    root = jax.random.PRNGKey(config["seed"])
+    model = new_model(config, jax.random.fold_in(root, 2**31 - 1))
+    opt = _optimizer(config)
+    opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))
+    logdensity, bs = target.logdensity, config["batch_size"]
+
+    @eqx.filter_jit
+    def step(model, opt_state, key):
+        (value, lz), grads = eqx.filter_value_and_grad(
+            lambda m: loss_fn(m, config, logdensity, key, bs), has_aux=True)(model)
+        updates, opt_state = opt.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
+        return eqx.apply_updates(model, updates), opt_state, value, lz
+
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config["num_iterations"], desc=f"train {kind}[{loss}]", file=sys.stderr, dynamic_ncols=True)
+    history, log_z = [], []
+    t0 = time.perf_counter()
+    try:
+        for it in range(config["num_iterations"]):
+            model, opt_state, value, lz = step(model, opt_state, jax.random.fold_in(root, it))
+            value = float(value)
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"{kind}[{loss}] training: loss is {value} at iteration {it}; lower learning_rate or sigma_max, "
+                    f"or choose sigma to cover the target (sigma={sigma})")
+            history.append(value)
+            log_z.append(float(lz))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({"loss": f"{value:.4g}", "log_z": f"{float(lz):.4g}"}, refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
+    per_path = num_steps + 1 + (num_subtrajectories - 1) * config["mcmc_steps"]
+    n_grad = config["num_iterations"] * bs * per_path
+    config = {**config, "n_grad_train": int(n_grad), "n_hvp_train": int(n_grad if loss == "kl" else 0),
+              "train_seconds": time.perf_counter() - t0, "train_log_z_last": float(np.mean(log_z[-10:]))}
+    return ControlledSampler(model, config, np.asarray(history))
+
+
+def untrained(target, kind: str = "cmcd", **settings) -> ControlledSampler:
+    """The sampler before any training (u = 0, uniform beta, the initial diffusion): CMCD is then AIS with ULA
+    kernels, SCLD an SMC sampler with ULA proposals and MALA moves. Takes `train_controlled`'s settings."""
+    from samplax.particles.run import as_target
+
+    config = make_config(as_target(target), kind, **settings)
+    config = {**config, "num_iterations": 0, "n_grad_train": 0, "n_hvp_train": 0}
+    model = new_model(config, jax.random.fold_in(jax.random.PRNGKey(config["seed"]), 2**31 - 1))
+    return ControlledSampler(model, config, np.zeros(0))
