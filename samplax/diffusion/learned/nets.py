@@ -1,0 +1,481 @@
+"""NETS (Albergo & Vanden-Eijnden 2024, "NETS: A Non-Equilibrium Transport Sampler", arXiv 2410.02711).
+
+Annealed Langevin dynamics along U_t(x) = -[(1 - t) log rho_0(x) + t log pi~(x)] (geometric path from the base
+rho_0 = N(0, sigma^2 I), normalised, to the unnormalised target pi~) with a learned transport drift b(x, t):
+
+    dX = (-eps grad U_t(X) + b(X, t)) dt + sqrt(2 eps) dW,   X_0 ~ rho_0,
+    dA = (div b - grad U_t . b - d_t U_t)(X, t) dt,          A_0 = 0,
+
+and E[exp(A_t) h(X_t)] / E[exp(A_t)] = E_{rho_t}[h], E[exp(A_1)] = Z for ANY b (Jarzynski). b solving the continuity
+equation of rho_t makes the weights constant. Two weightings of the simulated paths:
+
+- weights="jarzynski" (the paper's): A summed on the Euler-Maruyama grid with the exact divergence (jacfwd trace);
+  unbiased only as the step h -> 0 (the unadjusted Langevin steps leave an O(h) bias, with b = 0 as well).
+- weights="exact": the discrete-time log Radon-Nikodym derivative of the Euler chain against its backward chain
+  (forward kernel drift -eps grad U_{t_k} + b at x_k, backward kernel drift -eps grad U_{t_{k+1}} - b at x_{k+1}, as in
+  CMCD, Vargas et al. 2024 arXiv 2307.01050): E[exp(log w)] = Z exactly for every b and every step count, and it
+  needs no divergence; its continuous-time limit is the Jarzynski weight. This is the default.
+
+Training (`train_nets`): b is fit on detached trajectories of the current sampler, with
+- loss="pinn": the PINN residual of the continuity equation, d_t F_t = d_t U_t - div b + grad U_t . b (paper, the
+  PINN objective). The free energy is profiled out: at each time the loss is quadratic in the number d_t F_t, its
+  minimiser over the batch is the batch mean of the residual, and by the envelope theorem the gradient in b at that
+  minimiser is the PINN gradient; so the loss is the per-time batch variance of the residual. The profiled
+  -int d_t F dt is reported per iteration (`log_z_pinn`, an unweighted estimate of log Z).
+  divergence="hutchinson" replaces div b by z.(J z) with Rademacher z, using two independent probes z1, z2 and the
+  product r(z1) r(z2) of the residuals, which is unbiased for r^2 (one probe would add Var(z.Jz), which depends on
+  b). Sampling always uses the exact divergence (weights="jarzynski") or none (weights="exact"): a Hutchinson
+  divergence inside exp(A) would bias the weights (Jensen), so it is refused there.
+- loss="action": action matching with b = grad phi (Neklyudov et al. 2023, used by NETS):
+  E_0[phi_0] - E_1[phi_1] + int E_t[|grad phi|^2 / 2 + d_t phi] dt, the E_t self-normalised with the detached
+  running discrete-time weights of the paths.
+
+Gradient counts (n_grad): one target value-and-gradient per particle per evaluated point: K per path for the exact
+weights (x_1..x_K; grad U_0 does not involve the target), K + 1 for the Jarzynski ones (x_0..x_K, trapezoid rule in
+time); training uses K per path per iteration (K + 1 for the PINN loss,
+whose residual at t = 0 needs log pi~(x_0)) and records the total in `config["n_grad_train"]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.scipy.special import logsumexp
+
+from samplax.diffusion.learned.network import fourier_features
+from samplax.particles import base
+from samplax.particles.resampling import resample, scheme
+from samplax.particles.state import ParticleState, ess
+
+FORMAT = "samplax-nets/1"
+LOSSES = ("pinn", "action")
+WEIGHTS = ("exact", "jarzynski")
+DIVERGENCES = ("exact", "hutchinson")
+
+
+# ------------------------------------------------------------------------------------------------ networks
+def _zero_last(mlp: eqx.nn.MLP) -> eqx.nn.MLP:
+    last = mlp.layers[-1]
+    last = eqx.tree_at(lambda l: (l.weight, l.bias), last, (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
+    return eqx.tree_at(lambda m: m.layers[-1], mlp, last)
+
+
+class Drift(eqx.Module):
+    """b(x, t) = c NN(x / c, emb(t)); c = input_scale (the base scale sigma). Starts at b = 0 (annealed IS)."""
+
+    net: eqx.nn.MLP
+    num_freqs: int = eqx.field(static=True)
+    input_scale: float = eqx.field(static=True)
+
+    def __init__(self, dim, key, width=64, depth=2, num_freqs=8, input_scale=1.0):
+        self.net = _zero_last(eqx.nn.MLP(dim + 2 * num_freqs, dim, width, depth, activation=jax.nn.gelu, key=key))
+        self.num_freqs, self.input_scale = int(num_freqs), float(input_scale)
+
+    def __call__(self, x, t):
+        c = self.input_scale
+        return c * self.net(jnp.concatenate([x / c, fourier_features(t, self.num_freqs)]))
+
+
+class Potential(eqx.Module):
+    """phi(x, t) = c^2 NN(x / c, emb(t)) and b = grad_x phi (action matching). Starts at phi = 0."""
+
+    net: eqx.nn.MLP
+    num_freqs: int = eqx.field(static=True)
+    input_scale: float = eqx.field(static=True)
+
+    def __init__(self, dim, key, width=64, depth=2, num_freqs=8, input_scale=1.0):
+        self.net = _zero_last(eqx.nn.MLP(dim + 2 * num_freqs, "scalar", width, depth, activation=jax.nn.gelu,
+                                         key=key))
+        self.num_freqs, self.input_scale = int(num_freqs), float(input_scale)
+
+    def phi(self, x, t):
+        c = self.input_scale
+        return c**2 * self.net(jnp.concatenate([x / c, fourier_features(t, self.num_freqs)]))
+
+    def __call__(self, x, t):
+        return jax.grad(self.phi)(x, t)
+
+
+def divergence(model, x, t):
+    """Exact div_x b(x, t) (trace of the forward-mode Jacobian: d JVPs of the network)."""
+    return jnp.trace(jax.jacfwd(lambda y: model(y, t))(x))
+
+
+def hutchinson(model, x, t, z):
+    """z . (J_x b) z, unbiased for div b when E[z z^T] = I."""
+    return jnp.vdot(z, jax.jvp(lambda y: model(y, t), (x,), (z,))[1])
+
+
+def new_model(config: dict, key):
+    cls = Potential if config["loss"] == "action" else Drift
+    m = cls(config["dim"], key, config["width"], config["depth"], config["num_freqs"], config["sigma"])
+    dtype = jnp.dtype(config["dtype"])
+    return jax.tree.map(lambda v: v.astype(dtype) if eqx.is_inexact_array(v) else v, m)
+
+
+# ------------------------------------------------------------------------------------ interpolation and paths
+def _log_base(x, sigma):
+    d = x.shape[-1]
+    return -0.5 * jnp.sum(x**2, axis=-1) / sigma**2 - d * jnp.log(sigma) - 0.5 * d * jnp.log(2 * jnp.pi)
+
+
+def _grad_u(x, gp, t, sigma):
+    """grad U_t = -[(1 - t) grad log rho_0 + t grad log pi~]."""
+    return (1.0 - t) * x / sigma**2 - t * gp
+
+
+def _clip(g, clip):
+    return g if clip is None else jnp.clip(g, -clip, clip)
+
+
+def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weights, clip=None, keep=False,
+            progress=None):
+    """Simulate n paths on the uniform grid t_k = k / K; return a dict.
+
+    weights: "jarzynski" | "exact". Returns "x" (n, d) final positions, "x0" (n, d) the base draws, "log_w" (n,)
+    final log weights (log Z estimate = log mean exp), "ess" (K,) of the running weights. keep=True (exact weights
+    only) adds x_1..x_K as "xs" (K, n, d), their "lps" (K, n), "gps" (K, n, d), times "ts" (K,) and running log
+    weights "lws" (K, n). Target evaluations per path: K (exact: x_1..x_K), K + 1 (jarzynski: x_0..x_K).
+    clip: elementwise clip of grad U_t in the Langevin drift only (a bounded step in stiff regions such as the
+    funnel's neck); the exact weights stay exact with it, the Jarzynski ones gain a bias.
+    """
+    K = int(num_steps)
+    h = 1.0 / K
+    vg = jax.vmap(jax.value_and_grad(logdensity))
+    drift = jax.vmap(model, in_axes=(0, None))
+    div = jax.vmap(lambda x, t: divergence(model, x, t), in_axes=(0, None))
+    k0, key = jax.random.split(key)
+    x0 = sigma * jax.random.normal(k0, (n, dim))
+    lb0 = _log_base(x0, sigma)
+    noise = math.sqrt(2.0 * epsilon * h)
+    zero = jnp.zeros((n,), x0.dtype)
+
+    if weights == "exact":
+        def body(carry, k):
+            x, gp, lw, _ = carry
+            t, t1 = k * h, (k + 1) * h
+            mean_f = x + h * (-epsilon * _clip(_grad_u(x, gp, t, sigma), clip) + drift(x, t))
+            x1 = mean_f + noise * jax.random.normal(jax.random.fold_in(key, k), x.shape)
+            lp1, gp1 = vg(x1)
+            mean_b = x1 + h * (-epsilon * _clip(_grad_u(x1, gp1, t1, sigma), clip) - drift(x1, t1))
+            lw = lw + (jnp.sum((x1 - mean_f) ** 2, -1) - jnp.sum((x - mean_b) ** 2, -1)) / (4.0 * epsilon * h)
+            run = lw + (1.0 - t1) * _log_base(x1, sigma) + t1 * lp1 - lb0  # a valid log weight for rho_{t_{k+1}}
+            e = ess(run)
+            if progress is not None:
+                progress.update(k, t1, e)
+            return (x1, gp1, lw, run), ((e, (x1, lp1, gp1, t1, run)) if keep else (e, None))
+
+        # t_0 = 0: grad U_0 does not involve the target, so x_0 needs no evaluation (gp = 0 there is exact);
+        # at t_K = 1 the running weight is the final one, lw + log pi~(x_K) - log rho_0(x_0)
+        (x, _, _, log_w), (e, kept) = jax.lax.scan(body, (x0, jnp.zeros_like(x0), zero, zero), jnp.arange(K))
+        res = {"x": x, "x0": x0, "log_w": log_w, "ess": e}
+        if keep:
+            res.update(xs=kept[0], lps=kept[1], gps=kept[2], ts=kept[3], lws=kept[4])
+        return res
+
+    def residual(x, lp, gp, t):
+        """div b - grad U_t . b - d_t U_t at (x, t), and the Langevin-plus-transport drift there."""
+        gu = _grad_u(x, gp, t, sigma)
+        b = drift(x, t)
+        return div(x, t) - jnp.sum(gu * b, -1) - (_log_base(x, sigma) - lp), -epsilon * _clip(gu, clip) + b
+
+    def body(carry, k):
+        x, r, f, A = carry
+        t1 = (k + 1) * h
+        x1 = x + h * f + noise * jax.random.normal(jax.random.fold_in(key, k), x.shape)
+        lp1, gp1 = vg(x1)
+        r1, f1 = residual(x1, lp1, gp1, t1)
+        # trapezoid in time along the path: the left-point sum alone misses h/2 (r(x_K, 1) - r(x_0, 0)), an O(h)
+        # error of the deterministic part of A that is large when d_t F varies much over [0, 1]
+        A = A + 0.5 * h * (r + r1)
+        e = ess(A)
+        if progress is not None:
+            progress.update(k, t1, e)
+        return (x1, r1, f1, A), (e, None)
+
+    if weights != "jarzynski":
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    lp0, gp0 = vg(x0)
+    r0, f0 = residual(x0, lp0, gp0, 0.0)
+    (x, _, _, A), (e, _) = jax.lax.scan(body, (x0, r0, f0, zero), jnp.arange(K))
+    return {"x": x, "x0": x0, "ess": e, "log_w": A}
+
+
+# ------------------------------------------------------------------------------------------------ losses
+def pinn_loss(model, batch, key, *, sigma, divergence_kind):
+    """Per-time batch variance of the continuity residual r = div b - grad U_t . b - d_t U_t (d_t F profiled out).
+
+    batch: "xs" (m, n, d), "lps" (m, n), "gps" (m, n, d), "ts" (m,) detached points of m times. Returns (loss, aux)
+    with aux["log_z_pinn"] = F_0 - F_1 = -int d_t F dt from the profiled d_t F (unweighted: exact only when b is).
+    """
+    xs, lps, gps, ts = batch["xs"], batch["lps"], batch["gps"], batch["ts"]
+
+    def at_time(x, lp, gp, t, k):
+        gu = _grad_u(x, gp, t, sigma)
+        b = jax.vmap(model, in_axes=(0, None))(x, t)
+        rest = -jnp.sum(gu * b, -1) - (_log_base(x, sigma) - lp)
+        if divergence_kind == "exact":
+            r = jax.vmap(lambda y: divergence(model, y, t))(x) + rest
+            rc = r - jnp.mean(r)
+            return jnp.mean(rc**2), jnp.mean(r)
+        z = jax.random.rademacher(k, (2,) + x.shape, dtype=x.dtype)
+        h1 = jax.vmap(lambda y, zz: hutchinson(model, y, t, zz))(x, z[0])
+        h2 = jax.vmap(lambda y, zz: hutchinson(model, y, t, zz))(x, z[1])
+        r1, r2 = h1 + rest, h2 + rest
+        # E[r1 r2 | x] = r(x)^2: two independent probes give an unbiased square
+        return jnp.mean((r1 - jnp.mean(r1)) * (r2 - jnp.mean(r2))), 0.5 * (jnp.mean(r1) + jnp.mean(r2))
+
+    keys = jax.random.split(key, ts.shape[0])
+    var, rbar = jax.vmap(at_time)(xs, lps, gps, ts, keys)
+    # -d_t F_t = mean residual, so log Z = F_0 - F_1 = int rbar dt (trapezoid weights "tw", unbiased over the draw)
+    return jnp.mean(var), {"log_z_pinn": jnp.sum(batch["tw"] * rbar)}
+
+
+def action_loss(model, batch, key, *, sigma, divergence_kind):
+    """Action matching with b = grad phi: E_0[phi_0] - E_1[phi_1] + int E_t[|grad phi|^2 / 2 + d_t phi] dt.
+
+    batch: "xs" (m, n, d) at times "ts" (m,) with self-normalising log weights "lws" (m, n), the base draws "x0"
+    (n, d) and the final points "x1" (n, d) with log weights "lw1" (n,).
+    """
+    del key, divergence_kind
+
+    def integrand(x, t):
+        gphi, dphi = jax.grad(model.phi, argnums=(0, 1))(x, t)
+        return 0.5 * jnp.sum(gphi**2) + dphi
+
+    def at_time(x, lw, t):
+        W = jax.nn.softmax(lw)
+        return jnp.sum(W * jax.vmap(integrand, in_axes=(0, None))(x, t))
+
+    inner = jnp.mean(jax.vmap(at_time)(batch["xs"], batch["lws"], batch["ts"]))
+    phi0 = jnp.mean(jax.vmap(model.phi, in_axes=(0, None))(batch["x0"], 0.0))
+    phi1 = jnp.sum(jax.nn.softmax(batch["lw1"]) * jax.vmap(model.phi, in_axes=(0, None))(batch["x1"], 1.0))
+    return phi0 - phi1 + inner, {"log_z_pinn": jnp.asarray(jnp.nan, inner.dtype)}
+
+
+# ------------------------------------------------------------------------------------------------ sampler
+@dataclasses.dataclass(frozen=True, eq=False)
+class NetsSampler:
+    """A NETS drift (or action-matching potential) with its settings and training history.
+
+    `samplax.sample(target, nets, num_particles=N, num_chains=C)` runs N annealed-Langevin paths with the learned
+    drift per population, weights them (`weights`, see the module docstring), reports log Z = log mean exp(log w)
+    and resamples to N equally weighted particles.
+    """
+
+    model: Any  # Drift | Potential
+    config: dict[str, Any]
+    history: dict[str, np.ndarray]  # "loss", "log_z_pinn", "ess" (of the training batch, exact weights) per iteration
+
+    @property
+    def kind(self) -> str:
+        return "nets"
+
+    @property
+    def n_grad_train(self) -> int:
+        return int(self.config["n_grad_train"])
+
+    def as_population_sampler(self, num_steps: int | None = None, weights: str | None = None,
+                              epsilon: float | None = None, resampling: str = "systematic") -> base.PopulationSampler:
+        """num_steps / epsilon: the trained ones by default (another value keeps the weights valid, the drift was
+        fit with the trained grid); weights: "exact" (default) or "jarzynski"."""
+        c = self.config
+        K = c["num_steps"] if num_steps is None else num_steps
+        if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1:
+            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+        weights = c["weights"] if weights is None else weights
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+        eps = c["epsilon"] if epsilon is None else _pos("epsilon", epsilon)
+        scheme(resampling)
+        model, dim, sigma, clip = self.model, c["dim"], c["sigma"], c["clip"]
+        K = int(K)
+
+        def run(target_model, key, num_particles, progress):
+            from samplax.particles.run import as_target
+
+            target = as_target(target_model)
+            if target.dim != dim:
+                raise ValueError(f"this NETS sampler was trained for dim {dim}, the target has dim {target.dim}")
+            k_run, k_res = jax.random.split(key)
+            out = rollout(model, target.logdensity, k_run, num_particles, dim, num_steps=K, sigma=sigma,
+                          epsilon=eps, weights=weights, clip=clip, progress=progress)
+            log_w = out["log_w"]
+            log_z = logsumexp(log_w) - jnp.log(num_particles)
+            state, _ = resample(k_res, ParticleState(out["x"], log_w, log_z), resampling)
+            # one target value-and-gradient per particle per evaluated point; Jarzynski also evaluates x_0 (stage 1)
+            counts = np.full(K, num_particles)
+            counts[0] += num_particles * (weights == "jarzynski")
+            stats = {"time": jnp.asarray((np.arange(K) + 1) / K), "ess": out["ess"],
+                     "n_grad": base.stage_counts(counts)}
+            return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
+
+        return base.PopulationSampler(f"nets[{c['loss']}]", run,
+                                      {**c, "num_steps": K, "weights": weights, "epsilon": eps,
+                                       "resampling": resampling}, "time")
+
+    def save(self, path) -> pathlib.Path:
+        """One file: a JSON header line (config, history) then equinox's serialised network leaves."""
+        path = pathlib.Path(path)
+        header = {"format": FORMAT, "config": self.config,
+                  "history": {k: np.asarray(v).tolist() for k, v in self.history.items()}}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write((json.dumps(header) + "\n").encode())
+            eqx.tree_serialise_leaves(f, self.model)
+        tmp.replace(path)
+        return path
+
+
+def load_nets(path) -> NetsSampler:
+    """Reload a sampler written by `NetsSampler.save`."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"path {path} does not exist")
+    with open(path, "rb") as f:
+        line = f.readline()
+        try:
+            header = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is not a samplax NETS file (no JSON header)") from err
+        if header.get("format") != FORMAT:
+            raise ValueError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
+        config = header["config"]
+        model = eqx.tree_deserialise_leaves(f, new_model(config, jax.random.PRNGKey(0)))
+    return NetsSampler(model, config, {k: np.asarray(v) for k, v in header["history"].items()})
+
+
+# ------------------------------------------------------------------------------------------------ training
+def _int(name, v, low):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    return int(v)
+
+
+def _pos(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    return float(v)
+
+
+def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch_size: int = 256,
+               learning_rate: float = 1e-3, loss: str = "pinn", epsilon: float = 1.0, sigma: float = 1.0,
+               seed: int = 0, weights: str = "exact", divergence: str = "exact", loss_times: int | None = 16,
+               width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float | None = 100.0,
+               grad_clip_norm: float = 10.0, final_lr_fraction: float = 0.1,
+               progress: bool | None = None) -> NetsSampler:
+    """Train a NETS drift for `target` (a samplax.Target with an unnormalised log-density); return a NetsSampler.
+
+    Each iteration simulates `batch_size` paths of `num_steps` Euler-Maruyama steps with the current drift
+    (detached), then takes one Adam step (global-norm clipping at `grad_clip_norm`, cosine decay of the learning
+    rate to `final_lr_fraction` of it) on the loss evaluated at `loss_times` random grid times (all K when None).
+    sigma: std of the Gaussian base rho_0 (choose it to cover the target). epsilon: Langevin diffusion coefficient.
+    weights: the sampler's default weighting ("exact" or "jarzynski"). divergence: "exact" | "hutchinson" (PINN
+    training only). num_iterations=0 returns the untrained sampler (b = 0: annealed importance sampling).
+    Iteration i uses the key fold_in(PRNGKey(seed), i).
+    """
+    from samplax.particles.run import as_target
+
+    target = as_target(target)
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
+    if loss == "action" and divergence != "exact":
+        raise ValueError("loss='action' needs no divergence in training; divergence='hutchinson' applies to 'pinn'")
+    K, num_iterations = _int("num_steps", num_steps, 1), _int("num_iterations", num_iterations, 0)
+    batch_size, seed = _int("batch_size", batch_size, 2), _int("seed", seed, 0)
+    n_times = K + (loss == "pinn")  # PINN: the grid times 0..1; action: t_1..t_K (t = 0 enters through phi_0)
+    m = n_times if loss_times is None else min(_int("loss_times", loss_times, 1), n_times)
+    config = {"kind": "nets", "loss": loss, "dim": target.dim, "num_steps": K, "sigma": _pos("sigma", sigma),
+              "epsilon": _pos("epsilon", epsilon), "weights": weights, "divergence": divergence, "loss_times": m,
+              "width": _int("width", width, 1), "depth": _int("depth", depth, 1),
+              "num_freqs": _int("num_freqs", num_freqs, 1), "clip": None if clip is None else _pos("clip", clip),
+              "batch_size": batch_size, "learning_rate": _pos("learning_rate", learning_rate),
+              "grad_clip_norm": _pos("grad_clip_norm", grad_clip_norm),
+              "final_lr_fraction": _pos("final_lr_fraction", final_lr_fraction), "seed": seed,
+              "num_iterations": num_iterations, "target": getattr(target, "name", "target"),
+              "dtype": str(jnp.result_type(float))}
+    root = jax.random.PRNGKey(seed)
+    model = new_model(config, jax.random.fold_in(root, 2**31 - 1))
+    sched = optax.cosine_decay_schedule(config["learning_rate"], max(num_iterations, 1), alpha=final_lr_fraction)
+    opt = optax.chain(optax.clip_by_global_norm(config["grad_clip_norm"]), optax.adam(sched))
+    opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))
+    step = _make_step(target.logdensity, config, opt)
+
+    history = {"loss": [], "log_z_pinn": [], "ess": [], "log_z_batch": []}
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    bar = None
+    if show and num_iterations:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_iterations, desc=f"train nets[{loss}]", file=sys.stderr, dynamic_ncols=True)
+    try:
+        for it in range(num_iterations):
+            model, opt_state, value, aux = step(model, opt_state, jax.random.fold_in(root, it))
+            value = float(value)
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"nets[{loss}] training: loss is {value} at iteration {it}; lower learning_rate or epsilon, "
+                    f"raise num_steps, or choose sigma to cover the target (sigma={sigma})")
+            history["loss"].append(value)
+            for k in ("log_z_pinn", "ess", "log_z_batch"):
+                history[k].append(float(aux[k]))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({"loss": f"{value:.4g}", "ess": f"{float(aux['ess']):.0f}"}, refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
+    # every training path costs K target value-and-gradients (x_1..x_K), plus log pi~(x_0) for the PINN residual at
+    # t = 0 (counted as one more evaluation)
+    config["n_grad_train"] = int(num_iterations) * batch_size * (K + (loss == "pinn"))
+    return NetsSampler(model, config, {k: np.asarray(v, dtype=float) for k, v in history.items()})
+
+
+def _make_step(logdensity, c, opt):
+    K, n, dim, m = c["num_steps"], c["batch_size"], c["dim"], c["loss_times"]
+    sigma, eps, clip = c["sigma"], c["epsilon"], c["clip"]
+    loss_fn = pinn_loss if c["loss"] == "pinn" else action_loss
+
+    @eqx.filter_jit
+    def step(model, opt_state, key):
+        k_path, k_times, k_loss = jax.random.split(key, 3)
+        # the paths are data: simulated with the current drift, no gradient through them
+        out = rollout(model, logdensity, k_path, n, dim, num_steps=K, sigma=sigma,
+                      epsilon=eps, weights="exact", clip=clip, keep=True)
+        out = jax.lax.stop_gradient(out)
+        idx = jnp.sort(jax.random.choice(k_times, K + (c["loss"] == "pinn"), (m,), replace=False))
+        if c["loss"] == "pinn":
+            # the exact-weight rollout keeps x_1..x_K at t_1..t_K; add x_0 (t = 0) so every grid time can be drawn
+            lp0 = jax.vmap(logdensity)(out["x0"])  # d_t U at t = 0 needs log pi~(x_0): one more evaluation per path
+            xs = jnp.concatenate([out["x0"][None], out["xs"]])
+            lps = jnp.concatenate([lp0[None], out["lps"]])
+            gps = jnp.concatenate([jnp.zeros_like(out["x0"])[None], out["gps"]])
+            ts = jnp.concatenate([jnp.zeros((1,), out["ts"].dtype), out["ts"]])
+            # trapezoid weights of the K + 1 grid times, rescaled for the m drawn without replacement
+            tw = jnp.full((K + 1,), 1.0 / K).at[0].set(0.5 / K).at[K].set(0.5 / K) * (K + 1) / m
+            batch = {"xs": xs[idx], "lps": lps[idx], "gps": gps[idx], "ts": ts[idx], "tw": tw[idx]}
+        else:
+            batch = {"xs": out["xs"][idx], "lws": out["lws"][idx], "ts": out["ts"][idx], "x0": out["x0"],
+                     "x1": out["x"], "lw1": out["log_w"]}
+        (value, aux), grads = eqx.filter_value_and_grad(
+            lambda mdl: loss_fn(mdl, batch, k_loss, sigma=sigma, divergence_kind=c["divergence"]),
+            has_aux=True)(model)
+        updates, opt_state = opt.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
+        aux = {**aux, "ess": ess(out["log_w"]), "log_z_batch": logsumexp(out["log_w"]) - jnp.log(n)}
+        return eqx.apply_updates(model, updates), opt_state, value, aux
+
+    return step
