@@ -4,6 +4,13 @@
   Midgley et al. 2023 (FAB) used by the DDS / log-variance papers). Their means come from torch's RNG with seed 0,
   which is not available here: ours are numpy `default_rng(seed)` draws, the same construction, not the same numbers.
   Normalised: log_z = 0; exact sampler, mean, cov; `info["means"]` for mode coverage.
+  `rng="jax"` reproduces Beyond-ELBOs' GMM40 (Blessing et al. 2024, targets/gmm40.py), the one of their 50-d
+  benchmark: means jax.random.uniform(PRNGKey(seed), (40, d), float32, -1, 1) * 40, drawn with the threefry
+  counter layout jax used then (jax_threefry_partitionable=False, the default before jax 0.5).
+- "student_t_mixture": Beyond-ELBOs' mixture of Student-t's (targets/student_t_mixture.py): 10 equally weighted
+  products of independent Student-t(df=2, loc, scale=1) coordinates, locs jax.random.uniform(PRNGKey(0), (10, d),
+  float32, -10, 10) (the same threefry layout); normalised, log_z = 0; exact sampler and mean (df = 2: the
+  variance is infinite, so `cov` is None); `info["locs"]` and `mode_index` for mode coverage.
 - "many_well": ManyWell (Midgley et al. 2023), d = 32: 16 independent copies of the 2D double well
   log p~(x1, x2) = -x1^4 + 6 x1^2 + x1 / 2 - x2^2 / 2. log Z = 16 log(Z_1 sqrt(2 pi)) = 164.69568 (Z_1 by 1D
   quadrature; tests check it independently); exact sampler (inverse CDF of x1 on a fine grid, x2 Gaussian).
@@ -30,19 +37,56 @@ def _check_int(name, v, low):
         raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
 
 
-def gmm_means(num_modes: int = 40, loc_scale: float = 40.0, seed: int = 0, dim: int = 2) -> np.ndarray:
+RNGS = ("numpy", "jax")
+
+
+def _jax_uniform(seed: int, shape, low: float, high: float) -> np.ndarray:
+    """jax.random.uniform(PRNGKey(seed), shape, float32, low, high) as jax < 0.5 drew it (the reference codes' era)."""
+    with jax.threefry_partitionable(False):
+        u = jax.random.uniform(jax.random.PRNGKey(seed), shape, jnp.float32, low, high)
+    return np.asarray(u, dtype=np.float64)
+
+
+def gmm_means(num_modes: int = 40, loc_scale: float = 40.0, seed: int = 0, dim: int = 2, rng: str = "numpy") -> np.ndarray:
+    if rng == "jax":  # Beyond-ELBOs: uniform(-1, 1) * loc_scaling, in float32
+        return np.asarray(np.float32(loc_scale) * _jax_uniform(seed, (num_modes, dim), -1.0, 1.0).astype(np.float32),
+                          dtype=np.float64)
     return np.random.default_rng(seed).uniform(-loc_scale, loc_scale, size=(num_modes, dim))
 
 
+def mode_index(x, means, log_scale_terms=None):
+    """Index of the component with the highest log-density at each x (n, d): the nearest mean for equal isotropic
+    components (GMM40), the argmax over `log_scale_terms(x)` (n, K) when given."""
+    x = np.asarray(x, dtype=np.float64)
+    if log_scale_terms is not None:
+        return np.argmax(np.asarray(log_scale_terms(x)), axis=1)
+    d2 = (x**2).sum(1)[:, None] - 2 * x @ means.T + (means**2).sum(1)[None]
+    return np.argmin(d2, axis=1)
+
+
+def entropic_mode_coverage(idx, num_modes: int) -> float:
+    """Beyond-ELBOs' EMC: entropy of the fractions of samples per mode (argmax component), divided by log(num_modes):
+    1 when every mode holds the same share, 0 when all samples are in one mode."""
+    counts = np.bincount(np.asarray(idx), minlength=num_modes)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum() / np.log(num_modes))
+
+
 @register("gmm40", "2D mixture of 40 unit-variance Gaussians, means uniform in [-40, 40]^2 (fixed seed); log_z = 0, exact sampler")
-def gmm40(num_modes: int = 40, loc_scale: float = 40.0, scale: float = 1.0, seed: int = 0, dim: int = 2) -> Target:
-    """The GMM40 benchmark (normalised: log_z = 0); other num_modes / loc_scale / scale give its relatives."""
+def gmm40(num_modes: int = 40, loc_scale: float = 40.0, scale: float = 1.0, seed: int = 0, dim: int = 2,
+          rng: str = "numpy") -> Target:
+    """The GMM40 benchmark (normalised: log_z = 0); other num_modes / loc_scale / scale give its relatives.
+
+    rng: "numpy" (default_rng(seed) means, the 2-d benchmark samplax has always used) or "jax" (Beyond-ELBOs' means).
+    """
+    if rng not in RNGS:
+        raise ValueError(f"rng must be one of {RNGS}, got {rng!r}")
     _check_int("num_modes", num_modes, 1)
     _check_int("dim", dim, 1)
     _check_int("seed", seed, 0)
     if not (loc_scale > 0 and scale > 0):
         raise ValueError(f"loc_scale and scale must be positive, got {loc_scale!r}, {scale!r}")
-    means = gmm_means(num_modes, loc_scale, seed, dim)
+    means = gmm_means(num_modes, loc_scale, seed, dim, rng)
     m = jnp.asarray(means)
     log_w = -np.log(num_modes)
 
@@ -59,7 +103,43 @@ def gmm40(num_modes: int = 40, loc_scale: float = 40.0, scale: float = 1.0, seed
     cov = scale**2 * np.eye(dim) + (means - mean).T @ (means - mean) / num_modes
     return Target.from_logdensity(logdensity, dim, name=f"gmm{num_modes}", mean=jnp.asarray(mean),
                                   cov=jnp.asarray(cov), sample=sample, log_z=0.0,
-                                  info={"means": means, "scale": scale})
+                                  info={"means": means, "scale": scale, "num_modes": num_modes,
+                                        "mode_index": lambda x: mode_index(x, means)})
+
+
+@register("student_t_mixture", "Beyond-ELBOs' mixture of 10 Student-t(df=2) products, locs uniform in [-10, 10]^d (d=50 default); log_z = 0, exact sampler")
+def student_t_mixture(dim: int = 50, num_components: int = 10, df: float = 2.0, loc_range: float = 10.0,
+                      seed: int = 0) -> Target:
+    """Equally weighted mixture of products of independent Student-t(df, loc_k, 1) coordinates (normalised)."""
+    _check_int("dim", dim, 1)
+    _check_int("num_components", num_components, 1)
+    _check_int("seed", seed, 0)
+    if not (df > 0 and loc_range > 0):
+        raise ValueError(f"df and loc_range must be positive, got {df!r}, {loc_range!r}")
+    locs = _jax_uniform(seed, (num_components, dim), -loc_range, loc_range)
+    L = jnp.asarray(locs)
+    from jax.scipy.special import gammaln
+
+    c = gammaln((df + 1) / 2) - gammaln(df / 2) - 0.5 * jnp.log(df * jnp.pi)  # Student-t log normaliser
+
+    def component_log_probs(x):  # (..., d) -> (..., K)
+        z = x[..., None, :] - L
+        return jnp.sum(c - 0.5 * (df + 1) * jnp.log1p(z**2 / df), axis=-1)
+
+    def logdensity(x):
+        return logsumexp(component_log_probs(x)) - jnp.log(num_components)
+
+    def sample(key, n):
+        kc, kx = jax.random.split(key)
+        idx = jax.random.randint(kc, (n,), 0, num_components)
+        return L[idx] + jax.random.t(kx, df, (n, dim))
+
+    mean = locs.mean(0) if df > 1 else None
+    lp_batch = jax.jit(jax.vmap(component_log_probs))
+    return Target.from_logdensity(logdensity, dim, name=f"student_t_mixture_{dim}d",
+                                  mean=None if mean is None else jnp.asarray(mean), cov=None, sample=sample, log_z=0.0,
+                                  info={"locs": locs, "df": df, "num_modes": num_components,
+                                        "mode_index": lambda x: mode_index(x, locs, lp_batch)})
 
 
 def _double_well_axis(n: int = 200001):
@@ -106,8 +186,9 @@ def many_well(dim: int = 32) -> Target:
 
 
 def benchmark_targets(quick: bool = False) -> dict[str, Target]:
-    """GMM40, Funnel-10d, ManyWell-32d and the sECD experiment's double well, by name."""
+    """GMM40, Funnel-10d, ManyWell-32d, the sECD experiment's double well, GMM40-50d and the Student-t mixture (50-d)."""
     from samplax import models
 
     return {"gmm40": gmm40(), "funnel": models.get("funnel", dim=10), "many_well": many_well(),
-            "double_well": models.get("double_well", barrier=2.0)}
+            "double_well": models.get("double_well", barrier=2.0), "gmm40_50d": gmm40(dim=50, rng="jax"),
+            "student_t_mixture": student_t_mixture()}
