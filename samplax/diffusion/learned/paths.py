@@ -17,6 +17,12 @@ reversed reference kernels telescope into r_K, Gaussian normalisers cancel)
 
 an exact discrete-time importance weight: E[w] = Z with no time-discretisation bias, so mean(exp(log w)) is an
 unbiased estimate of Z (and the continuous-time RND  -int |u|^2/2 dt - int u dW  in the limit).
+
+DDS time grids (`schedule`): "linear" beta(tau) = beta_min + (beta_max - beta_min) tau (the default), or "cosine", the
+DDS authors' and Beyond-ELBOs' cos_sq_fn_step_scheme (Nichol & Dhariwal 2021): per-step OU increments proportional
+to cos^4 of the phase, large at the prior end and shrinking to ~0 at the target end (fine steps where the modes
+are sharp), with the same total integral (beta_min + beta_max) / 2 as the linear grid. The reference evaluates
+cos^4 at linspace(0, 1, K), whose last step is empty; we take step midpoints so every step moves.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import numpy as np
 from samplax.particles.state import ess
 
 KINDS = ("pis", "dds")
+SCHEDULES = ("linear", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,18 +53,27 @@ class Path:
         return int(self.a.size)
 
 
-def make_path(kind: str, num_steps: int, sigma: float, beta_min: float = 0.1, beta_max: float = 10.0) -> Path:
-    """The reference chain of `kind` ("pis" | "dds") on K = num_steps steps."""
+def make_path(kind: str, num_steps: int, sigma: float, beta_min: float = 0.1, beta_max: float = 10.0,
+              schedule: str = "linear") -> Path:
+    """The reference chain of `kind` ("pis" | "dds") on K = num_steps steps; `schedule` is DDS's OU time grid."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     K = int(num_steps)
     t = np.arange(K) / K
     if kind == "pis":
         return Path(kind, np.ones(K), np.full(K, sigma * np.sqrt(1.0 / K)), t, 0.0, float(sigma))
     # OU time tau runs 1 -> 0 while the sampler runs 0 -> 1; integral of the linear beta over [tau_{k+1}, tau_k]
-    tau = 1.0 - np.arange(K + 1) / K
-    B = beta_min * tau + 0.5 * (beta_max - beta_min) * tau**2
-    a = np.exp(-(B[:-1] - B[1:]))
+    if schedule == "cosine":
+        s_shift = 0.008  # the reference's shift
+        phase = (((np.arange(K) + 0.5) / K + s_shift) / (1 + s_shift)) * np.pi * 0.5
+        w = np.cos(phase) ** 4
+        a = np.exp(-0.5 * (beta_min + beta_max) * w / w.sum())
+    else:
+        tau = 1.0 - np.arange(K + 1) / K
+        B = beta_min * tau + 0.5 * (beta_max - beta_min) * tau**2
+        a = np.exp(-(B[:-1] - B[1:]))
     return Path(kind, a, sigma * np.sqrt(1.0 - a**2), t, float(sigma), float(sigma))
 
 
@@ -66,11 +82,15 @@ def _gauss_logpdf(x, scale):
     return -0.5 * jnp.sum(x**2, axis=-1) / scale**2 - d * jnp.log(scale) - 0.5 * d * jnp.log(2 * jnp.pi)
 
 
-def rollout(control, path: Path, logdensity, key, n: int, dim: int, detach: bool = False, progress=None):
+def rollout(control, path: Path, logdensity, key, n: int, dim: int, detach: bool = False, progress=None,
+            detach_score: bool = False):
     """Simulate n paths; return (x_K (n, d), log_w (n,), ess_so_far (K,)).
 
     detach=True stops gradients through the path (the log-variance loss differentiates only u along fixed paths);
     detach=False keeps the reparametrised path (the reverse-KL loss differentiates through the SDE).
+    detach_score=True feeds the network grad log pi~(x) as a constant (no gradient through it into the target's
+    Hessian), as both reference codes do (`jax.lax.stop_gradient(jax.grad(langevin_init)(x, step))`). Only the
+    training gradient changes; the rollout and its weights are the same.
     """
     k0, key = jax.random.split(key)
     x0 = path.x0_scale * jax.random.normal(k0, (n, dim))
@@ -82,6 +102,8 @@ def rollout(control, path: Path, logdensity, key, n: int, dim: int, detach: bool
         x, lw = carry
         a, s, t, k = step
         _, g = vg(x)
+        if detach_score:
+            g = jax.lax.stop_gradient(g)
         u = ctrl(x, t, g)
         xi = jax.random.normal(jax.random.fold_in(key, k), x.shape)
         mean_ref = a * x

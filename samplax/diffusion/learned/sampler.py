@@ -41,7 +41,9 @@ class TrainedSampler:
 
     def path(self, num_steps: int | None = None):
         c = self.config
-        return make_path(c["kind"], num_steps or c["num_steps"], c["sigma"], c["beta_min"], c["beta_max"])
+        # files written before `schedule` existed used the linear grid
+        return make_path(c["kind"], num_steps or c["num_steps"], c["sigma"], c["beta_min"], c["beta_max"],
+                         c.get("schedule", "linear"))
 
     def as_population_sampler(self, num_steps: int | None = None, resampling: str = "systematic") -> base.PopulationSampler:
         """num_steps: the trained grid by default; another K keeps the weights exact but the control was not fit to it."""

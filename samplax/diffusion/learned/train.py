@@ -14,7 +14,7 @@ import optax
 
 from samplax.checkpoint import refuse_mismatch, target_fingerprint
 from samplax.diffusion.learned.losses import LOSSES, loss_fn
-from samplax.diffusion.learned.paths import KINDS, make_path
+from samplax.diffusion.learned.paths import KINDS, SCHEDULES, make_path
 from samplax.diffusion.learned.sampler import FORMAT, TrainedSampler, new_control, read_header
 
 
@@ -30,21 +30,37 @@ def _pos(name, v):
     return float(v)
 
 
-def _optimizer(lr, clip_norm):
-    return optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(lr))
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def _optimizer(lr, clip_norm, clip_value=None, lr_schedule="constant", num_iterations=1):
+    """Adam after gradient clipping: by global norm, and elementwise at clip_value as both reference codes do
+    (`optax.clip(1.0)`); lr_schedule "cosine" decays the rate to 0 over the run (optax.cosine_decay_schedule)."""
+    parts = [optax.clip_by_global_norm(clip_norm)]
+    if clip_value is not None:
+        parts.append(optax.clip(clip_value))
+    rate = optax.cosine_decay_schedule(lr, num_iterations) if lr_schedule == "cosine" else lr
+    return optax.chain(*parts, optax.adam(rate))
 
 
 def train(target, kind: str, loss: str = "kl", *, num_steps: int = 64, num_iterations: int = 1000,
           batch_size: int = 256, learning_rate: float = 1e-3, seed: int = 0, sigma: float | None = None,
           beta_min: float = 0.1, beta_max: float = 10.0, width: int = 64, depth: int = 2, num_freqs: int = 8,
-          clip: float = 100.0, grad_clip_norm: float = 10.0, progress: bool | None = None,
-          checkpoint=None, checkpoint_every: int = 100, resume=None) -> TrainedSampler:
+          clip: float = 100.0, grad_clip_norm: float = 10.0, grad_clip_value: float | None = None,
+          lr_schedule: str = "constant", schedule: str = "linear", detach_score: bool = True,
+          progress: bool | None = None, checkpoint=None, checkpoint_every: int = 100, resume=None) -> TrainedSampler:
     """Train a PIS or DDS sampler for `target` (a samplax.Target with an unnormalised log-density).
 
     kind: "pis" (controlled Brownian motion from 0) or "dds" (controlled time-reversed OU from N(0, sigma^2)).
     loss: "kl" (reverse KL, differentiates through the SDE) or "log_variance" (variance of log RND, detached paths).
     sigma: reference scale (PIS: std of the uncontrolled x_1; DDS: the OU stationary std); choose it to cover the
-      target (default 1). Iteration i uses the key fold_in(PRNGKey(seed), i), so `resume` from a checkpoint written
+      target (default 1).
+    schedule: DDS's OU time grid, "linear" or "cosine" (the reference codes'; see `paths`).
+    detach_score: the network's input grad log pi~(x) carries no gradient (as in both reference codes). Default True
+      since 2026-12-05: differentiating the KL loss through it into the target's Hessian made DDS-KL diverge on GMM40.
+    grad_clip_value: also clip each gradient entry to [-v, v] (the reference codes use 1.0); lr_schedule: "constant" or
+      "cosine" (decay to 0 over num_iterations).
+    Iteration i uses the key fold_in(PRNGKey(seed), i), so `resume` from a checkpoint written
       every `checkpoint_every` iterations continues exactly as an uninterrupted run would.
     """
     from samplax.particles.run import as_target
@@ -60,16 +76,25 @@ def train(target, kind: str, loss: str = "kl", *, num_steps: int = 64, num_itera
     learning_rate, clip, grad_clip_norm = _pos("learning_rate", learning_rate), _pos("clip", clip), \
         _pos("grad_clip_norm", grad_clip_norm)
     sigma = 1.0 if sigma is None else _pos("sigma", sigma)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if grad_clip_value is not None:
+        grad_clip_value = _pos("grad_clip_value", grad_clip_value)
+    if not isinstance(detach_score, bool):
+        raise ValueError(f"detach_score must be True or False, got {detach_score!r}")
     _pos("beta_min", beta_min), _pos("beta_max", beta_max)
     dim = target.dim
     config = {"kind": kind, "loss": loss, "dim": dim, "num_steps": num_steps, "sigma": sigma,
               "beta_min": float(beta_min), "beta_max": float(beta_max), "width": _int("width", width, 1),
               "depth": _int("depth", depth, 1), "num_freqs": _int("num_freqs", num_freqs, 1), "clip": clip,
-              "input_scale": sigma,
+              "input_scale": sigma, "schedule": schedule, "detach_score": detach_score,
+              "grad_clip_value": grad_clip_value, "lr_schedule": lr_schedule,
               "batch_size": batch_size, "learning_rate": learning_rate, "grad_clip_norm": grad_clip_norm,
               "seed": seed, "num_iterations": num_iterations, "target": getattr(target, "name", "target"),
               "dtype": str(jnp.result_type(float))}
-    path = make_path(kind, num_steps, sigma, beta_min, beta_max)
+    path = make_path(kind, num_steps, sigma, beta_min, beta_max, schedule)
     root = jax.random.PRNGKey(seed)
     control = new_control(config, jax.random.fold_in(root, 2**31 - 1))
     step, opt = _step_fn(target.logdensity, path, config)
@@ -114,16 +139,20 @@ def _step_fn(logdensity, path, config):
     """(jitted step (control, opt_state, key) -> (control, opt_state, loss), optimiser), cached per settings."""
     c = config
     cache_key = (logdensity, c["kind"], c["loss"], c["num_steps"], c["sigma"], c["beta_min"], c["beta_max"],
-                 c["batch_size"], c["learning_rate"], c["grad_clip_norm"], c["dim"], c["dtype"])
+                 c["batch_size"], c["learning_rate"], c["grad_clip_norm"], c["dim"], c["dtype"], c["schedule"],
+                 c["detach_score"], c["grad_clip_value"], c["lr_schedule"],
+                 c["num_iterations"] if c["lr_schedule"] == "cosine" else None)
     if cache_key in _STEP_CACHE:
         return _STEP_CACHE[cache_key]
-    opt = _optimizer(c["learning_rate"], c["grad_clip_norm"])
-    batch_size, dim, loss = c["batch_size"], c["dim"], c["loss"]
+    opt = _optimizer(c["learning_rate"], c["grad_clip_norm"], c["grad_clip_value"], c["lr_schedule"],
+                     c["num_iterations"])
+    batch_size, dim, loss, detach_score = c["batch_size"], c["dim"], c["loss"], c["detach_score"]
 
     @eqx.filter_jit
     def step(control, opt_state, key):
         (value, _), grads = eqx.filter_value_and_grad(
-            lambda ctl: loss_fn(ctl, path, logdensity, key, batch_size, dim, loss), has_aux=True)(control)
+            lambda ctl: loss_fn(ctl, path, logdensity, key, batch_size, dim, loss, detach_score),
+            has_aux=True)(control)
         updates, opt_state = opt.update(grads, opt_state, eqx.filter(control, eqx.is_inexact_array))
         return eqx.apply_updates(control, updates), opt_state, value
 
@@ -135,7 +164,8 @@ def _step_fn(logdensity, path, config):
 
 # --------------------------------------------------------------------------------------- checkpoints
 _SAME = ("kind", "loss", "dim", "num_steps", "sigma", "beta_min", "beta_max", "width", "depth", "num_freqs", "clip", "input_scale",
-         "batch_size", "learning_rate", "grad_clip_norm", "seed", "target", "dtype")
+         "batch_size", "learning_rate", "grad_clip_norm", "seed", "target", "dtype", "schedule", "detach_score",
+         "grad_clip_value", "lr_schedule")
 
 
 def _save_checkpoint(path, config, fingerprint, control, opt_state, history, iteration):
@@ -161,6 +191,8 @@ def _load_checkpoint(path, config, fingerprint, control, opt_state):
             raise ValueError(f"resume={str(path)!r} is a saved sampler, not a training checkpoint")
         old = header["config"]
         diff = [k for k in _SAME if old.get(k) != config.get(k)]
+        if config["lr_schedule"] == "cosine" and old.get("num_iterations") != config["num_iterations"]:
+            diff.append("num_iterations")  # the cosine learning rate is a function of the run's length
         if diff:
             raise ValueError(f"resume={str(path)!r} was written with different settings {diff}: "
                              + ", ".join(f"{k}={old.get(k)!r} (now {config.get(k)!r})" for k in diff))
