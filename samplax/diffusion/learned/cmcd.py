@@ -55,7 +55,7 @@ LOSSES = ("log_variance", "kl")
 SCHEDULES = ("cosine", "constant")
 LR_SCHEDULES = ("cosine", "constant")
 FORMAT = "samplax-controlled-smc/1"
-# beta, diffusion and reference parameters are stored divided by this factor, so one Adam learning rate moves them
+# beta and reference parameters are stored divided by this factor, so one Adam learning rate moves them
 # this many times faster than the network weights (both reference codes use a 10x larger rate for the schedule)
 SCHEDULE_LR_MULT = 10.0
 MALA_TARGET_ACCEPTANCE = 0.57
@@ -66,7 +66,7 @@ class CMCDModel(eqx.Module):
 
     control: Control
     beta_raw: jax.Array  # (K,) softplus(mult * raw) are the beta increments
-    log_diffusion_raw: jax.Array  # () sigma_k = exp(mult * raw) * sigma_max * shape_k
+    log_diffusion_raw: jax.Array  # () sigma_k = exp(raw) * shape_k (shape_k from sigma_max, sigma_min)
     prior_mean_raw: jax.Array  # (d,)
     prior_log_std_raw: jax.Array  # (d,) log s = log sigma + mult * raw
 
@@ -101,7 +101,9 @@ def diffusion_shape(config: dict) -> np.ndarray:
 
 
 def diffusions(model: CMCDModel, config: dict):
-    scale = jnp.exp(SCHEDULE_LR_MULT * _maybe_stop(model.log_diffusion_raw, config["learn_diffusion"]))
+    # no learning-rate multiplier here: at 10x the network's rate the log-variance loss drove sigma up until the
+    # Euler-Maruyama steps went unstable (sigma 1.5 -> 10 in 40 iterations, weights exploding, on the test mixture)
+    scale = jnp.exp(_maybe_stop(model.log_diffusion_raw, config["learn_diffusion"]))
     return scale * jnp.asarray(diffusion_shape(config))
 
 
@@ -162,7 +164,7 @@ def _segment(model, config, logdensity, key, x, lp, g, k0: int, L: int, detach: 
         return (x_new, lp_new, g_new, acc), None
 
     start = gamma(k0, x, lp)
-    (x, lp, g, acc), _ = jax.lax.scan(body, (x, lp, g, jnp.zeros(x.shape[:1], x.dtype)), jnp.arange(k0, k0 + L))
+    (x, lp, g, acc), _ = jax.lax.scan(body, (x, lp, g, jnp.zeros(x.shape[:1], x.dtype)), k0 + jnp.arange(L))
     return x, lp, g, gamma(k0 + L, x, lp) - start + acc
 
 
@@ -211,6 +213,7 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
 
     Returns a dict: x (n, d), log_w (n,) final unnormalised log weights, log_z, log_G (S, n) the sub-trajectories'
     incremental log weights, W (S, n) the normalised weights before each increment, and per-stage statistics.
+    Resampling and moves happen at the inner boundaries only (the caller resamples at the end).
     """
     K, d = config["num_steps"], config["dim"]
     S = config["num_subtrajectories"] if num_subtrajectories is None else num_subtrajectories
@@ -223,42 +226,39 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
     x = jax.lax.stop_gradient(mean0 + std0 * jax.random.normal(k0, (n, d)))
     lp, g = jax.vmap(jax.value_and_grad(logdensity))(x)
     lw = jnp.zeros((n,), x.dtype)
-    log_z = jnp.zeros((), x.dtype)
     h = jnp.asarray(config["mcmc_step_size"], x.dtype)
-    rows = {"ess": [], "log_z_increment": [], "resampled": [], "acceptance_rate": []}
-    log_G, Ws = [], []
-    for s in range(S):
+    nan = jnp.asarray(jnp.nan, x.dtype)
+
+    def seg(carry, s):
+        x, lp, g, lw, h = carry
         ks, kr, km = jax.random.split(jax.random.fold_in(key, s), 3)
         W = jax.nn.softmax(jax.lax.stop_gradient(lw))
-        x, lp, g, G = _segment(model, config, logdensity, ks, x, lp, g, int(bounds[s]), L, detach)
+        x, lp, g, G = _segment(model, config, logdensity, ks, x, lp, g, s * L, L, detach)
         inc = logsumexp(jnp.log(W) + G)
-        log_z = log_z + inc
         lw = jax.lax.stop_gradient(lw + G)
-        log_G.append(G)
-        Ws.append(W)
         e = ess(lw)
-        rows["ess"].append(e)
-        rows["log_z_increment"].append(jax.lax.stop_gradient(inc))
-        if s + 1 < S:  # boundaries inside the path: SMC resampling and moves; the end is handled by the caller
-            x, lp, g = jax.lax.stop_gradient((x, lp, g))
-            do = (e < thr * n) if thr > 0 else jnp.array(False)
-            idx = scheme(resampling)(kr, jax.nn.softmax(lw), n)
-            x, lp, g, lw = jax.tree.map(lambda a, b: jnp.where(do, a, b),
-                                        (x[idx], lp[idx], g[idx], jnp.zeros_like(lw)), (x, lp, g, lw))
-            rows["resampled"].append(do)
-            if moves > 0:
+        x, lp, g = jax.lax.stop_gradient((x, lp, g))
+        inner = s + 1 < S
+        do = inner & (e < thr * n) if thr > 0 else jnp.array(False)
+        idx = scheme(resampling)(kr, jax.nn.softmax(lw), n)
+        x, lp, g, lw = jax.tree.map(lambda a, b: jnp.where(do, a, b),
+                                    (x[idx], lp[idx], g[idx], jnp.zeros_like(lw)), (x, lp, g, lw))
+        if moves > 0:
+            def move(args):
+                x, lp, g, h = args
                 x, lp, g, h, rate = _mala(model, config, logdensity, km, x, lp, g, jax.nn.softmax(lw),
-                                          int(bounds[s + 1]), h, moves)
-                x, lp, g = jax.lax.stop_gradient((x, lp, g))
-            else:
-                rate = jnp.asarray(jnp.nan, x.dtype)
-            rows["acceptance_rate"].append(rate)
+                                          (s + 1) * L, h, moves)
+                return jax.lax.stop_gradient((x, lp, g)) + (h, rate)
+
+            x, lp, g, h, rate = jax.lax.cond(inner, move, lambda a: a + (nan,), (x, lp, g, h))
         else:
-            rows["resampled"].append(jnp.array(False))
-            rows["acceptance_rate"].append(jnp.asarray(jnp.nan, x.dtype))
-    stats = {k: jnp.stack(v) for k, v in rows.items()}
+            rate = nan
+        row = {"ess": e, "log_z_increment": jax.lax.stop_gradient(inc), "resampled": do, "acceptance_rate": rate}
+        return (x, lp, g, lw, h), (G, W, inc, row)
+
+    (x, lp, g, lw, h), (log_G, Ws, incs, stats) = jax.lax.scan(seg, (x, lp, g, lw, h), jnp.arange(S))
     per_particle = K + 1 + (S - 1) * moves
-    return {"x": x, "log_w": lw, "log_z": log_z, "log_G": jnp.stack(log_G), "W": jnp.stack(Ws), "stats": stats,
+    return {"x": x, "log_w": lw, "log_z": jnp.sum(incs), "log_G": log_G, "W": Ws, "stats": stats,
             "grads_per_particle": per_particle, "bounds": bounds, "moves": moves}
 
 
