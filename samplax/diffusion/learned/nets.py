@@ -235,7 +235,9 @@ def pinn_loss(model, batch, key, *, sigma, divergence_kind):
         # E[r1 r2 | x] = r(x)^2: two independent probes give an unbiased square
         return jnp.mean((r1 - jnp.mean(r1)) * (r2 - jnp.mean(r2))), 0.5 * (jnp.mean(r1) + jnp.mean(r2))
 
-    keys = jax.random.split(key, ts.shape[0])
+    # the exact divergence draws nothing: any key (None too) is accepted
+    keys = jax.random.split(key, ts.shape[0]) if divergence_kind == "hutchinson" else jnp.zeros((ts.shape[0], 2),
+                                                                                                 jnp.uint32)
     var, rbar = jax.vmap(at_time)(xs, lps, gps, ts, keys)
     # -d_t F_t = mean residual, so log Z = F_0 - F_1 = int rbar dt (trapezoid weights "tw", unbiased over the draw)
     return jnp.mean(var), {"log_z_pinn": jnp.sum(batch["tw"] * rbar)}
