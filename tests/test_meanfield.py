@@ -86,7 +86,7 @@ def _estimate(y):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("integrator", ["obabo", "baoab"])
+@pytest.mark.parametrize("integrator", ["obabo", "baoab", "randomized_midpoint"])
 def test_stationary_law_matches_exact_chain(integrator, seed):
     """Mean (shifted V, catches sign errors) and one particle's variance match the exact discrete-time answer."""
     a, b, s2, h, n = 1.0, 2.0, 0.5, 0.35, 64
@@ -238,3 +238,185 @@ def test_pairwise_bilinear_interaction(seed):
     assert abs(m2 - v_ac / n) < K * mse, (m2, v_ac / n, mse)
     assert min(abs(spread - 1.1 * (1 - 1 / n) * v_a), abs(spread - (1 - 1 / n) * v_a / 1.1)) > K * sse, "no power"
     assert min(abs(m2 - 1.1 * v_ac / n), abs(m2 - v_ac / n / 1.1)) > K * mse, "no power (mean mode)"
+
+
+# ------------------------------------------------------------------ the registered sampler: samplax.sample(..., "meanfield")
+import jax  # noqa: E402
+
+import samplax  # noqa: E402
+from samplax.meanfield import _rm_noise_cov, rm_mode_variance  # noqa: E402
+
+MU, SD = np.array([1.0, -2.0]), np.array([0.5, 2.0])
+
+
+def _gauss_target(mu=MU, sd=SD):
+    m, s = jnp.asarray(mu), jnp.asarray(sd)
+    return samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(((x - m) / s) ** 2), len(mu), mean=np.asarray(mu),
+                                          cov=np.diag(np.asarray(sd) ** 2))
+
+
+def _iid_checks(x, mean, var):
+    """x (M, d) independent draws: every mean and variance within K SE of the truth, and a variance 10% off (either
+    way) rejected. SE of a variance from the fourth central moment, (m4 - s^4) / M."""
+    m_hat, v_hat = x.mean(0), x.var(0, ddof=1)
+    se_m = np.sqrt(v_hat / len(x))
+    se_v = np.sqrt((((x - m_hat) ** 4).mean(0) - v_hat**2) / len(x))
+    assert np.all(np.abs(m_hat - mean) < K * se_m), (m_hat, mean, se_m)
+    assert np.all(np.abs(v_hat - var) < K * se_v), (v_hat, var, se_v)
+    for wrong in (1.1 * var, var / 1.1):
+        assert np.all(np.abs(v_hat - wrong) > K * se_v), f"no power: {v_hat} +- {se_v} cannot reject {wrong}"
+
+
+@pytest.mark.parametrize("integrator", ["baoab", "obabo", "randomized_midpoint"])
+def test_sample_gaussian_moments_without_interaction(integrator):
+    """W = None: 4 x 8192 independent particles; each ends as a draw of the chain's stationary law, whose position
+    variance is known exactly for each integrator (BAOAB: the target's; OBABO, randomized midpoint: their own bias)."""
+    h = 0.25
+    dt = samplax.sample(_gauss_target(), "meanfield", num_particles=8192, num_chains=4, seed=0, step_size=h,
+                        num_steps=200, integrator=integrator, progress=False)
+    x = np.asarray(dt["posterior"]["x"]).reshape(-1, 2)
+    var = np.array([gaussian_particle_variance(1 / s**2, 0.0, 1.0, 1, h, integrator) for s in SD])
+    _iid_checks(x, MU, var)
+    if integrator == "baoab":
+        assert np.allclose(var, SD**2)
+    # population layout, per-step stage stats, counts of what ran (init_scale None: Target.init's checks apart)
+    assert np.asarray(dt["posterior"]["x"]).shape == (4, 8192, 2)
+    per = 2 if integrator == "randomized_midpoint" else 1
+    assert dt.attrs["n_grad_sampling"] == 4 * 8192 * (per * 200 + 1)
+    st = dt["stage_stats"]
+    assert st.sizes["stage"] == 200 and np.allclose(st["time"][0], h * np.arange(1, 201))
+    assert int(st["n_grad_interaction"].sum()) == 0 and np.all(np.asarray(st["ess"]) == 8192)
+    assert dt.attrs["trusted"] == 1 and np.isnan(dt.attrs["log_z"])
+    # energy trace = mean over particles of -logdensity (+ 0 interaction): about d/2 at stationarity (not gated)
+    assert abs(float(st["energy"][:, -100:].mean()) - 1.0) < 0.1
+
+
+def test_sample_counts_every_gradient_it_makes():
+    """A log-density whose derivative rule counts its calls: n_grad and the per-stage counts equal what ran."""
+    calls = []
+
+    @jax.custom_jvp
+    def logd(x):
+        return -0.5 * jnp.sum(x**2)
+
+    @logd.defjvp
+    def _jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        jax.debug.callback(lambda _: calls.append(1), x[0])
+        return logd(x), -jnp.sum(x * t)
+
+    target = samplax.Target.from_logdensity(logd, 2)
+    for integrator, per in (("obabo", 1), ("randomized_midpoint", 2)):
+        calls.clear()
+        dt = samplax.sample(target, "meanfield", num_particles=8, num_chains=3, num_steps=5, init_scale=1.0,
+                            integrator=integrator, W=lambda z: 0.3 * jnp.sum(z**2), interaction_batch=4,
+                            progress=False, seed=1)
+        assert len(calls) == dt.attrs["n_grad_sampling"] == 3 * 8 * (per * 5 + 1), (integrator, len(calls))
+        assert int(dt["stage_stats"]["n_grad"].sum()) == len(calls)
+        assert int(dt["stage_stats"]["n_grad_interaction"].sum()) == 3 * 8 * 4 * (per * 5 + 1)
+
+
+@pytest.mark.filterwarnings("ignore:meanfield on")  # the populations' means differ: particles share their mean mode
+@pytest.mark.filterwarnings("ignore:Found chain dimension")  # 256 populations of 16 particles
+def test_sample_quadratic_interaction_closed_form():
+    """V = a|x|^2/2 (the target N(0, 1/a)), W = b|z|^2/2, BAOAB: one particle's coordinate variance is exactly
+    v(a)/N + v(a+b)(1 - 1/N) (the mean mode and the N-1 spread modes). Particles of a population are correlated
+    through their mean, so the standard error comes from the spread of the 256 independent populations' estimates."""
+    a, b, n, d = 1.0, 2.0, 16, 8
+    target = _gauss_target(np.zeros(d), np.full(d, 1 / np.sqrt(a)))
+    dt = samplax.sample(target, "meanfield", num_particles=n, num_chains=256, seed=0, W=lambda z: b * jnp.sum(z**2) / 2,
+                        step_size=0.3, num_steps=300, integrator="baoab", init_scale=1.0, progress=False)
+    x = np.asarray(dt["posterior"]["x"])  # (populations, particles, d)
+    per_pop = (x**2).mean(axis=(1, 2))
+    est, se = per_pop.mean(), per_pop.std(ddof=1) / np.sqrt(len(per_pop))
+    truth = gaussian_particle_variance(a, b, 1.0, n, 0.3, "baoab")
+    assert abs(est - truth) < K * se, (est, truth, se)
+    for wrong in (1.1 * truth, truth / 1.1):
+        assert abs(est - wrong) > K * se, f"no power: {est} +- {se} vs {wrong}"
+    # and it is not the target's variance 1/a: the interaction is felt
+    assert abs(est - 1 / a) > K * se
+    spread = x.var(axis=1).mean(axis=1)  # about each population's mean: (1 - 1/N) v(a+b)
+    s_est, s_se = spread.mean(), spread.std(ddof=1) / np.sqrt(len(spread))
+    assert abs(s_est - (1 - 1 / n) / (a + b)) < K * s_se, (s_est, (1 - 1 / n) / (a + b), s_se)
+    assert int(dt["stage_stats"]["n_grad_interaction"].sum()) == 256 * n * n * 301
+
+
+@pytest.mark.filterwarnings("ignore:meanfield on")
+def test_sample_reuses_its_compiled_program():
+    """A second call with the same target program and settings (a new lambda for W, another seed) compiles nothing."""
+    kw = dict(num_particles=16, num_chains=2, num_steps=20, progress=False, init_scale=1.0)
+    d1 = samplax.sample(_gauss_target(), "meanfield", W=lambda z: 0.5 * jnp.sum(z**2), seed=0, **kw)
+    d2 = samplax.sample(_gauss_target(), "meanfield", W=lambda z: 0.5 * jnp.sum(z**2), seed=1, **kw)
+    d3 = samplax.sample(_gauss_target(), "meanfield", W=lambda z: 0.5 * jnp.sum(z**2), seed=0, **kw)
+    assert d2.attrs["compile_time"] < 0.05 < d1.attrs["compile_time"] + 0.05
+    np.testing.assert_array_equal(np.asarray(d1["posterior"]["x"]), np.asarray(d3["posterior"]["x"]))
+    d4 = samplax.sample(_gauss_target(), "meanfield", W=lambda z: 0.7 * jnp.sum(z**2), seed=0, **kw)  # another W
+    assert not np.allclose(np.asarray(d1["posterior"]["x"]), np.asarray(d4["posterior"]["x"]))
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(W=3.0), "W must be a callable"),
+    (dict(W=lambda z: z**2), "W must map"),
+    (dict(integrator="euler"), "integrator must be one of"),
+    (dict(step_size=0.0), "step_size must be a positive"),
+    (dict(friction=-1.0), "friction must be a positive"),
+    (dict(sigma2=float("nan")), "sigma2 must be a positive"),
+    (dict(num_steps=0), "num_steps must be an integer >= 1"),
+    (dict(W=lambda z: jnp.sum(z**2), interaction_batch=3), "interaction_batch must be an integer >= 2 that divides"),
+    (dict(interaction_batch=2), "W is None"),
+    (dict(pairwise=True), "pairwise=True"),
+])
+def test_sample_bad_settings_name_the_argument(kw, match):
+    with pytest.raises(ValueError, match=match):
+        samplax.sample(_gauss_target(), "meanfield", num_particles=8, num_chains=1, progress=False, **kw)
+
+
+@pytest.mark.parametrize("k, h, gamma", [(3.0, 0.4, 1.0), (1.0, 0.2, 2.5), (0.5, 0.8, 0.3)])
+def test_randomized_midpoint_variance_formula(k, h, gamma):
+    """rm_mode_variance against an independent construction: covariances by adaptive quadrature, the alpha-average
+    by adaptive quadrature of the 4x4 second-moment map; and the bias is O(h^3) (a halving divides it by ~8)."""
+    from scipy.integrate import quad
+
+    s2 = 0.7
+    phi = lambda u: (1 - np.exp(-gamma * u)) / gamma  # noqa: E731
+
+    def parts(al):
+        tau = al * h
+        g = [lambda s: phi(tau - s) * (s < tau), lambda s: phi(h - s), lambda s: np.exp(-gamma * (h - s))]
+        C = np.array([[2 * gamma * s2 * quad(lambda s: g[i](s) * g[j](s), 0, h, points=[tau], epsabs=1e-14)[0]
+                       for j in range(3)] for i in range(3)])
+        # x_mid = x0 + phi(tau) p0 - k x0 int_0^tau phi(tau - s) ds + W1
+        xm = np.array([1 - k * quad(lambda s: phi(tau - s), 0, tau)[0], phi(tau)])
+        cx, cp = -k * h * phi(h - tau), -k * h * np.exp(-gamma * (h - tau))
+        M = np.array([[1, phi(h)], [0, np.exp(-gamma * h)]]) + np.outer([cx, cp], xm)
+        G = np.array([[cx, 1, 0], [cp, 0, 1]])
+        return np.kron(M, M), G @ C @ G.T, C
+
+    np.testing.assert_allclose(np.asarray(_rm_noise_cov(jnp.asarray(0.3), h, gamma, s2)), parts(0.3)[2], rtol=1e-9,
+                               atol=1e-14)
+    al = np.linspace(0, 1, 401)  # Simpson over alpha, independent of the library's Gauss-Legendre
+    from scipy.integrate import simpson
+
+    vals = [parts(x) for x in al]
+    EMM = simpson(np.array([v[0] for v in vals]), x=al, axis=0)
+    EQ = simpson(np.array([v[1] for v in vals]), x=al, axis=0)
+    S = np.linalg.solve(np.eye(4) - EMM, EQ.reshape(-1)).reshape(2, 2)
+    assert np.isclose(rm_mode_variance(k, s2, h, gamma), S[0, 0], rtol=1e-7)
+    b1, b2 = (rm_mode_variance(k, s2, hh, gamma) - s2 / k for hh in (h / 4, h / 8))
+    assert 6 < b1 / b2 < 10, b1 / b2
+
+
+def test_random_batch_force_is_unbiased():
+    """interaction_batch=B: the force equals the exact one for B = N, and averages to it over random batches."""
+    from samplax.meanfield import _force_fn
+
+    V, W = (lambda x: jnp.sum(x**2) / 2), (lambda z: jnp.exp(-jnp.sum(z**2)))
+    x = jax.random.normal(jax.random.key(0), (8, 2))
+    exact, v = _force_fn(V, W)(None, x)
+    full, _ = _force_fn(V, W, batch=8)(jax.random.key(1), x)
+    np.testing.assert_allclose(np.asarray(full), np.asarray(exact), rtol=1e-10, atol=1e-12)
+    f = jax.vmap(lambda k: _force_fn(V, W, batch=2)(k, x)[0])(jax.random.split(jax.random.key(2), 4000))
+    f = np.asarray(f)
+    se = f.std(0) / np.sqrt(len(f))
+    assert np.all(np.abs(f.mean(0) - np.asarray(exact)) < K * se + 1e-12)
+    assert np.any(np.abs(f.mean(0) - 0.9 * np.asarray(exact)) > K * se)  # power: a 10% error in the force shows

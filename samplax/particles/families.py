@@ -2,7 +2,7 @@
 
 import importlib
 
-FAMILIES = ("samplax.samplers.smc", "samplax.samplers.fkc", "samplax.samplers.diffusion",
+FAMILIES = ("samplax.samplers.smc", "samplax.samplers.fkc", "samplax.samplers.diffusion", "samplax.samplers.meanfield",
             "samplax.diffusion.sfs")
 
 for _name in FAMILIES:

@@ -77,17 +77,17 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
         return s.run(model, key, num_particles, bar)
 
     batched = jax.jit(jax.vmap(one))
-    bar.note(f"{s.name}: compiling ({num_chains} population(s) x {num_particles} particles) ...")
+    cache = _program_cache(s, target, (num_particles, chain_method, bar.enabled))
     t0 = time.perf_counter()
     if chain_method == "vectorized":
-        exe = batched.lower(keys).compile()
+        exe = _compile(cache, batched, keys, bar, s, num_chains, num_particles)
         compile_time = time.perf_counter() - t0
         bar.start()
         t1 = time.perf_counter()
         out = jax.block_until_ready(exe(keys))
         run_time = time.perf_counter() - t1
     else:
-        exe = batched.lower(keys[:1]).compile()
+        exe = _compile(cache, batched, keys[:1], bar, s, num_chains, num_particles)
         compile_time = time.perf_counter() - t0
         bar.start()
         t1 = time.perf_counter()
@@ -116,6 +116,38 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
     dt = to_population_datatree(target, particles, stats, out.log_z, n_grad, attrs, per_particle)
     verify(dt, stacklevel=4, extra=_sampler_findings(s, target))
     return dt
+
+
+_PROGRAMS: dict = {}
+MAX_PROGRAMS = 32
+
+
+def _program_cache(s, target, layout) -> dict | None:
+    """Compiled programs of samplers that opt in with `cache_key(target)` (samplers.meanfield), keyed on it, the
+    target's program digest (compile_cache.program_digest) and the layout; None (compile afresh) otherwise."""
+    key_fn = getattr(s, "cache_key", None)
+    if key_fn is None:
+        return None
+    from samplax.compile_cache import program_digest
+
+    key, digest = key_fn(target), program_digest(target)
+    if key is None or digest is None:
+        return None
+    full = (s.name, key, digest, layout)
+    if full not in _PROGRAMS and len(_PROGRAMS) >= MAX_PROGRAMS:
+        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    return _PROGRAMS.setdefault(full, {})
+
+
+def _compile(cache, batched, keys, bar, s, num_chains, num_particles):
+    shape_key = (jnp.shape(keys), str(jnp.result_type(keys)), str(jnp.result_type(float)))
+    if cache is not None and shape_key in cache:
+        return cache[shape_key]
+    bar.note(f"{s.name}: compiling ({num_chains} population(s) x {num_particles} particles) ...")
+    exe = batched.lower(keys).compile()
+    if cache is not None:
+        cache[shape_key] = exe
+    return exe
 
 
 def _sampler_findings(s, target) -> list[str]:
