@@ -146,25 +146,27 @@ def _segment(model, config, logdensity, key, x, lp, g, k0: int, L: int, detach: 
     def gamma(k, x, lp):
         return (1.0 - b[k]) * _ref_logpdf(x, mean0, std0) + b[k] * lp
 
+    # u's score input is the target's score (detached), not the annealed one, so u(x_{k+1}, t_{k+1}) of step k's
+    # backward kernel is also step k+1's forward control: one network evaluation per step instead of two
     def body(carry, k):
-        x, lp, g, acc = carry
+        x, lp, g, u, acc = carry
         beta, s = b[k + 1], sig[k]
         var = 2.0 * s**2 * dt
         score = (1.0 - beta) * grad_ref(x) + beta * g
-        u = ctrl(x, k / K, jax.lax.stop_gradient(score))
         mean_f = x + s**2 * dt * (score + u)
         x_new = mean_f + jnp.sqrt(var) * jax.random.normal(jax.random.fold_in(key, k), x.shape)
         if detach:
             x_new = jax.lax.stop_gradient(x_new)
         lp_new, g_new = vg(x_new)
         score_new = (1.0 - beta) * grad_ref(x_new) + beta * g_new
-        u_new = ctrl(x_new, (k + 1) / K, jax.lax.stop_gradient(score_new))
+        u_new = ctrl(x_new, (k + 1) / K, jax.lax.stop_gradient(g_new))
         mean_b = x_new + s**2 * dt * (score_new - u_new)
         acc = acc + jnp.sum((x_new - mean_f) ** 2 - (x - mean_b) ** 2, axis=-1) / (2.0 * var)
-        return (x_new, lp_new, g_new, acc), None
+        return (x_new, lp_new, g_new, u_new, acc), None
 
     start = gamma(k0, x, lp)
-    (x, lp, g, acc), _ = jax.lax.scan(body, (x, lp, g, jnp.zeros(x.shape[:1], x.dtype)), k0 + jnp.arange(L))
+    u0 = ctrl(x, k0 / K, jax.lax.stop_gradient(g))
+    (x, lp, g, _, acc), _ = jax.lax.scan(body, (x, lp, g, u0, jnp.zeros(x.shape[:1], x.dtype)), k0 + jnp.arange(L))
     return x, lp, g, gamma(k0 + L, x, lp) - start + acc
 
 
