@@ -1,25 +1,50 @@
-"""Diffusion samplers for unnormalised densities: PIS / DDS (KL vs log-variance training), Schrödinger–Föllmer, SMC.
+"""Learned diffusion samplers on the standard benchmark set, every method at an equal budget of target evaluations.
 
-    .venv/bin/python benchmarks/diffusion_learned.py            # full settings (prints how long they took)
-    .venv/bin/python benchmarks/diffusion_learned.py --quick    # small settings (< 3 min on 2 cores when idle)
+    .venv/bin/python benchmarks/diffusion_learned.py             # full settings (sized to <= 1 hour on 2 cores)
+    .venv/bin/python benchmarks/diffusion_learned.py --medium    # ~1/4 of the full budget
+    .venv/bin/python benchmarks/diffusion_learned.py --quick     # small settings (< 3 min on 2 cores when idle)
+    ... --targets funnel many_well --methods dds smc                # a subset
 
-GMM40 (samplax.models.get("gmm40"); our means are numpy seed-0 draws, not FAB's torch ones): for each sampler,
-over independent populations ("seeds"): log Z error (mean ± sd; true log Z = 0), importance ESS / N, sliced W2
-and Sinkhorn distance to exact draws, modes covered (of 40, a mode counts when a particle lies within 3 sd of it).
-Sampling budgets are matched in target gradient evaluations per population (column n_grad, what each really
-made); PIS / DDS training costs are listed separately (iterations x batch x steps).
-"diverged": |log Z error| > 1e3 or not finite (SFS here: its Euler step is unstable when sigma^2 / K is much
-more than twice the squared mode width, and sigma must cover GMM40's 80-wide box; sample() warns that the
-weights are degenerate). Funnel-10d (samplax.models.get("funnel", dim=10)), 128 steps: log Ẑ - log Z beside the published reference
-points (DDS authors' code, Vargas et al. 2023, Table: 30 seeds, true value 0 after normalisation):
-DDS -0.176 ± 0.097, PIS -0.268 ± 0.072, SMC -0.198 ± 0.072. Our sd is over sampling populations of one trained
-network per method (theirs over training seeds), so it understates the spread over training runs.
+Targets (Blessing et al. 2024, "Beyond ELBOs", arXiv 2406.07423, the set CMCD / SCLD / NETS report on), with the
+reference scale sigma of their configs (configs/target/*.yaml: DDS `initial_scale`, PIS `max_diffusion` / 4):
+Funnel-10d (sigma 1), GMM40 in 50-d (Beyond-ELBOs' means, `gmm40(dim=50, rng="jax")`; sigma 40), the Student-t
+mixture in 50-d (`student_t_mixture`; sigma 15) and ManyWell-32d (log Z = 164.69568; sigma 1).
+
+Metrics, as the reference code's eval (algorithms/common/eval_methods/stochastic_oc_methods.py) computes them, per
+independent population of N particles, then mean ± sd over populations:
+- log Z error: log Ẑ - log Z with log Ẑ = logsumexp(log w) - log N (their `ln_z`; their tables give |Δ|).
+- ESS / N: importance ESS of the final weights, (sum w)^2 / (N sum w^2) (their `compute_reverse_ess`); for SMC the
+  last stage's ESS / N.
+- EMC (mixtures only): entropy of the samples' mode fractions (argmax component) / log(#modes) (their `entropy`).
+- Sinkhorn: to 2,000 exact draws. Theirs is ott's debiased Sinkhorn divergence at absolute epsilon 1e-3 on the
+  raw (unweighted) model samples; ours is samplax's `sinkhorn_w2` (sqrt of the debiased divergence at epsilon 0.01
+  relative to the spread: an absolute 1e-3 needs far more Sinkhorn iterations than 2 cores allow at 50-d scales)
+  on the resampled particles, so the numbers are not comparable to theirs, only between our rows.
+
+Budget: every method gets the same number B of target gradient evaluations per target, training included
+(n_grad, the unit of samplax's population counts; the one log-density evaluation per path at its end is not
+counted). Learned samplers: iterations x batch x K training + populations x N x K sampling; SMC and SFS, which do
+not train, spend all of B on sampling (per population B / populations). Wall times are on the shared 2 cores and
+include compilation.
+
+Adding a method (CMCD, SCLD, NETS, ...): write `fit(target, spec, s, seed) -> Fitted` and add one `METHODS` entry.
+`Fitted` holds any object with `.as_population_sampler()` (a `TrainedSampler`, or a wrapper around a registered
+sampler), the number of gradient evaluations its training used (`n_grad_train`) and the sample() settings; `fit`
+receives the per-method budget `s["budget"]` (gradients for training + sampling) and must stay within it.
+
+Published values: Funnel-10d from the DDS authors' code (Vargas et al. 2023; 30 training seeds). The Beyond-ELBOs
+tables could not be retrieved here (no network; the stored copy of the paper holds only its opening), so their
+columns are empty: fill them from the paper's tables when at hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import time
+import warnings
+from typing import Any, Callable
 
 import jax
 
@@ -28,116 +53,188 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 import samplax  # noqa: E402
-from samplax.diagnostics.wasserstein_estimators import sinkhorn_w2, sliced_w2  # noqa: E402
+from samplax.diagnostics.wasserstein_estimators import sinkhorn_w2  # noqa: E402
 from samplax.diffusion.learned import train  # noqa: E402
+from samplax.diffusion.sfs import check_step  # noqa: E402
+from samplax.models.diffusion_benchmarks import entropic_mode_coverage  # noqa: E402
 from samplax.particles.run import final_ess  # noqa: E402
 
-# reverse-KL training differentiates through the whole SDE and was unstable at 1e-3 on GMM40 (loss rising 10x)
-LR = {"kl": 3e-4, "log_variance": 1e-3}
-PUBLISHED_FUNNEL = {"dds": (-0.176, 0.097), "pis": (-0.268, 0.072), "smc": (-0.198, 0.072)}
+# Funnel-10d, DDS authors' code (Vargas et al. 2023, their funnel table), log Ẑ - log Z, 30 training seeds
+PUBLISHED = {("funnel", "dds"): "-0.176 ± 0.097", ("funnel", "pis"): "-0.268 ± 0.072",
+             ("funnel", "smc"): "-0.198 ± 0.072"}
 
 
-def _settings(quick: bool) -> dict:
-    if quick:
-        return dict(K=32, iters=150, batch=64, N=500, seeds=4, funnel_iters=100, funnel_seeds=4, mc=8)
-    return dict(K=64, iters=2000, batch=256, N=2000, seeds=10, funnel_iters=2000, funnel_seeds=30, mc=32)
+# ------------------------------------------------------------------------------------------------ targets
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    name: str
+    make: Callable[[], Any]
+    sigma: float  # reference scale (Beyond-ELBOs configs)
 
 
-def _row(name, dt, target, exact, n_grad_train=0):
-    x = dt.posterior["x"].values  # (seeds, N, d)
-    lz = _per_population_log_z(dt)
-    err = lz - target.log_z
-    pooled = x.reshape(-1, x.shape[-1])
-    n = min(len(pooled), len(exact))
-    ok = np.all(np.isfinite(err)) and np.abs(err).max() < 1e3
-    row = {"sampler": name, "log_z_err": f"{err.mean():+.3f} ± {err.std(ddof=1):.3f}" if ok else "diverged",
-           "ess/N": float(np.mean(final_ess(dt.stage_stats)) / x.shape[1]),
-           "sliced_w2": float(sliced_w2(pooled[:n], exact[:n])),
-           "sinkhorn": float(sinkhorn_w2(pooled[:min(n, 2000)], exact[:min(n, 2000)])),
-           "n_grad": int(dt.attrs["n_grad_sampling"]) // x.shape[0], "n_grad_train": n_grad_train}
-    means = target.info.get("means")
-    if means is not None:
-        d2 = ((pooled[:, None, :] - means[None]) ** 2).sum(-1)
-        row["modes"] = f"{len(np.unique(np.argmin(d2, 1)[d2.min(1) < 9.0]))}/{len(means)}"
+TARGETS = {
+    "funnel": Spec("Funnel-10d", lambda: samplax.models.get("funnel", dim=10), 1.0),
+    "gmm40_50d": Spec("GMM40-50d", lambda: samplax.models.get("gmm40", dim=50, rng="jax"), 40.0),
+    "student_t_50d": Spec("Student-t mixture-50d", lambda: samplax.models.get("student_t_mixture", dim=50), 15.0),
+    "many_well": Spec("ManyWell-32d", lambda: samplax.models.get("many_well", dim=32), 1.0),
+    "gmm40_2d": Spec("GMM40-2d", lambda: samplax.models.get("gmm40"), 25.0),  # not in the standard set
+}
+STANDARD = ("funnel", "many_well", "student_t_50d", "gmm40_50d")
+
+
+def _settings(mode: str) -> dict:
+    # K steps, training iterations x batch, N particles per population, populations
+    if mode == "quick":
+        s = dict(K=16, iters=40, batch=64, N=500, pops=2)
+    elif mode == "medium":
+        s = dict(K=32, iters=300, batch=128, N=1000, pops=4)
+    else:
+        s = dict(K=64, iters=400, batch=256, N=2000, pops=4)
+    s["budget"] = s["iters"] * s["batch"] * s["K"] + s["pops"] * s["N"] * s["K"]
+    s["mode"] = mode
+    return s
+
+
+# ------------------------------------------------------------------------------------------------ methods
+@dataclasses.dataclass
+class Fitted:
+    sampler: Any  # has .as_population_sampler() or is a registered sampler's name
+    n_grad_train: int
+    sample_kwargs: dict
+    label: str
+    train_s: float = 0.0
+
+    def as_population_sampler(self):
+        if hasattr(self.sampler, "as_population_sampler"):
+            return self.sampler.as_population_sampler()
+        from samplax.particles import base
+
+        return base.get(self.sampler, **self.sample_kwargs)
+
+
+def _fit_learned(kind):
+    def fit(target, spec, s, seed):
+        t0 = time.perf_counter()
+        tr = train(target, kind, "kl", num_steps=s["K"], num_iterations=s["iters"], batch_size=s["batch"],
+                   learning_rate=1e-3, lr_schedule="cosine", grad_clip_value=1.0, sigma=spec.sigma,
+                   schedule="cosine" if kind == "dds" else "linear", seed=seed, progress=False)
+        return Fitted(tr, s["iters"] * s["batch"] * s["K"], {}, f"{kind}[kl]", time.perf_counter() - t0)
+
+    return fit
+
+
+def _fit_smc(target, spec, s, seed):
+    # the whole budget as sampling: HMC moves (2 x 5 leapfrog gradients) at each of S temperatures, S from the budget;
+    # temperatures (k / S)^3: dense near the reference, where the log-density ratio changes fastest
+    per_stage = 2 * 5
+    stages = max(2, s["budget"] // (s["pops"] * s["N"] * per_stage))
+    schedule = (np.linspace(0.0, 1.0, stages + 1) ** 3).tolist()
+    kw = dict(schedule=schedule, kernel="hmc", waste_free=False, num_mcmc_steps=2, num_integration_steps=5,
+              adapt_steps=False, reference=(0.0, spec.sigma))
+    return Fitted("smc", 0, kw, f"smc(S={stages})")
+
+
+def _fit_sfs(target, spec, s, seed):
+    # per particle: K Euler steps x M drift draws (M up to 16, K >= 8 and >= the smallest stable K of sfs.check_step)
+    per_particle = s["budget"] // (s["pops"] * s["N"])
+    try:
+        check_step(target, jax.random.PRNGKey(0), 1, spec.sigma)
+        k_min = 1
+    except ValueError as err:
+        k_min = int(str(err).split("num_steps >= ")[1].split(" ")[0])
+    M = max(1, min(16, per_particle // max(k_min, 8)))
+    K = max(k_min, per_particle // M)
+    M = per_particle // K
+    if M < 1:
+        return Fitted(None, 0, {}, f"sfs: refused, a stable step needs K >= {k_min} > budget {per_particle} per particle")
+    return Fitted("sfs", 0, dict(num_steps=int(K), num_mc=int(M), sigma=spec.sigma), f"sfs(K={K},M={M})")
+
+
+METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned("dds"), "sfs": _fit_sfs,
+                                "smc": _fit_smc}
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def _evaluate(target, exact, fitted, s, seed):
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # degenerate weights show in the ESS column
+        dt = samplax.sample(target, fitted.as_population_sampler(), num_particles=s["N"], num_chains=s["pops"],
+                            seed=seed + 1, progress=False)
+    sample_s = time.perf_counter() - t0
+    x = dt.posterior["x"].values  # (pops, N, d)
+    err = np.asarray(dt.attrs["log_z_per_population"], dtype=float).ravel() - target.log_z
+    n = min(s["N"], 2000)
+
+    def sinkhorn(p):
+        xp = x[p, :n][np.all(np.isfinite(x[p, :n]), axis=1)]  # diverged particles are not measured
+        return float(sinkhorn_w2(xp, exact[p * n:(p + 1) * n])) if len(xp) > 1 else np.nan
+
+    row = {"log Z err": f"{err.mean():+.4g} ± {err.std(ddof=1):.3g}" if np.all(np.isfinite(err)) else "diverged",
+           "ESS/N": float(np.mean(final_ess(dt.stage_stats)) / s["N"]),
+           "sinkhorn": float(np.mean([sinkhorn(p) for p in range(len(x))]))}
+    idx_fn = target.info.get("mode_index") if target.info else None
+    if idx_fn is not None:
+        k = target.info["num_modes"]
+        row["EMC"] = float(np.mean([entropic_mode_coverage(idx_fn(x[p]), k) for p in range(len(x))]))
+    n_sample = int(dt.attrs["n_grad_sampling"])
+    row.update({"n_grad": fitted.n_grad_train + n_sample, "train s": round(fitted.train_s, 1),
+                "sample s": round(sample_s, 1)})
     return row
 
 
-def _per_population_log_z(dt):
-    return np.asarray(dt.attrs["log_z_per_population"], dtype=float).ravel()
+def run_target(key, s, methods, seed=0):
+    spec = TARGETS[key]
+    target = spec.make()
+    exact = np.asarray(target.sample(jax.random.PRNGKey(123), s["pops"] * min(s["N"], 2000)))
+    rows = []
+    for m in methods:
+        fitted = METHODS[m](target, spec, s, seed)
+        row = {"method": fitted.label}
+        if fitted.sampler is None:
+            rows.append(row)
+            continue
+        row.update(_evaluate(target, exact, fitted, s, seed))
+        pub = PUBLISHED.get((key, m))
+        row["published"] = pub or ""
+        rows.append(row)
+        print(f"  {spec.name}: {row}", flush=True)
+    _print(rows, f"{spec.name} (log Z = {target.log_z:.5f}): budget {s['budget']:,} gradients per method; "
+                 f"{s['pops']} populations x N = {s['N']}; learned: K = {s['K']}, {s['iters']} it x batch {s['batch']}")
+    return rows
 
 
 def _print(rows, title):
     print(f"\n{title}")
-    keys = list(rows[0])
+    keys = []
     for r in rows:
-        for k in r:
-            if k not in keys:
-                keys.append(k)
-    print(" | ".join(f"{k:>14}" for k in keys))
+        keys += [k for k in r if k not in keys]
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
     for r in rows:
-        print(" | ".join(f"{(f'{r[k]:.4g}' if isinstance(r.get(k), float) else str(r.get(k, ''))):>14}" for k in keys))
+        cells = [(f"{r[k]:.3g}" if isinstance(r.get(k), float) else (f"{r[k]:,}" if isinstance(r.get(k), int)
+                  else str(r.get(k, "")))) for k in keys]
+        print("| " + " | ".join(cells) + " |")
 
 
-def gmm40(s, seed=0):
-    target = samplax.models.get("gmm40")
-    exact = np.asarray(target.sample(jax.random.PRNGKey(123), s["seeds"] * s["N"]))
-    rows, budget = [], s["N"] * s["K"]
-    common = dict(num_particles=s["N"], num_chains=s["seeds"], seed=seed, progress=False)
-    for kind in ("pis", "dds"):
-        for loss in ("kl", "log_variance"):
-            tr = train(target, kind, loss, num_steps=s["K"], num_iterations=s["iters"], batch_size=s["batch"],
-                       learning_rate=LR[loss], sigma=30.0 if kind == "pis" else 25.0, beta_min=1e-3, seed=seed,
-                       progress=False)
-            dt = samplax.sample(target, tr, **common)
-            rows.append(_row(f"{kind}[{loss}]", dt, target, exact, s["iters"] * s["batch"] * s["K"]))
-    # SFS: num_mc gradients per particle and step; keep the budget by fewer steps
-    k_sfs = max(4, s["K"] // s["mc"])
-    rows.append(_row(f"sfs(K={k_sfs},M={s['mc']})", samplax.sample(target, "sfs", num_steps=k_sfs, num_mc=s["mc"],
-                                                                    sigma=25.0, **common), target, exact))
-    rows.append(_smc_row(target, exact, s, budget, common))
-    _print(rows, f"GMM40: {s['seeds']} populations of N={s['N']}; PIS/DDS K={s['K']}")
-
-
-def _smc_row(target, exact, s, budget, common):
-    # fixed schedule: each stage costs about num_mcmc_steps * num_integration_steps gradients per particle
-    per_stage = 2 * 3
-    stages = max(2, budget // (s["N"] * per_stage))
-    dt = samplax.sample(target, "smc", schedule=np.linspace(0, 1, stages + 1).tolist(), kernel="hmc", waste_free=False,
-                        num_mcmc_steps=2, num_integration_steps=3, reference=(0.0, 25.0), **common)
-    return _row(f"smc(S={stages})", dt, target, exact)
-
-
-def funnel(s, seed=0):
-    target = samplax.models.get("funnel", dim=10)
-    rows = []
-    common = dict(num_particles=s["N"], num_chains=s["funnel_seeds"], seed=seed, progress=False)
-    for kind in ("dds", "pis"):
-        tr = train(target, kind, "kl", num_steps=128, num_iterations=s["funnel_iters"], batch_size=s["batch"],
-                   learning_rate=1e-3, sigma=1.0, seed=seed, progress=False)
-        dt = samplax.sample(target, tr, **common)
-        err = _per_population_log_z(dt) - target.log_z
-        pub = PUBLISHED_FUNNEL[kind]
-        rows.append({"sampler": f"{kind}[kl], {s['funnel_iters']} it", "ours": f"{err.mean():+.3f} ± {err.std(ddof=1):.3f}",
-                     "published": f"{pub[0]:+.3f} ± {pub[1]:.3f}"})
-    dt = samplax.sample(target, "smc", schedule=np.linspace(0, 1, 129).tolist(), kernel="hmc", waste_free=False,
-                        num_mcmc_steps=1, num_integration_steps=3, reference=(0.0, 1.0), **common)
-    err = _per_population_log_z(dt) - target.log_z
-    pub = PUBLISHED_FUNNEL["smc"]
-    rows.append({"sampler": "smc(128 temps)", "ours": f"{err.mean():+.3f} ± {err.std(ddof=1):.3f}",
-                 "published": f"{pub[0]:+.3f} ± {pub[1]:.3f}"})
-    _print(rows, f"Funnel-10d log Ẑ - log Z, 128 steps, {s['funnel_seeds']} populations of N={s['N']} "
-                 f"(published: DDS authors' code, 30 seeds)")
-
-
-def main(quick: bool = False) -> None:
-    s = _settings(quick)
+def main(mode: str = "full", targets=STANDARD, methods=tuple(METHODS)) -> None:
+    if isinstance(mode, bool):  # benchmarks/diffusion.py calls main(quick)
+        mode = "quick" if mode else "full"
+    s = _settings(mode)
     t0 = time.perf_counter()
-    gmm40(s)
-    funnel(s)
-    print(f"\ndiffusion_learned ({'quick' if quick else 'full'} settings) took {time.perf_counter() - t0:.0f} s")
+    for key in targets:
+        t1 = time.perf_counter()
+        run_target(key, s, methods)
+        print(f"({TARGETS[key].name}: {time.perf_counter() - t1:.0f} s)")
+    print(f"\ndiffusion_learned ({mode} settings) took {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    main(ap.parse_args().quick)
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true")
+    g.add_argument("--medium", action="store_true")
+    ap.add_argument("--targets", nargs="+", default=list(STANDARD), choices=list(TARGETS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    a = ap.parse_args()
+    main("quick" if a.quick else "medium" if a.medium else "full", a.targets, a.methods)
