@@ -166,3 +166,44 @@ def telegraph_mean_hitting_time(v: Callable, rate: float, x0: float, b: float, *
     if direction == -1:
         return float(B + s0 + common)
     return float(B + common)
+
+
+# ------------------------------------------------------------------------- sECD-paper asymptotics (issue 20 part 5)
+# Sun, Wang, Hayden & Blanchet 2026, arXiv 2604.13022, Eqs. 6-7 as quoted in samplax issue 20 (read from the abstract
+# page; the equations themselves could not be read here): mean escape times on a double well of half-width a and
+# frequency omega, SGD with learning rate s and sECD with parameter h.
+def sgd_escape_quoted(a: float, omega: float, s: float) -> float:
+    """sqrt(s) / (a omega^3) * exp(omega^2 a^2 / s), the quoted SGD escape time (no constant factor)."""
+    return float(np.sqrt(s) / (a * omega**3) * np.exp(omega**2 * a**2 / s))
+
+
+def ecd_escape_quoted(a: float, omega: float, h: float) -> float:
+    """exp(a^2 omega / h) / (a omega^{3/2} sqrt(h)), the quoted sECD escape time (no constant factor).
+
+    Identity: ecd_escape_quoted(a, omega, h) = sgd_escape_quoted(a, sqrt(omega), h) / h, i.e. the SGD law on a well
+    of curvature omega instead of omega^2, at s = h, on a clock slower by 1/h."""
+    return float(np.exp(a**2 * omega / h) / (a * omega**1.5 * np.sqrt(h)))
+
+
+def cusp_double_well(a: float, k: float) -> Callable:
+    """U(x) = k (|x| - a)^2 / 2: minima at +-a of curvature k, a cusp barrier k a^2 / 2 at 0 (slope k a on each side).
+
+    The piecewise-quadratic well whose overdamped escape time has the sqrt(T) / a prefactor of the quoted formulas;
+    a smooth (quartic) barrier gives Kramers' T-independent prefactor instead (`kramers_time`)."""
+    return lambda x: 0.5 * k * (np.abs(x) - a) ** 2
+
+
+def cusp_mfpt_asymptotic(a: float, k: float, T: float, to: str = "minimum") -> float:
+    """Leading-order mean first-passage time of dX = -U'(X) dt + sqrt(2T) dW on `cusp_double_well(a, k)` from -a.
+
+    Laplace on `log_mfpt_langevin`'s double integral (ours): near the cusp e^{U(y)/T} ~ e^{k a^2/(2T)} e^{-k a |y|/T},
+    so each side of the cusp gives T/(k a) e^{k a^2/(2T)} to the outer integral, while the inner one is the left
+    well's mass sqrt(2 pi T / k); hence
+        E[tau -> 0]  ~ sqrt(2 pi T) / (k^{3/2} a) * exp(k a^2 / (2T)),     E[tau -> +a] ~ twice that,
+    with relative corrections O(T / (k a^2)).  to: "saddle" (the cusp, x = 0) or "minimum" (x = +a)."""
+    if to not in ("saddle", "minimum"):
+        raise ValueError(f"to must be 'saddle' or 'minimum', got {to!r}")
+    if not (a > 0 and k > 0 and T > 0):
+        raise ValueError(f"a, k and T must be > 0, got a={a}, k={k}, T={T}")
+    lead = np.sqrt(2 * np.pi * T) / (k**1.5 * a) * np.exp(k * a**2 / (2 * T))
+    return float(lead * (2.0 if to == "minimum" else 1.0))
