@@ -148,6 +148,12 @@ def test_checkpoint_resume_equals_uninterrupted(target, tmp_path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     with pytest.raises(ValueError, match=r"different settings \['batch_size'\]"):
         train(target, "dds", "log_variance", num_iterations=6, resume=ck, **{**small, "batch_size": 16})
+    # a cosine learning rate depends on the run's length: resuming into a longer run is refused by name
+    ck2 = tmp_path / "cos.ckpt"
+    train(target, "dds", "kl", num_iterations=3, checkpoint=ck2, checkpoint_every=3, lr_schedule="cosine",
+          schedule="cosine", **small)
+    with pytest.raises(ValueError, match=r"different settings \['num_iterations'\]"):
+        train(target, "dds", "kl", num_iterations=6, resume=ck2, lr_schedule="cosine", schedule="cosine", **small)
 
 
 def test_resume_refuses_another_target_of_the_same_name_and_dim(target, tmp_path):
