@@ -8,9 +8,20 @@ The N-particle system splits into a mean mode (stiffness a) and N-1 spread modes
 Measured errors (+- MCSE from arviz-stats over the per-step trace) are printed next to these exact values, with the
 log-log slope fitted over the rows whose error is > 3 MCSE.
 
+Integrators (`--rates`, runs by default): OBABO, BAOAB and the randomized midpoint method (Shen & Lee 2019, the time
+half of Fu & Wilson's space-time scheme), error against step size:
+  * exact, Gaussian: the stationary variance of a stiffness-k mode of each chain (closed forms; randomized midpoint
+    from the alpha-averaged second-moment recursion, samplax.meanfield.rm_mode_variance), slope fitted over h;
+  * measured, Gaussian: the step-size table below includes the randomized midpoint chain, against its exact value;
+  * measured, non-Gaussian: W = None, V(x) = e^x - x, whose law (log of an Exp(1)) has variance pi^2/6, so BAOAB's
+    Gaussian exactness does not hide its error; slope over the rows whose error is > 3 MCSE (the randomized midpoint
+    chain diverges here at h = 0.8: e^x is stiff for x > 0);
+  * space: the spread variance with random batches of B (interaction_batch) against the exact interaction.
+
     .venv/bin/python benchmarks/meanfield.py --quick     # about 50 s on 2 busy cores, cold compile cache
     .venv/bin/python benchmarks/meanfield.py
     .venv/bin/python benchmarks/meanfield.py --network   # plus a mean-field two-layer network (pairwise W), descriptive
+    .venv/bin/python benchmarks/meanfield.py --rates-only [--quick]   # only the integrator tables
 """
 
 from __future__ import annotations
@@ -27,6 +38,8 @@ import numpy as np  # noqa: E402
 from arviz_stats import mcse  # noqa: E402
 
 from samplax.meanfield import gaussian_meanfield_variance, gaussian_particle_variance, sample_meanfield  # noqa: E402
+
+INTEGRATORS = ("obabo", "baoab", "randomized_midpoint")
 
 A, B, S2, GAMMA = 0.5, 1.5, 1.0, 1.0
 
@@ -56,7 +69,7 @@ def step_size_table(hs, n, time_units, pops, seed, dim):
     print("| integrator | h | measured error | MCSE | exact error | seconds |")
     print("|---|---|---|---|---|---|")
     slopes, exact_slope = {}, float("nan")
-    for integ in ("obabo", "baoab"):
+    for integ in INTEGRATORS:
         errs, ses, exacts = [], [], []
         for h in hs:
             steps = int(round(time_units / h))
@@ -66,7 +79,7 @@ def step_size_table(hs, n, time_units, pops, seed, dim):
             burn = steps // 10
             y = np.asarray(dt["trace"]["empirical_variance"])[:, burn:].mean(-1) / (1 - 1 / n)
             est, se = _mean_se(y)
-            exact = gaussian_particle_variance(A + B, 0.0, S2, 1, h, integ) - v_mf
+            exact = gaussian_particle_variance(A + B, 0.0, S2, 1, h, integ, friction=GAMMA) - v_mf
             errs.append(est - v_mf)
             ses.append(se)
             exacts.append(exact)
@@ -74,8 +87,11 @@ def step_size_table(hs, n, time_units, pops, seed, dim):
         slopes[integ] = _slope(hs, errs, ses)
         if integ == "obabo":
             exact_slope = float(np.polyfit(np.log(hs), np.log(exacts), 1)[0])
+        if integ == "randomized_midpoint":
+            rm_slope = float(np.polyfit(np.log(hs), np.log(exacts), 1)[0])
     print(f"\nobserved slope of log error vs log h: OBABO {slopes['obabo']:.2f} (exact chain over these h: "
-          f"{exact_slope:.2f}; O(h^2) as h -> 0); "
+          f"{exact_slope:.2f}; O(h^2) as h -> 0); randomized midpoint {slopes['randomized_midpoint']:.2f} (exact: "
+          f"{rm_slope:.2f}, O(h^3)); "
           f"BAOAB {slopes['baoab']:.2f} (exact: no error in the position variance for a quadratic potential, so "
           "no slope expected: nan = no row with error above 3 MCSE)")
     return slopes
@@ -110,6 +126,76 @@ def particle_table(ns, h, time_units, total_particles, seed, dim):
     return slope
 
 
+def exact_rates_table(hs, k=A + B):
+    print(f"\n### Integrators, exact (Gaussian mode of stiffness k = {k}, friction {GAMMA}, sigma2 = {S2})")
+    print("stationary position variance of the chain minus sigma2/k (no Monte Carlo)\n")
+    print("| h | " + " | ".join(INTEGRATORS) + " |")
+    print("|---|" + "---|" * len(INTEGRATORS))
+    errs = {i: [] for i in INTEGRATORS}
+    for h in hs:
+        for i in INTEGRATORS:
+            errs[i].append(gaussian_particle_variance(k, 0.0, S2, 1, h, i, friction=GAMMA) - S2 / k)
+        print(f"| {h:g} | " + " | ".join(f"{errs[i][-1]:+.3e}" for i in INTEGRATORS) + " |")
+    slopes = {}
+    for i in INTEGRATORS:
+        e = np.abs(errs[i])
+        slopes[i] = float(np.polyfit(np.log(hs), np.log(e), 1)[0]) if np.all(e > 1e-14) else float("nan")
+    print("\nslope of log |error| vs log h: " + ", ".join(f"{i} {slopes[i]:.2f}" for i in INTEGRATORS)
+          + " (nan: no error, BAOAB is exact in the position variance of a quadratic potential)")
+    return slopes
+
+
+def skewed_rates_table(hs, particles, pops, time_units, seed):
+    mean_t, var_t = -np.euler_gamma, np.pi**2 / 6
+    print(f"\n### Integrators, measured (W = None, V = e^x - x, {pops} x {particles} independent particles, "
+          f"{time_units} time units, friction {GAMMA})")
+    print("variance of the particles minus pi^2/6 (the law of log E, E ~ Exp(1)); +- MCSE over the per-step trace\n")
+    print("| integrator | h | gradients / time unit | error | MCSE | seconds |")
+    print("|---|---|---|---|---|---|")
+    slopes = {}
+    for integ in INTEGRATORS:
+        errs, ses = [], []
+        for h in hs:
+            steps = int(round(time_units / h))
+            t0 = time.perf_counter()
+            dt = sample_meanfield(lambda x: jnp.sum(jnp.exp(x) - x), None, 1, num_particles=particles, step_size=h,
+                                  friction=GAMMA, sigma2=1.0, num_steps=steps, num_populations=pops, seed=seed,
+                                  integrator=integ, init_scale=1.0)
+            sec = time.perf_counter() - t0
+            burn = steps // 10
+            tr = dt["trace"]
+            y = np.asarray(tr["empirical_variance"])[:, burn:, 0] * particles / (particles - 1)
+            est, se = _mean_se(y)
+            errs.append(est - var_t)
+            ses.append(se)
+            per = 2 if integ == "randomized_midpoint" else 1
+            print(f"| {integ} | {h:g} | {per / h:.0f} | {est - var_t:+.5f} | {se:.5f} | {sec:.1f} |")
+        slopes[integ] = _slope(hs, np.abs(errs), ses)
+    print("\nslope of log |error| vs log h over rows > 3 MCSE: " + ", ".join(f"{i} {slopes[i]:.2f}" for i in slopes))
+    return slopes
+
+
+def batch_table(hs, n, batches, pops, time_units, seed, dim=2):
+    v_ex = {h: gaussian_particle_variance(A + B, 0.0, S2, 1, h, "randomized_midpoint", friction=GAMMA) for h in hs}
+    print(f"\n### Random batches (randomized midpoint, N = {n}, d = {dim}, {pops} populations, {time_units} time units)")
+    print("spread variance E[emp var]/(1-1/N) minus the exact-interaction chain's value; B = N is the exact "
+          "interaction\n")
+    print("| B | h | pair gradients / step | error | MCSE | seconds |")
+    print("|---|---|---|---|---|---|")
+    for b in batches:
+        for h in hs:
+            steps = int(round(time_units / h))
+            t0 = time.perf_counter()
+            dt = sample_meanfield(lambda x: A * jnp.sum(x**2) / 2, lambda z: B * jnp.sum(z**2) / 2, dim,
+                                  num_particles=n, step_size=h, friction=GAMMA, sigma2=S2, num_steps=steps,
+                                  num_populations=pops, seed=seed, integrator="randomized_midpoint",
+                                  interaction_batch=None if b == n else b)
+            sec = time.perf_counter() - t0
+            y = np.asarray(dt["trace"]["empirical_variance"])[:, steps // 10:].mean(-1) / (1 - 1 / n)
+            est, se = _mean_se(y)
+            print(f"| {b} | {h:g} | {2 * n * b} | {est - v_ex[h]:+.5f} | {se:.5f} | {sec:.1f} |")
+
+
 def network_table(ns, h, steps, pops, seed, sigma2=1e-3, lam=1e-3):
     """The paper's kind of example: a mean-field two-layer tanh network fitted to a teacher neuron (descriptive only:
     no closed form, so the table shows the regularised risk settling as N grows, not an error against a truth)."""
@@ -142,9 +228,20 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small settings, under a minute")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--network", action="store_true", help="also the mean-field two-layer network table")
+    ap.add_argument("--rates-only", action="store_true", help="only the integrator tables")
     args = ap.parse_args()
     t0 = time.perf_counter()
     print(f"V = {A}|x|^2/2, W = {B}|z|^2/2, sigma2 = {S2}: mean-field variance {gaussian_meanfield_variance(A, B, S2)}")
+    exact_rates_table([0.8, 0.4, 0.2, 0.1, 0.05])
+    if args.quick:
+        skewed_rates_table([0.4, 0.2], particles=4096, pops=4, time_units=200, seed=args.seed)
+        batch_table([0.4, 0.2], n=32, batches=[32, 4], pops=4, time_units=200, seed=args.seed)
+    else:
+        skewed_rates_table([0.5, 0.4, 0.28, 0.2], particles=8192, pops=4, time_units=300, seed=args.seed)
+        batch_table([0.4, 0.2, 0.1], n=64, batches=[64, 8, 2], pops=4, time_units=500, seed=args.seed)
+    if args.rates_only:
+        print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+        return
     if args.quick:
         step_size_table([0.8, 0.4, 0.2], n=64, time_units=300, pops=4, seed=args.seed, dim=2)
         particle_table([2, 4, 16], h=0.2, time_units=300, total_particles=64, seed=args.seed, dim=1)

@@ -117,7 +117,49 @@ plt.show()
 # and $\hbar$ is a convention: the qGD tunnelling exponent is $\approx 16\beta/(3\hbar\omega)$ (WKB), so its
 # exponential rate scales as $1/\hbar$.  qECD's kinetic term $\log(s+p^2)$ caps the decay under the barrier
 # at $\sqrt{s}/\hbar$ per unit length, so its transfer time grows slowly with $\beta$, like sECD's.
-#
+
+# %% [markdown]
+# ## The sECD paper's asymptotic formulas against the exact oracles
+# Sun, Wang, Hayden & Blanchet (2026) give, as quoted in issue 20 (their Eqs. 6-7), the escape times
+# $\sqrt{s}/(a\omega^3)\,e^{\omega^2a^2/s}$ for SGD (learning rate $s$) and $e^{a^2\omega/h}/(a\omega^{3/2}\sqrt h)$
+# for sECD.  The $\sqrt s/a$ prefactor is that of a *cusp* barrier: on $U=\omega^2(|x|-a)^2/2$ at $T=s/2$ the exact
+# mean first-passage time (`hitting_theory.mfpt_langevin`) over the SGD formula tends to $\sqrt\pi$ (to the top)
+# and $2\sqrt\pi$ (to the other minimum), the gap shrinking like $1/(2\cdot\text{exponent})$.  The sECD formula
+# is the SGD one with $\omega\to\sqrt\omega$, $s\to h$, divided by $h$ (an identity), so it has the same limit on a
+# well of curvature $\omega$.  samplax's sECD (a telegraph process, exact oracle `telegraph_mean_hitting_time`) has
+# no such fixed exponential rate: its time grows slowly under the energy ceiling and is infinite past it.
+# Tables: `benchmarks/ecd_asymptotics.py`.
+
+# %%
+import ecd_asymptotics as asym  # noqa: E402  (benchmarks/ is on sys.path, see the first cell)
+
+exps = [2, 4, 8, 16, 32] if QUICK else [2, 4, 8, 16, 32, 64, 128]
+sgd, ecd_rows = asym.sgd_rows(exps), asym.ecd_rows(exps)
+tele, cfg = asym.telegraph_rows([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.5, 7.8])
+fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+ax[0].plot(exps, [r["ratio_top"] for r in sgd], "o-", label="SGD: exact MFPT to top / formula")
+ax[0].plot(exps, [r["ratio_min"] for r in sgd], "s-", label="SGD: exact MFPT to +a / formula")
+ax[0].plot(exps, [r["ratio"] for r in ecd_rows], "^--", label="sECD formula: cusp reading / formula (= the +a curve)")
+for c, lab in ((np.sqrt(np.pi), "sqrt(pi)"), (2 * np.sqrt(np.pi), "2 sqrt(pi)")):
+    ax[0].axhline(c, color="gray", ls=":")
+    ax[0].text(exps[-1], c, lab, va="bottom", ha="right", fontsize=8)
+ax[0].set_xscale("log")
+ax[0].set_xticks(exps, [str(e) for e in exps])
+ax[0].minorticks_off()
+ax[0].set_xlabel("exponent (barrier / T)")
+ax[0].set_ylabel("ratio")
+ax[0].legend(fontsize=7)
+b = np.array([r["beta"] for r in tele])
+ax[1].semilogy(b, [r["telegraph"] for r in tele], "o-", label="samplax sECD (exact telegraph)")
+ax[1].semilogy(b, [r["langevin"] for r in tele], "s-", label=f"overdamped Langevin, T={cfg['T']} (exact MFPT)")
+ax[1].axvline(cfg["ceiling"] - bench.V0, color="gray", ls=":", label="energy ceiling")
+ax[1].set_xlabel("barrier")
+ax[1].set_ylabel("mean hitting time")
+ax[1].legend(fontsize=7)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## The same dynamics as a sampler and as an optimiser
 # `secd` samples any target (arc-length clock, blackjax MCLMC-style tuning); the ECD optimiser escapes the
 # local minimum of a tilted double well.
