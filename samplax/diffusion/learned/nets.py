@@ -139,49 +139,37 @@ def _clip(g, clip):
 
 
 def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weights, clip=None, keep=False,
-            progress=None):
+            progress=None, resample_threshold=0.0, resampling="systematic"):
     """Simulate n paths on the uniform grid t_k = k / K; return a dict.
 
     weights: "jarzynski" | "exact". Returns "x" (n, d) final positions, "x0" (n, d) the base draws, "log_w" (n,)
-    final log weights (log Z estimate = log mean exp), "ess" (K,) of the running weights. keep=True (exact weights
-    only) adds x_1..x_K as "xs" (K, n, d), their "lps" (K, n), "gps" (K, n, d), times "ts" (K,) and running log
-    weights "lws" (K, n). Target evaluations per path: K (exact: x_1..x_K), K + 1 (jarzynski: x_0..x_K).
+    final log weights, "log_z" the estimate of log Z, "ess" (K,) of the running weights (before any resampling),
+    "resampled" (K,). Without resampling log_z = log mean exp(log_w). resample_threshold > 0: when the ESS of the
+    running weights falls below threshold * n, resample (the running weights are valid importance weights for
+    rho_{t_k}, so this is SMC with the NETS moves: log Z = sum over resampling epochs of log mean exp of the weights).
+    keep=True (exact weights, no resampling) adds x_1..x_K as "xs" (K, n, d), their "lps" (K, n), "gps" (K, n, d),
+    times "ts" (K,) and running log weights "lws" (K, n). Target evaluations per path: K (exact: x_1..x_K),
+    K + 1 (jarzynski: x_0..x_K).
     clip: elementwise clip of grad U_t in the Langevin drift only (a bounded step in stiff regions such as the
     funnel's neck); the exact weights stay exact with it, the Jarzynski ones gain a bias.
     """
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    if keep and (weights != "exact" or resample_threshold > 0):
+        raise ValueError("keep=True needs weights='exact' and no resampling")
     K = int(num_steps)
     h = 1.0 / K
     vg = jax.vmap(jax.value_and_grad(logdensity))
     drift = jax.vmap(model, in_axes=(0, None))
     div = jax.vmap(lambda x, t: divergence(model, x, t), in_axes=(0, None))
-    k0, key = jax.random.split(key)
+    k0, k_res, key = jax.random.split(key, 3)
     x0 = sigma * jax.random.normal(k0, (n, dim))
-    lb0 = _log_base(x0, sigma)
     noise = math.sqrt(2.0 * epsilon * h)
     zero = jnp.zeros((n,), x0.dtype)
+    resample_on = resample_threshold > 0
 
-    if weights == "exact":
-        def body(carry, k):
-            x, gp, lw, _ = carry
-            t, t1 = k * h, (k + 1) * h
-            mean_f = x + h * (-epsilon * _clip(_grad_u(x, gp, t, sigma), clip) + drift(x, t))
-            x1 = mean_f + noise * jax.random.normal(jax.random.fold_in(key, k), x.shape)
-            lp1, gp1 = vg(x1)
-            mean_b = x1 + h * (-epsilon * _clip(_grad_u(x1, gp1, t1, sigma), clip) - drift(x1, t1))
-            lw = lw + (jnp.sum((x1 - mean_f) ** 2, -1) - jnp.sum((x - mean_b) ** 2, -1)) / (4.0 * epsilon * h)
-            run = lw + (1.0 - t1) * _log_base(x1, sigma) + t1 * lp1 - lb0  # a valid log weight for rho_{t_{k+1}}
-            e = ess(run)
-            if progress is not None:
-                progress.update(k, t1, e)
-            return (x1, gp1, lw, run), ((e, (x1, lp1, gp1, t1, run)) if keep else (e, None))
-
-        # t_0 = 0: grad U_0 does not involve the target, so x_0 needs no evaluation (gp = 0 there is exact);
-        # at t_K = 1 the running weight is the final one, lw + log pi~(x_K) - log rho_0(x_0)
-        (x, _, _, log_w), (e, kept) = jax.lax.scan(body, (x0, jnp.zeros_like(x0), zero, zero), jnp.arange(K))
-        res = {"x": x, "x0": x0, "log_w": log_w, "ess": e}
-        if keep:
-            res.update(xs=kept[0], lps=kept[1], gps=kept[2], ts=kept[3], lws=kept[4])
-        return res
+    def log_gamma(x, lp, t):  # log of the unnormalised rho_t: (1 - t) log rho_0 + t log pi~
+        return (1.0 - t) * _log_base(x, sigma) + t * lp
 
     def residual(x, lp, gp, t):
         """div b - grad U_t . b - d_t U_t at (x, t), and the Langevin-plus-transport drift there."""
@@ -189,26 +177,67 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
         b = drift(x, t)
         return div(x, t) - jnp.sum(gu * b, -1) - (_log_base(x, sigma) - lp), -epsilon * _clip(gu, clip) + b
 
-    def body(carry, k):
-        x, r, f, A = carry
+    def exact_step(state, k):
+        x, lp, gp = state["x"], state["lp"], state["gp"]
+        t, t1 = k * h, (k + 1) * h
+        mean_f = x + h * (-epsilon * _clip(_grad_u(x, gp, t, sigma), clip) + drift(x, t))
+        x1 = mean_f + noise * jax.random.normal(jax.random.fold_in(key, k), x.shape)
+        lp1, gp1 = vg(x1)
+        mean_b = x1 + h * (-epsilon * _clip(_grad_u(x1, gp1, t1, sigma), clip) - drift(x1, t1))
+        # log [gamma_{k+1}(x_{k+1}) B_k(x_k | x_{k+1}) / (gamma_k(x_k) F_k(x_{k+1} | x_k))]: the equal Gaussian
+        # normalisers cancel; the product over k telescopes to pi~(x_K) prod B / (rho_0(x_0) prod F)
+        inc = (jnp.sum((x1 - mean_f) ** 2, -1) - jnp.sum((x - mean_b) ** 2, -1)) / (4.0 * epsilon * h) \
+            + log_gamma(x1, lp1, t1) - log_gamma(x, lp, t)
+        return {"x": x1, "lp": lp1, "gp": gp1}, inc
+
+    def jarzynski_step(state, k):
+        x = state["x"]
         t1 = (k + 1) * h
-        x1 = x + h * f + noise * jax.random.normal(jax.random.fold_in(key, k), x.shape)
+        x1 = x + h * state["f"] + noise * jax.random.normal(jax.random.fold_in(key, k), x.shape)
         lp1, gp1 = vg(x1)
         r1, f1 = residual(x1, lp1, gp1, t1)
         # trapezoid in time along the path: the left-point sum alone misses h/2 (r(x_K, 1) - r(x_0, 0)), an O(h)
         # error of the deterministic part of A that is large when d_t F varies much over [0, 1]
-        A = A + 0.5 * h * (r + r1)
-        e = ess(A)
-        if progress is not None:
-            progress.update(k, t1, e)
-        return (x1, r1, f1, A), (e, None)
+        return {"x": x1, "r": r1, "f": f1}, 0.5 * h * (state["r"] + r1)
 
-    if weights != "jarzynski":
-        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-    lp0, gp0 = vg(x0)
-    r0, f0 = residual(x0, lp0, gp0, 0.0)
-    (x, _, _, A), (e, _) = jax.lax.scan(body, (x0, r0, f0, zero), jnp.arange(K))
-    return {"x": x, "x0": x0, "ess": e, "log_w": A}
+    move = exact_step if weights == "exact" else jarzynski_step
+
+    def body(carry, k):
+        state, lw, log_z = carry
+        state, inc = move(state, k)
+        lw = lw + inc
+        e = ess(lw)
+        resampled = jnp.asarray(False)
+        if resample_on:
+            resampled = (e < resample_threshold * n) & (k < K - 1)
+
+            def do(args):
+                st, w, lz = args
+                lz = lz + logsumexp(w) - jnp.log(n)
+                idx = scheme(resampling)(jax.random.fold_in(k_res, k), jax.nn.softmax(w), n)
+                return jax.tree.map(lambda v: v[idx], st), jnp.zeros_like(w), lz
+
+            state, lw, log_z = jax.lax.cond(resampled, do, lambda args: args, (state, lw, log_z))
+        if progress is not None:
+            progress.update(k, (k + 1) * h, e)
+        out = (e, resampled, (state["x"], state["lp"], state["gp"], (k + 1) * h, lw)) if keep else (e, resampled, None)
+        return (state, lw, log_z), out
+
+    if weights == "exact":
+        # t_0 = 0: gamma_0 = rho_0 and grad U_0 do not involve the target, so x_0 needs no evaluation (lp = gp = 0
+        # are multiplied by t_0 = 0)
+        init = {"x": x0, "lp": zero, "gp": jnp.zeros_like(x0)}
+    else:
+        lp0, gp0 = vg(x0)
+        r0, f0 = residual(x0, lp0, gp0, 0.0)
+        init = {"x": x0, "r": r0, "f": f0}
+    (state, lw, log_z), (e, resampled, kept) = jax.lax.scan(body, (init, zero, jnp.zeros((), x0.dtype)),
+                                                            jnp.arange(K))
+    res = {"x": state["x"], "x0": x0, "log_w": lw, "log_z": log_z + logsumexp(lw) - jnp.log(n), "ess": e,
+           "resampled": resampled}
+    if keep:
+        res.update(xs=kept[0], lps=kept[1], gps=kept[2], ts=kept[3], lws=kept[4])
+    return res
 
 
 # ------------------------------------------------------------------------------------------------ losses
@@ -288,9 +317,14 @@ class NetsSampler:
         return int(self.config["n_grad_train"])
 
     def as_population_sampler(self, num_steps: int | None = None, weights: str | None = None,
-                              epsilon: float | None = None, resampling: str = "systematic") -> base.PopulationSampler:
+                              epsilon: float | None = None, resampling: str = "systematic",
+                              resample_threshold: float = 0.0) -> base.PopulationSampler:
         """num_steps / epsilon: the trained ones by default (another value keeps the weights valid, the drift was
-        fit with the trained grid); weights: "exact" (default) or "jarzynski"."""
+        fit with the trained grid); weights: "exact" (default) or "jarzynski"; resample_threshold in [0, 1): resample
+        when the running ESS falls below it times N (0: never, the paper's plain NETS estimator)."""
+        if isinstance(resample_threshold, bool) or not isinstance(resample_threshold, (int, float)) \
+                or not 0.0 <= resample_threshold < 1.0:
+            raise ValueError(f"resample_threshold must be in [0, 1), got {resample_threshold!r}")
         c = self.config
         K = c["num_steps"] if num_steps is None else num_steps
         if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1:
@@ -311,20 +345,21 @@ class NetsSampler:
                 raise ValueError(f"this NETS sampler was trained for dim {dim}, the target has dim {target.dim}")
             k_run, k_res = jax.random.split(key)
             out = rollout(model, target.logdensity, k_run, num_particles, dim, num_steps=K, sigma=sigma,
-                          epsilon=eps, weights=weights, clip=clip, progress=progress)
-            log_w = out["log_w"]
-            log_z = logsumexp(log_w) - jnp.log(num_particles)
-            state, _ = resample(k_res, ParticleState(out["x"], log_w, log_z), resampling)
+                          epsilon=eps, weights=weights, clip=clip, progress=progress,
+                          resample_threshold=float(resample_threshold), resampling=resampling)
+            log_z = out["log_z"]
+            state, _ = resample(k_res, ParticleState(out["x"], out["log_w"], log_z), resampling)
             # one target value-and-gradient per particle per evaluated point; Jarzynski also evaluates x_0 (stage 1)
             counts = np.full(K, num_particles)
             counts[0] += num_particles * (weights == "jarzynski")
             stats = {"time": jnp.asarray((np.arange(K) + 1) / K), "ess": out["ess"],
-                     "n_grad": base.stage_counts(counts)}
+                     "resampled": out["resampled"], "n_grad": base.stage_counts(counts)}
             return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
 
         return base.PopulationSampler(f"nets[{c['loss']}]", run,
                                       {**c, "num_steps": K, "weights": weights, "epsilon": eps,
-                                       "resampling": resampling}, "time")
+                                       "resampling": resampling, "resample_threshold": float(resample_threshold)},
+                                      "time")
 
     def save(self, path) -> pathlib.Path:
         """One file: a JSON header line (config, history) then equinox's serialised network leaves."""
