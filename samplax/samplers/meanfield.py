@@ -24,6 +24,8 @@ start-point checks of `Target.init` (one gradient per try, at least one per part
 stage_stats, one row per step: time (t = k h), ess (= N: the particles are equally weighted, nothing is
 resampled), n_grad, n_grad_interaction, energy (mean of V over the particles + 1/2 iint W at the empirical measure),
 kinetic_energy (per particle; sigma2 d / 2 at stationarity). No log Z is estimated (NaN, estimates_log_z False).
+With W the particles of a population are dependent (they share the mean field): the trust check's population
+R-hat, built for independent particles, can then flag a healthy run with few particles per population.
 The compiled program is reused across calls with the same target program, settings (W by the content of its
 traced program) and layout.
 """
