@@ -420,3 +420,13 @@ def test_random_batch_force_is_unbiased():
     se = f.std(0) / np.sqrt(len(f))
     assert np.all(np.abs(f.mean(0) - np.asarray(exact)) < K * se + 1e-12)
     assert np.any(np.abs(f.mean(0) - 0.9 * np.asarray(exact)) > K * se)  # power: a 10% error in the force shows
+
+
+def test_compare_runs_meanfield_within_its_budget():
+    """`compare` sizes the population by its measured gradients per particle and ranks it by W2 to the truth."""
+    target = samplax.models.get("gaussian")  # with exact draws, for W2
+    cmp = samplax.compare(target, ["meanfield"], budget=200_000, num_chains=2, settings={
+        "meanfield": dict(step_size=0.25, num_steps=200, integrator="baoab")}, progress=False)
+    row = cmp.table.loc["meanfield"]
+    assert row["gradients"] <= 200_000 and row["num_particles"] == 200_000 // (2 * 201)
+    assert bool(row["trusted"]) and np.isfinite(row["w2"])
