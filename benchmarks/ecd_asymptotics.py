@@ -117,7 +117,7 @@ def main():
     print(f"\nlimit 2 sqrt(pi) = {2 * SQRT_PI:.4f} (the identity ecd(a, omega, h) = sgd(a, sqrt(omega), h) / h)")
     betas = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] if args.quick else [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.5, 7.8, 8.0]
     rows, cfg = telegraph_rows(betas)
-    print(f"\n### samplax's sECD: exact telegraph mean hitting time vs barrier (quartic well of benchmarks/ecd_escape.py,"
+    print("\n### samplax's sECD: exact telegraph mean hitting time vs barrier (quartic well of benchmarks/ecd_escape.py,"
           f" T = {cfg['T']}, eta = {cfg['eta']}, s = {cfg['s']}, flip rate {cfg['lam']}, energy ceiling "
           f"{cfg['ceiling']:.2f})\n")
     print("| barrier | telegraph (sECD) | d log / d barrier | overdamped MFPT | d log / d barrier |")

@@ -177,7 +177,8 @@ def skewed_rates_table(hs, particles, pops, time_units, seed):
 
 def batch_table(hs, n, batches, pops, time_units, seed, dim=2):
     v_ex = {h: gaussian_particle_variance(A + B, 0.0, S2, 1, h, "randomized_midpoint", friction=GAMMA) for h in hs}
-    print(f"\n### Random batches (randomized midpoint, N = {n}, d = {dim}, {pops} populations, {time_units} time units)")
+    print(f"\n### Random batches (randomized midpoint, N = {n}, d = {dim}, {pops} populations, "
+          f"{time_units} time units)")
     print("spread variance E[emp var]/(1-1/N) minus the exact-interaction chain's value; B = N is the exact "
           "interaction\n")
     print("| B | h | pair gradients / step | error | MCSE | seconds |")

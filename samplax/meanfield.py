@@ -108,8 +108,9 @@ def _rm_noise_cov(alpha, h, gamma, sigma2):
     """Covariance (3, 3) per coordinate of the Brownian integrals of one randomized midpoint step.
 
     Exact solution over [0, t] with the force F frozen along the path (Shen & Lee 2019, their ULD step):
-        x(t) = x0 + phi(t) p0 + int_0^t phi(t - s) F ds + c int_0^t phi(t - s) dB_s,   phi(u) = (1 - e^{-gamma u}) / gamma
-        p(t) = e^{-gamma t} p0 + int_0^t e^{-gamma (t - s)} F ds + c int_0^t e^{-gamma (t - s)} dB_s,   c = sqrt(2 gamma sigma2)
+        x(t) = x0 + phi(t) p0 + int_0^t phi(t - s) F ds + c int_0^t phi(t - s) dB_s,
+        p(t) = e^{-gamma t} p0 + int_0^t e^{-gamma (t - s)} F ds + c int_0^t e^{-gamma (t - s)} dB_s,
+    phi(u) = (1 - e^{-gamma u}) / gamma, c = sqrt(2 gamma sigma2).
     The step draws (W1, W2, W3) = c int (phi(alpha h - s) 1{s < alpha h}, phi(h - s), e^{-gamma (h - s)}) dB_s, one
     Brownian path: the position noise at the midpoint and the position and momentum noises at the end."""
     tau = alpha * h

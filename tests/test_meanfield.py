@@ -240,7 +240,7 @@ def test_pairwise_bilinear_interaction(seed):
     assert min(abs(m2 - 1.1 * v_ac / n), abs(m2 - v_ac / n / 1.1)) > K * mse, "no power (mean mode)"
 
 
-# ------------------------------------------------------------------ the registered sampler: samplax.sample(..., "meanfield")
+# ---------------------------------------------------------- the registered sampler: samplax.sample(..., "meanfield")
 import jax  # noqa: E402
 
 import samplax  # noqa: E402
