@@ -43,6 +43,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--sigma-max", type=float, default=None)
+    p.add_argument("--sigma", type=float, default=None, help="reference scale (default: the reference codes')")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--particles", type=int, default=2000)
     p.add_argument("--populations", type=int, default=8)
@@ -55,7 +56,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     tr = train_controlled(target, a.kind, a.loss, num_steps=a.steps, num_subtrajectories=a.subtraj,
                           mcmc_steps=a.mcmc, num_iterations=a.iters, batch_size=a.batch, learning_rate=a.lr,
-                          sigma=spec["sigma"], sigma_max=a.sigma_max or spec["sigma_max"], width=a.width,
+                          sigma=a.sigma or spec["sigma"], sigma_max=a.sigma_max or spec["sigma_max"], width=a.width,
                           seed=a.seed, learn_diffusion=not a.no_learn_diffusion, learn_prior=a.learn_prior,
                           progress=False)
     train_s = time.perf_counter() - t0
@@ -68,7 +69,7 @@ def main(argv=None):
     c = tr.config
     h = tr.history
     print(f"{a.target} {a.kind}[{a.loss}] K={c['num_steps']} S={c['num_subtrajectories']} m={c['mcmc_steps']} "
-          f"iters={a.iters} batch={a.batch} sigma_max={c['sigma_max']} learn_prior={c['learn_prior']}: log Z err {err.mean():+.3f} +- {err.std(ddof=1):.3f} (sd over "
+          f"iters={a.iters} batch={a.batch} sigma={c['sigma']} sigma_max={c['sigma_max']} learn_prior={c['learn_prior']}: log Z err {err.mean():+.3f} +- {err.std(ddof=1):.3f} (sd over "
           f"{a.populations} populations of {a.particles}); pooled {dt.attrs['log_z'] - target.log_z:+.3f} "
           f"(se {dt.attrs['log_z_se']:.3f}); final ESS/N {ess.mean():.3f}; loss {h[:20].mean():.3g} -> "
           f"{h[-20:].mean():.3g}; train {train_s:.0f} s, n_grad train {c['n_grad_train']:,} "
