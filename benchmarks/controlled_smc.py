@@ -17,6 +17,7 @@ Measured 2026-12-05 on the shared 2 cores (load 7-8), `--steps 64 --batch 128 --
     Funnel-10d   scld  diverges (loss 7.6e5 -> 2.9e7) with --sigma 3: particles reach the neck, Euler steps unstable
     ManyWell-32d cmcd  -4.248 +- 0.800  ESS/N 0.001 train  94 s  n_grad train 4.99M  sample 1.04M   (sigma_max 2)
     ManyWell-32d scld  -0.359 +- 0.581  ESS/N 0.18  train 130 s  n_grad train 5.22M  sample 1.09M   (S=4, 1 MALA)
+    ManyWell-32d scld  -0.196 +- 0.959  ESS/N 0.25  train 269 s  n_grad train 12.3M  sample 1.28M   (S=16, --iters 1200)
 
 For comparison (issue 21, the same Funnel-10d at 128 steps): samplax DDS -0.557 +- 0.131, PIS -0.407 +- 0.087,
 tempered SMC -0.334 +- 0.093. Both are far from the reference codes' 40,000 (CMCD) / 8,000 (SCLD) iterations of
