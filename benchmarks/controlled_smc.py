@@ -85,7 +85,8 @@ def main(argv=None):
     c = tr.config
     h = tr.history
     print(f"{a.target} {a.kind}[{a.loss}] K={c['num_steps']} S={c['num_subtrajectories']} m={c['mcmc_steps']} "
-          f"iters={a.iters} batch={a.batch} sigma={c['sigma']} sigma_max={c['sigma_max']} learn_prior={c['learn_prior']}: log Z err {err.mean():+.3f} +- {err.std(ddof=1):.3f} (sd over "
+          f"iters={a.iters} batch={a.batch} sigma={c['sigma']} sigma_max={c['sigma_max']} "
+          f"learn_prior={c['learn_prior']}: log Z err {err.mean():+.3f} +- {err.std(ddof=1):.3f} (sd over "
           f"{a.populations} populations of {a.particles}); pooled {dt.attrs['log_z'] - target.log_z:+.3f} "
           f"(se {dt.attrs['log_z_se']:.3f}); final ESS/N {ess.mean():.3f}; loss {h[:20].mean():.3g} -> "
           f"{h[-20:].mean():.3g}; train {train_s:.0f} s, n_grad train {c['n_grad_train']:,} "

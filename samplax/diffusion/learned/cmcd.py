@@ -4,8 +4,8 @@ CMCD (Vargas, Padhy, Blessing & Nuesken 2024, arXiv 2307.01050) anneals along th
 gamma_k = (1 - beta_k) log r + beta_k log pi~, k = 0..K (r = N(m, diag s^2) normalised, beta_0 = 0, beta_K = 1), with
 the Euler-Maruyama transitions of  dX = (sigma_t^2 grad gamma_t(X) + u(X, t)) dt + sigma_t sqrt(2) dW:
 
-    F_k(x_{k+1} | x_k) = N(x_k + dt sigma_k^2 (grad gamma_{k+1}(x_k) + u(x_k, t_k)),   2 sigma_k^2 dt)      forward
-    B_k(x_k | x_{k+1}) = N(x_{k+1} + dt sigma_k^2 (grad gamma_{k+1}(x_{k+1}) - u(x_{k+1}, t_{k+1})), 2 sigma_k^2 dt)  backward
+    forward   F_k(x_{k+1} | x_k) = N(x_k + dt sigma_k^2 (grad gamma_{k+1}(x_k) + u(x_k, t_k)), 2 sigma_k^2 dt)
+    backward  B_k(x_k | x_{k+1}) = N(x_{k+1} + dt sigma_k^2 (grad gamma_{k+1}(x_{k+1}) - u(x_{k+1}, t_{k+1})), 2 sigma_k^2 dt)
 
 and the importance weight of a path x_0 ~ r, x_{k+1} ~ F_k,
 
@@ -47,7 +47,7 @@ from jax.scipy.special import logsumexp
 
 from samplax.diffusion.learned.network import Control
 from samplax.particles import base
-from samplax.particles.resampling import check_threshold, resample, scheme
+from samplax.particles.resampling import check_threshold, scheme
 from samplax.particles.state import ess
 
 KINDS = ("cmcd", "scld")
@@ -91,7 +91,7 @@ def betas(model: CMCDModel, config: dict):
 
 
 def diffusion_shape(config: dict) -> np.ndarray:
-    """(K,) the fixed shape of sigma_k; 'cosine' is the reference code's schedule (large early, ~sigma_min at the end)."""
+    """(K,) the fixed shape of sigma_k; 'cosine': the reference code's schedule (large early, ~sigma_min at the end)."""
     K, smax, smin = config["num_steps"], config["sigma_max"], config["sigma_min"]
     if config["diffusion_schedule"] == "constant":
         return np.full(K, smax)
@@ -360,7 +360,8 @@ def _int(name, v, low):
 
 
 def _pos(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (v > 0 and math.isfinite(v)):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+            or not (v > 0 and math.isfinite(v)):
         raise ValueError(f"{name} must be a positive finite number, got {v!r}")
     return float(v)
 
@@ -409,10 +410,12 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
         "kind": kind, "loss": loss, "dim": target.dim, "num_steps": num_steps,
         "num_subtrajectories": num_subtrajectories, "ess_threshold": check_threshold(ess_threshold),
         "mcmc_steps": _int("mcmc_steps", mcmc_steps, 0), "mcmc_step_size": _pos("mcmc_step_size", mcmc_step_size),
-        "sigma": _pos("sigma", sigma), "sigma_max": _pos("sigma_max", sigma_max), "sigma_min": _pos("sigma_min", sigma_min),
+        "sigma": _pos("sigma", sigma), "sigma_max": _pos("sigma_max", sigma_max),
+        "sigma_min": _pos("sigma_min", sigma_min),
         "diffusion_schedule": diffusion_schedule, "learn_betas": bool(learn_betas),
         "learn_diffusion": bool(learn_diffusion), "learn_prior": bool(learn_prior),
-        "width": _int("width", width, 1), "depth": _int("depth", depth, 1), "num_freqs": _int("num_freqs", num_freqs, 1),
+        "width": _int("width", width, 1), "depth": _int("depth", depth, 1),
+        "num_freqs": _int("num_freqs", num_freqs, 1),
         "clip": _pos("clip", clip), "batch_size": _int("batch_size", batch_size, 2),
         "learning_rate": _pos("learning_rate", learning_rate), "lr_schedule": lr_schedule,
         "grad_clip_norm": _pos("grad_clip_norm", grad_clip_norm), "seed": _int("seed", seed, 0),
