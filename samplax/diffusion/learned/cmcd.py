@@ -4,8 +4,8 @@ CMCD (Vargas, Padhy, Blessing & Nuesken 2024, arXiv 2307.01050) anneals along th
 gamma_k = (1 - beta_k) log r + beta_k log pi~, k = 0..K (r = N(m, diag s^2) normalised, beta_0 = 0, beta_K = 1), with
 the Euler-Maruyama transitions of  dX = (sigma_t^2 grad gamma_t(X) + u(X, t)) dt + sigma_t sqrt(2) dW:
 
-  forward  F_k(x_{k+1} | x_k) = N(x_k + dt sigma_k^2 (grad gamma_{k+1}(x_k) + u(x_k, t_k)), 2 sigma_k^2 dt)
-  backward B_k(x_k | x_{k+1}) = N(x_{k+1} + dt sigma_k^2 (grad gamma_{k+1}(x_{k+1}) - u(x_{k+1}, t_{k+1})), 2 sigma_k^2 dt)
+  forward  F_k(x_{k+1} | x_k) = N(x_k + dt sigma_k^2 (grad gamma_{k+1}(x_k) + u(x_k, t_k)), 2 sigma_k^2 dt),
+  backward B_k(x_k | x_{k+1}) = N(x_{k+1} + dt sigma_k^2 (grad gamma_{k+1}(x_{k+1}) - u(x_{k+1}, t_{k+1})), same),
 
 and the importance weight of a path x_0 ~ r, x_{k+1} ~ F_k,
 
