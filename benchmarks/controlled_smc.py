@@ -19,6 +19,9 @@ Measured 2026-12-05 on the shared 2 cores (load 7-8), `--steps 64 --batch 128 --
     ManyWell-32d scld  -0.359 +- 0.581  ESS/N 0.18  train 130 s  n_grad train 5.22M  sample 1.09M   (S=4, 1 MALA)
     ManyWell-32d scld  -0.196 +- 0.959  ESS/N 0.25  train 269 s  n_grad train 12.3M  sample 1.28M   (S=16, --iters 1200)
 
+Tempered SMC at about the same budget (8 x 2000 particles, 39 temperatures (k/S)^3 from N(0, 1), 2 HMC moves of 5
+leapfrog steps per stage, as benchmarks/diffusion_learned.py runs it; 6.86M gradients) is still better on both:
+Funnel-10d -0.424 +- 0.084 (32 s), ManyWell-32d -0.186 +- 0.351 (25 s).
 For comparison (issue 21, the same Funnel-10d at 128 steps): samplax DDS -0.557 +- 0.131, PIS -0.407 +- 0.087,
 tempered SMC -0.334 +- 0.093. Both are far from the reference codes' 40,000 (CMCD) / 8,000 (SCLD) iterations of
 batch 2,000 (~10^10 gradients); the bias is missed mass (funnel neck and mouth, ManyWell's 2^16 wells), which the
