@@ -20,6 +20,7 @@ from samplax.samplers.base import Sampler
 from samplax.target import Target
 
 INIT_POSITION, WARMUP, SAMPLE, START = 0, 1, 2, 3
+FUSED = True  # carry a `Sampler.adaptation` warmup through the sampling program (False: separate warmup program)
 
 
 def stream(chain_keys, number):
@@ -60,6 +61,80 @@ class Phases:
                 totals["n_reverted_total"] = jnp.sum(jnp.asarray(trace["nonfinite"], jnp.int32), axis=1)
             trace = totals
         return states, params, trace
+
+    # ------------------------------------------------------------------ warmup carried through the sampling program
+    def fused(self) -> bool:
+        """Whether the warmup runs in the sampling program (`Sampler.adaptation`; one kernel step per draw, so
+        thinning 1; `keep_warmup` records per-step warmup draws, which the separate warmup program does)."""
+        return FUSED and self.sampler.adaptation is not None and self.thinning == 1 and not self.keep_warmup \
+            and self.num_warmup > 0
+
+    def begin(self, chain_keys, positions):
+        """(states, params, adapting) at the start of the warmup: the kernel's initial state, the params of the
+        first warmup step and the adaptation state (`Sampler.adaptation.begin`, with the warmup stream's key)."""
+        a, target = self.sampler.adaptation, self.target
+
+        def one(key, pos):
+            state, ad = a.begin(target, key, pos, self.num_warmup)
+            return state, a.params(target, ad), ad
+
+        return jax.vmap(one)(stream(chain_keys, WARMUP), positions)
+
+    def placeholders(self, chain_keys, positions):
+        """Zeros shaped as `begin`'s (states, params, adapting_state): a resumed run is past its warmup, and the
+        fused program reads no adaptation state when it samples."""
+        shapes = jax.eval_shape(self.begin, chain_keys, positions)
+        return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+
+    def fused_chunk(self, chain_keys, states, params, adapting_state, adapting, t0, n, bar_args, size):
+        """The sampling program with the warmup in it: `adapting` (a runtime bool) runs the `num_warmup` warmup
+        steps from `begin`'s output (the adaptation updated after every kernel step, nothing recorded, the final
+        params returned);
+        otherwise `n` draws from draw index `t0`, exactly as `chunk` with thinning 1. The kernel is traced once,
+        so warmup and sampling share one compiled program. Returns (states, params, adapting_state, buffers)."""
+        s, target, bar, a = self.sampler, self.target, self.progress, self.sampler.adaptation
+        keys = stream(chain_keys, SAMPLE)
+        bar_every, bar_last = bar_args[0], bar_args[1]
+        with jax.ensure_compile_time_eval():
+            schedule = jnp.asarray(a.schedule(self.num_warmup))
+
+        def step_all(i, states, params, ad):
+            row = schedule[jnp.minimum(i, self.num_warmup - 1)]
+
+            def one(sk, st, p, adc):
+                # warmup step i: the warmup's own key and the params in adaptation; draw t0 + i: the sampling key
+                key = jnp.where(adapting, adc.keys[jnp.minimum(i, self.num_warmup - 1)], jax.random.fold_in(sk, t0 + i))
+                p = jax.tree.map(lambda x, y: jnp.where(adapting, x, y), a.params(target, adc), p)
+                new, info = s.build(target, p).step(key, st)
+                stats = s.stats(new, info, p)
+                adc = jax.lax.cond(adapting, lambda v: a.update(target, v, st, new, stats, row), lambda v: v, adc)
+                return new, adc, stats
+
+            return jax.vmap(one)(keys, states, params, ad)
+
+        shapes = jax.eval_shape(lambda: step_all(0, states, params, adapting_state)[2])
+        buffers = jax.tree.map(lambda x: jnp.zeros((size, *x.shape), x.dtype), shapes)
+        pos_buf = jnp.zeros((size, *states.position.shape), states.position.dtype)
+
+        def body(i, carry):
+            states, ad, n_div, bufs = carry
+            states, ad, stats = step_all(i, states, params, ad)
+            # no `cond` on `adapting` here: with the bar's callback inside one the program rounded differently
+            # from the one without a bar. Warmup steps write into the last row (discarded) and show nothing.
+            if bar.enabled:  # the running divergence count only feeds the progress bar
+                n_div = n_div + jnp.sum(stats.get("diverging", False)).astype(n_div.dtype)
+                bar.update(jnp.where(adapting, -1, t0 + i), stats.get("acceptance_rate"), n_div,
+                           jnp.where(adapting, 1 << 30, bar_every), jnp.where(adapting, -2, bar_last))
+            bufs = jax.tree.map(lambda b, y: jax.lax.dynamic_update_index_in_dim(b, y, jnp.minimum(i, size - 1), 0),
+                                bufs, (states.position, stats))
+            return states, ad, n_div, bufs
+
+        steps = jnp.where(adapting, self.num_warmup, n)
+        states, ad, _, ys = jax.lax.fori_loop(0, steps, body, (states, adapting_state, jnp.zeros((), jnp.int32),
+                                                                (pos_buf, buffers)))
+        final = jax.vmap(lambda adc: a.final(target, adc))(ad)
+        params = jax.tree.map(lambda x, y: jnp.where(adapting, x, y), final, params)
+        return states, params, ad, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), ys)  # chain axis first
 
     def start(self, chain_keys, positions, params):
         def one(key, pos, p):

@@ -155,6 +155,12 @@ def sample(
 
     fingerprint = make_fingerprint() if (checkpoint is not None or resume is not None) else None
 
+    every = checkpoint_every or chunk_size or _chunk_size(num_samples, num_chains, target.dim)
+    if writer is not None:
+        every = checkpoint_every or chunk_size or _streaming.chunk_draws(  # big chunks: each append costs
+            num_samples, num_chains, target.dim, 1 << (num_samples - 1).bit_length())
+    fused = lambda ck, st, p, ad, on, t0, n, b: phases.fused_chunk(ck, st, p, ad, on, t0, n, b, every)  # noqa: E731
+    adapting = None  # the adaptation state the fused program carries (unused once the warmup is done)
     if resume is not None:
         ck = _ckpt.load(resume, fingerprint, num_samples)
         states, params = ck["states"], ck["params"]
@@ -168,7 +174,18 @@ def sample(
                                                       num_chains, cache)
         times["compile_time"] += init_compile_s
         warm_pos = warm_stats = None
-        if num_warmup > 0:
+        if num_warmup > 0 and phases.fused():  # the warmup runs in the sampling program (Phases.fused_chunk)
+            bar.note(f"{s.name}: warmup ({num_warmup} steps x {num_chains} chains)")
+            # `begin` is a small program of its own: inside the fused one (under a `cond`) it rounded differently in
+            # the device-sharded and the per-chain programs, and the chains' draws parted (tests/test_layouts.py)
+            begun, t_begin = layout.run(("begin", num_warmup), phases.begin, chain_keys, positions)
+            (states, params, adapting, _), t_warm = layout.run(
+                ("fused", every, num_warmup), fused, chain_keys, *begun,
+                shared=(jnp.asarray(True), jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32),
+                        bar.runtime_args()))
+            times["warmup_time"] = t_begin + t_warm
+            attrs["n_grad_warmup"] = _count(np.asarray(adapting.n_grad))
+        elif num_warmup > 0:
             bar.note(f"{s.name}: warmup ({num_warmup} steps x {num_chains} chains)")
             (states, params, trace), times["warmup_time"] = layout.run(("warmup", num_warmup, bool(keep_warmup)),
                                                                        phases.warmup, chain_keys, positions)
@@ -195,10 +212,7 @@ def sample(
                    t_done=t_done, warm_pos=warm_pos, warm_stats=warm_stats, n_grad_warmup=attrs["n_grad_warmup"],
                    times={**times, "compile_time": times["compile_time"] + layout.compile_time})
 
-    every = checkpoint_every or chunk_size or _chunk_size(num_samples, num_chains, target.dim)
     if writer is not None:  # streamed: chunks are written and dropped; only per-chain tallies stay in memory
-        every = checkpoint_every or chunk_size or _streaming.chunk_draws(  # big chunks: each append costs
-            num_samples, num_chains, target.dim, 1 << (num_samples - 1).bit_length())
         writer.num_draws, tally = num_samples, None
     bar.start(t_done, passes=num_chains if layout.chain_method in ("mapped", "sequential") else 1)
     stop = _Interrupt()
@@ -207,9 +221,17 @@ def sample(
         while t_done < num_samples and not stop.requested:
             n = min(every, num_samples - t_done)
             bar.begin_chunk(t_done)
-            (states, (pos, stats)), tr = layout.run(
-                ("chunk", every, thinning), chunk, chain_keys, states, params,
-                shared=(jnp.asarray(t_done, jnp.int32), jnp.asarray(n, jnp.int32), bar.runtime_args()))
+            if phases.fused():  # the program that ran the warmup (one compiled kernel)
+                if adapting is None:  # resumed: past its warmup, the program never reads the adaptation state
+                    adapting = phases.placeholders(chain_keys, states.position)[2]
+                (states, params, adapting, (pos, stats)), tr = layout.run(
+                    ("fused", every, num_warmup), fused, chain_keys, states, params, adapting,
+                    shared=(jnp.asarray(False), jnp.asarray(t_done, jnp.int32), jnp.asarray(n, jnp.int32),
+                            bar.runtime_args()))
+            else:
+                (states, (pos, stats)), tr = layout.run(
+                    ("chunk", every, thinning), chunk, chain_keys, states, params,
+                    shared=(jnp.asarray(t_done, jnp.int32), jnp.asarray(n, jnp.int32), bar.runtime_args()))
             pos, stats = np.asarray(pos)[:, :n], {k: np.asarray(v)[:, :n] for k, v in stats.items()}
             times["sampling_time"] += tr
             if writer is None:

@@ -193,11 +193,146 @@ def _recompute(buf: _Buffer, imm: LowRankInverseMassMatrix, rank: int, gamma: fl
     return LowRankInverseMassMatrix(pick(sigma, imm.sigma), pick(U, imm.U), pick(lam, imm.lam))
 
 
-def low_rank_warmup(build, stats, initial_params: Callable, *, max_rank: int | None = None, adapt_step: bool = True,
-                    target_accept: float = 0.8, initial_step_size: float = 1.0, gradient_init: bool = True,
-                    start_from_given: bool = False, recompute_every: int | None = None, gamma: float = 1e-5,
-                    cutoff: float = 2.0):
-    """Return `warmup(target, key, position, num_steps)` adapting the metric (and the step size if `adapt_step`).
+class Adapting(NamedTuple):
+    """The warmup's state between steps (carried through one loop, or through the fused program of `run`)."""
+
+    imm: LowRankInverseMassMatrix
+    buf: _Buffer
+    da: object  # DualAveragingAdaptationState
+    step: jax.Array  # the step size in use
+    switched: jax.Array  # the first metric switch has happened (dual averaging restarted)
+    keys: jax.Array  # (num_steps, 2): the key of each warmup step
+    n_grad: jax.Array  # gradients made by the warmup steps
+
+
+class LowRankWarmup:
+    """nutpie's warmup as a callable `warmup(target, key, position, num_steps) -> Warmup` (the `Sampler.warmup`
+    contract) and as steps: `begin`, then per step the kernel with `params(...)` followed by `update(...)`, then
+    `final(...)`. `run` uses the steps to carry the warmup through the same compiled loop as the sampling
+    (`Sampler.adaptation`), so the kernel is compiled once; `__call__` runs them in a scan of its own."""
+
+    def __init__(self, build, stats, initial_params: Callable, *, max_rank: int | None = None,
+                 adapt_step: bool = True, target_accept: float = 0.8, initial_step_size: float = 1.0,
+                 gradient_init: bool = True, start_from_given: bool = False, recompute_every: int | None = None,
+                 gamma: float = 1e-5, cutoff: float = 2.0):
+        if recompute_every is not None and recompute_every < 1:
+            raise ValueError(f"recompute_every must be >= 1, got {recompute_every}")
+        self.build, self.stats, self.initial_params = build, stats, initial_params
+        self.max_rank, self.adapt_step, self.initial_step_size = max_rank, adapt_step, initial_step_size
+        self.gradient_init, self.start_from_given, self.recompute_every = gradient_init, start_from_given, \
+            recompute_every
+        self.gamma, self.cutoff = gamma, cutoff
+        self.da_init, self.da_update, self.da_final = dual_averaging_adaptation(target_accept)
+
+    def schedule(self, num_steps: int) -> np.ndarray:
+        """(num_steps, 4) static int rows: (stage, window_end, recompute, switch) of each warmup step."""
+        with jax.ensure_compile_time_eval():  # a static (num_steps, 2) array, also under jit / vmap
+            schedule = np.asarray(build_growing_window_schedule(num_steps), int).reshape(num_steps, 2)
+        # which steps recompute the metric: every `recompute_every`-th adapting step and every window end. Static,
+        # so the `cond` in `update` stays a branch under vmap (a per-chain predicate would run the SVDs every step)
+        slow, ends = schedule[:, 0] == 1, (schedule[:, 0] == 1) & (schedule[:, 1] == 1)
+        every = self.recompute_every
+        due = ends | (slow & (np.cumsum(slow) % every == 0) if every else ends)
+        # the last window does not switch (nuts-rs `is_late`): the final metric sees the window before it as well
+        switches = ends.copy()
+        if ends.any():
+            switches[np.flatnonzero(ends)[-1]] = False
+        return np.stack([schedule[:, 0], schedule[:, 1], due, switches], axis=1).astype(np.int32)
+
+    def _rank(self, target):
+        return effective_rank(self.max_rank, target.dim)
+
+    def params(self, target, a: Adapting) -> dict:
+        """The kernel's params for the next step (the metric and step size in use)."""
+        return self._to_params(target, a.imm, a.step)
+
+    def _to_params(self, target, imm, step_size):
+        rank = self._rank(target)
+        if rank == 0:  # the Fisher diagonal: the low-rank part (one inert slot) is dropped
+            imm = LowRankInverseMassMatrix(imm.sigma, imm.U[:, :0], imm.lam[:0])
+        others = {k: v for k, v in dict(self.initial_params(target)).items()
+                  if k not in ("step_size", "inverse_mass_matrix")}
+        return {**others, "step_size": step_size, **metric_params(imm, rank)}
+
+    def begin(self, target, key, position, num_steps):
+        """(initial state, Adapting) for a warmup of `num_steps` steps from `position`."""
+        d = target.dim
+        k = max(self._rank(target), 1)
+        given = dict(self.initial_params(target))
+        step = given.get("step_size")
+        if step is None:
+            if not self.adapt_step:
+                raise ValueError("step_size is neither given nor adapted: pass step_size=... or adapt it")
+            step = self.initial_step_size
+        step = jnp.asarray(step, float)
+        imm = LowRankInverseMassMatrix(jnp.ones(d), jnp.zeros((d, k)), jnp.ones(k))
+        imm0 = given.get("inverse_mass_matrix") if self.start_from_given else None
+        if imm0 is not None:
+            imm = imm._replace(sigma=jnp.sqrt(jnp.asarray(imm0, float)))
+        init_key, key = jax.random.split(key)
+        state = self.build(target, self._to_params(target, imm, step)).init(position, init_key)
+        if self.gradient_init and imm0 is None:  # the one gradient outside the steps: the initial state's, reused
+            imm = imm._replace(sigma=seed_low_rank_sigma_from_grad(
+                _Seed(imm), state.logdensity_grad).inverse_mass_matrix.sigma)
+        cap = max(_accumulating_buffer_capacity(self.schedule(num_steps)[:, :2]), 3)
+        z = jnp.zeros((cap, d))
+        buf = _Buffer(z, z, jnp.zeros((), int), jnp.zeros((), int))
+        return state, Adapting(imm, buf, self.da_init(step), step, jnp.zeros((), bool),
+                               jax.random.split(key, num_steps), jnp.zeros((), int))
+
+    def update(self, target, a: Adapting, old, new, st, row) -> Adapting:
+        """The adaptation after one kernel step from `old` to `new` with stats `st`; `row`: this step's schedule
+        row (unbatched, so its `cond`s stay branches under vmap)."""
+        rank = self._rank(target)
+        stage, window_end, recompute, switch = row[0], row[1], row[2].astype(bool), row[3].astype(bool)
+        da, step, switched = a.da, a.step, a.switched
+        if self.adapt_step:
+            da = self.da_update(da, jnp.nan_to_num(st["acceptance_rate"], nan=0.0))
+            da = da._replace(log_step_size=jnp.minimum(da.log_step_size, jnp.log(MAX_STEP_SIZE)))
+        # a draw that did not move (or has a non-finite gradient) carries no information (nuts-rs is_good)
+        moved = jnp.any(new.position != old.position) & jnp.all(jnp.isfinite(new.logdensity_grad)) \
+            & jnp.all(jnp.isfinite(new.position))
+        end = (stage == 1) & window_end.astype(bool)
+        buf = _push(a.buf, new.position, new.logdensity_grad, (stage == 1) & moved)
+
+        def refresh(b_imm):
+            b, m = b_imm
+            b = jax.lax.cond(switch, _switch, lambda x: x, b)
+            return b, _recompute(b, m, rank, self.gamma, self.cutoff)
+
+        buf, imm = jax.lax.cond(recompute, refresh, lambda v: v, (buf, a.imm))
+        if self.adapt_step:
+            # one dual averaging for the warmup, restarted once: at the first metric switch (nuts-rs)
+            first = end & ~switched
+            da = jax.lax.cond(first, lambda v: self.da_init(jnp.exp(v.log_step_size)), lambda v: v, da)
+            switched = switched | end
+            step = jnp.exp(da.log_step_size)
+        n_grad = a.n_grad + jnp.asarray(st["n_grad"]).astype(a.n_grad.dtype)
+        return Adapting(imm, buf, da, step, switched, a.keys, n_grad)
+
+    def final(self, target, a: Adapting) -> dict:
+        """The params to sample with after the warmup."""
+        step = jnp.minimum(self.da_final(a.da), MAX_STEP_SIZE) if self.adapt_step else a.step
+        return self._to_params(target, a.imm, step)
+
+    def __call__(self, target, key, position, num_steps):
+        state, a = self.begin(target, key, position, num_steps)
+
+        def one(carry, xs):
+            state, a = carry
+            row, k = xs
+            params = self.params(target, a)
+            new, info = self.build(target, params).step(k, state)
+            st = self.stats(new, info, params)
+            return (new, self.update(target, a, state, new, st, row)), {"position": new.position, **st}
+
+        (state, a), trace = jax.lax.scan(one, (state, a), (jnp.asarray(self.schedule(num_steps)), a.keys))
+        return Warmup(state, self.final(target, a), trace)
+
+
+def low_rank_warmup(build, stats, initial_params: Callable, **options) -> LowRankWarmup:
+    """nutpie's warmup for the Sampler contract: `warmup(target, key, position, num_steps) -> Warmup`, adapting the
+    metric (and the step size if `adapt_step`).
 
     initial_params: target -> dict with "step_size" (None: start at `initial_step_size`) and
       "inverse_mass_matrix", a diagonal used as the starting metric when `start_from_given` (a user's value with
@@ -208,92 +343,7 @@ def low_rank_warmup(build, stats, initial_params: Callable, *, max_rank: int | N
       the buffer; every 10 steps cost 4x the warmup's gradients on the 100-d Gaussian (26 s vs 6 s a chain) and
       gave the same ESS per gradient there and on diamonds (76 vs 75, 289 vs 282 per 1k).
     """
-    if recompute_every is not None and recompute_every < 1:
-        raise ValueError(f"recompute_every must be >= 1, got {recompute_every}")
-    da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
-
-    def warmup(target, key, position, num_steps):
-        d = target.dim
-        rank = effective_rank(max_rank, d)
-        given = dict(initial_params(target))
-        step = given.get("step_size")
-        if step is None:
-            if not adapt_step:
-                raise ValueError("step_size is neither given nor adapted: pass step_size=... or adapt it")
-            step = initial_step_size
-        step = jnp.asarray(step, float)
-        others = {k: v for k, v in given.items() if k not in ("step_size", "inverse_mass_matrix")}
-
-        with jax.ensure_compile_time_eval():  # a static (num_steps, 2) array, also under jit / vmap
-            schedule = np.asarray(build_growing_window_schedule(num_steps), int).reshape(num_steps, 2)
-        cap = max(_accumulating_buffer_capacity(schedule), 3)
-        # which steps recompute the metric: every `recompute_every`-th adapting step and every window end. Static,
-        # so the `cond` below stays a branch under vmap (a per-chain predicate would run the SVDs at every step)
-        slow, ends = schedule[:, 0] == 1, (schedule[:, 0] == 1) & (schedule[:, 1] == 1)
-        due = ends | (slow & (np.cumsum(slow) % recompute_every == 0) if recompute_every else ends)
-        # the last window does not switch (nuts-rs `is_late`): the final metric sees the window before it as well
-        switches = ends.copy()
-        if ends.any():
-            switches[np.flatnonzero(ends)[-1]] = False
-        k = max(rank, 1)
-
-        def to_params(imm, step_size):
-            if rank == 0:  # the Fisher diagonal: the low-rank part (one inert slot) is dropped
-                imm = LowRankInverseMassMatrix(imm.sigma, imm.U[:, :0], imm.lam[:0])
-            return {**others, "step_size": step_size, **metric_params(imm, rank)}
-
-        imm = LowRankInverseMassMatrix(jnp.ones(d), jnp.zeros((d, k)), jnp.ones(k))
-        imm0 = given.get("inverse_mass_matrix") if start_from_given else None
-        if imm0 is not None:
-            imm = imm._replace(sigma=jnp.sqrt(jnp.asarray(imm0, float)))
-        init_key, key = jax.random.split(key)
-        state = build(target, to_params(imm, step)).init(position, init_key)
-        if gradient_init and imm0 is None:  # the one gradient outside the steps: the initial state's, reused here
-            imm = imm._replace(sigma=seed_low_rank_sigma_from_grad(
-                _Seed(imm), state.logdensity_grad).inverse_mass_matrix.sigma)
-        z = jnp.zeros((cap, d))
-        buf = _Buffer(z, z, jnp.zeros((), int), jnp.zeros((), int))
-        da = da_init(step)
-
-        def one(carry, xs):
-            state, imm, buf, da, step, switched = carry
-            (stage, window_end, recompute, switch), k = xs
-            params = to_params(imm, step)
-            new, info = build(target, params).step(k, state)
-            st = stats(new, info, params)
-            if adapt_step:
-                da = da_update(da, jnp.nan_to_num(st["acceptance_rate"], nan=0.0))
-                da = da._replace(log_step_size=jnp.minimum(da.log_step_size, jnp.log(MAX_STEP_SIZE)))
-            # a draw that did not move (or has a non-finite gradient) carries no information (nuts-rs is_good)
-            moved = jnp.any(new.position != state.position) & jnp.all(jnp.isfinite(new.logdensity_grad)) \
-                & jnp.all(jnp.isfinite(new.position))
-            end = (stage == 1) & window_end.astype(bool)
-            buf = _push(buf, new.position, new.logdensity_grad, (stage == 1) & moved)
-
-            def refresh(b_imm):
-                b, m = b_imm
-                b = jax.lax.cond(switch, _switch, lambda x: x, b)
-                return b, _recompute(b, m, rank, gamma, cutoff)
-
-            buf, imm = jax.lax.cond(recompute, refresh, lambda a: a, (buf, imm))
-            if adapt_step:
-                # one dual averaging for the warmup, restarted once: at the first metric switch (nuts-rs)
-                first = end & ~switched
-                da = jax.lax.cond(first, lambda a: da_init(jnp.exp(a.log_step_size)), lambda a: a, da)
-                switched = switched | end
-                step = jnp.exp(da.log_step_size)
-            return (new, imm, buf, da, step, switched), {"position": new.position, **st}
-
-        keys = jax.random.split(key, num_steps)
-        xs = ((jnp.asarray(schedule[:, 0]), jnp.asarray(schedule[:, 1]), jnp.asarray(due), jnp.asarray(switches)),
-              keys)
-        carry = (state, imm, buf, da, step, jnp.zeros((), bool))
-        (state, imm, buf, da, step, _), trace = jax.lax.scan(one, carry, xs)
-        if adapt_step:
-            step = jnp.minimum(da_final(da), MAX_STEP_SIZE)
-        return Warmup(state, to_params(imm, step), trace)
-
-    return warmup
+    return LowRankWarmup(build, stats, initial_params, **options)
 
 
 class _Seed(NamedTuple):  # the one field blackjax's `seed_low_rank_sigma_from_grad` reads and replaces

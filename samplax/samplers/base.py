@@ -53,6 +53,9 @@ class Sampler:
     warmup: Callable[[Target, jax.Array, jax.Array, int], Warmup] | None = None
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     adapted: tuple[str, ...] = ()  # names of the params `warmup` adapts for these settings
+    # the warmup as steps (`begin` / `params` / `update` / `final` / `schedule`, e.g. `adapt_low_rank.LowRankWarmup`):
+    # `run` then carries it through the sampling program, so the kernel is compiled once (None: `warmup` is used)
+    adaptation: Any = None
 
     def initial_params(self, target: Target) -> Params:
         if self.default_params is None:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from samplax.samplers.adapt import window_warmup
 from samplax.samplers.adapt_low_rank import kernel_metric as _imm
-from samplax.samplers.adapt_low_rank import low_rank_warmup
+from samplax.samplers.adapt_low_rank import LowRankWarmup, low_rank_warmup
 from samplax.samplers.base import Algorithm, Sampler, adapted_names, register
 
 
@@ -126,6 +126,7 @@ def nuts(*, metric: str | None = None, dense_mass: bool = False, max_rank: int |
                                              adapt, build, _nuts_stats)
     return Sampler(
         name="nuts", build=build, stats=_nuts_stats, default_params=default_params, warmup=warmup, adapted=adapted,
+        adaptation=warmup if isinstance(warmup, LowRankWarmup) else None,
         settings={"metric": metric, "max_rank": max_rank, "target_accept": target_accept,
                   "max_num_doublings": max_num_doublings},
     )
@@ -150,6 +151,7 @@ def hmc(*, num_integration_steps: int = 16, metric: str | None = None, dense_mas
                                              adapt, build, _hmc_stats)
     return Sampler(
         name="hmc", build=build, stats=_hmc_stats, default_params=default_params, warmup=warmup, adapted=adapted,
+        adaptation=warmup if isinstance(warmup, LowRankWarmup) else None,
         settings={"num_integration_steps": num_integration_steps, "metric": metric, "max_rank": max_rank,
                   "target_accept": target_accept},
     )
