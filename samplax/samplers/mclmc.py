@@ -313,7 +313,8 @@ def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, rank=0, trust_in_esti
     Values in `fixed` are used as given (the kernel always runs with them); `start` holds given values that are
     adapted (starting points). Returns (state, MCLMCAdaptationState, kernel steps run, descent gradients); the
     state's inverse_mass_matrix is the kernel's metric (a diagonal, or blackjax's LowRankInverseMassMatrix)."""
-    from blackjax.adaptation.mclmc_adaptation import handle_nans, make_adaptation_L
+    from blackjax.adaptation.mclmc_adaptation import handle_nans
+    from blackjax.diagnostics import effective_sample_size
 
     from samplax.samplers import fisher
 
@@ -353,34 +354,48 @@ def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, rank=0, trust_in_esti
         empty = (jnp.zeros((B, d), imm.dtype), jnp.zeros((B, d), imm.dtype), jnp.zeros(B, imm.dtype))
         late_from = n_main // 2
 
+        def whitened_size(late, metric):
+            # whitened size of the posterior: sqrt(sum Var(x_i) / C_ii) over the second half (sqrt(d) if well
+            # preconditioned); the starting L of the autocorrelation stage, and L itself without one
+            var_x, _ = fisher.moments_variances(late)
+            L_var = jnp.sqrt(jnp.sum(var_x / fisher.diagonal(metric)))
+            return jnp.where((late.weight >= 3) & jnp.isfinite(L_var) & (L_var > 0), L_var, L0)
+
         def window(carry, xs):
-            size, update, first = xs
-            state, metric, eps, step_avg, prev, late = carry
+            size, update, first, l_stage = xs
+            state, metric, eps, step_avg, prev, late, trail = carry
             kmetric = kernel_metric(metric)
+            # the last window measures L (blackjax's `make_adaptation_L`, here in the same loop, so the kernel is
+            # compiled once): the step size held, L from the whitened size, every position kept for the ESS
+            L_now = jnp.where(l_stage, whitened_size(late, metric), L0) if adapt_L and n_L else L0
 
             def one(j, c):
-                state, eps, step_avg, cur, late = c
+                state, eps, step_avg, cur, late, trail = c
                 t = first + j
                 k_step, k_nan = jax.random.split(jax.random.fold_in(key, t))
                 new, info = kernel(rng_key=k_step, state=state, logdensity_fn=logdensity,
-                                   inverse_mass_matrix=kmetric, L=L0, step_size=eps)
+                                   inverse_mass_matrix=kmetric, L=L_now, step_size=eps)
                 time, x_avg, eps_max = step_avg
                 success, new, eps_max, energy_change = handle_nans(state, new, eps, eps_max, info.energy_change,
                                                                    info.nonans, k_nan)
+                if n_L:
+                    trail = jax.lax.cond(l_stage, lambda b: b.at[jnp.minimum(j, n_L - 1)].set(new.position),
+                                         lambda b: b, trail)
                 if adapt_eps:  # blackjax's predictor (mclmc_adaptation.make_L_step_size_adaptation)
                     xi = jnp.square(energy_change) / (d * desired_energy_var) + 1e-8
                     w = jnp.exp(-0.5 * jnp.square(jnp.log(xi) / (6.0 * trust_in_estimate)))
                     x_avg = decay * x_avg + w * (xi / jnp.power(eps, 6.0))
                     time = decay * time + w
-                    eps = jnp.minimum(jnp.power(x_avg / time, -1.0 / 6.0), eps_max)
+                    eps = jnp.where(l_stage, eps, jnp.minimum(jnp.power(x_avg / time, -1.0 / 6.0), eps_max))
                 x, g = new.position, new.logdensity_grad
                 row = jnp.minimum(j, B - 1)
                 wt = jnp.where(success & update, 1.0, 0.0)
                 cur = (cur[0].at[row].set(x), cur[1].at[row].set(g), cur[2].at[row].set(wt))
-                late = fisher.moments_update(late, x, g, jnp.where((t >= late_from) & success, 1.0, 0.0))
-                return new, eps, (time, x_avg, eps_max), cur, late
+                late = fisher.moments_update(late, x, g, jnp.where((t >= late_from) & (t < n_main) & success, 1.0, 0.0))
+                return new, eps, (time, x_avg, eps_max), cur, late, trail
 
-            state, eps, step_avg, cur, late = jax.lax.fori_loop(0, size, one, (state, eps, step_avg, empty, late))
+            state, eps, step_avg, cur, late, trail = jax.lax.fori_loop(0, size, one,
+                                                                       (state, eps, step_avg, empty, late, trail))
             rows = [jnp.concatenate([a, b]) for a, b in zip(prev, cur)]
             if k:
                 new_metric = fisher.low_rank(rows[0], rows[1], k, weights=rows[2], previous=metric)
@@ -400,24 +415,22 @@ def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, rank=0, trust_in_esti
             metric = jax.tree.map(lambda a, b: jnp.where(enough, a, b), new_metric, metric)
             step_avg = jax.tree.map(lambda a, b: jnp.where(enough, a, b), fresh_step, step_avg)
             prev = jax.tree.map(lambda a, b: jnp.where(update, a, b), cur, prev)
-            return (state, metric, eps, step_avg, prev, late), None
+            return (state, metric, eps, step_avg, prev, late, trail), None
 
-        starts = (np.cumsum(sizes) - sizes).astype(int)
-        carry = (state, metric, eps0, fresh_step, empty, fisher.moments_init(d, imm.dtype))
-        (state, metric, eps, _, _, late), _ = jax.lax.scan(
-            window, carry, (jnp.asarray(sizes), jnp.asarray(updates), jnp.asarray(starts)))
-        L = L0
-        if adapt_L:
-            # whitened size of the posterior: sqrt(sum Var(x_i) / C_ii) over the second half (sqrt(d) if well
-            # preconditioned); the starting L of the autocorrelation stage, and L itself without one
-            var_x, _ = fisher.moments_variances(late)
-            L_var = jnp.sqrt(jnp.sum(var_x / fisher.diagonal(metric)))
-            L = jnp.where((late.weight >= 3) & jnp.isfinite(L_var) & (L_var > 0), L_var, L0)
-        p = MCLMCAdaptationState(L, eps, kernel_metric(metric))
+        l_stage = np.zeros(len(sizes), bool)
         if n_L:
-            state, p = make_adaptation_L(kernel, logdensity, frac=1.0, l_factor=l_factor)(
-                state, p, n_L, jax.random.fold_in(key, n_main))
-        return state, p, n_main + n_L, n_descent
+            sizes, updates, l_stage = np.append(sizes, n_L), np.append(updates, False), np.append(l_stage, True)
+        starts = (np.cumsum(sizes) - sizes).astype(int)
+        trail = jnp.zeros((max(n_L, 1), d), imm.dtype)
+        carry = (state, metric, eps0, fresh_step, empty, fisher.moments_init(d, imm.dtype), trail)
+        (state, metric, eps, _, _, late, trail), _ = jax.lax.scan(
+            window, carry, (jnp.asarray(sizes), jnp.asarray(updates), jnp.asarray(starts), jnp.asarray(l_stage)))
+        L = whitened_size(late, metric) if adapt_L else L0
+        if n_L:  # L = l_factor x step size x the autocorrelation time, over the informative (finite) dimensions
+            tau = n_L / effective_sample_size(trail[None])
+            finite = jnp.isfinite(tau)
+            L = jnp.where(jnp.any(finite), l_factor * eps * jnp.mean(tau, where=finite), L)
+        return state, MCLMCAdaptationState(L, eps, kernel_metric(metric)), n_main + n_L, n_descent
 
     def L_scales(num_steps):  # L is measured with the step size the kernel really used
         return False
