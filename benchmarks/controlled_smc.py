@@ -19,6 +19,14 @@ Measured 2026-12-05 on the shared 2 cores (load 7-8), `--steps 64 --batch 128 --
     ManyWell-32d scld  -0.359 +- 0.581  ESS/N 0.18  train 130 s  n_grad train 5.22M  sample 1.09M   (S=4, 1 MALA)
     ManyWell-32d scld  -0.196 +- 0.959  ESS/N 0.25  train 269 s  n_grad train 12.3M  sample 1.28M   (S=16, --iters 1200)
 
+KL loss (--loss kl; its backward pass adds one Hessian-vector product per gradient):
+    Funnel-10d   cmcd  -0.428 +- 0.153  ESS/N 0.07  train  81 s   (ELBO fell: loss -7.69 -> -7.06)
+    Funnel-10d   scld  -0.612 +- 0.285  ESS/N 0.03  train 125 s   (loss -8.82 -> -8.71)
+    ManyWell-32d scld  -1.050 +- 1.518  ESS/N 0.02  train 143 s   (loss flat at -155)
+The KL rows' training did not lower their loss at this budget (not understood yet); the weights stay exact.
+Untrained (u = 0, uniform beta; CMCD = AIS with ULA kernels), sampling only:
+    Funnel-10d   cmcd -0.818 +- 0.156, scld -0.721 +- 0.152;  ManyWell-32d cmcd -3.456 +- 2.241, scld -1.671 +- 1.444
+
 Tempered SMC at about the same budget (8 x 2000 particles, 39 temperatures (k/S)^3 from N(0, 1), 2 HMC moves of 5
 leapfrog steps per stage, as benchmarks/diffusion_learned.py runs it; 6.86M gradients) is still better on both:
 Funnel-10d -0.424 +- 0.084 (32 s), ManyWell-32d -0.186 +- 0.351 (25 s).
