@@ -155,7 +155,8 @@ def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gr
     Population samplers (smc, fkc, diffusion samplers) get the same budget as particles: a pilot with
       PILOT_PARTICLES particles per population measures the gradients per particle, and the run gets
       num_particles = budget / (num_chains x gradients per particle) (gradient budgets only).
-    Ranked by W2 to the truth when known, else by ESS per 1000 gradients (best first); runs that failed their
+    Ranked by W2 to the truth when known (a W2 below its noise floor `w2_floor` counts as the floor: such runs tie
+    and go by ESS per 1000 gradients), else by ESS per 1000 gradients (best first); runs that failed their
     trust check (column `trusted`, findings in the run's attrs["trust_findings"]) rank after every trusted run.
     """
     from samplax import particles
@@ -217,9 +218,7 @@ def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gr
         runs[name] = dt
         rows[name] = _row(dt, target, hitting_set, {"num_samples": n})
     table = pd.DataFrame(rows).T
-    key, asc = ("w2", True) if "w2" in table else ("ess_per_1k_grad", False)
-    table = table.sort_values(["trusted", key], ascending=[False, asc], na_position="last")
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    table = rank(table)
     if report is not None:
         from samplax.reporting import report as html_report
 
@@ -246,3 +245,21 @@ def _population_run(sample, target, name, budget, num_chains, seed, progress, se
                          f"{MIN_PARTICLES * num_chains * per_particle:.4g}")
     dt = sample(target, name, num_particles=n, **kw)
     return dt, {"num_particles": n, "pilot_gradients_per_particle": per_particle}
+
+
+def rank(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` sorted best first, with a leading `rank` column: trusted runs before the others; then by W2 to the
+    truth when known, where a W2 below its Monte Carlo noise floor (`w2_floor`, the W2 of exact draws) counts as
+    the floor, so such runs tie (each of them measures the noise, not its error); ties and tables without W2 go by
+    ESS per 1000 gradients."""
+    ess = -pd.to_numeric(table["ess_per_1k_grad"], errors="coerce")
+    keys = pd.DataFrame({"trusted": ~table["trusted"].astype(bool)}, index=table.index)
+    if "w2" in table:
+        w2 = pd.to_numeric(table["w2"], errors="coerce")
+        floor = pd.to_numeric(table["w2_floor"], errors="coerce").fillna(0.0) if "w2_floor" in table else 0.0
+        keys["w2"] = np.fmax(w2, floor).where(w2.notna())
+    keys["ess"] = ess
+    order = keys.sort_values(list(keys.columns), na_position="last").index
+    out = table.loc[order]
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out

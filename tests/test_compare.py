@@ -33,12 +33,27 @@ def test_each_run_spends_the_budget_it_was_given(result):
 def test_same_seed_and_chains_and_ranked_by_w2_with_truth(result):
     t = result.table
     assert list(t["rank"]) == [1, 2]
-    assert t["w2"].is_monotonic_increasing
+    assert np.fmax(t["w2"].astype(float), t["w2_floor"].astype(float)).is_monotonic_increasing
     assert {"ess_per_1k_grad", "ess_per_s", "max_r_hat", "w2", "w2_floor", "b2_avg", "divergences"} <= set(t)
     seeds = {dt.attrs["seed"] for dt in result.runs.values()}
     chains = {dt.posterior.sizes["chain"] for dt in result.runs.values()}
     assert seeds == {1} and chains == {2}
     assert "mala" in str(result)
+
+
+def test_w2_below_its_noise_floor_is_a_tie_broken_by_ess_per_gradient():
+    import pandas as pd
+
+    from samplax.compare import rank
+
+    t = pd.DataFrame({"trusted": [True, True, True, False], "w2": [0.24, 0.245, 0.40, 0.10],
+                      "w2_floor": [0.25, 0.25, 0.25, 0.25], "ess_per_1k_grad": [12.0, 60.0, 90.0, 100.0]},
+                     index=["mala", "mclmc", "far", "untrusted"])
+    r = rank(t)
+    # both under the floor tie, the better ESS per gradient first; above the floor after; untrusted last
+    assert list(r.index) == ["mclmc", "mala", "far", "untrusted"] and list(r["rank"]) == [1, 2, 3, 4]
+    # without a floor, W2 alone decides
+    assert list(rank(t.drop(columns="w2_floor")).index) == ["mala", "mclmc", "far", "untrusted"]
 
 
 def test_without_truth_ranks_by_ess_per_gradient(gauss):
