@@ -1,4 +1,5 @@
-"""`train(target, "pis" | "dds", loss=...)`: fit the control with optax; progress bar, checkpoints, resume."""
+"""`train(target, kind, loss=...)`: every learned sampler from one entry point; PIS / DDS training (optax; progress bar,
+checkpoints, resume) here, CMCD / SCLD in `cmcd`, NETS in `nets`."""
 
 from __future__ import annotations
 
@@ -43,7 +44,31 @@ def _optimizer(lr, clip_norm, clip_value=None, lr_schedule="constant", num_itera
     return optax.chain(*parts, optax.adam(rate))
 
 
-def train(target, kind: str, loss: str = "kl", *, num_steps: int = 64, num_iterations: int = 1000,
+TRAINERS = ("pis", "dds", "cmcd", "scld", "nets")
+
+
+def train(target, kind: str, loss: str | None = None, **options):
+    """Train a learned sampler for `target`; `samplax.sample(target, trained, num_particles=N, num_chains=C)` runs it.
+
+    kind: "pis" / "dds" (controlled diffusions, `train_diffusion`: loss "kl" by default or "log_variance"),
+      "cmcd" / "scld" (controlled SMC, `cmcd.train_controlled`: loss "log_variance" by default or "kl"),
+      "nets" (non-equilibrium transport, `nets.train_nets`: loss "pinn" by default or "action").
+    options: the keyword settings of that function (each refuses what it does not know).
+    """
+    if kind not in TRAINERS:
+        raise ValueError(f"kind must be one of {TRAINERS}, got {kind!r}")
+    if kind in ("cmcd", "scld"):
+        from samplax.diffusion.learned.cmcd import train_controlled
+
+        return train_controlled(target, kind, **({} if loss is None else {"loss": loss}), **options)
+    if kind == "nets":
+        from samplax.diffusion.learned.nets import train_nets
+
+        return train_nets(target, **({} if loss is None else {"loss": loss}), **options)
+    return train_diffusion(target, kind, "kl" if loss is None else loss, **options)
+
+
+def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64, num_iterations: int = 1000,
           batch_size: int = 256, learning_rate: float = 1e-3, seed: int = 0, sigma: float | None = None,
           beta_min: float = 0.1, beta_max: float = 10.0, width: int = 64, depth: int = 2, num_freqs: int = 8,
           clip: float = 100.0, grad_clip_norm: float = 10.0, grad_clip_value: float | None = None,
