@@ -5,7 +5,8 @@ from samplax.diffusion.score import ScoreModel, mixture_sample
 
 
 def train(*args, **kwargs):
-    """Train a PIS / DDS sampler for an unnormalised density; see `samplax.diffusion.learned.train`."""
+    """Train a learned sampler (pis, dds, cmcd, scld, nets) for an unnormalised density; see
+    `samplax.diffusion.learned.train`."""
     from samplax.diffusion.learned import train as _train
 
     return _train(*args, **kwargs)
