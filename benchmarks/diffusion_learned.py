@@ -153,8 +153,26 @@ def _fit_sfs(target, spec, s, seed):
     return Fitted("sfs", 0, dict(num_steps=int(K), num_mc=int(M), sigma=spec.sigma), f"sfs(K={K},M={M})")
 
 
+def _fit_trained(kind, loss, per_path, **options):
+    """CMCD / SCLD / NETS via `train(target, kind)`: their iterations cut so that training's gradients (`per_path(K)`
+    per path, as each counts them in config["n_grad_train"]) stay within PIS / DDS's iters x batch x K."""
+    def fit(target, spec, s, seed):
+        t0 = time.perf_counter()
+        iters = max(1, s["iters"] * s["K"] // per_path(s["K"]))
+        tr = train(target, kind, loss, num_steps=s["K"], num_iterations=iters, batch_size=s["batch"],
+                   sigma=spec.sigma, seed=seed, progress=False, **options)
+        return Fitted(tr, int(tr.config["n_grad_train"]), {}, f"{kind}[{loss}]", time.perf_counter() - t0)
+
+    return fit
+
+
 METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned("dds"), "sfs": _fit_sfs,
-                                "smc": _fit_smc}
+                                "smc": _fit_smc,
+                                # K + 1 gradients per path; SCLD (4 sub-trajectories, 1 MALA move at each of the
+                                # 3 inner boundaries) K + 4; NETS with the PINN loss K + 1
+                                "cmcd": _fit_trained("cmcd", "log_variance", lambda K: K + 1),
+                                "scld": _fit_trained("scld", "log_variance", lambda K: K + 4),
+                                "nets": _fit_trained("nets", "pinn", lambda K: K + 1)}
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
