@@ -11,8 +11,10 @@ Each stage (1) picks the next temperature: adaptively, the largest step whose co
 Johansen & Aston 2016) is `target_ess`·N, by bisection, or the next entry of a fixed schedule; (2) reweights by
 L^(b'-b) and adds log sum_i W_i L_i^(b'-b) to log Z (the unbiased product estimator,
 samplax.particles.reweight); (3) resamples; (4) moves the particles with a blackjax kernel that leaves p_b'
-invariant, in coordinates whitened by the reweighted cloud (`mass`), for as many sweeps as the particles need
-to decorrelate (smc_kernels.py: lag-1 autocorrelation from the squared jumps, n = log(threshold) / log rho).
+invariant, in coordinates whitened by the reweighted cloud (`mass`; cross-fitted: a particle is moved in
+coordinates estimated from the other half of the lineages, smc_kernels.cross_whitening), for as many sweeps
+as the particles need to decorrelate (smc_kernels.py: lag-1 autocorrelation from the squared jumps,
+n = log(threshold) / log rho).
 
 Non-finite log-likelihoods: NaN and +inf are -inf (weight zero, a rejected MCMC proposal), never 0; every
 log-likelihood evaluated at a particle (the prior draws, the moved particles) that was NaN or +inf is counted in
@@ -64,8 +66,8 @@ from jax.scipy.special import logsumexp
 from samplax.particles import base
 from samplax.particles.resampling import check_threshold, maybe_resample, scheme
 from samplax.particles.state import ParticleState, conditional_ess, ess, reweight
-from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, MoveSettings, make_kernel, move,
-                                          whitening)
+from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, MoveSettings, cross_whitening,
+                                          make_kernel, move)
 
 FAMILY_DEPTH = 2
 STEP_GAIN = 1.0  # log step += STEP_GAIN * (acceptance - target) after each sweep: a sweep at 0 acceptance halves hmc's step
@@ -76,7 +78,8 @@ class SMCState(NamedTuple):
     """One population between stages. `log_lik` (N,) at the particles (non-finite -> -inf); `parents` (N,) the
     index of each particle's parent at the last resampling, `ancestors` (N,) its family for the log Z variance
     (the parent for standard SMC, the parent's parent for waste-free); `buffers` holds a strategy's own arrays
-    (persistent sampling's stored stages), None otherwise."""
+    (persistent sampling's stored stages; standard and waste-free: each particle's lineage label 0 / 1 for the
+    cross-fitted whitening)."""
 
     particles: Array
     log_weights: Array
@@ -364,7 +367,8 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
     schedule = None if temps is None else jnp.asarray(temps)
 
     def init(key):
-        return initial_state(parts, dim, key, n, st, mk)
+        state, n_logd, n_bad = initial_state(parts, dim, key, n, st, mk)
+        return state._replace(buffers=jnp.arange(n, dtype=jnp.int32) % 2), n_logd, n_bad
 
     def step(key, state: SMCState):
         k_res, k_move = jax.random.split(key)
@@ -377,23 +381,36 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
         var_inc = increment_variance(state.log_weights, inc, state.ancestors)
         ps = reweight(ParticleState(state.particles, state.log_weights, state.log_z), inc)
         ess_now = ess(ps.log_weights)
-        white = whitening(ps.particles, ps.log_weights, st["mass"])
+        # cross-fitted whitening (smc_kernels.cross_whitening): a particle is moved in coordinates estimated
+        # from the other half of the cloud. The halves are lineages: `buffers` holds each particle's label (0 / 1),
+        # inherited by its copies and descendants, so a particle's relatives are never in the half that whitens it
+        group = state.buffers
+        white = cross_whitening(ps.particles, ps.log_weights, group, st["mass"])
         if waste_free:
             idx = resample_fn(k_res, jax.nn.softmax(ps.log_weights), n_chains)
             starts, resampled = ps.particles[idx], jnp.array(True)
+            g_starts = group[idx]
         else:
             ps, resampled, idx = maybe_resample(k_res, ps, st["ess_threshold"], st["resampling"])
             starts = ps.particles
-        out, mi = move(mk, k_move, starts, tempered(log_prior, log_lik, beta_new), white, state.log_step, ms)
+            g_starts = jnp.where(resampled, group[idx], group)
+        out, mi = move(mk, k_move, starts, tempered(log_prior, log_lik, beta_new), white, state.log_step, ms,
+                       group=g_starts)
         if waste_free:
             x = out.reshape(n_chains * P, dim)[:n]
+            new_group = jnp.repeat(g_starts, P)[:n]
             lw = jnp.zeros((n,), x.dtype)
             par = jnp.repeat(idx, P)[:n]
             anc = jnp.repeat(state.parents[idx], P)[:n] if FAMILY_DEPTH == 2 else par
         else:
             x, lw = out, ps.log_weights
+            new_group = g_starts
             par = jnp.where(resampled, idx, state.parents)
             anc = par
+        # labels drift with resampling; when one half holds under a quarter of the particles, relabel (by chain)
+        share = jnp.mean(new_group.astype(x.dtype))
+        fresh = (jnp.repeat(jnp.arange(n_chains) % 2, P)[:n] if waste_free else jnp.arange(n) % 2).astype(jnp.int32)
+        new_group = jnp.where((share < 0.25) | (share > 0.75), fresh, new_group).astype(jnp.int32)
         ll, bad = lik(x)
         sweeps = mi.n_steps
         info = StageInfo(
@@ -404,7 +421,7 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
             step_size=jnp.exp(state.log_step), n_steps=sweeps, rho=mi.rho, correlation=mi.correlation,
             active=jnp.array(True))
         new = SMCState(x, lw, ps.log_z, ll, beta_new, mi.log_step, anc.astype(state.ancestors.dtype),
-                       par.astype(state.parents.dtype), state.stage, state.buffers)
+                       par.astype(state.parents.dtype), state.stage, new_group)
         return new, info
 
     return Strategy("waste_free" if waste_free else "standard", init, step, st["resampling"])
