@@ -126,9 +126,9 @@ def _fit_learned(kind):
 def _fit_smc(target, spec, s, seed):
     # the whole budget as sampling: 10 MALA moves with a diagonal mass at each of S temperatures, S from the budget;
     # temperatures (k / S)^3: dense near the reference, where the log-density ratio changes fastest.
-    # Not HMC with the default dense mass: on a 50-d Gaussian with reference N(0, 15^2) it gave log Z errors of
-    # +13 to +18 in 4 of 4 populations (impossible for an unbiased Z estimate; diag mass: -3.2 to +3.7, MALA diag:
-    # -0.38 to +0.04), reported, not fixed here.
+    # MALA with a diagonal mass: HMC with the dense mass gave log Z errors of +13 to +18 on a 50-d Gaussian with
+    # reference N(0, 15^2) (the whitening was estimated from the particles it moved; fixed in smc_kernels by
+    # cross-whitening, tests/test_smc_metric.py); the full table's SMC rows were measured with this kernel.
     per_stage = 1 + 10  # samplax's SMC counts the kernel's init at each new temperature + one gradient per MALA move
     stages = max(2, s["budget"] // (s["pops"] * s["N"] * per_stage))
     schedule = (np.linspace(0.0, 1.0, stages + 1) ** 3).tolist()
