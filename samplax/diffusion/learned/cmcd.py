@@ -31,7 +31,6 @@ diffusion scale and optionally the reference's mean and scale.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import pathlib
 import sys
@@ -46,9 +45,11 @@ import optax
 from jax.scipy.special import logsumexp
 
 from samplax.diffusion.learned.network import Control
+from samplax.diffusion.learned.sampler import read_model, write_model
 from samplax.particles import base
 from samplax.particles.resampling import check_threshold, scheme
 from samplax.particles.state import ess
+from samplax.diffusion.learned.checks import integer as _int, positive as _pos
 
 KINDS = ("cmcd", "scld")
 LOSSES = ("log_variance", "kl")
@@ -325,47 +326,17 @@ class ControlledSampler:
         return base.PopulationSampler(f"{self.kind}[{c['loss']}]", run, settings, "time")
 
     def save(self, path) -> pathlib.Path:
-        path = pathlib.Path(path)
-        header = {"format": FORMAT, "config": self.config, "history": np.asarray(self.history).tolist()}
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write((json.dumps(header) + "\n").encode())
-            eqx.tree_serialise_leaves(f, self.model)
-        tmp.replace(path)
-        return path
+        """One file: a JSON header line (config, history) then equinox's serialised leaves of the model."""
+        return write_model(path, FORMAT, self.config, np.asarray(self.history).tolist(), self.model)
 
 
 def load_controlled(path) -> ControlledSampler:
     """Reload a sampler written by `ControlledSampler.save`."""
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"path {path} does not exist")
-    with open(path, "rb") as f:
-        try:
-            header = json.loads(f.readline())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path} is not a samplax controlled-SMC file (no JSON header)") from err
-        if header.get("format") != FORMAT:
-            raise ValueError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
-        config = header["config"]
-        model = eqx.tree_deserialise_leaves(f, new_model(config, jax.random.PRNGKey(0)))
-    return ControlledSampler(model, config, np.asarray(header["history"]))
+    header, model = read_model(path, FORMAT, "controlled-SMC", lambda config: new_model(config, jax.random.PRNGKey(0)))
+    return ControlledSampler(model, header["config"], np.asarray(header["history"]))
 
 
 # ------------------------------------------------------------------------------------------------ training
-def _int(name, v, low):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-    return int(v)
-
-
-def _pos(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-            or not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    return float(v)
-
-
 def _optimizer(config):
     """Adam behind global-norm gradient clipping; 'cosine': linear warm-up over 5% of the iterations, then cosine
     decay to 10% of the learning rate; 'constant'."""

@@ -49,7 +49,6 @@ and records the total in `config["n_grad_train"]`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import pathlib
 import sys
@@ -63,9 +62,11 @@ import optax
 from jax.scipy.special import logsumexp
 
 from samplax.diffusion.learned.network import fourier_features
+from samplax.diffusion.learned.sampler import read_model, write_model
 from samplax.particles import base
 from samplax.particles.resampling import resample, scheme
 from samplax.particles.state import ParticleState, ess
+from samplax.diffusion.learned.checks import integer as _int, positive as _pos
 
 FORMAT = "samplax-nets/1"
 LOSSES = ("pinn", "action")
@@ -374,49 +375,17 @@ class NetsSampler:
 
     def save(self, path) -> pathlib.Path:
         """One file: a JSON header line (config, history) then equinox's serialised network leaves."""
-        path = pathlib.Path(path)
-        header = {"format": FORMAT, "config": self.config,
-                  "history": {k: np.asarray(v).tolist() for k, v in self.history.items()}}
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write((json.dumps(header) + "\n").encode())
-            eqx.tree_serialise_leaves(f, self.model)
-        tmp.replace(path)
-        return path
+        history = {k: np.asarray(v).tolist() for k, v in self.history.items()}
+        return write_model(path, FORMAT, self.config, history, self.model)
 
 
 def load_nets(path) -> NetsSampler:
     """Reload a sampler written by `NetsSampler.save`."""
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"path {path} does not exist")
-    with open(path, "rb") as f:
-        line = f.readline()
-        try:
-            header = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path} is not a samplax NETS file (no JSON header)") from err
-        if header.get("format") != FORMAT:
-            raise ValueError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
-        config = header["config"]
-        model = eqx.tree_deserialise_leaves(f, new_model(config, jax.random.PRNGKey(0)))
-    return NetsSampler(model, config, {k: np.asarray(v) for k, v in header["history"].items()})
+    header, model = read_model(path, FORMAT, "NETS", lambda config: new_model(config, jax.random.PRNGKey(0)))
+    return NetsSampler(model, header["config"], {k: np.asarray(v) for k, v in header["history"].items()})
 
 
 # ------------------------------------------------------------------------------------------------ training
-def _int(name, v, low):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-    return int(v)
-
-
-def _pos(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-            or not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    return float(v)
-
-
 def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch_size: int = 256,
                learning_rate: float = 1e-3, loss: str = "pinn", epsilon: float = 1.0, sigma: float = 1.0,
                seed: int = 0, weights: str = "exact", divergence: str = "exact", loss_times: int | None = 16,

@@ -75,14 +75,7 @@ class TrainedSampler:
     # ------------------------------------------------------------------ save / load
     def save(self, path) -> pathlib.Path:
         """One file: a JSON header line (config, history) then equinox's serialised network leaves."""
-        path = pathlib.Path(path)
-        header = {"format": FORMAT, "config": self.config, "history": np.asarray(self.history).tolist()}
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write((json.dumps(header) + "\n").encode())
-            eqx.tree_serialise_leaves(f, self.control)
-        tmp.replace(path)
-        return path
+        return write_model(path, FORMAT, self.config, np.asarray(self.history).tolist(), self.control)
 
 
 def new_control(config: dict, key) -> Control:
@@ -93,24 +86,43 @@ def new_control(config: dict, key) -> Control:
     return jax.tree.map(lambda v: v.astype(dtype) if eqx.is_inexact_array(v) else v, c)
 
 
-def read_header(f, path) -> dict:
+def write_model(path, fmt: str, config: dict, history, model) -> pathlib.Path:
+    """One file: a JSON header line (format, config, history) then equinox's serialised leaves of `model`, written
+    to a temporary name first so a failed save leaves no file that looks complete (every learned sampler's save)."""
+    path = pathlib.Path(path)
+    header = {"format": fmt, "config": config, "history": history}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write((json.dumps(header) + "\n").encode())
+        eqx.tree_serialise_leaves(f, model)
+    tmp.replace(path)
+    return path
+
+
+def read_header(f, path, fmt: str = FORMAT, what: str = "learned-diffusion") -> dict:
     line = f.readline()
     try:
         header = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not a samplax learned-diffusion file (no JSON header)") from err
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
+        raise ValueError(f"{path} is not a samplax {what} file (no JSON header)") from err
+    if header.get("format") != fmt:
+        raise ValueError(f"{path}: format {header.get('format')!r}, expected {fmt!r}")
     return header
 
 
-def load_trained(path) -> TrainedSampler:
-    """Reload a sampler written by `TrainedSampler.save`."""
+def read_model(path, fmt: str, what: str, template):
+    """(header, model) of a file written by `write_model`; `template(config)` builds a model of the saved shape."""
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"path {path} does not exist")
     with open(path, "rb") as f:
-        header = read_header(f, path)
-        config = header["config"]
-        control = eqx.tree_deserialise_leaves(f, new_control(config, jax.random.PRNGKey(0)))
-    return TrainedSampler(control, config, np.asarray(header["history"]))
+        header = read_header(f, path, fmt, what)
+        model = eqx.tree_deserialise_leaves(f, template(header["config"]))
+    return header, model
+
+
+def load_trained(path) -> TrainedSampler:
+    """Reload a sampler written by `TrainedSampler.save`."""
+    header, control = read_model(path, FORMAT, "learned-diffusion",
+                                 lambda config: new_control(config, jax.random.PRNGKey(0)))
+    return TrainedSampler(control, header["config"], np.asarray(header["history"]))

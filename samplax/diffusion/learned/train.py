@@ -17,18 +17,7 @@ from samplax.checkpoint import refuse_mismatch, target_fingerprint
 from samplax.diffusion.learned.losses import LOSSES, loss_fn
 from samplax.diffusion.learned.paths import KINDS, SCHEDULES, make_path
 from samplax.diffusion.learned.sampler import FORMAT, TrainedSampler, new_control, read_header
-
-
-def _int(name, v, low):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-    return int(v)
-
-
-def _pos(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    return float(v)
+from samplax.diffusion.learned.checks import integer as _int, positive as _pos
 
 
 LR_SCHEDULES = ("constant", "cosine")
