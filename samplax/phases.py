@@ -87,11 +87,11 @@ class Phases:
         return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
 
     def fused_chunk(self, chain_keys, states, params, adapting_state, adapting, t0, n, bar_args, size):
-        """The sampling program with the warmup in it: `adapting` (a runtime bool) runs the `num_warmup` warmup
-        steps from `begin`'s output (the adaptation updated after every kernel step, nothing recorded, the final
-        params returned);
-        otherwise `n` draws from draw index `t0`, exactly as `chunk` with thinning 1. The kernel is traced once,
-        so warmup and sampling share one compiled program. Returns (states, params, adapting_state, buffers)."""
+        """The sampling program with the warmup in it. `adapting` (a runtime bool) runs the `num_warmup` warmup
+        steps from `begin`'s output: the adaptation updated after every kernel step, nothing recorded, the final
+        params returned. Otherwise it runs `n` draws from draw index `t0`, exactly as `chunk` with thinning 1. The
+        kernel is traced once, so warmup and sampling share one compiled program.
+        Returns (states, params, adapting_state, buffers)."""
         s, target, bar, a = self.sampler, self.target, self.progress, self.sampler.adaptation
         keys = stream(chain_keys, SAMPLE)
         bar_every, bar_last = bar_args[0], bar_args[1]
