@@ -53,6 +53,10 @@ from samplax.samplers.dual_averaging import dual_averaging_adaptation
 
 MAX_STEP_SIZE = float(np.pi)  # nuts-rs DualAverageOptions.max_step_size
 LOW_RANK_KEYS = ("metric_sigma", "metric_U", "metric_lam")
+# directions the default low-rank metric may keep (nuts-rs keeps every eigenvalue outside [1/2, 2]). 32 was too few
+# for a 100-d Gaussian with 100 log-spaced eigenvalues: 78 ESS per 1k gradients at rank 32, 178 at rank 100 (nutpie
+# 178; benchmarks/README.md "NUTS vs nutpie"). The kernel's products cost 2 d k per gradient.
+DEFAULT_MAX_RANK = 100
 
 
 def metric_params(imm: LowRankInverseMassMatrix, max_rank: int) -> dict:
@@ -119,8 +123,8 @@ def kernel_metric(params: dict):
 
 
 def effective_rank(max_rank: int | None, dim: int) -> int:
-    """`max_rank` capped at the dimension (None: the full dimension up to 32)."""
-    return min(dim, 32) if max_rank is None else min(int(max_rank), dim)
+    """`max_rank` capped at the dimension (None: the full dimension up to DEFAULT_MAX_RANK)."""
+    return min(dim, DEFAULT_MAX_RANK) if max_rank is None else min(int(max_rank), dim)
 
 
 class _Buffer(NamedTuple):

@@ -2,7 +2,7 @@
 (`adapt=` overrides: True adapts both, a name or tuple adapts exactly those); `metric=` picks the metric:
 
 - "low_rank" (the default): nutpie's gradient-based low-rank metric over growing windows
-  (`adapt_low_rank.low_rank_warmup`), at most `max_rank` directions (None: min(d, 32)), sampled through
+  (`adapt_low_rank.low_rank_warmup`), at most `max_rank` directions (None: min(d, 100)), sampled through
   `adapt_low_rank.kernel_metric` (blackjax's low-rank metric in elementwise arithmetic, so draws do not depend on
   the chain layout);
 - "diag": Stan's window adaptation with a diagonal Welford estimate (`adapt.window_warmup`; the default before
