@@ -31,9 +31,7 @@ diffusion scale and optionally the reference's mean and scale.
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
-import sys
 import time
 from typing import Any
 
@@ -49,6 +47,7 @@ from samplax.diffusion.learned.sampler import read_model, write_model
 from samplax.particles import base
 from samplax.particles.resampling import check_threshold, scheme
 from samplax.particles.state import ess
+from samplax.diffusion.learned.checks import finite_loss, training_bar
 from samplax.diffusion.learned.checks import integer as _int, positive as _pos
 
 KINDS = ("cmcd", "scld")
@@ -396,15 +395,10 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
     return config
 
 
-def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, num_steps: int = 64,
-                     num_subtrajectories: int | None = None, num_iterations: int = 1000, batch_size: int = 256,
-                     learning_rate: float = 1e-3, lr_schedule: str = "cosine", seed: int = 0, sigma: float = 1.0,
-                     sigma_max: float = 1.0, sigma_min: float = 0.01, diffusion_schedule: str = "cosine",
-                     learn_betas: bool = True, learn_diffusion: bool = True, learn_prior: bool = False,
-                     ess_threshold: float = 0.3, mcmc_steps: int | None = None, mcmc_step_size: float | None = None,
-                     width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0,
-                     grad_clip_norm: float = 1.0, progress: bool | None = None) -> ControlledSampler:
-    """Train a CMCD or SCLD sampler for `target` (a samplax.Target with an unnormalised log-density).
+def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, progress: bool | None = None,
+                     **settings) -> ControlledSampler:
+    """Train a CMCD or SCLD sampler for `target` (a samplax.Target with an unnormalised log-density); `settings`
+    are `make_config`'s (its signature has their defaults, and it refuses unknown ones).
 
     kind: "cmcd" (one trajectory of num_steps, importance weights) or "scld" (num_subtrajectories pieces, default 4,
       with ESS-triggered resampling below ess_threshold and mcmc_steps MALA moves, default 1, at the inner boundaries).
@@ -418,13 +412,7 @@ def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, 
     from samplax.particles.run import as_target
 
     target = as_target(target)
-    config = make_config(target, kind, loss, num_steps=num_steps, num_subtrajectories=num_subtrajectories,
-                         num_iterations=num_iterations, batch_size=batch_size, learning_rate=learning_rate,
-                         lr_schedule=lr_schedule, seed=seed, sigma=sigma, sigma_max=sigma_max, sigma_min=sigma_min,
-                         diffusion_schedule=diffusion_schedule, learn_betas=learn_betas,
-                         learn_diffusion=learn_diffusion, learn_prior=learn_prior, ess_threshold=ess_threshold,
-                         mcmc_steps=mcmc_steps, mcmc_step_size=mcmc_step_size, width=width, depth=depth,
-                         num_freqs=num_freqs, clip=clip, grad_clip_norm=grad_clip_norm)
+    config = make_config(target, kind, loss, **settings)
     num_steps, num_subtrajectories = config["num_steps"], config["num_subtrajectories"]
     root = jax.random.PRNGKey(config["seed"])
     model = new_model(config, jax.random.fold_in(root, 2**31 - 1))
@@ -439,22 +427,14 @@ def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, 
         updates, opt_state = opt.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
         return eqx.apply_updates(model, updates), opt_state, value, lz
 
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config["num_iterations"], desc=f"train {kind}[{loss}]", file=sys.stderr, dynamic_ncols=True)
+    bar = training_bar(progress, config["num_iterations"], f"train {kind}[{loss}]")
     history, log_z = [], []
     t0 = time.perf_counter()
     try:
         for it in range(config["num_iterations"]):
             model, opt_state, value, lz = step(model, opt_state, jax.random.fold_in(root, it))
-            value = float(value)
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"{kind}[{loss}] training: loss is {value} at iteration {it}; lower learning_rate or sigma_max, "
-                    f"or choose sigma to cover the target (sigma={sigma})")
+            value = finite_loss(value, it, f"{kind}[{loss}]", "lower learning_rate or sigma_max, or choose sigma "
+                                f"to cover the target (sigma={config['sigma']})")
             history.append(value)
             log_z.append(float(lz))
             if bar is not None:

@@ -49,9 +49,7 @@ and records the total in `config["n_grad_train"]`.
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
-import sys
 from typing import Any
 
 import equinox as eqx
@@ -61,11 +59,12 @@ import numpy as np
 import optax
 from jax.scipy.special import logsumexp
 
-from samplax.diffusion.learned.network import fourier_features
+from samplax.diffusion.learned.network import fourier_features, zero_last
 from samplax.diffusion.learned.sampler import read_model, write_model
 from samplax.particles import base
 from samplax.particles.resampling import resample, scheme
 from samplax.particles.state import ParticleState, ess
+from samplax.diffusion.learned.checks import finite_loss, training_bar
 from samplax.diffusion.learned.checks import integer as _int, positive as _pos
 
 FORMAT = "samplax-nets/1"
@@ -75,12 +74,6 @@ DIVERGENCES = ("exact", "hutchinson")
 
 
 # ------------------------------------------------------------------------------------------------ networks
-def _zero_last(mlp: eqx.nn.MLP) -> eqx.nn.MLP:
-    last = mlp.layers[-1]
-    last = eqx.tree_at(lambda l: (l.weight, l.bias), last, (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
-    return eqx.tree_at(lambda m: m.layers[-1], mlp, last)
-
-
 class Drift(eqx.Module):
     """b(x, t) = c NN(x / c, emb(t)); c = input_scale (the base scale sigma). Starts at b = 0 (annealed IS)."""
 
@@ -89,7 +82,7 @@ class Drift(eqx.Module):
     input_scale: float = eqx.field(static=True)
 
     def __init__(self, dim, key, width=64, depth=2, num_freqs=8, input_scale=1.0):
-        self.net = _zero_last(eqx.nn.MLP(dim + 2 * num_freqs, dim, width, depth, activation=jax.nn.gelu, key=key))
+        self.net = zero_last(eqx.nn.MLP(dim + 2 * num_freqs, dim, width, depth, activation=jax.nn.gelu, key=key))
         self.num_freqs, self.input_scale = int(num_freqs), float(input_scale)
 
     def __call__(self, x, t):
@@ -105,7 +98,7 @@ class Potential(eqx.Module):
     input_scale: float = eqx.field(static=True)
 
     def __init__(self, dim, key, width=64, depth=2, num_freqs=8, input_scale=1.0):
-        self.net = _zero_last(eqx.nn.MLP(dim + 2 * num_freqs, "scalar", width, depth, activation=jax.nn.gelu,
+        self.net = zero_last(eqx.nn.MLP(dim + 2 * num_freqs, "scalar", width, depth, activation=jax.nn.gelu,
                                          key=key))
         self.num_freqs, self.input_scale = int(num_freqs), float(input_scale)
 
@@ -440,20 +433,12 @@ def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch
     step = _make_step(target.logdensity, config, opt)
 
     history = {"loss": [], "log_z_pinn": [], "ess": [], "log_z_batch": []}
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = None
-    if show and num_iterations:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=num_iterations, desc=f"train nets[{loss}]", file=sys.stderr, dynamic_ncols=True)
+    bar = training_bar(progress, num_iterations, f"train nets[{loss}]")
     try:
         for it in range(num_iterations):
             model, opt_state, value, aux = step(model, opt_state, jax.random.fold_in(root, it))
-            value = float(value)
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"nets[{loss}] training: loss is {value} at iteration {it}; lower learning_rate or epsilon, "
-                    f"raise num_steps, or choose sigma to cover the target (sigma={sigma})")
+            value = finite_loss(value, it, f"nets[{loss}]", "lower learning_rate or epsilon, raise num_steps, or "
+                                f"choose sigma to cover the target (sigma={sigma})")
             history["loss"].append(value)
             for k in ("log_z_pinn", "ess", "log_z_batch"):
                 history[k].append(float(aux[k]))

@@ -22,7 +22,8 @@ def fourier_features(t, num_freqs: int):
     return jnp.concatenate([jnp.sin(freqs * t), jnp.cos(freqs * t)])
 
 
-def _zero_last(mlp: eqx.nn.MLP) -> eqx.nn.MLP:
+def zero_last(mlp: eqx.nn.MLP) -> eqx.nn.MLP:
+    """`mlp` with its last layer zeroed: the network starts at 0 (no control / drift)."""
     last = mlp.layers[-1]
     last = eqx.tree_at(lambda l: (l.weight, l.bias), last, (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
     return eqx.tree_at(lambda m: m.layers[-1], mlp, last)
@@ -41,8 +42,8 @@ class Control(eqx.Module):
                  input_scale: float = 1.0):
         k1, k2 = jax.random.split(key)
         emb = 2 * num_freqs
-        self.state_net = _zero_last(eqx.nn.MLP(dim + emb, dim, width, depth, activation=jax.nn.gelu, key=k1))
-        self.gain_net = _zero_last(eqx.nn.MLP(emb, dim, width, depth, activation=jax.nn.gelu, key=k2))
+        self.state_net = zero_last(eqx.nn.MLP(dim + emb, dim, width, depth, activation=jax.nn.gelu, key=k1))
+        self.gain_net = zero_last(eqx.nn.MLP(emb, dim, width, depth, activation=jax.nn.gelu, key=k2))
         self.num_freqs, self.clip, self.input_scale = num_freqs, float(clip), float(input_scale)
 
     def __call__(self, x, t, score):

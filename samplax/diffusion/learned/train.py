@@ -3,9 +3,7 @@ checkpoints, resume) here, CMCD / SCLD in `cmcd`, NETS in `nets`."""
 
 from __future__ import annotations
 
-import math
 import pathlib
-import sys
 
 import equinox as eqx
 import jax
@@ -17,6 +15,7 @@ from samplax.checkpoint import refuse_mismatch, target_fingerprint
 from samplax.diffusion.learned.losses import LOSSES, loss_fn
 from samplax.diffusion.learned.paths import KINDS, SCHEDULES, make_path
 from samplax.diffusion.learned.sampler import FORMAT, TrainedSampler, new_control, read_header
+from samplax.diffusion.learned.checks import finite_loss, training_bar
 from samplax.diffusion.learned.checks import integer as _int, positive as _pos
 
 
@@ -119,21 +118,12 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
     if resume is not None:
         control, opt_state, history, start = _load_checkpoint(resume, config, fingerprint, control, opt_state)
 
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=num_iterations, initial=start, desc=f"train {kind}[{loss}]", file=sys.stderr,
-                   dynamic_ncols=True)
+    bar = training_bar(progress, num_iterations, f"train {kind}[{loss}]", initial=start)
     try:
         for it in range(start, num_iterations):
             control, opt_state, value = step(control, opt_state, jax.random.fold_in(root, it))
-            value = float(value)
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"{kind}[{loss}] training: loss is {value} at iteration {it}; lower learning_rate, lower clip, "
-                    f"or choose sigma to cover the target (sigma={sigma})")
+            value = finite_loss(value, it, f"{kind}[{loss}]", "lower learning_rate, lower clip, or choose sigma to "
+                                f"cover the target (sigma={sigma})")
             history.append(value)
             if bar is not None:
                 bar.update(1)
