@@ -42,6 +42,8 @@ import numpy as np
 import optax
 from jax.scipy.special import logsumexp
 
+from samplax.checkpoint import target_fingerprint
+from samplax.diffusion.learned import resume as ckpt
 from samplax.diffusion.learned.network import Control
 from samplax.diffusion.learned.sampler import read_model, write_model
 from samplax.particles import base
@@ -396,7 +398,7 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
 
 
 def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, progress: bool | None = None,
-                     **settings) -> ControlledSampler:
+                     checkpoint=None, checkpoint_every: int = 100, resume=None, **settings) -> ControlledSampler:
     """Train a CMCD or SCLD sampler for `target` (a samplax.Target with an unnormalised log-density); `settings`
     are `make_config`'s (its signature has their defaults, and it refuses unknown ones).
 
@@ -407,18 +409,32 @@ def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, 
       diffusion_schedule: the diffusion coefficient sigma_k (cosine: the reference code's decreasing schedule;
       its scale is learned with learn_diffusion). Iteration i uses the key fold_in(PRNGKey(seed), i).
     The result's config records n_grad_train, the target gradient evaluations of all training simulations (the KL
-    loss's backward pass adds as many Hessian-vector products, n_hvp_train), and train_seconds.
+    loss's backward pass adds as many Hessian-vector products, n_hvp_train), and train_seconds (summed over
+    resumed runs).
+    checkpoint: a file written every `checkpoint_every` iterations and at the end (model, optimiser state, loss and
+      log Z history, iteration); `resume=` that file continues the run exactly as an uninterrupted one (the same
+      keys, the same updates). Resuming refuses another kind, another target (its content fingerprint, as PIS / DDS
+      and chain-run checkpoints) or other settings, naming them; num_iterations may grow only with
+      lr_schedule="constant" (the cosine rate is a function of the run's length).
     """
     from samplax.particles.run import as_target
 
     target = as_target(target)
     config = make_config(target, kind, loss, **settings)
+    checkpoint_every = _int("checkpoint_every", checkpoint_every, 1)
+    checkpoint = ckpt.checkpoint_path(checkpoint)
     num_steps, num_subtrajectories = config["num_steps"], config["num_subtrajectories"]
     root = jax.random.PRNGKey(config["seed"])
     model = new_model(config, jax.random.fold_in(root, 2**31 - 1))
     opt = _optimizer(config)
     opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))
     logdensity, bs = target.logdensity, config["batch_size"]
+    fingerprint = target_fingerprint(target)  # the target's content: name, dim, shapes, log-density values
+    history, log_z, start, seconds = [], [], 0, 0.0
+    if resume is not None:
+        (model, opt_state), saved, start, extra = ckpt.load(resume, FORMAT, config, fingerprint, (model, opt_state),
+                                                            length_dependent=config["lr_schedule"] == "cosine")
+        history, log_z, seconds = list(saved["loss"]), list(saved["log_z"]), float(extra.get("train_seconds", 0.0))
 
     @eqx.filter_jit
     def step(model, opt_state, key):
@@ -427,11 +443,11 @@ def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, 
         updates, opt_state = opt.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
         return eqx.apply_updates(model, updates), opt_state, value, lz
 
-    bar = training_bar(progress, config["num_iterations"], f"train {kind}[{loss}]")
-    history, log_z = [], []
+    n_iter = config["num_iterations"]
+    bar = training_bar(progress, n_iter, f"train {kind}[{loss}]", initial=start)
     t0 = time.perf_counter()
     try:
-        for it in range(config["num_iterations"]):
+        for it in range(start, n_iter):
             model, opt_state, value, lz = step(model, opt_state, jax.random.fold_in(root, it))
             value = finite_loss(value, it, f"{kind}[{loss}]", "lower learning_rate or sigma_max, or choose sigma "
                                 f"to cover the target (sigma={config['sigma']})")
@@ -440,13 +456,18 @@ def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, 
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({"loss": f"{value:.4g}", "log_z": f"{float(lz):.4g}"}, refresh=False)
+            if checkpoint is not None and ckpt.due(it, checkpoint_every, n_iter):
+                ckpt.save(checkpoint, FORMAT, config, fingerprint, (model, opt_state),
+                          {"loss": history, "log_z": log_z}, it + 1,
+                          {"train_seconds": seconds + time.perf_counter() - t0})
     finally:
         if bar is not None:
             bar.close()
     per_path = num_steps + 1 + (num_subtrajectories - 1) * config["mcmc_steps"]
-    n_grad = config["num_iterations"] * bs * per_path
+    n_grad = n_iter * bs * per_path
     config = {**config, "n_grad_train": int(n_grad), "n_hvp_train": int(n_grad if loss == "kl" else 0),
-              "train_seconds": time.perf_counter() - t0, "train_log_z_last": float(np.mean(log_z[-10:]))}
+              "train_seconds": seconds + time.perf_counter() - t0,
+              "train_log_z_last": float(np.mean(log_z[-10:])) if log_z else float("nan")}
     return ControlledSampler(model, config, np.asarray(history))
 
 

@@ -59,6 +59,8 @@ import numpy as np
 import optax
 from jax.scipy.special import logsumexp
 
+from samplax.checkpoint import target_fingerprint
+from samplax.diffusion.learned import resume as ckpt
 from samplax.diffusion.learned.network import fourier_features, zero_last
 from samplax.diffusion.learned.sampler import read_model, write_model
 from samplax.particles import base
@@ -384,7 +386,8 @@ def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch
                seed: int = 0, weights: str = "exact", divergence: str = "exact", loss_times: int | None = 16,
                width: int = 64, depth: int = 2, num_freqs: int | None = None, clip: float | None = 100.0,
                grad_clip_norm: float = 10.0, final_lr_fraction: float = 0.1,
-               progress: bool | None = None) -> NetsSampler:
+               progress: bool | None = None, checkpoint=None, checkpoint_every: int = 100,
+               resume=None) -> NetsSampler:
     """Train a NETS drift for `target` (a samplax.Target with an unnormalised log-density); return a NetsSampler.
 
     Each iteration simulates `batch_size` paths of `num_steps` Euler-Maruyama steps with the current drift
@@ -398,6 +401,10 @@ def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch
     without bound (measured on a 2-d Gaussian: loss -1466 and ESS 1% at 8 frequencies, ESS 81% at 2).
     num_iterations=0 returns the untrained sampler (b = 0: annealed importance sampling).
     Iteration i uses the key fold_in(PRNGKey(seed), i).
+    checkpoint: a file written every `checkpoint_every` iterations and at the end (drift, optimiser state, history,
+      iteration); `resume=` that file continues the run exactly as an uninterrupted one. Resuming refuses another
+      target (its content fingerprint, as PIS / DDS and chain-run checkpoints), a CMCD / PIS checkpoint or other
+      settings, naming them; num_iterations too, since the cosine learning rate is a function of the run's length.
     """
     from samplax.particles.run import as_target
 
@@ -425,6 +432,8 @@ def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch
               "final_lr_fraction": _pos("final_lr_fraction", final_lr_fraction), "seed": seed,
               "num_iterations": num_iterations, "target": getattr(target, "name", "target"),
               "dtype": str(jnp.result_type(float))}
+    checkpoint_every = _int("checkpoint_every", checkpoint_every, 1)
+    checkpoint = ckpt.checkpoint_path(checkpoint)
     root = jax.random.PRNGKey(seed)
     model = new_model(config, jax.random.fold_in(root, 2**31 - 1))
     sched = optax.cosine_decay_schedule(config["learning_rate"], max(num_iterations, 1), alpha=final_lr_fraction)
@@ -433,9 +442,15 @@ def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch
     step = _make_step(target.logdensity, config, opt)
 
     history = {"loss": [], "log_z_pinn": [], "ess": [], "log_z_batch": []}
-    bar = training_bar(progress, num_iterations, f"train nets[{loss}]")
+    fingerprint = target_fingerprint(target)  # the target's content: name, dim, shapes, log-density values
+    start = 0
+    if resume is not None:  # the cosine learning rate depends on num_iterations: it must match too
+        (model, opt_state), saved, start, _ = ckpt.load(resume, FORMAT, config, fingerprint, (model, opt_state),
+                                                        length_dependent=True)
+        history = {k: list(saved[k]) for k in history}
+    bar = training_bar(progress, num_iterations, f"train nets[{loss}]", initial=start)
     try:
-        for it in range(num_iterations):
+        for it in range(start, num_iterations):
             model, opt_state, value, aux = step(model, opt_state, jax.random.fold_in(root, it))
             value = finite_loss(value, it, f"nets[{loss}]", "lower learning_rate or epsilon, raise num_steps, or "
                                 f"choose sigma to cover the target (sigma={sigma})")
@@ -445,6 +460,8 @@ def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({"loss": f"{value:.4g}", "ess": f"{float(aux['ess']):.0f}"}, refresh=False)
+            if checkpoint is not None and ckpt.due(it, checkpoint_every, num_iterations):
+                ckpt.save(checkpoint, FORMAT, config, fingerprint, (model, opt_state), history, it + 1)
     finally:
         if bar is not None:
             bar.close()

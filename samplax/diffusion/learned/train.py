@@ -3,18 +3,17 @@ checkpoints, resume) here, CMCD / SCLD in `cmcd`, NETS in `nets`."""
 
 from __future__ import annotations
 
-import pathlib
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from samplax.checkpoint import refuse_mismatch, target_fingerprint
+from samplax.checkpoint import target_fingerprint
 from samplax.diffusion.learned.losses import LOSSES, loss_fn
 from samplax.diffusion.learned.paths import KINDS, SCHEDULES, make_path
-from samplax.diffusion.learned.sampler import FORMAT, TrainedSampler, new_control, read_header
+from samplax.diffusion.learned import resume as ckpt
+from samplax.diffusion.learned.sampler import FORMAT, TrainedSampler, new_control
 from samplax.diffusion.learned.checks import finite_loss, training_bar
 from samplax.diffusion.learned.checks import integer as _int, positive as _pos
 
@@ -86,6 +85,7 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
     num_steps, num_iterations = _int("num_steps", num_steps, 1), _int("num_iterations", num_iterations, 1)
     batch_size, seed = _int("batch_size", batch_size, 2), _int("seed", seed, 0)
     checkpoint_every = _int("checkpoint_every", checkpoint_every, 1)
+    checkpoint = ckpt.checkpoint_path(checkpoint)
     learning_rate, clip, grad_clip_norm = _pos("learning_rate", learning_rate), _pos("clip", clip), \
         _pos("grad_clip_norm", grad_clip_norm)
     sigma = 1.0 if sigma is None else _pos("sigma", sigma)
@@ -128,7 +128,7 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({"loss": f"{value:.4g}"}, refresh=False)
-            if checkpoint is not None and ((it + 1) % checkpoint_every == 0 or it + 1 == num_iterations):
+            if checkpoint is not None and ckpt.due(it, checkpoint_every, num_iterations):
                 _save_checkpoint(checkpoint, config, fingerprint, control, opt_state, history, it + 1)
     finally:
         if bar is not None:
@@ -167,45 +167,12 @@ def _step_fn(logdensity, path, config):
 
 
 # --------------------------------------------------------------------------------------- checkpoints
-_SAME = ("kind", "loss", "dim", "num_steps", "sigma", "beta_min", "beta_max", "width", "depth", "num_freqs", "clip", "input_scale",
-         "batch_size", "learning_rate", "grad_clip_norm", "seed", "target", "dtype", "schedule", "detach_score",
-         "grad_clip_value", "lr_schedule")
-
-
 def _save_checkpoint(path, config, fingerprint, control, opt_state, history, iteration):
-    import json
-
-    path = pathlib.Path(path)
-    header = {"format": FORMAT, "checkpoint": True, "iteration": iteration, "config": config, "history": history,
-              "target_fingerprint": fingerprint}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write((json.dumps(header) + "\n").encode())
-        eqx.tree_serialise_leaves(f, (control, opt_state))
-    tmp.replace(path)  # atomic: an interrupted write never leaves a broken checkpoint
+    ckpt.save(path, FORMAT, config, fingerprint, (control, opt_state), history, iteration)
 
 
 def _load_checkpoint(path, config, fingerprint, control, opt_state):
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"resume={str(path)!r} does not exist")
-    with open(path, "rb") as f:
-        header = read_header(f, path)
-        if not header.get("checkpoint"):
-            raise ValueError(f"resume={str(path)!r} is a saved sampler, not a training checkpoint")
-        old = header["config"]
-        diff = [k for k in _SAME if old.get(k) != config.get(k)]
-        if config["lr_schedule"] == "cosine" and old.get("num_iterations") != config["num_iterations"]:
-            diff.append("num_iterations")  # the cosine learning rate is a function of the run's length
-        if diff:
-            raise ValueError(f"resume={str(path)!r} was written with different settings {diff}: "
-                             + ", ".join(f"{k}={old.get(k)!r} (now {config.get(k)!r})" for k in diff))
-        if "target_fingerprint" not in header:
-            raise ValueError(f"resume={str(path)!r} has no target fingerprint (written by an older samplax), so "
-                             "its target cannot be checked; start a new training run")
-        refuse_mismatch(path, header["target_fingerprint"], fingerprint)  # e.g. the same name, another log-density
-        control, opt_state = eqx.tree_deserialise_leaves(f, (control, opt_state))
-    if header["iteration"] > config["num_iterations"]:
-        raise ValueError(f"resume checkpoint is at iteration {header['iteration']} > num_iterations="
-                         f"{config['num_iterations']}")
-    return control, opt_state, list(header["history"]), int(header["iteration"])
+    (control, opt_state), history, iteration, _ = ckpt.load(
+        path, FORMAT, config, fingerprint, (control, opt_state),
+        length_dependent=config["lr_schedule"] == "cosine")  # the cosine learning rate is a function of the length
+    return control, opt_state, list(history), iteration
