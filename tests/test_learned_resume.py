@@ -113,7 +113,7 @@ def test_refusals_name_what_differs(target, tmp_path):
         train_controlled(mixture(shift=0.5), "cmcd", num_iterations=2, resume=ck, **CONTROLLED)
     with pytest.raises(ValueError, match=r"different settings \['kind', 'num_subtrajectories', 'mcmc_steps'\]"):
         train_controlled(target, "scld", num_iterations=2, resume=ck, **CONTROLLED)
-    with pytest.raises(ValueError, match=r"different settings \['loss'\]: loss='log_variance' \(now 'kl'\)"):
+    with pytest.raises(ValueError, match=r"settings \['loss', 'kl_gradient'\]: loss='log_variance' \(now 'kl'\)"):
         train_controlled(target, "cmcd", "kl", num_iterations=2, resume=ck, **CONTROLLED)
     with pytest.raises(ValueError, match=r"different settings \['batch_size'\]: batch_size=8 \(now 16\)"):
         train_controlled(target, "cmcd", num_iterations=2, resume=ck, **{**CONTROLLED, "batch_size": 16})
