@@ -28,7 +28,11 @@ The KL rows' training did not lower their loss at this budget although log Z-hat
 sampler. Cause (found later, fixed in cmcd._segment): the control's score input was detached as in the reference
 codes, so the reparametrised gradient missed d u / d x through the score; exact at u = 0, 5x the true gradient after
 150 iterations on Funnel-10d (K = 32), where the loss fell to -8.8 and climbed back to -6.2. Now it falls to -8.96
-and stays (tests/test_cmcd_kl.py); the KL rows above are from before the fix.
+and stays (tests/test_cmcd_kl.py); the KL rows above are from before the fix. After it (2026-12-05, load ~7):
+    Funnel-10d   cmcd  -0.616 +- 0.130  ESS/N 0.09  train  47 s   (loss -7.69 -> -9.10; --loss kl)
+    Funnel-10d   cmcd  -0.664 +- 0.191  ESS/N 0.10  train  39 s   (loss -7.66 -> -9.02; --kl-gradient log_derivative)
+The ELBO now rises by 1.4 nats, but log Z-hat is not better than before (-0.43 +- 0.15): the reverse KL is
+mode-seeking, and the funnel's missed mass (its neck) is what log Z-hat lacks.
 Untrained (u = 0, uniform beta; CMCD = AIS with ULA kernels), sampling only:
     Funnel-10d   cmcd -0.818 +- 0.156, scld -0.721 +- 0.152;  ManyWell-32d cmcd -3.456 +- 2.241, scld -1.671 +- 1.444
 
@@ -82,6 +86,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-learn-diffusion", action="store_true")
     p.add_argument("--learn-prior", action="store_true", help="learn the reference's mean and scale (SCLD's default)")
+    p.add_argument("--kl-gradient", choices=["reparam", "log_derivative"], default=None,
+                   help="the KL loss's gradient estimator (default reparam; log_derivative: CMCD only)")
     a = p.parse_args(argv)
     spec = TARGETS[a.target]
     target = spec["make"]()
@@ -90,7 +96,7 @@ def main(argv=None):
                           mcmc_steps=a.mcmc, num_iterations=a.iters, batch_size=a.batch, learning_rate=a.lr,
                           sigma=a.sigma or spec["sigma"], sigma_max=a.sigma_max or spec["sigma_max"], width=a.width,
                           seed=a.seed, learn_diffusion=not a.no_learn_diffusion, learn_prior=a.learn_prior,
-                          progress=False)
+                          progress=False, **({} if a.kl_gradient is None else {"kl_gradient": a.kl_gradient}))
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     dt = samplax.sample(target, tr, num_particles=a.particles, num_chains=a.populations, seed=a.seed + 1,
@@ -100,7 +106,8 @@ def main(argv=None):
     ess = dt.stage_stats["ess"].values[:, -1] / a.particles
     c = tr.config
     h = tr.history
-    print(f"{a.target} {a.kind}[{a.loss}] K={c['num_steps']} S={c['num_subtrajectories']} m={c['mcmc_steps']} "
+    tag = a.loss if c.get("kl_gradient") is None else f"{a.loss}, {c['kl_gradient']}"
+    print(f"{a.target} {a.kind}[{tag}] K={c['num_steps']} S={c['num_subtrajectories']} m={c['mcmc_steps']} "
           f"iters={a.iters} batch={a.batch} sigma={c['sigma']} sigma_max={c['sigma_max']} "
           f"learn_prior={c['learn_prior']}: log Z err {err.mean():+.3f} +- {err.std(ddof=1):.3f} (sd over "
           f"{a.populations} populations of {a.particles}); pooled {dt.attrs['log_z'] - target.log_z:+.3f} "
