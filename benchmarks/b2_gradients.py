@@ -117,6 +117,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--targets", default="gaussian,banana,funnel")
+    p.add_argument("--samplers", default=None, help="comma-separated row labels to run, e.g. 'samplax nuts' (all)")
     args = p.parse_args(argv)
     chains, warmup, draws = (8, 500, 1500) if args.quick else (32, 2000, 10_000)
     print(f"{chains} chains, {warmup} warmup / tuning steps, {draws} draws; gradients per chain to b2_max < {THRESHOLD}")
@@ -127,6 +128,8 @@ def main(argv=None):
                 for s in ("nuts", "mclmc", "mams", "secd")}
         runs["numpyro nuts"] = lambda: run_numpyro_nuts(target, chains, warmup, draws, ex2, var2)
         runs["blackjax mclmc (raw)"] = lambda: run_blackjax_mclmc(target, chains, warmup, draws, ex2, var2)
+        if args.samplers:
+            runs = {k: v for k, v in runs.items() if k in args.samplers.split(",")}
         for label, fn in runs.items():
             t0 = time.perf_counter()
             try:

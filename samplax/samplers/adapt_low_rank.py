@@ -95,8 +95,15 @@ def low_rank_metric(imm: LowRankInverseMassMatrix) -> Metric:
         return unravel(inv_sigma * _matvec(eps, U, inv_sqrt_lam))
 
     def kinetic_energy(momentum, position=None):
+        # q^T (I + U (diag(lam) - 1) U^T) q as |q - U c|^2 + sum(lam c^2), c = U^T q: a sum of non-negative terms,
+        # so an overflowing momentum gives +inf (a divergence). blackjax's form q . (q + U ((lam - 1) c)) gave
+        # inf - inf = -inf at a momentum ~1e200 (a step of pi on arma11 early in warmup, gradient ~1e201): an
+        # energy of -inf made H0 - H = +inf, a transition accepted with probability 1 and not divergent, to a
+        # log-density of -3e201, where the chain stayed (the step then adapted to 1e-66)
         q = sigma * ravel_pytree(momentum)[0]
-        return 0.5 * jnp.dot(q, _matvec(q, U, lam))
+        c = jnp.sum(U * q[:, None], axis=0)
+        perp = q - jnp.sum(U * c[None, :], axis=1)
+        return 0.5 * (jnp.sum(perp**2) + jnp.sum(lam * c**2))
 
     def is_turning(momentum_left, momentum_right, momentum_sum, position_left=None, position_right=None):
         m_left, m_right, m_sum = (ravel_pytree(m)[0] for m in (momentum_left, momentum_right, momentum_sum))
