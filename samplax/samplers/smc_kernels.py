@@ -19,8 +19,8 @@ and every log Z increment is too large. On a 50-d Gaussian with reference N(0, 1
 and 5 fixed HMC sweeps the dense whitening gave log Z +3.3 (se 0.24; +15.5 with 2 sweeps, particle variance
 0.90), cross-fitted -0.05 (se 0.09); tests/test_smc_metric.py. With very few MALA sweeps (2 per stage) the
 halves still influence each other through earlier stages (dense mass on that Gaussian: log Z mean +7.3, se 3.1):
-use the adaptive sweeps (adapt_steps=True, the default) or mass="diag" there. Persistent sampling still
-whitens with all stored particles.
+use the adaptive sweeps (adapt_steps=True, the default) or mass="diag" there (smc() warns when mass="dense"
+runs fewer than 5 fixed sweeps). Persistent sampling cross-fits too: its stored particles carry the labels.
 
 Sweeps per stage (`move`): the lag-1 autocorrelation of every whitened coordinate and of the log-density is
 estimated from the expected squared jump, rho_j = 1 - sum (s'_j - s_j)^2 / (2 sum var_j(s)) over the sweeps
@@ -30,9 +30,14 @@ taken as rho^n (an AR(1) picture), so n = ceil(log(correlation_threshold) / log 
 standard / persistent SMC sweep until n (at least min_steps, at most max_steps), so each particle's end is
 decorrelated from its start; waste-free chains keep P states spaced n sweeps apart (n capped at
 max(1, max_steps // (P - 1))), so consecutive kept states are decorrelated. rho is re-estimated after every
-sweep, so a stage that turns out hard gets more sweeps at once. Spacing waste-free states only one sweep apart
-(rho ~ 0.35) made the log Z error 1.4-1.6x the chain-mean variance estimate (benchmarks/smc_logz_calibration.py):
-the kept states remember the resampled starts, and the error of the previous stage propagates.
+sweep, so a stage that turns out hard gets more sweeps at once. Standard SMC (MoveSettings.measured) also
+measures the memory directly: `start_correlation`, the correlation over the particles between each tracked
+statistic at the stage's start (the resampled copies) and now, and keeps sweeping while it is above the
+threshold, up to twice the AR(1) count (memory that no kernel removes, a mode's, would otherwise always run to
+max_mcmc_steps); stage_stats["correlation"] is then the measured value. Spacing waste-free states only one
+sweep apart (rho ~ 0.35) made the log Z error 1.4-1.6x the chain-mean variance estimate
+(benchmarks/smc_logz_calibration.py): the kept states remember the resampled starts, and the error of the
+previous stage propagates.
 
 HMC's step is jittered: each particle and sweep draws its step uniformly in [0.5, 1.5] x the shared step
 (a random step independent of the state keeps the kernel invariant). Without it, whitened HMC with a fixed
@@ -181,6 +186,7 @@ class MoveSettings(NamedTuple):
     threshold: float
     acc_target: float
     gain: float
+    measured: bool = False  # keep=0 only: also sweep until the measured start-to-end correlation is below threshold
 
 
 class MoveInfo(NamedTuple):
@@ -188,7 +194,7 @@ class MoveInfo(NamedTuple):
     log_step: jax.Array  # log step size after the last sweep
     n_steps: jax.Array  # sweeps made (per chain)
     rho: jax.Array  # estimated lag-1 autocorrelation, max over whitened coordinates
-    correlation: jax.Array  # rho ** n_steps: estimated correlation of a chain's last state with its start
+    correlation: jax.Array  # last state vs start: rho ** n_steps, or (ms.measured) the measured start_correlation
 
 
 class _MoveCarry(NamedTuple):
@@ -202,12 +208,34 @@ class _MoveCarry(NamedTuple):
     path: jax.Array  # (n, P, d) kept states (waste-free) or a (1,) placeholder
     kept: jax.Array  # states kept so far (waste-free)
     since: jax.Array  # sweeps since the last kept state
+    start_corr: jax.Array  # measured correlation of the current states with the starts (ms.measured; 1 before)
 
 
 def _needed(rho, threshold, cap):
     """Sweeps n with rho ** n <= threshold (cap when rho is ~1)."""
     n = jnp.ceil(jnp.log(threshold) / jnp.log(jnp.clip(rho, 1e-12, 1.0 - 1e-6)))
     return jnp.where(rho >= 1.0 - 1e-6, cap, jnp.clip(n, 1, cap)).astype(jnp.int32)
+
+
+def start_correlation(start, now):
+    """Measured memory of the starts: correlations over the particles between each tracked statistic's start and
+    current value (rows with a non-finite log-density left out). The whitened coordinates are summarised by the
+    root mean square of their correlations less the 1/n that noise adds to a squared correlation (the max of d
+    noisy correlations would sit near 2.5 / sqrt(n) with no memory left); the log-density (a Gaussian's radius,
+    which MALA refreshes slowest) is taken alone, less 2 / sqrt(n). The larger of the two."""
+    ok = jnp.isfinite(start[:, -1]) & jnp.isfinite(now[:, -1])
+    k = jnp.maximum(jnp.sum(ok), 2).astype(start.dtype)
+
+    def centred(a):
+        a = jnp.where(ok[:, None], a, 0.0)
+        return jnp.where(ok[:, None], a - jnp.sum(a, axis=0) / k, 0.0)
+
+    a, b = centred(start), centred(now)
+    cov = jnp.sum(a * b, axis=0)
+    den = jnp.sqrt(jnp.sum(a ** 2, axis=0) * jnp.sum(b ** 2, axis=0))
+    r = jnp.where(den > 0, cov / jnp.where(den > 0, den, 1.0), 0.0)
+    coords = jnp.sqrt(jnp.maximum(jnp.mean(r[:-1] ** 2) - 1.0 / k, 0.0))
+    return jnp.maximum(coords, r[-1] - 2.0 / jnp.sqrt(k))
 
 
 def _track(states):
@@ -239,7 +267,9 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
     k_cap = max(1, ms.max_steps // max(P - 1, 1))
     path = jnp.zeros((n, P, d), dtype).at[:, 0].set(z0) if P else jnp.zeros((1,), dtype)
     carry = _MoveCarry(key, states, jnp.asarray(log_step, dtype), jnp.array(0), jnp.zeros((d + 1,), dtype),
-                       jnp.zeros((d + 1,), dtype), jnp.zeros((), dtype), path, jnp.array(1), jnp.array(0))
+                       jnp.zeros((d + 1,), dtype), jnp.zeros((), dtype), path, jnp.array(1), jnp.array(0),
+                       jnp.ones((), dtype))
+    start = _track(states)
 
     def rho_of(c):
         r = 1.0 - c.sq_jump / (2.0 * jnp.maximum(c.var_sum, 1e-300))
@@ -259,7 +289,10 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
     def cond(c):
         if P:
             return c.kept < P
-        return (c.sweeps < ms.min_steps) | (c.sweeps < total(c))
+        more = (c.sweeps < ms.min_steps) | (c.sweeps < total(c))
+        if ms.measured and ms.adapt:  # at most twice the AR(1) count: memory no kernel removes (modes) stops it
+            more = more | ((c.start_corr > ms.threshold) & (c.sweeps < jnp.minimum(ms.max_steps, 2 * total(c))))
+        return more
 
     def body(c):
         key, k_step, k_jit = jax.random.split(c.key, 3)
@@ -282,6 +315,8 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
                        sweeps=c.sweeps + 1, sq_jump=c.sq_jump + jnp.sum(jump ** 2, axis=0),
                        var_sum=c.var_sum + var, acc_sum=c.acc_sum + acc,
                        since=c.since + 1)
+        if ms.measured:
+            c = c._replace(start_corr=start_correlation(start, stat_new))
         if P:
             keep = c.since >= spacing(c)
             j = jnp.minimum(c.kept, P - 1)
@@ -291,7 +326,8 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
 
     c = jax.lax.while_loop(cond, body, carry)
     rho = rho_of(c)
-    info = MoveInfo(c.acc_sum / jnp.maximum(c.sweeps, 1), c.log_step, c.sweeps, rho, rho ** c.sweeps)
+    info = MoveInfo(c.acc_sum / jnp.maximum(c.sweeps, 1), c.log_step, c.sweeps, rho,
+                    c.start_corr if ms.measured else rho ** c.sweeps)
     if P:
         out = jax.vmap(lambda zs, g: jax.vmap(lambda z: to_x_row(z, g))(zs))(c.path, groups)
     else:
