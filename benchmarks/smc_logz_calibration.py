@@ -34,7 +34,11 @@ count and, new, the measured start-to-end correlation both below 0.1), 158,519 g
 0.008), mean z -0.34, just outside 0.3 (the log of an unbiased Z has a Jensen bias of about -var/2 = -0.014
 per population). The waste-free default on the 50-d Gaussian is no longer calibrated (mean z -0.55, sd 1.22,
 sd z_c 1.28, bias -0.063 se 0.011): same seeds as the earlier table and its code path unchanged in this round,
-so this comes from the cross-fitted whitening (8fab43d, the only change on that path since); not yet fixed. The earlier table (2026-12-04, before cross-fitting):
+so this comes from the cross-fitted whitening (8fab43d, the only change on that path since); not yet fixed.
+Probes (same command, --models gaussian_50d --strategies waste_free): --settings '{"mass": "diag"}': sd 1.306,
+mean -0.850, bias -0.084 (0.010) (not the dense factor); '{"max_mcmc_steps": 300}': sd 1.110, mean -0.518, bias
+-0.054 (0.009), 128,992 gradients (the default's spacing sits at its cap, 11 sweeps between kept states, 99 per
+chain: that explains the narrow SE, not the bias). The earlier table (2026-12-04, before cross-fitting):
 waste-free sd z 1.112 / 1.154, mean -0.047 / 0.067; standard 0.933 / 1.118, mean 0.171 / 3.077.
 """
 
