@@ -21,6 +21,12 @@ compile, warmup, sampling), and the worst |mean - reference mean| / reference sd
     .venv/bin/python benchmarks/nutpie.py            # all six models (~30 min on 2 cores)
     .venv/bin/python benchmarks/nutpie.py --quick    # eight_schools and diamonds
     .venv/bin/python benchmarks/nutpie.py --models gauss100,funnel --samplers samplax
+    .venv/bin/python benchmarks/nutpie.py --models funnel --seeds 1,2,3,4,5   # ESS / 1k grad over seeds
+
+With `--seeds`, each (sampler, model) runs once per seed (one cache, so every process after the first loads its
+programs from disk) and the table gives ESS per 1k gradients per seed, their mean with its standard error, and
+the ratio of means to nutpie with a delta-method standard error: one seed's min ESS is a noisy number (on
+gp_pois_regr one seed gave 1.12x, another 0.76x).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ MODELS = ["eight_schools", "diamonds", "gp_pois_regr", "kidscore_momiq", "gauss1
 QUICK = ["eight_schools", "diamonds"]
 SAMPLERS = ["samplax", "samplax_diag", "nutpie"]  # samplax: `nuts` with its default metric ("low_rank")
 # samplax variants: `nuts` settings (samplax_low_rank names the default explicitly, as in older tables)
-VARIANTS = {"samplax": {}, "samplax_low_rank": {"metric": "low_rank"}, "samplax_diag": {"metric": "diag"}}
+VARIANTS = {"samplax": {}, "samplax_no_jitter": {"step_jitter": 0.0}, "samplax_low_rank": {"metric": "low_rank"}, "samplax_diag": {"metric": "diag"}}
 SAMPLAX_PORT = {"eight_schools": "eight_schools_noncentered", "diamonds": "diamonds", "gp_pois_regr": "gp_pois_regr",
                 "kidscore_momiq": "kidscore_momiq"}
 
@@ -202,6 +208,41 @@ def run_one(sampler, model, cache, seed):
     raise RuntimeError(f"{sampler} on {model} failed:\n{out.stderr[-3000:]}")
 
 
+def over_seeds(models, samplers, seeds):
+    """ESS per 1k sampling gradients for each seed, mean +- se, and the ratio of means to nutpie."""
+    import numpy as np
+
+    t0 = time.time()
+    per = {}
+    for model in models:
+        for sampler in samplers:
+            with tempfile.TemporaryDirectory() as cache:
+                for seed in seeds:
+                    r = run_one(sampler, model, cache, seed)
+                    per.setdefault((model, sampler), []).append(r)
+                    print(f"  {model:15s} {sampler:8s} seed {seed}: {1000 * r['min_ess'] / r['n_grad']:7.1f} ESS/1k grad"
+                          f"  minESS {r['min_ess']:7.0f} div {r.get('divergences', -1)} err "
+                          f"{r['worst_mean_err_sd']:.3f} sd  [{time.time() - t0:.0f}s]", flush=True)
+    print()
+    print(f"seeds {seeds}; ESS / 1k grad per seed, mean +- se; ratio of means to nutpie +- se (delta method)")
+    print("| model | sampler | ESS / 1k grad per seed | mean +- se | ratio | divergences per seed |")
+    print("|---|---|---|---|---|---|")
+    for model in models:
+        vals = {s: np.array([1000 * r["min_ess"] / r["n_grad"] for r in per[model, s]]) for s in samplers}
+        base = vals.get("nutpie")
+        for sampler in samplers:
+            v = vals[sampler]
+            m, se = v.mean(), v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+            ratio = ""
+            if base is not None:
+                bm = base.mean()
+                bse = base.std(ddof=1) / np.sqrt(len(base)) if len(base) > 1 else float("nan")
+                q = m / bm
+                ratio = f"{q:.2f}x +- {q * np.sqrt((se / m) ** 2 + (bse / bm) ** 2):.2f}"
+            divs = ", ".join(str(r.get("divergences", "?")) for r in per[model, sampler])
+            print(f"| {model} | {sampler} | {', '.join(f'{x:.0f}' for x in v)} | {m:.0f} +- {se:.0f} | {ratio} | {divs} |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--worker", nargs=3, metavar=("SAMPLER", "MODEL", "SEED"))
@@ -209,11 +250,14 @@ def main():
     p.add_argument("--models", default=None)
     p.add_argument("--samplers", default=",".join(SAMPLERS))
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seeds", default=None, help="comma-separated seeds: ESS per 1k gradients over seeds")
     a = p.parse_args()
     if a.worker:
         return worker(a.worker[0], a.worker[1], int(a.worker[2]))
     models = a.models.split(",") if a.models else (QUICK if a.quick else MODELS)
     samplers = a.samplers.split(",")
+    if a.seeds:
+        return over_seeds(models, samplers, [int(s) for s in a.seeds.split(",")])
     rows = {}
     t0 = time.time()
     for model in models:
