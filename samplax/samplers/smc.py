@@ -11,10 +11,11 @@ Each stage (1) picks the next temperature: adaptively, the largest step whose co
 Johansen & Aston 2016) is `target_ess`·N, by bisection, or the next entry of a fixed schedule; (2) reweights by
 L^(b'-b) and adds log sum_i W_i L_i^(b'-b) to log Z (the unbiased product estimator,
 samplax.particles.reweight); (3) resamples; (4) moves the particles with a blackjax kernel that leaves p_b'
-invariant, in coordinates whitened by the reweighted cloud (`mass`; cross-fitted: a particle is moved in
-coordinates estimated from the other half of the lineages, smc_kernels.cross_whitening; persistent sampling
-too), for as many sweeps as the particles need to decorrelate (smc_kernels.py: lag-1 autocorrelation from the
-squared jumps, n = log(threshold) / log rho).
+invariant, in coordinates whitened by the reweighted cloud (`mass`; standard and persistent SMC cross-fit: a
+particle is moved in coordinates estimated from the other half of the lineages, smc_kernels.cross_whitening;
+waste-free uses the whole cloud, whose half is only ~N / (2P) chains: cross-fitted, its log Z came out biased
+low, benchmarks/smc_logz_calibration.py), for as many sweeps as the particles need to decorrelate
+(smc_kernels.py: lag-1 autocorrelation from the squared jumps, n = log(threshold) / log rho).
 
 Non-finite log-likelihoods: NaN and +inf are -inf (weight zero, a rejected MCMC proposal), never 0; every
 log-likelihood evaluated at a particle (the prior draws, the moved particles) that was NaN or +inf is counted in
@@ -71,10 +72,11 @@ from samplax.particles import base
 from samplax.particles.resampling import check_threshold, maybe_resample, scheme
 from samplax.particles.state import ParticleState, conditional_ess, ess, reweight
 from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, MoveSettings, cross_whitening,
-                                          make_kernel, move)
+                                          make_kernel, move, whitening)
 
 FAMILY_DEPTH = 2
 MIN_FIXED_DENSE_SWEEPS = 5  # fewer fixed sweeps with the dense mass: warned (smc_kernels, cross-fitting)
+CROSS_FIT = True  # standard SMC: cross-fitted whitening (private switch for calibration probes; waste-free never)
 MEASURED_STOP = True  # standard SMC: sweep until the measured start-to-end correlation is below threshold too
 STEP_GAIN = 1.0  # log step += STEP_GAIN * (acceptance - target) after each sweep: a sweep at 0 acceptance halves hmc's step
 Array = jax.Array
@@ -405,8 +407,15 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
         # cross-fitted whitening (smc_kernels.cross_whitening): a particle is moved in coordinates estimated
         # from the other half of the cloud. The halves are lineages: `buffers` holds each particle's label (0 / 1),
         # inherited by its copies and descendants, so a particle's relatives are never in the half that whitens it
+        # waste-free moves in the whole cloud's whitening instead: its cloud is ceil(N / P) chains of P correlated
+        # states, so half of it is ~N / (2P) starts, and the dense factor estimated from it (50-d Gaussian, N = 500:
+        # 25 chains) made log Z biased low (mean z -0.71 over 40 repeats, bias -0.073; whole cloud -0.02 / -0.013;
+        # benchmarks/smc_logz_calibration.py); its chains make at least P - 1 sweeps from every start, not the few
+        # fixed sweeps that let a self-fitted whitening contract the cloud
+        cross = CROSS_FIT and not waste_free
         group = state.buffers
-        white = cross_whitening(ps.particles, ps.log_weights, group, st["mass"])
+        white = (cross_whitening(ps.particles, ps.log_weights, group, st["mass"]) if cross
+                 else whitening(ps.particles, ps.log_weights, st["mass"]))
         if waste_free:
             idx = resample_fn(k_res, jax.nn.softmax(ps.log_weights), n_chains)
             starts, resampled = ps.particles[idx], jnp.array(True)
@@ -416,7 +425,7 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
             starts = ps.particles
             g_starts = jnp.where(resampled, group[idx], group)
         out, mi = move(mk, k_move, starts, tempered(log_prior, log_lik, beta_new), white, state.log_step, ms,
-                       group=g_starts)
+                       group=g_starts if cross else None)
         if waste_free:
             x = out.reshape(n_chains * P, dim)[:n]
             new_group = jnp.repeat(g_starts, P)[:n]
