@@ -13,8 +13,8 @@ L^(b'-b) and adds log sum_i W_i L_i^(b'-b) to log Z (the unbiased product estima
 samplax.particles.reweight); (3) resamples; (4) moves the particles with a blackjax kernel that leaves p_b'
 invariant, in coordinates whitened by the reweighted cloud (`mass`; standard and persistent SMC cross-fit: a
 particle is moved in coordinates estimated from the other half of the lineages, smc_kernels.cross_whitening;
-waste-free uses the whole cloud, whose half is only ~N / (2P) chains: cross-fitted, its log Z came out biased
-low, benchmarks/smc_logz_calibration.py), for as many sweeps as the particles need to decorrelate
+waste-free with adaptive spacing uses the whole cloud, whose half is only ~N / (2P) chains: cross-fitted, its
+log Z came out biased low, benchmarks/smc_logz_calibration.py; with fixed spacing it cross-fits), for as many sweeps as the particles need to decorrelate
 (smc_kernels.py: lag-1 autocorrelation from the squared jumps, n = log(threshold) / log rho).
 
 Non-finite log-likelihoods: NaN and +inf are -inf (weight zero, a rejected MCMC proposal), never 0; every
@@ -76,7 +76,7 @@ from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, Mo
 
 FAMILY_DEPTH = 2
 MIN_FIXED_DENSE_SWEEPS = 5  # fewer fixed sweeps with the dense mass: warned (smc_kernels, cross-fitting)
-CROSS_FIT = True  # standard SMC: cross-fitted whitening (private switch for calibration probes; waste-free never)
+CROSS_FIT = True  # cross-fitted whitening (private switch for probes; waste-free only with adapt_steps=False)
 MEASURED_STOP = True  # standard SMC: sweep until the measured start-to-end correlation is below threshold too
 STEP_GAIN = 1.0  # log step += STEP_GAIN * (acceptance - target) after each sweep: a sweep at 0 acceptance halves hmc's step
 Array = jax.Array
@@ -407,12 +407,14 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
         # cross-fitted whitening (smc_kernels.cross_whitening): a particle is moved in coordinates estimated
         # from the other half of the cloud. The halves are lineages: `buffers` holds each particle's label (0 / 1),
         # inherited by its copies and descendants, so a particle's relatives are never in the half that whitens it
-        # waste-free moves in the whole cloud's whitening instead: its cloud is ceil(N / P) chains of P correlated
-        # states, so half of it is ~N / (2P) starts, and the dense factor estimated from it (50-d Gaussian, N = 500:
-        # 25 chains) made log Z biased low (mean z -0.71 over 40 repeats, bias -0.073; whole cloud -0.02 / -0.013;
-        # benchmarks/smc_logz_calibration.py); its chains make at least P - 1 sweeps from every start, not the few
-        # fixed sweeps that let a self-fitted whitening contract the cloud
-        cross = CROSS_FIT and not waste_free
+        # waste-free with adaptive spacing (the default) moves in the whole cloud's whitening instead: its cloud is
+        # ceil(N / P) chains of P correlated states, so half of it is ~N / (2P) starts, and the factor estimated
+        # from it (50-d Gaussian, N = 500: 25 chains) made log Z biased low (mean z -0.71 over 40 repeats, bias
+        # -0.073; whole cloud -0.02 / -0.013; benchmarks/smc_logz_calibration.py). With fixed spacing
+        # (adapt_steps=False: one sweep between kept states) the self-fitted contraction returns (same Gaussian,
+        # reference N(0, 15^2), 40 fixed temperatures, HMC dense, P = 5: +6.7 se 1.1 whole cloud, -0.30 se 0.43
+        # cross-fitted; tests/test_smc_metric.py), so fixed-spacing waste-free cross-fits
+        cross = CROSS_FIT and (not waste_free or not st["adapt_steps"])
         group = state.buffers
         white = (cross_whitening(ps.particles, ps.log_weights, group, st["mass"]) if cross
                  else whitening(ps.particles, ps.log_weights, st["mass"]))
