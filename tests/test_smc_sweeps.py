@@ -85,3 +85,13 @@ def test_dense_mass_with_few_fixed_sweeps_is_warned_by_name():
         smc(mass="dense", adapt_steps=False, num_mcmc_steps=5, waste_free=False)
         smc(mass="diag", adapt_steps=False, num_mcmc_steps=2, waste_free=False)
         smc(mass="dense", num_mcmc_steps=2, waste_free=False)  # adaptive sweeps
+
+
+def test_waste_free_dense_mala_with_fixed_spacing_is_warned_by_name():
+    with pytest.warns(UserWarning, match=r"waste-free MALA with mass='dense' and adapt_steps=False"):
+        smc(mass="dense", adapt_steps=False, num_mcmc_steps=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        smc(mass="dense", adapt_steps=False, num_mcmc_steps=10, kernel="hmc")
+        smc(mass="diag", adapt_steps=False, num_mcmc_steps=10)
+        smc(mass="dense")  # the default: adaptive spacing
