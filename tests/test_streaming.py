@@ -50,7 +50,11 @@ def test_streamed_run_equals_in_memory_run(eight, tmp_path):
 
 
 def test_keep_writes_only_those_variables(eight, tmp_path):
-    target, mem = eight
+    target, _ = eight
+    # the in-memory run of the same settings: `eight`'s keep_warmup=True runs the warmup as a program of its own,
+    # which may round differently from the fused warmup + sampling program these runs use (README
+    # "Reproducibility"); with the seam U-turn checks it does, by 1e-14 on eight schools
+    mem = sample(target, "nuts", **RUN)
     dt = sample(target, "nuts", out=tmp_path / "run.zarr", keep=["mu", "tau"], **RUN)
     assert sorted(dt["posterior"].data_vars) == ["mu", "tau"]
     np.testing.assert_array_equal(dt["posterior"]["tau"].values, mem["posterior"]["tau"].values)

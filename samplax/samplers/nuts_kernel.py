@@ -60,6 +60,8 @@ def _checkpoint_indices(n):
 def robust_uturn(is_turning: Callable):
     """(new_state, update, is_iterative_turning) as blackjax's `iterative_uturn_numpyro`, with the seam checks."""
 
+    stacked_turning = jax.vmap(is_turning)
+
     def new_state(chain_state, max_num_doublings) -> RobustUTurnState:
         d = ravel_pytree(chain_state.position)[0].shape[0]
         z = jnp.zeros((max_num_doublings, d))
@@ -80,14 +82,14 @@ def robust_uturn(is_turning: Callable):
 
         def body(state):
             i, _ = state
-            # the subtree [a, n] from checkpoint i to this leaf (numpyro's one check)
-            turning = is_turning(r_ck[i], r, r_sum - s_ck[i] + r_ck[i])
             # a subtree of >= 4 leaves (i < idx_max) has halves [a, m-1], [m, n]; checkpoint i + 1 is leaf m
             j = jnp.minimum(i + 1, r_ck.shape[0] - 1)
-            left_seam = is_turning(r_ck[i], r_ck[j], s_ck[j] - s_ck[i] + r_ck[i])  # [a, m]
-            right_seam = is_turning(before[j], r, r_sum - s_ck[j] + r_ck[j] + before[j])  # [m-1, n]
-            turning = turning | ((i < ckpts.idx_max) & (left_seam | right_seam))
-            return i - 1, turning
+            # rows: the subtree [a, n] from checkpoint i to this leaf (numpyro's one check), its seam spans [a, m]
+            # and [m-1, n]; one batched check, so the metric's code appears once in the program
+            t = stacked_turning(jnp.stack([r_ck[i], r_ck[i], before[j]]), jnp.stack([r, r_ck[j], r]),
+                                jnp.stack([r_sum - s_ck[i] + r_ck[i], s_ck[j] - s_ck[i] + r_ck[i],
+                                           r_sum - s_ck[j] + r_ck[j] + before[j]]))
+            return i - 1, t[0] | ((i < ckpts.idx_max) & (t[1] | t[2]))
 
         _, turning = jax.lax.while_loop(lambda s: (s[0] >= ckpts.idx_min) & ~s[1], body,
                                         (ckpts.idx_max, jnp.zeros((), bool)))
@@ -127,9 +129,11 @@ def expansion(trajectory_integrator: Callable, uturn_check_fn: Callable, max_num
             p_ll, p_lr = left.leftmost_state.momentum, left.rightmost_state.momentum
             p_rl, p_rr = right.leftmost_state.momentum, right.rightmost_state.momentum
             add = lambda a, b: jax.tree.map(jnp.add, a, b)  # noqa: E731
-            is_turning = (uturn_check_fn(p_ll, p_rr, merged.momentum_sum)
-                          | uturn_check_fn(p_ll, p_rl, add(left.momentum_sum, p_rl))  # left + right's first
-                          | uturn_check_fn(p_lr, p_rr, add(p_lr, right.momentum_sum)))  # left's last + right
+            stack = lambda *trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)  # noqa: E731
+            # the whole trajectory, left + right's first state, left's last state + right: one batched check
+            is_turning = jnp.any(jax.vmap(uturn_check_fn)(
+                stack(p_ll, p_ll, p_lr), stack(p_rr, p_rl, p_rr),
+                stack(merged.momentum_sum, add(left.momentum_sum, p_rl), add(p_lr, right.momentum_sum))))
             new_state = trajectory.DynamicExpansionState(step + 1, updated, merged, termination_state)
             return new_state, (is_diverging, is_turning_subtree | is_turning)
 
