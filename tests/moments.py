@@ -92,3 +92,17 @@ def assert_moments(draws, mean, var, k=K, var_rel_bias=0.0, what="draws", min_es
     # the allowance scales with the answer being checked, as it would for a truly different variance
     for label, wrong in ((f"var x {var_factor}", var * var_factor), (f"var / {var_factor}", var / var_factor)):
         _require_power(est2, [(label, wrong)], k * se2 + var_rel_bias * wrong, what, "variance")
+
+
+def assert_log_z_unbiased(dt, exact, bias, gate, what="log Z"):
+    """The mean of the populations' log Z (dt.attrs["log_z_per_population"], all finite) within `gate` standard
+    errors (their spread / sqrt(count)) of the exact value, and power: the same gate rejects `exact + bias`, the
+    biased answer the test guards against. Returns the errors (estimate - exact) per population."""
+    lz = np.asarray(dt.attrs["log_z_per_population"], dtype=float)
+    assert np.all(np.isfinite(lz)), lz
+    err = lz - exact
+    se = lz.std(ddof=1) / np.sqrt(lz.size)
+    msg = f"{what}: log Z errors {np.round(err, 3)}, mean {err.mean():.3f}, se {se:.3f}"
+    assert abs(err.mean()) < gate * se, msg
+    assert abs(err.mean() - bias) >= gate * se, f"{msg}: too noisy to reject a bias of {bias}"
+    return err

@@ -15,6 +15,7 @@ from scipy.stats import chi2
 
 import samplax
 from samplax.particles.results import log_z_var_per_population
+from tests.moments import assert_log_z_unbiased
 
 C = 24
 N = 300
@@ -70,14 +71,7 @@ def test_persistent_dense_whitening_does_not_bias_log_z():
     errors of the exact value, and the same gate rejects the biased answer."""
     t = samplax.models.get("gaussian", dim=50)
     schedule = (np.linspace(0.0, 1.0, STAGES + 1) ** 3).tolist()
-    c = 6
-    dt = samplax.sample(t, "smc", num_particles=500, num_chains=c, seed=0, progress=False, kernel="hmc",
+    dt = samplax.sample(t, "smc", num_particles=500, num_chains=6, seed=0, progress=False, kernel="hmc",
                         mass="dense", schedule=schedule, persistent=True, num_mcmc_steps=5, adapt_steps=False,
                         reference=(0.0, 15.0))
-    lz = np.asarray(dt.attrs["log_z_per_population"], dtype=float)
-    assert np.all(np.isfinite(lz)), lz
-    err = lz - t.log_z
-    se = lz.std(ddof=1) / np.sqrt(c)
-    what = f"log Z errors {np.round(err, 3)}, mean {err.mean():.3f}, se {se:.3f}"
-    assert abs(err.mean()) < GATE * se, what
-    assert abs(err.mean() - BIAS) >= GATE * se, f"{what}: too noisy to reject a bias of {BIAS}"
+    assert_log_z_unbiased(dt, t.log_z, BIAS, GATE, "persistent hmc/dense")
