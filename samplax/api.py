@@ -19,28 +19,52 @@ ALIASES = {"draws": "num_samples", "tune": "num_warmup", "chains": "num_chains",
            "num_draws": "num_samples", "num_tune": "num_warmup", "n_chains": "num_chains", "n_samples": "num_samples"}
 
 
+def _chain_registry():
+    from samplax import samplers
+
+    return samplers.base._REGISTRY
+
+
 def _registries():
-    from samplax import particles, samplers
+    """(chain samplers, population samplers). Loading the population families imports the diffusion stack
+    (diffrax, equinox: about a second in a fresh process), so the chain-only paths use `_chain_registry`."""
+    from samplax import particles
     from samplax.particles import families  # noqa: F401  (registers the population families)
 
-    return samplers.base._REGISTRY, particles.base._REGISTRY
+    return _chain_registry(), particles.base._REGISTRY
 
 
 def canonical_name(sampler):
-    """The registered spelling of a sampler name given in any case ("NUTS" -> "nuts"); other values unchanged."""
+    """The registered spelling of a sampler name given in any case ("NUTS" -> "nuts"); other values unchanged.
+    Chain and population names are disjoint (tests/test_sampler_contract.py); chain names are looked up
+    first, so naming a chain sampler does not import the population families."""
     if not isinstance(sampler, str):
         return sampler
+    chains = _chain_registry()
+    if sampler in chains:
+        return sampler
+    key = sampler.strip().lower()
+    lower = {n.lower(): n for n in chains}
+    if key in lower:
+        return lower[key]
     chains, pops = _registries()
-    if sampler in chains or sampler in pops:
+    if sampler in pops:
         return sampler
     lower = {n.lower(): n for n in (*chains, *pops)}
-    return lower.get(sampler.strip().lower(), sampler)
+    return lower.get(key, sampler)
+
+
+def is_chain_sampler_name(name) -> bool:
+    """A registered chain sampler's exact name (without loading the population families)."""
+    return isinstance(name, str) and name in _chain_registry()
 
 
 def factory(name: str):
     """The registered factory (chain or population) of sampler `name`, or None."""
-    chains, pops = _registries()
-    return chains.get(name) or pops.get(name)
+    chains = _chain_registry()
+    if name in chains:
+        return chains[name]
+    return _registries()[1].get(name)
 
 
 def settings_of(name: str) -> dict[str, inspect.Parameter]:
@@ -158,7 +182,7 @@ def sample(model, sampler: Any = "nuts", *, num_chains: int = 4, num_warmup: int
     from samplax.run import sample as sample_chains
 
     sampler = canonical_name(sampler)
-    population = particles.is_population(model, sampler)
+    population = not is_chain_sampler_name(sampler) and particles.is_population(model, sampler)
     if isinstance(sampler, str) and not population and sampler not in samplers.available():
         close = difflib.get_close_matches(sampler.lower(), [*samplers.available(), *particles.available()], n=2)
         raise ValueError(f"unknown sampler {sampler!r}" + (f" (did you mean {' or '.join(close)}?)" if close else "")

@@ -112,13 +112,19 @@ class Phases:
 
             return jax.vmap(one)(keys, states, params, ad)
 
-        shapes = jax.eval_shape(lambda: step_all(0, states, params, adapting_state)[2])
-        buffers = jax.tree.map(lambda x: jnp.zeros((size, *x.shape), x.dtype), shapes)
+        steps = jnp.where(adapting, self.num_warmup, n)
+        # The kernel step is traced once, into a jaxpr replayed in the loop body: tracing NUTS costs ~0.6 s,
+        # and the buffers need its stats' shapes before the loop (jax.eval_shape would trace it a second time).
+        step_jaxpr, out_shapes = jax.make_jaxpr(step_all, return_shape=True)(
+            jnp.zeros((), steps.dtype), states, params, adapting_state)
+        out_tree = jax.tree.structure(out_shapes)
+        buffers = jax.tree.map(lambda x: jnp.zeros((size, *x.shape), x.dtype), out_shapes[2])
         pos_buf = jnp.zeros((size, *states.position.shape), states.position.dtype)
 
         def body(i, carry):
             states, ad, n_div, bufs = carry
-            states, ad, stats = step_all(i, states, params, ad)
+            flat = jax.core.eval_jaxpr(step_jaxpr.jaxpr, step_jaxpr.consts, *jax.tree.leaves((i, states, params, ad)))
+            states, ad, stats = jax.tree.unflatten(out_tree, flat)
             # no `cond` on `adapting` here: with the bar's callback inside one the program rounded differently
             # from the one without a bar. Warmup steps write into the last row (discarded) and show nothing.
             if bar.enabled:  # the running divergence count only feeds the progress bar
@@ -129,7 +135,6 @@ class Phases:
                                 bufs, (states.position, stats))
             return states, ad, n_div, bufs
 
-        steps = jnp.where(adapting, self.num_warmup, n)
         states, ad, _, ys = jax.lax.fori_loop(0, steps, body, (states, adapting_state, jnp.zeros((), jnp.int32),
                                                                 (pos_buf, buffers)))
         final = jax.vmap(lambda adc: a.final(target, adc))(ad)

@@ -182,3 +182,27 @@ def test_adapt_names_are_checked():
         samplax.samplers.get("mala", adapt=False)
     assert samplax.samplers.get("nuts", step_size=0.1, adapt=True).adapted == ("step_size", "inverse_mass_matrix")
     assert samplax.samplers.get("mala", mass_matrix="diagonal", step_size=0.1).adapted == ("inverse_mass_matrix",)
+
+
+def test_chain_and_population_names_are_disjoint():
+    """`sample()` routes a name to the chain runner without loading the population families (which import the
+    diffusion stack); that is only right while no name is both."""
+    assert not set(samplax.samplers.available()) & set(samplax.particles.available())
+
+
+def test_chain_run_does_not_import_the_diffusion_stack():
+    """A fresh process sampling with a chain sampler never imports the population families: importing them
+    (diffrax, equinox) cost about a second of every cold `sample()`, counted in its wall time."""
+    import subprocess
+    import sys
+
+    code = ("import sys, jax.numpy as jnp, samplax\n"
+            "t = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x ** 2), 1)\n"
+            "samplax.sample(t, 'NUTS', num_chains=1, num_warmup=20, num_samples=20, progress=False)\n"
+            "bad = sorted(m for m in sys.modules if m.startswith(('samplax.particles.families', 'samplax.samplers.diffusion',"
+            " 'diffrax', 'equinox')))\n"
+            "print('LOADED', bad)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**__import__('os').environ, "SAMPLAX_COMPILATION_CACHE": "0"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "LOADED []" in out.stdout, out.stdout[-2000:]
