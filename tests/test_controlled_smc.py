@@ -149,3 +149,19 @@ def test_bad_input(target):
         nan_target = samplax.Target.from_logdensity(lambda x: jnp.nan * jnp.sum(x), 2)
         train_controlled(nan_target, "cmcd", num_iterations=2, num_steps=2, batch_size=4, width=4, depth=1,
                          num_freqs=1, progress=False)
+
+
+def test_sampling_boundaries_apart_from_training(target):
+    """SCLD sampled with other boundaries and moves than it was trained with (as the SCLD code's
+    n_sub_traj_inference; benchmarks/diffusion_learned.py trains with 16 and samples with K): resampling after every
+    step with 3 MALA moves at each inner boundary keeps log Z unbiased and the moments right, for a random control;
+    the gradient count follows the sampling settings, not the training ones."""
+    sampler = _random_model(untrained(target, "scld", **SMALL), jax.random.PRNGKey(3))
+    K = SMALL["num_steps"]
+    ps = sampler.as_population_sampler(num_subtrajectories=K, mcmc_steps=3)
+    assert ps.settings["num_subtrajectories"] == K and ps.settings["mcmc_steps"] == 3
+    dt = samplax.sample(target, ps, **RUN)
+    _check_log_z(dt, "scld sampled at S=K, 3 moves")
+    _check_moments(dt, "scld sampled at S=K, 3 moves")
+    assert int(dt.attrs["n_grad_sampling"]) == RUN["num_chains"] * RUN["num_particles"] * (K + 1 + (K - 1) * 3)
+    assert dt.stage_stats["ess"].shape[-1] == K  # one stage per sub-trajectory
