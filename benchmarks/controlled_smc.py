@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/controlled_smc.py --target funnel --kind cmcd --iters 1000
     .venv/bin/python benchmarks/controlled_smc.py --target many_well --kind scld --iters 500 --subtraj 4
+    ... --subtraj 16 --sample-subtraj 64 --sample-mcmc 4   # SCLD sampled at other settings than trained
 
 Prints one row per run: log Z-hat - log Z as mean +- sd over independent populations (each of --particles
 particles), the pooled estimate's error and SE, the final ESS, training seconds and target gradient evaluations
@@ -75,6 +76,9 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=128)
     p.add_argument("--subtraj", type=int, default=None)
     p.add_argument("--mcmc", type=int, default=None)
+    p.add_argument("--sample-subtraj", type=int, default=None,
+                   help="SCLD's sub-trajectories at sampling (default: the training ones; must divide --steps)")
+    p.add_argument("--sample-mcmc", type=int, default=None, help="MALA moves per inner boundary at sampling")
     p.add_argument("--iters", type=int, default=1000)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -99,7 +103,8 @@ def main(argv=None):
                           progress=False, **({} if a.kl_gradient is None else {"kl_gradient": a.kl_gradient}))
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    dt = samplax.sample(target, tr, num_particles=a.particles, num_chains=a.populations, seed=a.seed + 1,
+    sampler = tr.as_population_sampler(num_subtrajectories=a.sample_subtraj, mcmc_steps=a.sample_mcmc)
+    dt = samplax.sample(target, sampler, num_particles=a.particles, num_chains=a.populations, seed=a.seed + 1,
                         progress=False)
     sample_s = time.perf_counter() - t1
     err = np.asarray(dt.attrs["log_z_per_population"], float) - target.log_z
@@ -109,6 +114,7 @@ def main(argv=None):
     tag = a.loss if c.get("kl_gradient") is None else f"{a.loss}, {c['kl_gradient']}"
     print(f"{a.target} {a.kind}[{tag}] K={c['num_steps']} S={c['num_subtrajectories']} m={c['mcmc_steps']} "
           f"iters={a.iters} batch={a.batch} sigma={c['sigma']} sigma_max={c['sigma_max']} "
+          f"sampled S={sampler.settings['num_subtrajectories']} m={sampler.settings['mcmc_steps']} "
           f"learn_prior={c['learn_prior']}: log Z err {err.mean():+.3f} +- {err.std(ddof=1):.3f} (sd over "
           f"{a.populations} populations of {a.particles}); pooled {dt.attrs['log_z'] - target.log_z:+.3f} "
           f"(se {dt.attrs['log_z_se']:.3f}); final ESS/N {ess.mean():.3f}; loss {h[:20].mean():.3g} -> "
