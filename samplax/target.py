@@ -27,6 +27,15 @@ def _flat_names(shapes: dict[str, tuple[int, ...]]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _in_float_dtype(fn):
+    """`fn` with its value cast to JAX's default float dtype (float64 with x64 on)."""
+
+    def wrapped(x):
+        return jnp.asarray(fn(x), jnp.result_type(float))
+
+    return wrapped
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Target:
     """A log-density on an unconstrained flat vector, plus optional ground truth.
@@ -117,6 +126,11 @@ class Target:
             raise ValueError(f"log-density could not be evaluated on a vector of shape ({dim},): {err}") from err
         if value.shape != ():
             raise ValueError(f"log-density must return a scalar, got shape {value.shape}; sum over dimensions?")
+        if value.dtype != jnp.result_type(float):
+            # e.g. float32 arithmetic inside with x64 on: the samplers' loops carry the log-density in the
+            # positions' dtype, and a float32 one broke their while-loop carries (MCLMC raised a dtype mismatch).
+            # Widening is exact; the value is not rounded.
+            fn = _in_float_dtype(fn)
 
         init = make_init(fn, dim, init_scale)
         return cls(logdensity=fn, dim=dim, init=init, constrain=constrain, var_shapes=shapes, name=name, **truth)

@@ -167,3 +167,17 @@ def test_init_helpers_live_in_one_module_and_stay_importable_from_target():
     assert samplax.target.make_init is samplax.init.make_init
     assert samplax.target.model_arguments is samplax.init.model_arguments
     assert samplax.target.MAX_INIT_TRIES == samplax.init.MAX_INIT_TRIES
+
+
+def test_float32_log_density_under_x64_samples_right():
+    """A log-density computed in float32 while x64 is on (e.g. `x.astype(jnp.float32)` inside) returns a float32
+    value; MCLMC's warmup carried it in a float64 while-loop and raised a dtype mismatch. The Target widens the
+    value (exactly), so every sampler runs, and the draws are still right (mean 0, variance 4)."""
+    import samplax
+    from moments import assert_moments
+
+    t = Target.from_logdensity(lambda x: -0.125 * jnp.sum(x.astype(jnp.float32) ** 2), 2)
+    assert t.logdensity(jnp.ones(2)).dtype == jnp.result_type(float)
+    dt = samplax.sample(t, "mclmc", num_chains=4, num_warmup=300, num_samples=12000, seed=3, progress=False)
+    draws = np.asarray(dt.posterior["x"])
+    assert_moments(draws, np.zeros(2), np.full(2, 4.0), what="mclmc on a float32 log-density")
