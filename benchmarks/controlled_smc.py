@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/controlled_smc.py --target funnel --kind cmcd --iters 1000
     .venv/bin/python benchmarks/controlled_smc.py --target many_well --kind scld --iters 500 --subtraj 4
     ... --subtraj 16 --sample-subtraj 64 --sample-mcmc 4   # SCLD sampled at other settings than trained
+    ... --sample-kernel hmc --sample-leapfrog 8 --sample-spread 5   # ... with HMC moves (L gradients per move)
 
 Prints one row per run: log Z-hat - log Z as mean +- sd over independent populations (each of --particles
 particles), the pooled estimate's error and SE, the final ESS, training seconds and target gradient evaluations
@@ -36,6 +37,13 @@ The ELBO now rises by 1.4 nats, but log Z-hat is not better than before (-0.43 +
 mode-seeking, and the funnel's missed mass (its neck) is what log Z-hat lacks.
 Untrained (u = 0, uniform beta; CMCD = AIS with ULA kernels), sampling only:
     Funnel-10d   cmcd -0.818 +- 0.156, scld -0.721 +- 0.152;  ManyWell-32d cmcd -3.456 +- 2.241, scld -1.671 +- 1.444
+
+HMC moves at SCLD's sampling boundaries (2026-12-05, load ~4; `--steps 64 --subtraj 16 --mcmc 1 --iters 221
+--sigma-max 1 --sample-kernel hmc --sample-spread 5 --populations 8`, the harness's SCLD training):
+    Funnel-10d   scld  -0.276 +- 0.084  --sample-subtraj 32 --sample-mcmc 2 --sample-leapfrog 6   437 grads/particle
+    Funnel-10d   scld  -0.152 +- 0.064  --sample-subtraj 64 --sample-mcmc 4 --sample-leapfrog 8  2081 grads/particle
+    Funnel-10d   scld  -0.118 +- 0.034  --sample-subtraj 64 --sample-mcmc 8 --sample-leapfrog 8  4097 grads/particle
+(MALA at S = 64, 4 moves, 317 grads/particle: -0.416; see benchmarks/README.md, learned samplers.)
 
 Tempered SMC at about the same budget (8 x 2000 particles, 39 temperatures (k/S)^3 from N(0, 1), 2 HMC moves of 5
 leapfrog steps per stage, as benchmarks/diffusion_learned.py runs it; 6.86M gradients) is still better on both:
@@ -79,6 +87,11 @@ def main(argv=None):
     p.add_argument("--sample-subtraj", type=int, default=None,
                    help="SCLD's sub-trajectories at sampling (default: the training ones; must divide --steps)")
     p.add_argument("--sample-mcmc", type=int, default=None, help="MALA moves per inner boundary at sampling")
+    p.add_argument("--sample-kernel", choices=["mala", "hmc"], default=None,
+                   help="SCLD's boundary moves at sampling (default: the training ones, MALA)")
+    p.add_argument("--sample-leapfrog", type=int, default=None, help="leapfrog steps per HMC move at sampling")
+    p.add_argument("--sample-spread", type=float, default=None,
+                   help="HMC step spread R at sampling: steps log-uniform in [h / R, h R]")
     p.add_argument("--iters", type=int, default=1000)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -103,7 +116,9 @@ def main(argv=None):
                           progress=False, **({} if a.kl_gradient is None else {"kl_gradient": a.kl_gradient}))
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    sampler = tr.as_population_sampler(num_subtrajectories=a.sample_subtraj, mcmc_steps=a.sample_mcmc)
+    sampler = tr.as_population_sampler(num_subtrajectories=a.sample_subtraj, mcmc_steps=a.sample_mcmc,
+                                       mcmc_kernel=a.sample_kernel, mcmc_leapfrog=a.sample_leapfrog,
+                                       mcmc_step_spread=a.sample_spread)
     dt = samplax.sample(target, sampler, num_particles=a.particles, num_chains=a.populations, seed=a.seed + 1,
                         progress=False)
     sample_s = time.perf_counter() - t1
@@ -115,6 +130,9 @@ def main(argv=None):
     print(f"{a.target} {a.kind}[{tag}] K={c['num_steps']} S={c['num_subtrajectories']} m={c['mcmc_steps']} "
           f"iters={a.iters} batch={a.batch} sigma={c['sigma']} sigma_max={c['sigma_max']} "
           f"sampled S={sampler.settings['num_subtrajectories']} m={sampler.settings['mcmc_steps']} "
+          f"{sampler.settings['mcmc_kernel']}(L={sampler.settings['mcmc_leapfrog']}, "
+          f"spread={sampler.settings['mcmc_step_spread']}) "
+          f"grads/particle {sampler.settings['grads_per_particle']} "
           f"learn_prior={c['learn_prior']}: log Z err {err.mean():+.3f} +- {err.std(ddof=1):.3f} (sd over "
           f"{a.populations} populations of {a.particles}); pooled {dt.attrs['log_z'] - target.log_z:+.3f} "
           f"(se {dt.attrs['log_z_se']:.3f}); final ESS/N {ess.mean():.3f}; loss {h[:20].mean():.3g} -> "

@@ -41,7 +41,9 @@ when at hand.
 SCLD (`scld`) follows the SCLD code's split of training and sampling settings (`n_sub_traj_inference`): trained
 with 16 sub-trajectories and sampled with K (resampling possible after every step, as its Funnel / Student-t
 configs) and 4 MALA moves at each inner boundary, the budget split so that sampling takes at most half; `scld4` is
-the earlier setting (4 sub-trajectories, 1 move, at training and sampling).
+the earlier setting (4 sub-trajectories, 1 move, at training and sampling). `scld_hmc` (only when named in
+--methods): the same training, sampled at 32 boundaries with 2 HMC moves of 6 leapfrog steps each (step spread 5,
+`cmcd.py`'s mcmc_step_spread), the same budget rule.
 """
 
 from __future__ import annotations
@@ -174,27 +176,34 @@ def _fit_trained(kind, loss, per_path, **options):
     return fit
 
 
-def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4):
+def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_kernel="mala", leapfrog=1,
+              spread=1.0):
     """SCLD trained with train_S sub-trajectories (train_moves MALA moves at each inner boundary) and sampled with
     sample_S (resampling possible after every step when sample_S = K, as the SCLD code's Funnel / Student-t configs,
     n_sub_traj 128 = num_steps) and sample_moves moves: the reference code also sets the sampling boundaries apart
     from the training ones (`n_sub_traj_inference`). The budget is split exactly: sampling's
     pops x N x (K + 1 + (sample_S - 1) moves) gradients first (moves = sample_moves, lowered until sampling takes at
-    most half the budget: 4 at the full settings, 0 at --quick), training's iterations from the rest."""
+    most half the budget: 4 at the full settings, 0 at --quick), training's iterations from the rest.
+    sample_kernel="hmc": the sampling moves are HMC with `leapfrog` steps (L gradients per move) and the step
+    spread `spread` (cmcd.py's mcmc_step_spread); the same budget rule, moves counted as L gradients each."""
     def fit(target, spec, s, seed):
         t0 = time.perf_counter()
         K = s["K"]
         S_tr, S_sa = min(train_S, K), min(sample_S, K)
         half = s["budget"] // (2 * s["pops"] * s["N"])  # gradients per sampled particle in half the budget
-        moves = max(0, min(sample_moves, (half - K - 1) // max(S_sa - 1, 1)))
+        L = leapfrog if sample_kernel == "hmc" else 1
+        moves = max(0, min(sample_moves, (half - K - 1) // (max(S_sa - 1, 1) * L)))
         per_train = K + 1 + (S_tr - 1) * train_moves
-        per_sample = K + 1 + (S_sa - 1) * moves
+        per_sample = K + 1 + (S_sa - 1) * moves * L
         iters = max(1, (s["budget"] - s["pops"] * s["N"] * per_sample) // (s["batch"] * per_train))
         tr = train(target, "scld", "log_variance", num_steps=K, num_subtrajectories=S_tr, mcmc_steps=train_moves,
                    num_iterations=iters, batch_size=s["batch"], sigma=spec.sigma, seed=seed, progress=False)
         label = f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}/{moves}]"
-        return Fitted(tr, int(tr.config["n_grad_train"]), dict(num_subtrajectories=S_sa, mcmc_steps=moves),
-                      label, time.perf_counter() - t0)
+        opts = dict(num_subtrajectories=S_sa, mcmc_steps=moves)
+        if sample_kernel == "hmc":
+            label = label[:-1] + f", sampled with hmc(L={L}, spread={spread:g})]"
+            opts.update(mcmc_kernel="hmc", mcmc_leapfrog=L, mcmc_step_spread=spread)
+        return Fitted(tr, int(tr.config["n_grad_train"]), opts, label, time.perf_counter() - t0)
 
     return fit
 
@@ -204,6 +213,11 @@ METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned(
                                 # K + 1 gradients per path; NETS with the PINN loss K + 1 (SCLD: see _fit_scld)
                                 "cmcd": _fit_trained("cmcd", "log_variance", lambda K: K + 1),
                                 "scld": _fit_scld(),
+                                # SCLD sampled with HMC moves (6 leapfrog steps, step spread 5) at 32 boundaries: the
+                                # same budget rule, 2 moves x 6 = 12 gradients per inner boundary at the full
+                                # settings (437 per sampled particle; MALA's scld: 4 x 1 at 64 boundaries, 317)
+                                "scld_hmc": _fit_scld(sample_S=32, sample_moves=2, sample_kernel="hmc", leapfrog=6,
+                                                      spread=5.0),
                                 # the settings of the rows before 2026-12-05 (4 sub-trajectories, 1 MALA move at
                                 # each of the 3 inner boundaries, the same at sampling): K + 4 per path
                                 "scld4": _fit_trained("scld", "log_variance", lambda K: K + 4),
@@ -277,7 +291,7 @@ def _print(rows, title):
         print("| " + " | ".join(cells) + " |")
 
 
-ABLATIONS = ("scld4",)  # run only when named in --methods
+ABLATIONS = ("scld4", "scld_hmc")  # run only when named in --methods
 
 
 def main(mode: str = "full", targets=STANDARD, methods=tuple(m for m in METHODS if m not in ABLATIONS)) -> None:

@@ -18,7 +18,8 @@ prod_k gamma_{k+1}(x_k) / gamma_k(x_k); with ULA kernels it is Doucet et al.'s (
 SCLD (Chen, Richter, Berner, Blessing, Neumann & Anandkumar 2025, arXiv 2412.07081) cuts the K steps into S
 sub-trajectories and runs an SMC sampler over the boundaries k_s = s K / S: the sub-trajectory's incremental weight
     log G_s = gamma_{k_{s+1}}(x_end) - gamma_{k_s}(x_start) + sum_{k in s} [log B_k - log F_k]
-reweights the particles, which are resampled when the ESS falls below a threshold and moved by MALA steps that leave
+reweights the particles, which are resampled when the ESS falls below a threshold and moved by MALA steps (or HMC
+moves, mcmc_kernel="hmc", with L leapfrog steps and optionally a widely spread random step) that leave
 gamma_{k_{s+1}} invariant; log Z is the sum of the SMC increments log sum_i W_i G_s,i. S = 1 without moves is CMCD.
 
 Training, as in both papers' code (DenisBless/variational_sampling_methods, anonymous3141/SCLD): the log-variance
@@ -66,6 +67,9 @@ FORMAT = "samplax-controlled-smc/1"
 # this many times faster than the network weights (both reference codes use a 10x larger rate for the schedule)
 SCHEDULE_LR_MULT = 10.0
 MALA_TARGET_ACCEPTANCE = 0.57
+HMC_TARGET_ACCEPTANCE = 0.65
+MCMC_KERNELS = ("mala", "hmc")
+HMC_JITTER = 0.5  # each particle and move draws its step in [1 - j, 1 + j] x h (as samplax.samplers.smc_kernels)
 
 
 class CMCDModel(eqx.Module):
@@ -186,9 +190,30 @@ def _segment(model, config, logdensity, key, x, lp, g, k0: int, L: int, detach: 
     return x, lp, g, gamma(k0 + L, x, lp) - start + acc, logf
 
 
+def mcmc_kernel(config: dict) -> tuple[str, int]:
+    """(kernel, leapfrog steps L) of the boundary moves; configs written before the HMC option are MALA."""
+    kern = config.get("mcmc_kernel", "mala")
+    return kern, (int(config.get("mcmc_leapfrog", 1)) if kern == "hmc" else 1)
+
+
+def grads_per_move(config: dict) -> int:
+    """Target gradient evaluations per particle of one boundary move: 1 for MALA, L for HMC."""
+    return mcmc_kernel(config)[1]
+
+
 def _mala(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: int):
-    """num_moves MALA steps leaving gamma_k invariant, preconditioned by the weighted particle sd; the step h
-    (relative to the sd) is steered towards 0.57 acceptance after each sweep. Returns (x, lp, g, h, acceptance)."""
+    """num_moves MCMC moves leaving gamma_k invariant, preconditioned by the weighted particle sd (diagonal).
+
+    config["mcmc_kernel"] "mala" (default): MALA, the step h (relative to the sd) steered towards 0.57 acceptance
+    after each sweep. "hmc": HMC with config["mcmc_leapfrog"] = L leapfrog steps of size eps_i = h U_i, U_i ~
+    U[0.5, 1.5] drawn per particle and move (a state-independent random step keeps the kernel invariant and avoids
+    the near-periodic trajectories of a fixed step), mass diag(1 / sd^2), h steered towards 0.65 acceptance.
+    config["mcmc_step_spread"] = R > 1 (HMC): eps_i log-uniform in [h / R, h R] instead, so that some particles
+    take steps small enough for a narrow region (a funnel's neck, where one shared step is rejected every time)
+    and some large enough for a wide one; still a state-independent step, so still invariant.
+    Returns (x, lp, g, h, acceptance)."""
+    kern, L = mcmc_kernel(config)
+    spread = float(config.get("mcmc_step_spread", 1.0))
     b = betas(model, config)[k]
     mean0, std0 = prior(model, config)
     vg = jax.vmap(jax.value_and_grad(logdensity))
@@ -201,7 +226,7 @@ def _mala(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: int
     def score(x, g):
         return (1.0 - b) * (-(x - mean0) / std0**2) + b * g
 
-    def sweep(carry, i):
+    def mala_sweep(carry, i):
         x, lp, g, h, _ = carry
         kx, ka = jax.random.split(jax.random.fold_in(key, i))
         sx = score(x, g)
@@ -213,14 +238,41 @@ def _mala(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: int
             return -jnp.sum((to - frm - h * c**2 * s) ** 2 / (4 * h * c**2), axis=-1)
 
         log_a = logg(y, lp_y) - logg(x, lp) + logq(x, y, sy) - logq(y, x, sx)
+        return accept(ka, x, lp, g, y, lp_y, g_y, log_a, h, MALA_TARGET_ACCEPTANCE)
+
+    def hmc_sweep(carry, i):
+        x, lp, g, h, _ = carry
+        kp, ke, ka = jax.random.split(jax.random.fold_in(key, i), 3)
+        r0 = jax.random.normal(kp, x.shape)  # whitened momentum: x = c z, r conjugate to z
+        if spread > 1.0:  # log-uniform in [h / spread, h spread]: some steps small enough for narrow regions,
+            # some large enough for wide ones (a funnel's neck and mouth), h in between
+            u = jax.random.uniform(ke, x.shape[:1], x.dtype, -1.0, 1.0)
+            eps = (h * jnp.exp(u * np.log(spread)))[:, None]
+        else:
+            eps = (h * jax.random.uniform(ke, x.shape[:1], x.dtype, 1.0 - HMC_JITTER, 1.0 + HMC_JITTER))[:, None]
+
+        def leap(state, _):
+            y, lp_y, g_y, r = state
+            r = r + 0.5 * eps * c * score(y, g_y)
+            y = y + eps * c * r
+            lp_y, g_y = vg(y)
+            r = r + 0.5 * eps * c * score(y, g_y)
+            return (y, lp_y, g_y, r), None
+
+        (y, lp_y, g_y, r), _ = jax.lax.scan(leap, (x, lp, g, r0), None, length=L)
+        log_a = logg(y, lp_y) - logg(x, lp) - 0.5 * jnp.sum(r**2 - r0**2, axis=-1)
+        return accept(ka, x, lp, g, y, lp_y, g_y, log_a, h, HMC_TARGET_ACCEPTANCE)
+
+    def accept(ka, x, lp, g, y, lp_y, g_y, log_a, h, target_rate):
         log_a = jnp.where(jnp.isnan(log_a), -jnp.inf, log_a)
         acc = jnp.log(jax.random.uniform(ka, lp.shape)) < log_a
         x = jnp.where(acc[:, None], y, x)
         lp = jnp.where(acc, lp_y, lp)
         g = jnp.where(acc[:, None], g_y, g)
         rate = jnp.mean(acc.astype(x.dtype))
-        return (x, lp, g, h * jnp.exp(2.0 * (rate - MALA_TARGET_ACCEPTANCE)), rate), None
+        return (x, lp, g, h * jnp.exp(2.0 * (rate - target_rate)), rate), None
 
+    sweep = hmc_sweep if kern == "hmc" else mala_sweep
     (x, lp, g, h, rate), _ = jax.lax.scan(sweep, (x, lp, g, h, jnp.zeros((), x.dtype)), jnp.arange(num_moves))
     return x, lp, g, h, rate
 
@@ -278,7 +330,7 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
         return (x, lp, g, lw, h), (G, logF, W, inc, row)
 
     (x, lp, g, lw, h), (log_G, log_F, Ws, incs, stats) = jax.lax.scan(seg, (x, lp, g, lw, h), jnp.arange(S))
-    per_particle = K + 1 + (S - 1) * moves
+    per_particle = K + 1 + (S - 1) * moves * grads_per_move(config)
     return {"x": x, "log_w": lw, "log_z": jnp.sum(incs), "log_G": log_G, "log_F": log_F, "log_r0": log_r0,
             "W": Ws, "stats": stats,
             "grads_per_particle": per_particle, "bounds": bounds, "moves": moves}
@@ -326,9 +378,26 @@ class ControlledSampler:
         return self.config["kind"]
 
     def as_population_sampler(self, num_subtrajectories: int | None = None, ess_threshold: float | None = None,
-                              mcmc_steps: int | None = None, resampling: str = "systematic") -> base.PopulationSampler:
-        """Sampling settings default to the training ones; SCLD's boundaries can be changed (S must divide K)."""
-        c = self.config
+                              mcmc_steps: int | None = None, resampling: str = "systematic",
+                              mcmc_kernel: str | None = None, mcmc_leapfrog: int | None = None,
+                              mcmc_step_size: float | None = None,
+                              mcmc_step_spread: float | None = None) -> base.PopulationSampler:
+        """Sampling settings default to the training ones; SCLD's boundaries can be changed (S must divide K), and
+        its boundary moves (mcmc_kernel "mala" / "hmc", mcmc_leapfrog, mcmc_step_spread, the initial
+        mcmc_step_size)."""
+        c = dict(self.config)
+        c.setdefault("mcmc_kernel", "mala")
+        c.setdefault("mcmc_leapfrog", 1)
+        if mcmc_kernel is not None:
+            c["mcmc_kernel"] = _kernel(mcmc_kernel)
+            if mcmc_step_size is None and mcmc_kernel != self.config.get("mcmc_kernel", "mala"):
+                c["mcmc_step_size"] = _default_step(mcmc_kernel, c["dim"])
+        if mcmc_leapfrog is not None:
+            c["mcmc_leapfrog"] = _int("mcmc_leapfrog", mcmc_leapfrog, 1)
+        if mcmc_step_size is not None:
+            c["mcmc_step_size"] = _pos("mcmc_step_size", mcmc_step_size)
+        c["mcmc_step_spread"] = _spread(c["mcmc_kernel"], c.get("mcmc_step_spread", 1.0) if mcmc_step_spread is None
+                                        else mcmc_step_spread)
         S = c["num_subtrajectories"] if num_subtrajectories is None else _int("num_subtrajectories",
                                                                              num_subtrajectories, 1)
         boundaries(c["num_steps"], S)
@@ -350,13 +419,14 @@ class ControlledSampler:
             bounds = out["bounds"]
             per_stage = np.full(S, num_particles * (bounds[1] - bounds[0]))
             per_stage[0] += num_particles  # the gradient at x_0
-            per_stage[:-1] += num_particles * moves
+            per_stage[:-1] += num_particles * moves * grads_per_move(c)
             b = betas(model, c)
             stats = {"time": jnp.asarray(bounds[1:] / K), "temperature": b[jnp.asarray(bounds[1:])],
                      **out["stats"], "n_grad": base.stage_counts(per_stage)}
             return base.Population(out["x"][idx], out["log_z"], stats, jnp.sum(stats["n_grad"]))
 
-        settings = {**c, "num_subtrajectories": S, "ess_threshold": thr, "mcmc_steps": moves, "resampling": resampling}
+        settings = {**c, "num_subtrajectories": S, "ess_threshold": thr, "mcmc_steps": moves, "resampling": resampling,
+                    "grads_per_particle": c["num_steps"] + 1 + (S - 1) * moves * grads_per_move(c)}
         return base.PopulationSampler(f"{self.kind}[{c['loss']}]", run, settings, "time")
 
     def save(self, path) -> pathlib.Path:
@@ -383,12 +453,33 @@ def _optimizer(config):
     return optax.chain(optax.clip_by_global_norm(config["grad_clip_norm"]), optax.adam(sched))
 
 
+def _kernel(name: str) -> str:
+    if name not in MCMC_KERNELS:
+        raise ValueError(f"mcmc_kernel must be one of {MCMC_KERNELS}, got {name!r}")
+    return name
+
+
+def _spread(kernel: str, spread: float) -> float:
+    spread = float(spread)
+    if not spread >= 1.0:
+        raise ValueError(f"mcmc_step_spread must be >= 1, got {spread}")
+    if spread > 1.0 and kernel != "hmc":
+        raise ValueError("mcmc_step_spread > 1 applies to mcmc_kernel='hmc' only")
+    return spread
+
+
+def _default_step(kernel: str, dim: int) -> float:
+    """Optimal-scaling orders for a unit-variance target (relative to the particle sd); adapted from there."""
+    return 0.5 / dim ** (1 / 3) if kernel == "mala" else 0.5 / dim ** 0.25
+
+
 def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_steps: int = 64,
                 num_subtrajectories: int | None = None, num_iterations: int = 1000, batch_size: int = 256,
                 learning_rate: float = 1e-3, lr_schedule: str = "cosine", seed: int = 0, sigma: float = 1.0,
                 sigma_max: float = 1.0, sigma_min: float = 0.01, diffusion_schedule: str = "cosine",
                 learn_betas: bool = True, learn_diffusion: bool = True, learn_prior: bool = False,
                 ess_threshold: float = 0.3, mcmc_steps: int | None = None, mcmc_step_size: float | None = None,
+                mcmc_kernel: str = "mala", mcmc_leapfrog: int = 1, mcmc_step_spread: float = 1.0,
                 width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0,
                 grad_clip_norm: float = 1.0, kl_gradient: str | None = None) -> dict:
     """The validated settings of `train_controlled` as its config dict."""
@@ -419,12 +510,15 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
         raise ValueError("cmcd is one trajectory without moves (num_subtrajectories=1, mcmc_steps=0); use kind='scld'")
     num_steps = _int("num_steps", num_steps, 1)
     boundaries(num_steps, num_subtrajectories)
-    if mcmc_step_size is None:  # MALA's optimal-scaling order for a unit-variance target; adapted from there
-        mcmc_step_size = 0.5 / target.dim ** (1 / 3)
+    mcmc_kernel = _kernel(mcmc_kernel)
+    if mcmc_step_size is None:
+        mcmc_step_size = _default_step(mcmc_kernel, target.dim)
     config = {
         "kind": kind, "loss": loss, "dim": target.dim, "num_steps": num_steps,
         "num_subtrajectories": num_subtrajectories, "ess_threshold": check_threshold(ess_threshold),
         "mcmc_steps": _int("mcmc_steps", mcmc_steps, 0), "mcmc_step_size": _pos("mcmc_step_size", mcmc_step_size),
+        "mcmc_kernel": mcmc_kernel, "mcmc_leapfrog": _int("mcmc_leapfrog", mcmc_leapfrog, 1),
+        "mcmc_step_spread": _spread(mcmc_kernel, mcmc_step_spread),
         "sigma": _pos("sigma", sigma), "sigma_max": _pos("sigma_max", sigma_max),
         "sigma_min": _pos("sigma_min", sigma_min),
         "diffusion_schedule": diffusion_schedule, "learn_betas": bool(learn_betas),
@@ -446,7 +540,8 @@ def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, 
     are `make_config`'s (its signature has their defaults, and it refuses unknown ones).
 
     kind: "cmcd" (one trajectory of num_steps, importance weights) or "scld" (num_subtrajectories pieces, default 4,
-      with ESS-triggered resampling below ess_threshold and mcmc_steps MALA moves, default 1, at the inner boundaries).
+      with ESS-triggered resampling below ess_threshold and mcmc_steps MALA moves, default 1, at the inner boundaries;
+      mcmc_kernel="hmc" makes them HMC moves of mcmc_leapfrog leapfrog steps each, L gradients per move).
     loss: "log_variance" (detached paths) or "kl" (reverse KL / SMC ELBO).
     kl_gradient (loss "kl"): "reparam" (default; paths reparametrised, the gradient runs through the SDE, the
       target's Hessian and the control's score input: n_hvp_train Hessian-vector products) or, for cmcd,
@@ -510,7 +605,7 @@ def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, 
     finally:
         if bar is not None:
             bar.close()
-    per_path = num_steps + 1 + (num_subtrajectories - 1) * config["mcmc_steps"]
+    per_path = num_steps + 1 + (num_subtrajectories - 1) * config["mcmc_steps"] * grads_per_move(config)
     n_grad = n_iter * bs * per_path
     config = {**config, "n_grad_train": int(n_grad),
               "n_hvp_train": int(n_grad if config["kl_gradient"] == "reparam" else 0),
