@@ -8,6 +8,10 @@ z = (estimate - exact) / SE over the R repeats (calibrated: sd in [0.8, 1.25], |
 for single populations (z_c = (log Z_c - exact) / sqrt(v_c), R x G of them).
 
     .venv/bin/python benchmarks/smc_logz_calibration.py [--repeats 100] [--groups 4] [--particles 500] [--chunk 40]
+        [--settings JSON] [--private JSON: samplax.samplers.smc switches, for probes]
+
+`bias Z` = log(mean Z_c over all populations) - exact, with its delta-method se: the bias of Z itself, without the
+log's Jensen term (about -var(log Z_c) / 2 per population).
 
 (`--chunk`: populations per vmapped call; persistent sampling stores every stage, max_stages x N x d each.)
 Measured 2026-12-05 (R = 100 x G = 4 x N = 500, defaults otherwise; z: within SE, z_b: between SE, z_c: single
@@ -60,6 +64,15 @@ After the fix (04:21-04:24 UTC, 3 min, quiet machine):
 
 (identical to the 2026-12-04 table before cross-fitting: the waste-free path is that code again). Standard SMC on
 the 50-d Gaussian (mean z -0.34, bias -0.038 se 0.008, Jensen accounts for -0.014) is still just outside: open.
+Standard SMC on the 50-d Gaussian, probes of 2026-12-05 (benchmarks/README.md, "not fixed", has the table and
+flags): Z itself is low by 0.02-0.03, not only the Jensen term; twice the sweeps (correlation_threshold 0.02) or
+the diagonal whitening leave it; with every move fixed (identity mass, step 0.4, 15 sweeps, STEP_GAIN 0; 480
+populations) bias Z is +0.004 (0.008) with a fixed schedule and -0.029 (0.008) with the adaptive one (the next
+temperature is chosen from the particles whose weights estimate its increment); the per-sweep step steering gave
+-0.020 (0.009) with a fixed schedule. Choosing the temperature ahead of the move (from the reweighted cloud before
+resampling) was tried: -0.006 (0.009) with fixed moves, but with the defaults mean z -0.330, bias -0.045 (0.010),
+sd log Z_c 0.206 (longer stages); not kept. Holding the step fixed through each stage (steered once per stage):
+mean z -0.500, bias -0.049 (0.008), bias Z -0.037 (0.008); not kept. Open.
 The earlier table (2026-12-04, before cross-fitting): waste-free sd z 1.112 / 1.154, mean -0.047 / 0.067;
 standard 0.933 / 1.118, mean 0.171 / 3.077.
 """
@@ -107,10 +120,14 @@ def calibrate(target, reference, settings, repeats, groups, n, seed, chunk):
         zw.append((est - target.log_z) / se_w)
         zb.append((est - target.log_z) / se_b)
     zc = (lz - target.log_z) / np.sqrt(v)
+    zr = np.exp(lz - target.log_z)
     act = ss["active"].astype(bool)
     return dict(zw=np.array(zw), zb=np.array(zb), zc=zc, wall=wall, stages=act.sum(1).mean(),
                 steps=ss["n_steps"][act].mean(), sd_lz=lz.std(ddof=1), se_c=np.sqrt(v).mean(),
                 bias=(lz - target.log_z).mean(), bias_se=lz.std(ddof=1) / np.sqrt(lz.size),
+                # log of the mean Z_c over all populations less the exact log Z: the bias of Z itself (the log of an
+                # unbiased Z_c has a Jensen bias of about -var / 2; averaged over R x G populations it is negligible)
+                bias_z=np.log(zr.mean()), bias_z_se=zr.std(ddof=1) / np.sqrt(zr.size) / zr.mean(),
                 grads=sum(d.attrs["n_grad_sampling"] for d in parts) / total)
 
 
@@ -124,10 +141,18 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--chunk", type=int, default=0, help="populations per vmapped call (0: all at once)")
     ap.add_argument("--settings", default="{}", help="JSON of extra smc settings for every strategy")
+    ap.add_argument("--private", default="{}", help="JSON of samplax.samplers.smc module switches for probes, "
+                    "e.g. '{\"STEP_GAIN\": 0.0}'")
     a = ap.parse_args()
+    from samplax.samplers import smc as smc_module
+    for k, v in json.loads(a.private).items():
+        if not hasattr(smc_module, k):
+            raise SystemExit(f"samplax.samplers.smc has no switch {k!r}")
+        setattr(smc_module, k, v)
     print(f"R = {a.repeats} repeats x G = {a.groups} populations x N = {a.particles} particles")
     print(f"{'model':22} {'strategy':11} {'sd z':>6} {'mean z':>7} {'sd z_b':>7} {'mean z_b':>8} {'sd z_c':>7} "
-          f"{'mean z_c':>8} {'sd logZ_c':>9} {'mean se_c':>9} {'bias':>7} {'(se)':>6} {'stages':>6} {'sweeps':>6} {'grads':>9} {'s':>6}")
+          f"{'mean z_c':>8} {'sd logZ_c':>9} {'mean se_c':>9} {'bias':>7} {'(se)':>6} {'bias Z':>7} {'(se)':>6} {'stages':>6} "
+          f"{'sweeps':>6} {'grads':>9} {'s':>6}")
     for m in a.models.split(","):
         make, ref = MODELS[m]
         target = make()
@@ -136,7 +161,7 @@ def main():
                           a.chunk)
             print(f"{m:22} {s:11} {r['zw'].std(ddof=1):6.3f} {r['zw'].mean():7.3f} {r['zb'].std(ddof=1):7.3f} "
                   f"{r['zb'].mean():8.3f} {r['zc'].std(ddof=1):7.3f} {r['zc'].mean():8.3f} {r['sd_lz']:9.4f} "
-                  f"{r['se_c']:9.4f} {r['bias']:7.3f} {r['bias_se']:6.3f} {r['stages']:6.1f} {r['steps']:6.1f} {r['grads']:9.0f} {r['wall']:6.1f}",
+                  f"{r['se_c']:9.4f} {r['bias']:7.3f} {r['bias_se']:6.3f} {r['bias_z']:7.3f} {r['bias_z_se']:6.3f} {r['stages']:6.1f} {r['steps']:6.1f} {r['grads']:9.0f} {r['wall']:6.1f}",
                   flush=True)
 
 
