@@ -72,7 +72,9 @@ temperature is chosen from the particles whose weights estimate its increment); 
 -0.020 (0.009) with a fixed schedule. Choosing the temperature ahead of the move (from the reweighted cloud before
 resampling) was tried: -0.006 (0.009) with fixed moves, but with the defaults mean z -0.330, bias -0.045 (0.010),
 sd log Z_c 0.206 (longer stages); not kept. Holding the step fixed through each stage (steered once per stage):
-mean z -0.500, bias -0.049 (0.008), bias Z -0.037 (0.008); not kept. Open.
+mean z -0.500, bias -0.049 (0.008), bias Z -0.037 (0.008); not kept. Default moves with a fixed 12-stage schedule
+(the adaptive runs' median): mean z -0.216, sd 1.091, bias Z -0.014 (0.010). Open: a schedule independent of the
+populations that use it (e.g. from a pilot run) is the candidate fix.
 The earlier table (2026-12-04, before cross-fitting): waste-free sd z 1.112 / 1.154, mean -0.047 / 0.067;
 standard 0.933 / 1.118, mean 0.171 / 3.077.
 """
