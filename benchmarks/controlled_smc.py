@@ -86,7 +86,7 @@ def main(argv=None):
     p.add_argument("--mcmc", type=int, default=None)
     p.add_argument("--sample-subtraj", type=int, default=None,
                    help="SCLD's sub-trajectories at sampling (default: the training ones; must divide --steps)")
-    p.add_argument("--sample-mcmc", type=int, default=None, help="MALA moves per inner boundary at sampling")
+    p.add_argument("--sample-mcmc", type=int, default=None, help="moves (MALA or HMC, --sample-kernel) per inner boundary at sampling")
     p.add_argument("--sample-kernel", choices=["mala", "hmc"], default=None,
                    help="SCLD's boundary moves at sampling (default: the training ones, MALA)")
     p.add_argument("--sample-leapfrog", type=int, default=None, help="leapfrog steps per HMC move at sampling")

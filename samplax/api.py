@@ -47,11 +47,10 @@ def canonical_name(sampler):
     lower = {n.lower(): n for n in chains}
     if key in lower:
         return lower[key]
-    chains, pops = _registries()
+    pops = _registries()[1]
     if sampler in pops:
         return sampler
-    lower = {n.lower(): n for n in (*chains, *pops)}
-    return lower.get(key, sampler)
+    return {n.lower(): n for n in pops}.get(key, sampler)
 
 
 def is_chain_sampler_name(name) -> bool:

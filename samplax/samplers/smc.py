@@ -71,6 +71,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from samplax.particles import base
+from samplax.particles.progress import StageProgress
 from samplax.particles.resampling import check_threshold, maybe_resample, scheme
 from samplax.particles.state import ParticleState, conditional_ess, ess, reweight
 from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, MoveSettings, cross_whitening,
@@ -372,15 +373,6 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
     return base.PopulationSampler("smc", run, settings, stage_label="temperature")
 
 
-class _Silent:
-    """A progress bar that shows nothing (the pilot run's)."""
-
-    enabled = False
-
-    def update(self, *args) -> None:
-        pass
-
-
 def run_with_pilot(parts, dim, n, st, mk, acc_target, key, max_stages, progress) -> base.Population:
     """schedule="pilot": an adaptive run on its own key fixes the temperatures; a second run, on another key,
     uses them as a fixed schedule and gives the particles and log Z. The adaptive schedule picks each temperature
@@ -390,7 +382,8 @@ def run_with_pilot(parts, dim, n, st, mk, acc_target, key, max_stages, progress)
     log-density evaluations are added to the first stage's row of stage_stats. A pilot that does not reach
     temperature 1 within max_stages leaves log Z NaN."""
     k_pilot, k_main = jax.random.split(key)
-    pilot = run_smc(tempered_strategy(parts, dim, n, st, mk, acc_target, None), k_pilot, max_stages, _Silent())
+    pilot = run_smc(tempered_strategy(parts, dim, n, st, mk, acc_target, None), k_pilot, max_stages,
+                  StageProgress(False, 0, "pilot", "temperature"))  # the pilot shows nothing
     done = pilot.stage_stats["active"]
     temps = jnp.concatenate([jnp.zeros((1,), pilot.stage_stats["temperature"].dtype),
                              jnp.where(done, pilot.stage_stats["temperature"], 1.0)])

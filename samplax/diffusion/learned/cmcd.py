@@ -201,7 +201,7 @@ def grads_per_move(config: dict) -> int:
     return mcmc_kernel(config)[1]
 
 
-def _mala(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: int):
+def _moves(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: int):
     """num_moves MCMC moves leaving gamma_k invariant, preconditioned by the weighted particle sd (diagonal).
 
     config["mcmc_kernel"] "mala" (default): MALA, the step h (relative to the sd) steered towards 0.57 acceptance
@@ -319,7 +319,7 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
         if moves > 0:
             def move(args):
                 x, lp, g, h = args
-                x, lp, g, h, rate = _mala(model, config, logdensity, km, x, lp, g, jax.nn.softmax(lw),
+                x, lp, g, h, rate = _moves(model, config, logdensity, km, x, lp, g, jax.nn.softmax(lw),
                                           (s + 1) * L, h, moves)
                 return jax.lax.stop_gradient((x, lp, g)) + (h, rate)
 
