@@ -146,6 +146,28 @@ def _fit_smc(target, spec, s, seed):
     return Fitted("smc", 0, kw, f"smc(S={stages})")
 
 
+def two_ended(stages: int, tail: float = 1e-3) -> list:
+    """Temperatures (k / h)^3 / 2 up to 1/2 over the first h = stages // 2 stages, then 1 - beta geometric from
+    1/2 down to `tail` and 1: dense at both ends. The funnel's wide end opens only as beta -> 1 (the reference
+    term (1 - beta)|x|^2 / 2 is ~250 (1 - beta) nats at v = 4), so (k / S)^3's last jump, 0.963 -> 1 at S = 80,
+    leaves it empty."""
+    h = stages // 2
+    head = (np.linspace(0.0, 1.0, h + 1) ** 3) * 0.5
+    tail_ = 1.0 - 0.5 * np.geomspace(1.0, tail / 0.5, stages - h + 1)
+    sch = np.concatenate([head[:-1], tail_])
+    sch[-1] = 1.0
+    return sch.tolist()
+
+
+def _fit_smc_tail(target, spec, s, seed):
+    # HMC (2 moves x 5 leapfrog steps, diagonal mass, samplax's jittered step) on the two-ended schedule
+    per_stage = 1 + 2 * 5
+    stages = max(2, s["budget"] // (s["pops"] * s["N"] * per_stage))
+    kw = dict(schedule=two_ended(stages), kernel="hmc", num_integration_steps=5, mass="diag", waste_free=False,
+              num_mcmc_steps=2, adapt_steps=False, reference=(0.0, spec.sigma))
+    return Fitted("smc", 0, kw, f"smc_tail(S={stages}, hmc 2 x 5)")
+
+
 def _fit_sfs(target, spec, s, seed):
     # per particle: K Euler steps x M drift draws (M up to 16, K >= 8 and >= the smallest stable K of sfs.check_step)
     per_particle = s["budget"] // (s["pops"] * s["N"])
@@ -177,7 +199,7 @@ def _fit_trained(kind, loss, per_path, **options):
 
 
 def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_kernel="mala", leapfrog=1,
-              spread=1.0):
+              spread=1.0, beta_init="cubic"):
     """SCLD trained with train_S sub-trajectories (train_moves MALA moves at each inner boundary) and sampled with
     sample_S (resampling possible after every step when sample_S = K, as the SCLD code's Funnel / Student-t configs,
     n_sub_traj 128 = num_steps) and sample_moves moves: the reference code also sets the sampling boundaries apart
@@ -197,10 +219,11 @@ def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_ker
         per_sample = K + 1 + (S_sa - 1) * moves * L
         iters = max(1, (s["budget"] - s["pops"] * s["N"] * per_sample) // (s["batch"] * per_train))
         tr = train(target, "scld", "log_variance", num_steps=K, num_subtrajectories=S_tr, mcmc_steps=train_moves,
-                   num_iterations=iters, batch_size=s["batch"], sigma=spec.sigma, seed=seed, progress=False)
-        label = f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}/{moves}]"
+                   num_iterations=iters, batch_size=s["batch"], sigma=spec.sigma, seed=seed, progress=False,
+                   beta_init=beta_init)
+        label = f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}/{moves}, beta_init={beta_init}]"
         opts = dict(num_subtrajectories=S_sa, mcmc_steps=moves)
-        if sample_kernel == "hmc":
+        if sample_kernel == "hmc" and moves:
             label = label[:-1] + f", sampled with hmc(L={L}, spread={spread:g})]"
             opts.update(mcmc_kernel="hmc", mcmc_leapfrog=L, mcmc_step_spread=spread)
         return Fitted(tr, int(tr.config["n_grad_train"]), opts, label, time.perf_counter() - t0)
@@ -209,9 +232,9 @@ def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_ker
 
 
 METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned("dds"), "sfs": _fit_sfs,
-                                "smc": _fit_smc,
+                                "smc": _fit_smc, "smc_tail": _fit_smc_tail,
                                 # K + 1 gradients per path; NETS with the PINN loss K + 1 (SCLD: see _fit_scld)
-                                "cmcd": _fit_trained("cmcd", "log_variance", lambda K: K + 1),
+                                "cmcd": _fit_trained("cmcd", "log_variance", lambda K: K + 1, beta_init="cubic"),
                                 "scld": _fit_scld(),
                                 # SCLD sampled with HMC moves (6 leapfrog steps, step spread 5) at 32 boundaries: the
                                 # same budget rule, 2 moves x 6 = 12 gradients per inner boundary at the full
@@ -221,6 +244,7 @@ METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned(
                                 # the settings of the rows before 2026-12-05 (4 sub-trajectories, 1 MALA move at
                                 # each of the 3 inner boundaries, the same at sampling): K + 4 per path
                                 "scld4": _fit_trained("scld", "log_variance", lambda K: K + 4),
+                                "scld_linear": _fit_scld(beta_init="linear"),
                                 "nets": _fit_trained("nets", "pinn", lambda K: K + 1),
                                 # NETS with a two-probe Hutchinson divergence in the PINN loss (2 JVPs per point
                                 # instead of d): the exact one took 1,130 s to train on the 10-d funnel, d x more
@@ -291,7 +315,9 @@ def _print(rows, title):
         print("| " + " | ".join(cells) + " |")
 
 
-ABLATIONS = ("scld4", "scld_hmc")  # run only when named in --methods
+# run only when named in --methods: the earlier SCLD settings, SCLD from a linear schedule, NETS with the exact
+# divergence in its PINN loss (1,130 s of training on the 10-d funnel alone, d x the network passes of nets_h)
+ABLATIONS = ("scld4", "scld_linear", "nets")
 
 
 def main(mode: str = "full", targets=STANDARD, methods=tuple(m for m in METHODS if m not in ABLATIONS)) -> None:

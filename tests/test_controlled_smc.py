@@ -189,3 +189,26 @@ def test_hmc_moves_keep_log_z_and_moments(target, spread):
         sampler.as_population_sampler(mcmc_kernel="mala", mcmc_step_spread=2.0)
     with pytest.raises(ValueError, match="mcmc_kernel must be one of"):
         sampler.as_population_sampler(mcmc_kernel="nuts")
+
+
+def test_cubic_beta_init(target):
+    """beta_init="cubic" starts the annealing at (k / K)^3 (dense near the reference, as tempered SMC's schedule in
+    benchmarks/diffusion_learned.py) and keeps the weights exact; training moves the schedule from there."""
+    from samplax.diffusion.learned.cmcd import betas
+
+    K = SMALL["num_steps"]
+    sampler = untrained(target, "scld", beta_init="cubic", **SMALL)
+    b = np.asarray(betas(sampler.model, sampler.config))
+    np.testing.assert_allclose(b, np.linspace(0.0, 1.0, K + 1) ** 3, atol=1e-12)
+    lin = np.asarray(betas(untrained(target, "scld", **SMALL).model, sampler.config))
+    np.testing.assert_allclose(lin, np.linspace(0.0, 1.0, K + 1), atol=1e-12)  # the default stays linear
+    dt = samplax.sample(target, sampler, **RUN)
+    _check_log_z(dt, "scld, cubic beta")
+    _check_moments(dt, "scld, cubic beta")
+    tr = train_controlled(target, "scld", "log_variance", progress=False, beta_init="cubic",
+                          **{**TRAIN, "num_iterations": 20})
+    assert tr.config["beta_init"] == "cubic"
+    moved = np.asarray(betas(tr.model, tr.config))
+    assert np.all(np.diff(moved) > 0) and not np.allclose(moved, b, atol=1e-4), "learn_betas left beta unchanged"
+    with pytest.raises(ValueError, match="beta_init must be one of"):
+        untrained(target, "scld", beta_init="cosine", **SMALL)

@@ -61,7 +61,17 @@ KINDS = ("cmcd", "scld")
 LOSSES = ("log_variance", "kl")
 KL_GRADIENTS = ("log_derivative", "reparam")
 SCHEDULES = ("cosine", "constant")
+# initial annealing temperatures beta_k: "linear" k / K; "cubic" (k / K)^3, dense near the reference, where
+# log(pi~ / r) changes fastest when r is much wider than pi~'s modes (GMM40-50d with r = N(0, 40^2): untrained SCLD
+# log Z error -693 linear, -1.8 cubic, benchmarks/README "Learned diffusion samplers"); as tempered SMC's
+# (k / S)^3 in benchmarks/diffusion_learned.py. The increments are learned from there when learn_betas.
+BETA_INITS = ("linear", "cubic")
 LR_SCHEDULES = ("cosine", "constant")
+# initial annealing temperatures beta_k: "linear" k / K; "cubic" (k / K)^3, dense near the reference, where
+# log(pi~ / r) changes fastest when r is much wider than pi~'s modes (GMM40-50d with r = N(0, 40^2): untrained SCLD
+# log Z error -693 linear, -1.8 cubic, benchmarks/README "Learned diffusion samplers"); as tempered SMC's
+# (k / S)^3 in benchmarks/diffusion_learned.py. The increments are learned from there when learn_betas.
+BETA_INITS = ("linear", "cubic")
 FORMAT = "samplax-controlled-smc/1"
 # beta and reference parameters are stored divided by this factor, so one Adam learning rate moves them
 # this many times faster than the network weights (both reference codes use a 10x larger rate for the schedule)
@@ -87,7 +97,18 @@ def new_model(config: dict, key) -> CMCDModel:
     dtype = jnp.dtype(config["dtype"])
     c = Control(d, key, config["width"], config["depth"], config["num_freqs"], config["clip"], config["sigma"])
     c = jax.tree.map(lambda v: v.astype(dtype) if eqx.is_inexact_array(v) else v, c)
-    return CMCDModel(c, jnp.zeros((K,), dtype), jnp.zeros((), dtype), jnp.zeros((d,), dtype), jnp.zeros((d,), dtype))
+    return CMCDModel(c, jnp.asarray(initial_beta_raw(config), dtype), jnp.zeros((), dtype), jnp.zeros((d,), dtype),
+                     jnp.zeros((d,), dtype))
+
+
+def initial_beta_raw(config: dict) -> np.ndarray:
+    """(K,) raw parameters whose softplus(SCHEDULE_LR_MULT * raw) increments give config["beta_init"]'s betas
+    (zeros, i.e. equal increments, for "linear"; configs saved before the option are linear)."""
+    K, init = config["num_steps"], config.get("beta_init", "linear")
+    if init == "linear":
+        return np.zeros(K)
+    inc = np.diff(np.linspace(0.0, 1.0, K + 1) ** 3) * K * np.log(2.0)  # mean log 2, as softplus(0)
+    return np.log(np.expm1(inc)) / SCHEDULE_LR_MULT
 
 
 def _maybe_stop(v, learn: bool):
@@ -477,8 +498,8 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
                 num_subtrajectories: int | None = None, num_iterations: int = 1000, batch_size: int = 256,
                 learning_rate: float = 1e-3, lr_schedule: str = "cosine", seed: int = 0, sigma: float = 1.0,
                 sigma_max: float = 1.0, sigma_min: float = 0.01, diffusion_schedule: str = "cosine",
-                learn_betas: bool = True, learn_diffusion: bool = True, learn_prior: bool = False,
-                ess_threshold: float = 0.3, mcmc_steps: int | None = None, mcmc_step_size: float | None = None,
+                learn_betas: bool = True, beta_init: str = "linear", learn_diffusion: bool = True,
+                learn_prior: bool = False, ess_threshold: float = 0.3, mcmc_steps: int | None = None, mcmc_step_size: float | None = None,
                 mcmc_kernel: str = "mala", mcmc_leapfrog: int = 1, mcmc_step_spread: float = 1.0,
                 width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0,
                 grad_clip_norm: float = 1.0, kl_gradient: str | None = None) -> dict:
@@ -491,6 +512,8 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
         raise ValueError(f"diffusion_schedule must be one of {SCHEDULES}, got {diffusion_schedule!r}")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if beta_init not in BETA_INITS:
+        raise ValueError(f"beta_init must be one of {BETA_INITS}, got {beta_init!r}")
     if loss != "kl" and kl_gradient is not None:
         raise ValueError(f"kl_gradient={kl_gradient!r} applies to loss='kl' only, this is loss={loss!r}")
     if loss == "kl":
@@ -522,6 +545,7 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
         "sigma": _pos("sigma", sigma), "sigma_max": _pos("sigma_max", sigma_max),
         "sigma_min": _pos("sigma_min", sigma_min),
         "diffusion_schedule": diffusion_schedule, "learn_betas": bool(learn_betas),
+        "beta_init": beta_init,
         "learn_diffusion": bool(learn_diffusion), "learn_prior": bool(learn_prior),
         "width": _int("width", width, 1), "depth": _int("depth", depth, 1),
         "num_freqs": _int("num_freqs", num_freqs, 1),
