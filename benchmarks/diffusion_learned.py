@@ -38,12 +38,17 @@ only their openings, and the SCLD code, github.com/anonymous3141/SCLD, has confi
 config is the 5-d MW554, not this 32-d ManyWell), so those columns are empty: fill them from the papers' tables
 when at hand.
 
+Tempered SMC has two rows: `smc` (10 MALA moves per temperature, diagonal mass, temperatures (k / S)^3) and
+`smc_tail` (2 HMC moves x 5 leapfrog steps on the two-ended schedule `two_ended`: (k / h)^3 / 2 up to 1/2, then
+1 - beta geometric down to 1e-3; on the funnel it fills the wide end that (k / S)^3's last jump leaves empty).
+
 SCLD (`scld`) follows the SCLD code's split of training and sampling settings (`n_sub_traj_inference`): trained
 with 16 sub-trajectories and sampled with K (resampling possible after every step, as its Funnel / Student-t
 configs) and 4 MALA moves at each inner boundary, the budget split so that sampling takes at most half; `scld4` is
-the earlier setting (4 sub-trajectories, 1 move, at training and sampling). `scld_hmc` (only when named in
---methods): the same training, sampled at 32 boundaries with 2 HMC moves of 6 leapfrog steps each (step spread 5,
-`cmcd.py`'s mcmc_step_spread), the same budget rule.
+the earlier setting (4 sub-trajectories, 1 move, at training and sampling). `scld_hmc`: the same training,
+sampled at 32 boundaries with 2 HMC moves of 6 leapfrog steps each (step spread 5, `cmcd.py`'s
+mcmc_step_spread), the same budget rule. CMCD and SCLD start their learned annealing at (k / K)^3
+(`beta_init="cubic"`, the SMC row's schedule; `scld_linear`: SCLD from the linear one).
 """
 
 from __future__ import annotations
