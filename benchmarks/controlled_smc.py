@@ -103,6 +103,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-learn-diffusion", action="store_true")
     p.add_argument("--learn-prior", action="store_true", help="learn the reference's mean and scale (SCLD's default)")
+    p.add_argument("--beta-init", choices=["linear", "cubic"], default="linear",
+                   help="the annealing schedule training starts from: k / K or (k / K)^3")
     p.add_argument("--kl-gradient", choices=["reparam", "log_derivative"], default=None,
                    help="the KL loss's gradient estimator (default reparam; log_derivative: CMCD only)")
     a = p.parse_args(argv)
@@ -113,7 +115,7 @@ def main(argv=None):
                           mcmc_steps=a.mcmc, num_iterations=a.iters, batch_size=a.batch, learning_rate=a.lr,
                           sigma=a.sigma or spec["sigma"], sigma_max=a.sigma_max or spec["sigma_max"], width=a.width,
                           seed=a.seed, learn_diffusion=not a.no_learn_diffusion, learn_prior=a.learn_prior,
-                          progress=False, **({} if a.kl_gradient is None else {"kl_gradient": a.kl_gradient}))
+                          beta_init=a.beta_init, progress=False, **({} if a.kl_gradient is None else {"kl_gradient": a.kl_gradient}))
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     sampler = tr.as_population_sampler(num_subtrajectories=a.sample_subtraj, mcmc_steps=a.sample_mcmc,
