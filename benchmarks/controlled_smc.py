@@ -115,7 +115,8 @@ def main(argv=None):
                           mcmc_steps=a.mcmc, num_iterations=a.iters, batch_size=a.batch, learning_rate=a.lr,
                           sigma=a.sigma or spec["sigma"], sigma_max=a.sigma_max or spec["sigma_max"], width=a.width,
                           seed=a.seed, learn_diffusion=not a.no_learn_diffusion, learn_prior=a.learn_prior,
-                          beta_init=a.beta_init, progress=False, **({} if a.kl_gradient is None else {"kl_gradient": a.kl_gradient}))
+                          beta_init=a.beta_init, progress=False,
+                          **({} if a.kl_gradient is None else {"kl_gradient": a.kl_gradient}))
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     sampler = tr.as_population_sampler(num_subtrajectories=a.sample_subtraj, mcmc_steps=a.sample_mcmc,

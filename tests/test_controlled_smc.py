@@ -200,7 +200,8 @@ def test_cubic_beta_init(target):
     sampler = untrained(target, "scld", beta_init="cubic", **SMALL)
     b = np.asarray(betas(sampler.model, sampler.config))
     np.testing.assert_allclose(b, np.linspace(0.0, 1.0, K + 1) ** 3, atol=1e-12)
-    lin = np.asarray(betas(untrained(target, "scld", **SMALL).model, sampler.config))
+    linear = untrained(target, "scld", **SMALL)
+    lin = np.asarray(betas(linear.model, linear.config))
     np.testing.assert_allclose(lin, np.linspace(0.0, 1.0, K + 1), atol=1e-12)  # the default stays linear
     dt = samplax.sample(target, sampler, **RUN)
     _check_log_z(dt, "scld, cubic beta")

@@ -67,11 +67,6 @@ SCHEDULES = ("cosine", "constant")
 # (k / S)^3 in benchmarks/diffusion_learned.py. The increments are learned from there when learn_betas.
 BETA_INITS = ("linear", "cubic")
 LR_SCHEDULES = ("cosine", "constant")
-# initial annealing temperatures beta_k: "linear" k / K; "cubic" (k / K)^3, dense near the reference, where
-# log(pi~ / r) changes fastest when r is much wider than pi~'s modes (GMM40-50d with r = N(0, 40^2): untrained SCLD
-# log Z error -693 linear, -1.8 cubic, benchmarks/README "Learned diffusion samplers"); as tempered SMC's
-# (k / S)^3 in benchmarks/diffusion_learned.py. The increments are learned from there when learn_betas.
-BETA_INITS = ("linear", "cubic")
 FORMAT = "samplax-controlled-smc/1"
 # beta and reference parameters are stored divided by this factor, so one Adam learning rate moves them
 # this many times faster than the network weights (both reference codes use a 10x larger rate for the schedule)
@@ -499,7 +494,8 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
                 learning_rate: float = 1e-3, lr_schedule: str = "cosine", seed: int = 0, sigma: float = 1.0,
                 sigma_max: float = 1.0, sigma_min: float = 0.01, diffusion_schedule: str = "cosine",
                 learn_betas: bool = True, beta_init: str = "linear", learn_diffusion: bool = True,
-                learn_prior: bool = False, ess_threshold: float = 0.3, mcmc_steps: int | None = None, mcmc_step_size: float | None = None,
+                learn_prior: bool = False, ess_threshold: float = 0.3, mcmc_steps: int | None = None,
+                mcmc_step_size: float | None = None,
                 mcmc_kernel: str = "mala", mcmc_leapfrog: int = 1, mcmc_step_spread: float = 1.0,
                 width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0,
                 grad_clip_norm: float = 1.0, kl_gradient: str | None = None) -> dict:
