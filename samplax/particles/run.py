@@ -114,7 +114,14 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
     # int64 totals on the host: a float32/int32 run's per-population total may exceed 2**31
     n_grad = base.total_n_grad(out.n_grad, stats)
     dt = to_population_datatree(target, particles, stats, out.log_z, n_grad, attrs, per_particle)
-    verify(dt, stacklevel=4, extra=_sampler_findings(s, target))
+    extra = _sampler_findings(s, target)
+    if attrs["estimates_log_z"]:  # an independent importance-sampling check of log Z (diagnostics.evidence_check)
+        from samplax.diagnostics.evidence_check import log_z_check
+
+        is_attrs, found = log_z_check(target, particles, float(dt.attrs["log_z"]), float(dt.attrs["log_z_se"]))
+        dt.attrs.update(is_attrs)
+        extra += found
+    verify(dt, stacklevel=4, extra=extra)
     return dt
 
 
