@@ -137,6 +137,11 @@ def _fit_learned(kind):
     return fit
 
 
+def _stages(s, per_stage: int) -> int:
+    """Temperatures that spend the whole budget on sampling at `per_stage` gradients per particle and stage."""
+    return max(2, s["budget"] // (s["pops"] * s["N"] * per_stage))
+
+
 def _fit_smc(target, spec, s, seed):
     # the whole budget as sampling: 10 MALA moves with a diagonal mass at each of S temperatures, S from the budget;
     # temperatures (k / S)^3: dense near the reference, where the log-density ratio changes fastest.
@@ -144,7 +149,7 @@ def _fit_smc(target, spec, s, seed):
     # reference N(0, 15^2) (the whitening was estimated from the particles it moved; fixed in smc_kernels by
     # cross-whitening, tests/test_smc_metric.py); the full table's SMC rows were measured with this kernel.
     per_stage = 1 + 10  # samplax's SMC counts the kernel's init at each new temperature + one gradient per MALA move
-    stages = max(2, s["budget"] // (s["pops"] * s["N"] * per_stage))
+    stages = _stages(s, per_stage)
     schedule = (np.linspace(0.0, 1.0, stages + 1) ** 3).tolist()
     kw = dict(schedule=schedule, kernel="mala", mass="diag", waste_free=False, num_mcmc_steps=10,
               adapt_steps=False, reference=(0.0, spec.sigma))
@@ -167,7 +172,7 @@ def two_ended(stages: int, tail: float = 1e-3) -> list:
 def _fit_smc_tail(target, spec, s, seed):
     # HMC (2 moves x 5 leapfrog steps, diagonal mass, samplax's jittered step) on the two-ended schedule
     per_stage = 1 + 2 * 5
-    stages = max(2, s["budget"] // (s["pops"] * s["N"] * per_stage))
+    stages = _stages(s, per_stage)
     kw = dict(schedule=two_ended(stages), kernel="hmc", num_integration_steps=5, mass="diag", waste_free=False,
               num_mcmc_steps=2, adapt_steps=False, reference=(0.0, spec.sigma))
     return Fitted("smc", 0, kw, f"smc_tail(S={stages}, hmc 2 x 5)")

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp
 
-from samplax.reference_fit import pareto_khat
+from samplax.reference_fit import Gaussian, cholesky, pareto_khat
 
 NUM_DRAWS = 4096
 WIDEN = 1.2  # proposal sd / the particles' sd
@@ -33,24 +33,13 @@ TOL = 0.05
 MAX_DIM = 100
 
 
-def importance_log_z(logdensity, particles: np.ndarray, num_draws: int = NUM_DRAWS, seed: int = 0):
-    """(log Z, its SE, Pareto k) by importance sampling from N(mean, WIDEN^2 cov) of `particles` (n, d); None when
-    the particles are too few or degenerate for a fit."""
-    x = np.asarray(particles, dtype=np.float64)
-    x = x[np.all(np.isfinite(x), axis=1)]
-    n, d = x.shape
-    if d > MAX_DIM or n < 10 * d or n < 20:
-        return None
-    mean = x.mean(axis=0)
-    cov = np.atleast_2d(np.cov(x, rowvar=False))
-    cov = cov + 1e-10 * np.trace(cov) / d * np.eye(d)
-    try:
-        chol = np.linalg.cholesky(WIDEN ** 2 * cov)
-    except np.linalg.LinAlgError:
-        return None
+def gaussian_importance_log_z(logdensity, proposal: Gaussian, num_draws: int = NUM_DRAWS, seed: int = 0):
+    """(log Z, its SE, Pareto k) of exp(logdensity) by importance sampling from `proposal`; None when the
+    log-density is NaN at a draw or -inf at all of them."""
+    d = proposal.mean.shape[0]
     z = np.random.default_rng(seed).standard_normal((num_draws, d))
-    draws = mean + z @ chol.T
-    log_q = -0.5 * np.sum(z ** 2, axis=1) - np.sum(np.log(np.diag(chol))) - 0.5 * d * math.log(2 * math.pi)
+    draws = proposal.mean + z @ proposal.chol.T
+    log_q = -0.5 * np.sum(z ** 2, axis=1) - np.sum(np.log(np.diag(proposal.chol))) - 0.5 * d * math.log(2 * math.pi)
     dtype = jnp.result_type(float)
     log_p = np.asarray(jax.jit(jax.vmap(logdensity))(jnp.asarray(draws, dtype)), dtype=np.float64)
     if np.any(np.isnan(log_p)):
@@ -62,6 +51,21 @@ def importance_log_z(logdensity, particles: np.ndarray, num_draws: int = NUM_DRA
     lz = float(logsumexp(log_w) - math.log(num_draws))
     se = float(np.sqrt(np.var(w) / num_draws) / np.mean(w))
     return lz, se, float(pareto_khat(log_w))
+
+
+def importance_log_z(logdensity, particles: np.ndarray, num_draws: int = NUM_DRAWS, seed: int = 0):
+    """`gaussian_importance_log_z` from N(mean, WIDEN^2 cov) of `particles` (n, d); None when the particles are too
+    few or degenerate for a fit."""
+    x = np.asarray(particles, dtype=np.float64)
+    x = x[np.all(np.isfinite(x), axis=1)]
+    n, d = x.shape
+    if d > MAX_DIM or n < 10 * d or n < 20:
+        return None
+    try:
+        chol = cholesky(WIDEN ** 2 * np.atleast_2d(np.cov(x, rowvar=False)))
+    except ValueError:  # a zero or non-finite covariance
+        return None
+    return gaussian_importance_log_z(logdensity, Gaussian(x.mean(axis=0), chol), num_draws, seed)
 
 
 def log_z_check(target, particles: np.ndarray, log_z: float, log_z_se: float) -> tuple[dict, list[str]]:
