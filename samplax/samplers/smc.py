@@ -33,8 +33,9 @@ standard SMC only and is refused with the others.
 Settings: schedule ("adaptive"; "pilot": the temperatures of an adaptive run on its own key, then a second run
 with them, twice the cost, for an unbiased Z (`run_with_pilot`); or increasing temperatures 0 .. 1),
 target_ess (0.5), kernel ("mala", "hmc",
-"rwm"), num_mcmc_steps (10: P for waste-free, the minimum sweeps per stage otherwise), num_integration_steps
-(hmc L, 5), step_size (None: the kernel's default, then adapted), mass ("dense" default, "diag", "identity"),
+"rwm", "autostep": HMC whose step is doubled / halved per state, samplers/autostep.py; for funnel-shaped
+intermediate distributions, ~5x HMC's gradients per sweep), num_mcmc_steps (10: P for waste-free, the minimum sweeps per stage otherwise), num_integration_steps
+(hmc / autostep L, 5), step_size (None: the kernel's default, then adapted), mass ("dense" default, "diag", "identity"),
 target_acceptance (None: the kernel's), resampling ("systematic"), ess_threshold (None), waste_free (None),
 persistent (False), max_stages (200), adapt_steps (True; False: exactly num_mcmc_steps sweeps, or P states
 one sweep apart), max_mcmc_steps (100: sweeps per stage and chain at most), correlation_threshold (0.1: the
@@ -350,6 +351,9 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
                     max_stages=max_stages if temps is None else temps.size - 1, adapt_steps=adapt_steps,
                     max_mcmc_steps=max_mcmc_steps, correlation_threshold=correlation_threshold, reference=reference)
     mk = make_kernel(kernel, num_integration_steps)
+    if kernel == "autostep" and target_acceptance is not None:
+        raise ValueError("target_acceptance is not used with kernel='autostep' (its base step follows the steps the "
+                         "move picks per state, not an acceptance rate): leave it None")
     acc_target = TARGET_ACCEPTANCE[kernel] if target_acceptance is None else float(target_acceptance)
 
     def run(model, key, num_particles, progress):
@@ -485,7 +489,7 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
         info = StageInfo(
             temperature=beta_new, ess=ess_now, log_z_increment=ps.log_z - state.log_z, log_z_var_increment=var_inc,
             acceptance_rate=mi.acceptance_rate, resampled=resampled,
-            n_grad=n_chains * (mk.grads_init + sweeps * mk.grads_step),
+            n_grad=n_chains * mk.grads_init + mi.n_grad,
             n_logdensity=n_chains * (mk.logd_init + sweeps * mk.logd_step) + n, n_nonfinite=bad,
             step_size=jnp.exp(state.log_step), n_steps=sweeps, rho=mi.rho, correlation=mi.correlation,
             active=jnp.array(True))

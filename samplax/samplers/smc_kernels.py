@@ -49,6 +49,13 @@ trajectory (x -> -x on a Gaussian) that barely changes a particle's radius: on a
 populations stayed under-dispersed (variance 0.89 instead of 1) and log Z came out biased *upwards* by
 +2.5 (se 0.3) at N = 512, which an unbiased estimator of Z cannot do; with the jitter, variance 0.99 and
 no upward bias. tests/test_smc.py keeps that case.
+
+`kernel="autostep"` (samplers/autostep.py): HMC with L steps whose step is doubled or halved per state from the
+(jittered) shared base step, so the neck and the mouth of a funnel each get their own. Its cost varies: each
+sweep counts the gradients the moves really made (MoveInfo.n_grad; ~5 L per move where the base step fits).
+The base step is steered so that the mean chosen log2 factor is 0 (the acceptance rate says nothing about it:
+the move shrinks a step that is too large by itself). On posteriordb's blr it removes the ~3-nat log Z error of
+the default moves (benchmarks/README.md, "AutoStep moves").
 """
 
 from __future__ import annotations
@@ -60,16 +67,20 @@ import jax
 import jax.numpy as jnp
 from blackjax.mcmc import hmc, mala, random_walk
 
-KERNELS = ("rwm", "mala", "hmc")
-# acceptance each kernel's step size is steered towards (Roberts & Rosenthal: 0.234 RWM, 0.574 MALA; HMC ~0.65)
-TARGET_ACCEPTANCE = {"rwm": 0.3, "mala": 0.57, "hmc": 0.7}
+from samplax.samplers import autostep
+
+KERNELS = ("rwm", "mala", "hmc", "autostep")
+# acceptance each kernel's step size is steered towards (Roberts & Rosenthal: 0.234 RWM, 0.574 MALA; HMC ~0.65;
+# autostep's base step follows the steps its moves pick instead, MoveKernel.log_of: the entry is not used)
+TARGET_ACCEPTANCE = {"rwm": 0.3, "mala": 0.57, "hmc": 0.7, "autostep": 0.7}
 
 
 @dataclasses.dataclass(frozen=True)
 class MoveKernel:
     """`init(x, logdensity)`, `step(key, state, logdensity, step_size)` with counts of the work each does.
 
-    grads_init / grads_step: gradient evaluations per particle at init / per MCMC step;
+    grads_init / grads_step: gradient evaluations per particle at init / per MCMC step (grads_of(info): the
+    step's own count per particle, for kernels whose cost varies, autostep; grads_step is then its minimum);
     logd_init / logd_step: log-density evaluations made *without* a gradient (random walk).
     """
 
@@ -81,10 +92,21 @@ class MoveKernel:
     logd_init: int
     logd_step: int
     jitter: float = 0.0  # step ~ U[1 - jitter, 1 + jitter] x step size, per particle and sweep
+    grads_of: callable = None
+    # log_of(info): per particle, the log of the step the move itself chose over the base step it was given
+    # (autostep: j log 2); the base step then follows their mean instead of the acceptance rate
+    log_of: callable = None
 
     def initial_step_size(self, dim: int) -> float:
         # optimal-scaling orders in d for unit-variance targets; adaptation takes it from there
-        return {"rwm": 2.38 / dim ** 0.5, "mala": 0.5 / dim ** (1 / 3), "hmc": 0.5 / dim ** 0.25}[self.name]
+        return {"rwm": 2.38 / dim ** 0.5, "mala": 0.5 / dim ** (1 / 3), "hmc": 0.5 / dim ** 0.25,
+                "autostep": 0.5 / dim ** 0.25}[self.name]
+
+    def step_grads(self, info, n: int):
+        """Gradients of one sweep over n particles."""
+        if self.grads_of is None:
+            return jnp.asarray(n * self.grads_step, jnp.int32)
+        return jnp.sum(self.grads_of(info)).astype(jnp.int32)
 
 
 def make_kernel(name: str, num_integration_steps: int = 5) -> MoveKernel:
@@ -106,6 +128,13 @@ def make_kernel(name: str, num_integration_steps: int = 5) -> MoveKernel:
             return kern(key, state, logdensity, step_size, jnp.ones_like(state.position), L)
 
         return MoveKernel("hmc", hmc.init, step, 1, L, 0, 0, jitter=0.5)
+    if name == "autostep":
+        kern = autostep.build_kernel(num_integration_steps)
+        L = int(num_integration_steps)
+        # the base step is jittered as HMC's (same near-periodicity); the move doubles / halves it per state
+        return MoveKernel("autostep", autostep.init, kern, 1, 3 * L, 0, 0, jitter=0.5,
+                          grads_of=lambda info: info.n_grad,
+                          log_of=lambda info: info.step_index.astype(info.acceptance_rate.dtype) * jnp.log(2.0))
     raise ValueError(f"kernel must be one of {KERNELS}, got {name!r}")
 
 
@@ -198,6 +227,7 @@ class MoveInfo(NamedTuple):
     n_steps: jax.Array  # sweeps made (per chain)
     rho: jax.Array  # estimated lag-1 autocorrelation, max over whitened coordinates
     correlation: jax.Array  # last state vs start: rho ** n_steps, or (ms.measured) the measured start_correlation
+    n_grad: jax.Array  # gradient evaluations of the sweeps, all chains (not the kernel's init)
 
 
 class _MoveCarry(NamedTuple):
@@ -212,6 +242,7 @@ class _MoveCarry(NamedTuple):
     kept: jax.Array  # states kept so far (waste-free)
     since: jax.Array  # sweeps since the last kept state
     start_corr: jax.Array  # measured correlation of the current states with the starts (ms.measured; 1 before)
+    n_grad: jax.Array  # gradients of the sweeps so far, all chains
 
 
 def _needed(rho, threshold, cap):
@@ -271,7 +302,7 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
     path = jnp.zeros((n, P, d), dtype).at[:, 0].set(z0) if P else jnp.zeros((1,), dtype)
     carry = _MoveCarry(key, states, jnp.asarray(log_step, dtype), jnp.array(0), jnp.zeros((d + 1,), dtype),
                        jnp.zeros((d + 1,), dtype), jnp.zeros((), dtype), path, jnp.array(1), jnp.array(0),
-                       jnp.ones((), dtype))
+                       jnp.ones((), dtype), jnp.zeros((), jnp.int32))
     start = _track(states)
 
     def rho_of(c):
@@ -314,10 +345,14 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
         jump = jnp.where(ok[:, None], stat_new - stat_old, 0.0)
         m = jnp.sum(jnp.where(ok[:, None], stat_new, 0.0), axis=0) / jnp.maximum(jnp.sum(ok), 1)
         var = jnp.sum(jnp.where(ok[:, None], (stat_new - m) ** 2, 0.0), axis=0)
-        c = c._replace(key=key, states=new, log_step=c.log_step + ms.gain * (acc - ms.acc_target),
+        if kernel.log_of is None:
+            log_step = c.log_step + ms.gain * (acc - ms.acc_target)
+        else:
+            log_step = c.log_step + 0.5 * jnp.mean(kernel.log_of(info))
+        c = c._replace(key=key, states=new, log_step=log_step,
                        sweeps=c.sweeps + 1, sq_jump=c.sq_jump + jnp.sum(jump ** 2, axis=0),
                        var_sum=c.var_sum + var, acc_sum=c.acc_sum + acc,
-                       since=c.since + 1)
+                       since=c.since + 1, n_grad=c.n_grad + kernel.step_grads(info, n))
         if ms.measured:
             c = c._replace(start_corr=start_correlation(start, stat_new))
         if P:
@@ -330,7 +365,7 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
     c = jax.lax.while_loop(cond, body, carry)
     rho = rho_of(c)
     info = MoveInfo(c.acc_sum / jnp.maximum(c.sweeps, 1), c.log_step, c.sweeps, rho,
-                    c.start_corr if ms.measured else rho ** c.sweeps)
+                    c.start_corr if ms.measured else rho ** c.sweeps, c.n_grad)
     if P:
         out = jax.vmap(lambda zs, g: jax.vmap(lambda z: to_x_row(z, g))(zs))(c.path, groups)
     else:

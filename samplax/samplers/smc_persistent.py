@@ -210,7 +210,7 @@ def persistent_strategy(parts, dim, n, st, mk, acc_target, temps, families: str 
         info = StageInfo(
             temperature=beta, ess=ess_now, log_z_increment=lz - b.log_zs[t],
             log_z_var_increment=jnp.zeros((), lz.dtype),  # the whole variance is set at the end (log_z_var)
-            acceptance_rate=mi.acceptance_rate, resampled=True, n_grad=n * (mk.grads_init + sweeps * mk.grads_step),
+            acceptance_rate=mi.acceptance_rate, resampled=True, n_grad=n * mk.grads_init + mi.n_grad,
             n_logdensity=n * (mk.logd_init + sweeps * mk.logd_step) + n, n_nonfinite=bad,
             step_size=jnp.exp(state.log_step), n_steps=sweeps, rho=mi.rho, correlation=mi.correlation,
             active=jnp.array(True))
