@@ -85,8 +85,8 @@ def log_z_check(target, particles: np.ndarray, log_z: float, log_z_se: float) ->
         return attrs, [f"log Z {log_z:.3f} +- {log_z_se:.3f} disagrees with an independent importance-sampling "
                        f"estimate {lz_is:.3f} +- {se_is:.3f} ({NUM_DRAWS} draws from a Gaussian fitted to the final "
                        f"particles, Pareto k {k:.2f}): the particles lagged the intermediate distributions, so log Z "
-                       "is biased even where the final particles look right; for SMC use kernel='autostep' (HMC whose step "
-                       "adapts to each state: funnel-shaped intermediate distributions) or more moves per stage "
-                       "(kernel='hmc', a higher target_ess), or temper from a reference closer to the posterior "
-                       "(reference='auto')."]
+                       "is biased even where the final particles look right; for SMC use kernel='autostep' (HMC "
+                       "whose step adapts to each state: funnel-shaped intermediate distributions) or more moves "
+                       "per stage (kernel='hmc', a higher target_ess), or temper from a reference closer to the "
+                       "posterior (reference='auto')."]
     return attrs, []

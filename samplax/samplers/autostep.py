@@ -16,11 +16,11 @@ and accept with probability min(1, exp(-dH)) only when it picks the same j (othe
 ran past max_search doublings, reject). The selection is a deterministic function of (x, p, a, b) and the
 proposal map an involution given j, so the move keeps the target invariant for any h.
 
-This is blackjax's `blackjax.mcmc.composed.step_size` kernel (0.x "gist_step_size") rebuilt from its public
-pieces (integrators, trajectory, metrics, safe_energy_diff) so that each move reports the gradients it made:
-every trial trajectory of both searches plus the proposal, L gradients each. blackjax's kernel does not report
-the search's cost. tests/test_autostep.py checks that this kernel and blackjax's give the same draws from the
-same key, and that the counts are exact.
+This is blackjax's `blackjax.mcmc.composed.step_size` kernel (formerly `blackjax.mcmc.gist_step_size`) rebuilt
+from its public pieces (integrators, trajectory, metrics, safe_energy_diff) so that each move reports the
+gradients it made: every trial trajectory of both searches plus the proposal, L gradients each. blackjax's kernel
+does not report the searches' cost. tests/test_autostep.py checks that this kernel and blackjax's give the same
+draws from the same key, and that the counts are exact.
 """
 
 from __future__ import annotations

@@ -32,10 +32,10 @@ standard SMC only and is refused with the others.
 
 Settings: schedule ("adaptive"; "pilot": the temperatures of an adaptive run on its own key, then a second run
 with them, twice the cost, for an unbiased Z (`run_with_pilot`); or increasing temperatures 0 .. 1),
-target_ess (0.5), kernel ("mala", "hmc",
-"rwm", "autostep": HMC whose step is doubled / halved per state, samplers/autostep.py; for funnel-shaped
-intermediate distributions, ~5x HMC's gradients per sweep), num_mcmc_steps (10: P for waste-free, the minimum sweeps per stage otherwise), num_integration_steps
-(hmc / autostep L, 5), step_size (None: the kernel's default, then adapted), mass ("dense" default, "diag", "identity"),
+target_ess (0.5), kernel ("mala", "hmc", "rwm", "autostep": HMC whose step is doubled / halved per state,
+samplers/autostep.py, for funnel-shaped intermediate distributions, ~5x HMC's gradients per sweep), num_mcmc_steps
+(10: P for waste-free, the minimum sweeps per stage otherwise), num_integration_steps (hmc / autostep L, 5),
+step_size (None: the kernel's default, then adapted), mass ("dense" default, "diag", "identity"),
 target_acceptance (None: the kernel's), resampling ("systematic"), ess_threshold (None), waste_free (None),
 persistent (False), max_stages (200), adapt_steps (True; False: exactly num_mcmc_steps sweeps, or P states
 one sweep apart), max_mcmc_steps (100: sweeps per stage and chain at most), correlation_threshold (0.1: the
