@@ -4,6 +4,7 @@ dense-mass setting with few fixed sweeps (biased log Z) is warned by name.
 
 The statistical calibration (100 x 4 populations, exact log Z) is benchmarks/smc_logz_calibration.py."""
 
+import math
 import warnings
 
 import jax
@@ -95,3 +96,21 @@ def test_waste_free_dense_mala_with_fixed_spacing_is_warned_by_name():
         smc(mass="dense", adapt_steps=False, num_mcmc_steps=10, kernel="hmc")
         smc(mass="diag", adapt_steps=False, num_mcmc_steps=10)
         smc(mass="dense")  # the default: adaptive spacing
+
+
+def test_waste_free_correlation_is_between_kept_states():
+    """Waste-free (keep P states): stage_stats["correlation"] is rho ** spacing, the correlation of consecutive kept
+    states, not rho ** (all sweeps of the stage), which reads ~0 whatever the spacing."""
+    n, d, P = 400, 3, 10
+    x = jax.random.normal(jax.random.PRNGKey(0), (n, d)) * jnp.array([1.0, 3.0, 0.3])
+
+    def logd(z):
+        return -0.5 * jnp.sum((z / jnp.array([1.0, 3.0, 0.3])) ** 2)
+
+    white = whitening(x, jnp.zeros(n), "identity")  # badly scaled on purpose: rho is high, spacing > 1
+    ms = MoveSettings(P, 1, 100, True, 0.1, 0.57, 1.0)
+    _, info = move(make_kernel("mala"), jax.random.PRNGKey(1), x, logd, white, jnp.log(0.3), ms)
+    rho, corr, sweeps = float(info.rho), float(info.correlation), int(info.n_steps)
+    k = math.log(corr) / math.log(rho)  # the spacing it reports
+    assert abs(k - round(k)) < 1e-6 and 1 <= round(k) <= 100 // (P - 1), (rho, corr, k)
+    assert corr > rho ** sweeps, (corr, rho ** sweeps)  # not the all-sweeps power (old: k = sweeps = 99)

@@ -57,7 +57,8 @@ sweep, all chains; 0 for rwm), n_logdensity (log-density evaluations without a g
 the moved particles, every random-walk proposal; stage 0 also counts the prior draws), n_nonfinite (NaN / +inf
 log-likelihoods at particles; stage 0 includes the prior draws), step_size (at the stage's first sweep),
 n_steps (sweeps per chain), rho (estimated lag-1 autocorrelation, max over whitened coordinates), correlation
-(rho ** n_steps; standard SMC: the measured start-to-end correlation), active (rows of the max_stages buffer
+(waste-free: rho ** spacing, between consecutive kept states; standard SMC: the measured start-to-end
+correlation; persistent: rho ** n_steps), active (rows of the max_stages buffer
 really used).
 """
 

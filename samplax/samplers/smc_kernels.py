@@ -226,7 +226,9 @@ class MoveInfo(NamedTuple):
     log_step: jax.Array  # log step size after the last sweep
     n_steps: jax.Array  # sweeps made (per chain)
     rho: jax.Array  # estimated lag-1 autocorrelation, max over whitened coordinates
-    correlation: jax.Array  # last state vs start: rho ** n_steps, or (ms.measured) the measured start_correlation
+    # last state vs start: rho ** n_steps, or (ms.measured) the measured start_correlation; waste-free (keep > 0):
+    # consecutive kept states, rho ** (their final spacing)
+    correlation: jax.Array
     n_grad: jax.Array  # gradient evaluations of the sweeps, all chains (not the kernel's init)
 
 
@@ -365,7 +367,7 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
     c = jax.lax.while_loop(cond, body, carry)
     rho = rho_of(c)
     info = MoveInfo(c.acc_sum / jnp.maximum(c.sweeps, 1), c.log_step, c.sweeps, rho,
-                    c.start_corr if ms.measured else rho ** c.sweeps, c.n_grad)
+                    c.start_corr if ms.measured else rho ** (spacing(c) if P else c.sweeps), c.n_grad)
     if P:
         out = jax.vmap(lambda zs, g: jax.vmap(lambda z: to_x_row(z, g))(zs))(c.path, groups)
     else:
