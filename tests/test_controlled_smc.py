@@ -191,6 +191,28 @@ def test_hmc_moves_keep_log_z_and_moments(target, spread):
         sampler.as_population_sampler(mcmc_kernel="nuts")
 
 
+def test_autostep_moves_keep_log_z_and_moments_and_count(target):
+    """SCLD sampled with AutoStep boundary moves (mcmc_kernel="autostep", L = 3: HMC whose step is doubled or halved
+    per state) keeps log Z unbiased and the moments right for a random control; the run's gradient count is the
+    moves' own (at least 3 L per move, varying) plus the path's, and training refuses the kernel."""
+    from samplax.diffusion.learned.cmcd import make_config
+
+    sampler = _random_model(untrained(target, "scld", **SMALL), jax.random.PRNGKey(6))
+    K, m, L = SMALL["num_steps"], 2, 3
+    ps = sampler.as_population_sampler(num_subtrajectories=K, mcmc_steps=m, mcmc_kernel="autostep", mcmc_leapfrog=L)
+    assert ps.settings["mcmc_kernel"] == "autostep" and ps.settings["grads_per_particle"] is None
+    dt = samplax.sample(target, ps, **RUN)
+    _check_log_z(dt, "scld sampled with autostep")
+    _check_moments(dt, "scld sampled with autostep")
+    n = RUN["num_chains"] * RUN["num_particles"]
+    moves = dt.stage_stats["n_grad"].values[:, :-1].sum() - n * K  # minus the path's gradients (and x_0's)
+    per_move = (moves - n * (K - 1)) / (n * (K - 1) * m)  # minus the re-evaluation after each boundary's moves
+    assert 3 * L <= per_move < 10 * L, per_move
+    assert int(dt.attrs["n_grad_sampling"]) == int(dt.stage_stats["n_grad"].values.sum())
+    with pytest.raises(ValueError, match="for sampling only"):
+        make_config(target, "scld", mcmc_kernel="autostep")
+
+
 def test_cubic_beta_init(target):
     """beta_init="cubic" starts the annealing at (k / K)^3 (dense near the reference, as tempered SMC's schedule in
     benchmarks/diffusion_learned.py) and keeps the weights exact; training moves the schedule from there."""

@@ -19,7 +19,8 @@ SCLD (Chen, Richter, Berner, Blessing, Neumann & Anandkumar 2025, arXiv 2412.070
 sub-trajectories and runs an SMC sampler over the boundaries k_s = s K / S: the sub-trajectory's incremental weight
     log G_s = gamma_{k_{s+1}}(x_end) - gamma_{k_s}(x_start) + sum_{k in s} [log B_k - log F_k]
 reweights the particles, which are resampled when the ESS falls below a threshold and moved by MALA steps (or HMC
-moves, mcmc_kernel="hmc", with L leapfrog steps and optionally a widely spread random step) that leave
+moves, mcmc_kernel="hmc", with L leapfrog steps and optionally a widely spread random step; or, when sampling only,
+AutoStep HMC moves whose step is doubled or halved per state, mcmc_kernel="autostep") that leave
 gamma_{k_{s+1}} invariant; log Z is the sum of the SMC increments log sum_i W_i G_s,i. S = 1 without moves is CMCD.
 
 Training, as in both papers' code (DenisBless/variational_sampling_methods, anonymous3141/SCLD): the log-variance
@@ -73,7 +74,7 @@ FORMAT = "samplax-controlled-smc/1"
 SCHEDULE_LR_MULT = 10.0
 MALA_TARGET_ACCEPTANCE = 0.57
 HMC_TARGET_ACCEPTANCE = 0.65
-MCMC_KERNELS = ("mala", "hmc")
+MCMC_KERNELS = ("mala", "hmc", "autostep")  # autostep: sampling only (as_population_sampler), see _moves
 HMC_JITTER = 0.5  # each particle and move draws its step in [1 - j, 1 + j] x h (as samplax.samplers.smc_kernels)
 
 
@@ -209,12 +210,14 @@ def _segment(model, config, logdensity, key, x, lp, g, k0: int, L: int, detach: 
 def mcmc_kernel(config: dict) -> tuple[str, int]:
     """(kernel, leapfrog steps L) of the boundary moves; configs written before the HMC option are MALA."""
     kern = config.get("mcmc_kernel", "mala")
-    return kern, (int(config.get("mcmc_leapfrog", 1)) if kern == "hmc" else 1)
+    return kern, (int(config.get("mcmc_leapfrog", 1)) if kern in ("hmc", "autostep") else 1)
 
 
-def grads_per_move(config: dict) -> int:
-    """Target gradient evaluations per particle of one boundary move: 1 for MALA, L for HMC."""
-    return mcmc_kernel(config)[1]
+def grads_per_move(config: dict) -> int | None:
+    """Target gradient evaluations per particle of one boundary move: 1 for MALA, L for HMC; None for autostep,
+    whose moves count their own (each move's searches vary)."""
+    kern, L = mcmc_kernel(config)
+    return None if kern == "autostep" else L
 
 
 def _moves(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: int):
@@ -226,8 +229,9 @@ def _moves(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: in
     the near-periodic trajectories of a fixed step), mass diag(1 / sd^2), h steered towards 0.65 acceptance.
     config["mcmc_step_spread"] = R > 1 (HMC): eps_i log-uniform in [h / R, h R] instead, so that some particles
     take steps small enough for a narrow region (a funnel's neck, where one shared step is rejected every time)
-    and some large enough for a wide one; still a state-independent step, so still invariant.
-    Returns (x, lp, g, h, acceptance)."""
+    and some large enough for a wide one; still a state-independent step, so still invariant. "autostep"
+    (sampling only): HMC with L leapfrog steps whose step is doubled or halved per state (_autostep_moves).
+    Returns (x, lp, g, h, acceptance, gradients of all particles' moves)."""
     kern, L = mcmc_kernel(config)
     spread = float(config.get("mcmc_step_spread", 1.0))
     b = betas(model, config)[k]
@@ -288,9 +292,45 @@ def _moves(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: in
         rate = jnp.mean(acc.astype(x.dtype))
         return (x, lp, g, h * jnp.exp(2.0 * (rate - target_rate)), rate), None
 
+    if kern == "autostep":
+        return _autostep_moves(logdensity, key, x, lp, g, h, num_moves, L, c, logg, score)
     sweep = hmc_sweep if kern == "hmc" else mala_sweep
     (x, lp, g, h, rate), _ = jax.lax.scan(sweep, (x, lp, g, h, jnp.zeros((), x.dtype)), jnp.arange(num_moves))
-    return x, lp, g, h, rate
+    return x, lp, g, h, rate, jnp.asarray(x.shape[0] * num_moves * L, jnp.int32)
+
+
+def _autostep_moves(logdensity, key, x, lp, g, h, num_moves: int, L: int, c, logg, score):
+    """num_moves AutoStep moves (samplax.samplers.autostep: HMC whose step h U, U ~ U[0.5, 1.5], is doubled or halved
+    per state) in the coordinates z = x / c; h then follows the mean chosen log2 factor, as SMC's. The target's
+    log-density and gradient at the final states are evaluated again (n gradients, counted). Returns (x, lp, g, h,
+    acceptance, gradients of all particles)."""
+    from blackjax.mcmc.hmc import HMCState
+
+    from samplax.samplers import autostep
+
+    kern = autostep.build_kernel(L)
+    n = x.shape[0]
+
+    def f(z):  # one particle's gamma_k in z
+        y = c * z
+        return logg(y[None], logdensity(y)[None])[0]
+
+    st = HMCState(x / c, logg(x, lp), c * score(x, g))  # the kernel's state, built from what the particles carry
+
+    def sweep(carry, i):
+        st, h, acc, ng = carry
+        kk, ke = jax.random.split(jax.random.fold_in(key, i))
+        eps = h * jax.random.uniform(ke, (n,), x.dtype, 1.0 - HMC_JITTER, 1.0 + HMC_JITTER)
+        st, info = jax.vmap(lambda k, s, e: kern(k, s, f, e))(jax.random.split(kk, n), st, eps)
+        h = h * 2.0 ** (0.5 * jnp.mean(info.step_index.astype(x.dtype)))
+        acc = acc + jnp.mean(info.is_accepted.astype(x.dtype))
+        return (st, h, acc, ng + jnp.sum(info.n_grad).astype(jnp.int32)), None
+
+    zero_i = jnp.zeros((), jnp.int32)
+    (st, h, acc, ng), _ = jax.lax.scan(sweep, (st, h, jnp.zeros((), x.dtype), zero_i), jnp.arange(num_moves))
+    x = c * st.position
+    lp, g = jax.vmap(jax.value_and_grad(logdensity))(x)
+    return x, lp, g, h, acc / max(num_moves, 1), (ng + n).astype(jnp.int32)
 
 
 def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtrajectories: int | None = None,
@@ -335,18 +375,21 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
         if moves > 0:
             def move(args):
                 x, lp, g, h = args
-                x, lp, g, h, rate = _moves(model, config, logdensity, km, x, lp, g, jax.nn.softmax(lw),
-                                          (s + 1) * L, h, moves)
-                return jax.lax.stop_gradient((x, lp, g)) + (h, rate)
+                x, lp, g, h, rate, ng = _moves(model, config, logdensity, km, x, lp, g, jax.nn.softmax(lw),
+                                              (s + 1) * L, h, moves)
+                return jax.lax.stop_gradient((x, lp, g)) + (h, rate, ng)
 
-            x, lp, g, h, rate = jax.lax.cond(inner, move, lambda a: a + (nan,), (x, lp, g, h))
+            x, lp, g, h, rate, ng = jax.lax.cond(inner, move, lambda a: a + (nan, jnp.zeros((), jnp.int32)),
+                                                 (x, lp, g, h))
         else:
-            rate = nan
-        row = {"ess": e, "log_z_increment": jax.lax.stop_gradient(inc), "resampled": do, "acceptance_rate": rate}
+            rate, ng = nan, jnp.zeros((), jnp.int32)
+        row = {"ess": e, "log_z_increment": jax.lax.stop_gradient(inc), "resampled": do, "acceptance_rate": rate,
+               "n_grad_moves": ng}
         return (x, lp, g, lw, h), (G, logF, W, inc, row)
 
     (x, lp, g, lw, h), (log_G, log_F, Ws, incs, stats) = jax.lax.scan(seg, (x, lp, g, lw, h), jnp.arange(S))
-    per_particle = K + 1 + (S - 1) * moves * grads_per_move(config)
+    gm = grads_per_move(config)
+    per_particle = None if gm is None else K + 1 + (S - 1) * moves * gm  # autostep: stats["n_grad_moves"]
     return {"x": x, "log_w": lw, "log_z": jnp.sum(incs), "log_G": log_G, "log_F": log_F, "log_r0": log_r0,
             "W": Ws, "stats": stats,
             "grads_per_particle": per_particle, "bounds": bounds, "moves": moves}
@@ -399,8 +442,9 @@ class ControlledSampler:
                               mcmc_step_size: float | None = None,
                               mcmc_step_spread: float | None = None) -> base.PopulationSampler:
         """Sampling settings default to the training ones; SCLD's boundaries can be changed (S must divide K), and
-        its boundary moves (mcmc_kernel "mala" / "hmc", mcmc_leapfrog, mcmc_step_spread, the initial
-        mcmc_step_size)."""
+        its boundary moves (mcmc_kernel "mala" / "hmc" / "autostep", mcmc_leapfrog, mcmc_step_spread, the initial
+        mcmc_step_size). With "autostep" the moves count their own gradients (stage_stats n_grad) and
+        settings["grads_per_particle"] is None."""
         c = dict(self.config)
         c.setdefault("mcmc_kernel", "mala")
         c.setdefault("mcmc_leapfrog", 1)
@@ -435,14 +479,15 @@ class ControlledSampler:
             bounds = out["bounds"]
             per_stage = np.full(S, num_particles * (bounds[1] - bounds[0]))
             per_stage[0] += num_particles  # the gradient at x_0
-            per_stage[:-1] += num_particles * moves * grads_per_move(c)
+            moved = out["stats"].pop("n_grad_moves")  # (S,) the moves' own counts, all particles (0 at the end)
             b = betas(model, c)
             stats = {"time": jnp.asarray(bounds[1:] / K), "temperature": b[jnp.asarray(bounds[1:])],
-                     **out["stats"], "n_grad": base.stage_counts(per_stage)}
+                     **out["stats"], "n_grad": base.stage_counts(per_stage) + moved}
             return base.Population(out["x"][idx], out["log_z"], stats, jnp.sum(stats["n_grad"]))
 
+        gm = grads_per_move(c)  # None for autostep: its moves count their own gradients (stage_stats n_grad)
         settings = {**c, "num_subtrajectories": S, "ess_threshold": thr, "mcmc_steps": moves, "resampling": resampling,
-                    "grads_per_particle": c["num_steps"] + 1 + (S - 1) * moves * grads_per_move(c)}
+                    "grads_per_particle": None if gm is None else c["num_steps"] + 1 + (S - 1) * moves * gm}
         return base.PopulationSampler(f"{self.kind}[{c['loss']}]", run, settings, "time")
 
     def save(self, path) -> pathlib.Path:
@@ -530,6 +575,10 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
     num_steps = _int("num_steps", num_steps, 1)
     boundaries(num_steps, num_subtrajectories)
     mcmc_kernel = _kernel(mcmc_kernel)
+    if mcmc_kernel == "autostep":
+        raise ValueError("mcmc_kernel='autostep' is for sampling only (trained.as_population_sampler(mcmc_kernel="
+                         "'autostep')): training's gradient budget is counted per path in advance, and autostep's "
+                         "moves vary in cost; train with 'mala' or 'hmc'")
     if mcmc_step_size is None:
         mcmc_step_size = _default_step(mcmc_kernel, target.dim)
     config = {
