@@ -34,6 +34,7 @@ from blackjax.mcmc.integrators import IntegratorState
 from blackjax.mcmc.proposal import safe_energy_diff
 
 MAX_SEARCH = 10  # doublings / halvings per search (blackjax's default); past it the move is rejected
+BASE_STEP_GAIN = 0.5  # after each sweep the base step moves by 2^(BASE_STEP_GAIN x the mean chosen j)
 
 init = hmc.init
 
@@ -44,6 +45,14 @@ class AutoStepInfo(NamedTuple):
     step_index: jax.Array  # j: the step used was h 2^j
     reversible: jax.Array  # the search at the proposal picked the same j, and neither search was exhausted
     n_grad: jax.Array  # gradient evaluations of this move: L x (forward trials + proposal + reverse trials)
+
+
+def log_step_change(info: AutoStepInfo):
+    """The change of the log base step after a sweep (info batched over particles): the base step follows the steps
+    the moves chose, not an acceptance rate (the move shrinks a step that is too large by itself; steered towards an
+    acceptance rate, SMC's base step ran away to 580 on blr). Used by SMC's and SCLD's moves."""
+    j = info.step_index.astype(info.acceptance_rate.dtype)
+    return BASE_STEP_GAIN * jnp.mean(j * jnp.log(2.0))
 
 
 def _selector(build, L: int, max_search: int):

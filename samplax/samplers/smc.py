@@ -352,10 +352,10 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
                     max_stages=max_stages if temps is None else temps.size - 1, adapt_steps=adapt_steps,
                     max_mcmc_steps=max_mcmc_steps, correlation_threshold=correlation_threshold, reference=reference)
     mk = make_kernel(kernel, num_integration_steps)
-    if kernel == "autostep" and target_acceptance is not None:
-        raise ValueError("target_acceptance is not used with kernel='autostep' (its base step follows the steps the "
+    if mk.log_step_change is not None and target_acceptance is not None:
+        raise ValueError(f"target_acceptance is not used with kernel={kernel!r} (its base step follows the steps the "
                          "move picks per state, not an acceptance rate): leave it None")
-    acc_target = TARGET_ACCEPTANCE[kernel] if target_acceptance is None else float(target_acceptance)
+    acc_target = TARGET_ACCEPTANCE.get(kernel) if target_acceptance is None else float(target_acceptance)
 
     def run(model, key, num_particles, progress):
         from samplax.particles.run import as_target

@@ -71,8 +71,8 @@ from samplax.samplers import autostep
 
 KERNELS = ("rwm", "mala", "hmc", "autostep")
 # acceptance each kernel's step size is steered towards (Roberts & Rosenthal: 0.234 RWM, 0.574 MALA; HMC ~0.65;
-# autostep's base step follows the steps its moves pick instead, MoveKernel.log_of: the entry is not used)
-TARGET_ACCEPTANCE = {"rwm": 0.3, "mala": 0.57, "hmc": 0.7, "autostep": 0.7}
+# autostep has none: its base step follows the steps its moves pick, MoveKernel.log_step_change)
+TARGET_ACCEPTANCE = {"rwm": 0.3, "mala": 0.57, "hmc": 0.7}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,9 +93,9 @@ class MoveKernel:
     logd_step: int
     jitter: float = 0.0  # step ~ U[1 - jitter, 1 + jitter] x step size, per particle and sweep
     grads_of: callable = None
-    # log_of(info): per particle, the log of the step the move itself chose over the base step it was given
-    # (autostep: j log 2); the base step then follows their mean instead of the acceptance rate
-    log_of: callable = None
+    # log_step_change(info): the change of the log base step after a sweep, for kernels that choose their own step
+    # per state (autostep); the others' step is steered towards their target acceptance
+    log_step_change: callable = None
 
     def initial_step_size(self, dim: int) -> float:
         # optimal-scaling orders in d for unit-variance targets; adaptation takes it from there
@@ -133,8 +133,7 @@ def make_kernel(name: str, num_integration_steps: int = 5) -> MoveKernel:
         L = int(num_integration_steps)
         # the base step is jittered as HMC's (same near-periodicity); the move doubles / halves it per state
         return MoveKernel("autostep", autostep.init, kern, 1, 3 * L, 0, 0, jitter=0.5,
-                          grads_of=lambda info: info.n_grad,
-                          log_of=lambda info: info.step_index.astype(info.acceptance_rate.dtype) * jnp.log(2.0))
+                          grads_of=lambda info: info.n_grad, log_step_change=autostep.log_step_change)
     raise ValueError(f"kernel must be one of {KERNELS}, got {name!r}")
 
 
@@ -347,10 +346,10 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
         jump = jnp.where(ok[:, None], stat_new - stat_old, 0.0)
         m = jnp.sum(jnp.where(ok[:, None], stat_new, 0.0), axis=0) / jnp.maximum(jnp.sum(ok), 1)
         var = jnp.sum(jnp.where(ok[:, None], (stat_new - m) ** 2, 0.0), axis=0)
-        if kernel.log_of is None:
+        if kernel.log_step_change is None:
             log_step = c.log_step + ms.gain * (acc - ms.acc_target)
         else:
-            log_step = c.log_step + 0.5 * jnp.mean(kernel.log_of(info))
+            log_step = c.log_step + kernel.log_step_change(info)
         c = c._replace(key=key, states=new, log_step=log_step,
                        sweeps=c.sweeps + 1, sq_jump=c.sq_jump + jnp.sum(jump ** 2, axis=0),
                        var_sum=c.var_sum + var, acc_sum=c.acc_sum + acc,

@@ -322,7 +322,7 @@ def _autostep_moves(logdensity, key, x, lp, g, h, num_moves: int, L: int, c, log
         kk, ke = jax.random.split(jax.random.fold_in(key, i))
         eps = h * jax.random.uniform(ke, (n,), x.dtype, 1.0 - HMC_JITTER, 1.0 + HMC_JITTER)
         st, info = jax.vmap(lambda k, s, e: kern(k, s, f, e))(jax.random.split(kk, n), st, eps)
-        h = h * 2.0 ** (0.5 * jnp.mean(info.step_index.astype(x.dtype)))
+        h = h * jnp.exp(autostep.log_step_change(info))
         acc = acc + jnp.mean(info.is_accepted.astype(x.dtype))
         return (st, h, acc, ng + jnp.sum(info.n_grad).astype(jnp.int32)), None
 
