@@ -71,6 +71,7 @@ from samplax.diagnostics.wasserstein_estimators import sinkhorn_w2  # noqa: E402
 from samplax.diffusion.learned import train  # noqa: E402
 from samplax.diffusion.sfs import check_step  # noqa: E402
 from samplax.models.diffusion_benchmarks import entropic_mode_coverage  # noqa: E402
+from samplax.particles import temperatures  # noqa: E402
 from samplax.particles.run import final_ess  # noqa: E402
 
 # Funnel-10d, DDS authors' code (Vargas et al. 2023, their funnel table), log Ẑ - log Z, 30 training seeds
@@ -150,23 +151,15 @@ def _fit_smc(target, spec, s, seed):
     # cross-whitening, tests/test_smc_metric.py); the full table's SMC rows were measured with this kernel.
     per_stage = 1 + 10  # samplax's SMC counts the kernel's init at each new temperature + one gradient per MALA move
     stages = _stages(s, per_stage)
-    schedule = (np.linspace(0.0, 1.0, stages + 1) ** 3).tolist()
+    schedule = temperatures.cubic(stages).tolist()
     kw = dict(schedule=schedule, kernel="mala", mass="diag", waste_free=False, num_mcmc_steps=10,
               adapt_steps=False, reference=(0.0, spec.sigma))
     return Fitted("smc", 0, kw, f"smc(S={stages})")
 
 
 def two_ended(stages: int, tail: float = 1e-3) -> list:
-    """Temperatures (k / h)^3 / 2 up to 1/2 over the first h = stages // 2 stages, then 1 - beta geometric from
-    1/2 down to `tail` and 1: dense at both ends. The funnel's wide end opens only as beta -> 1 (the reference
-    term (1 - beta)|x|^2 / 2 is ~250 (1 - beta) nats at v = 4), so (k / S)^3's last jump, 0.963 -> 1 at S = 80,
-    leaves it empty."""
-    h = stages // 2
-    head = (np.linspace(0.0, 1.0, h + 1) ** 3) * 0.5
-    tail_ = 1.0 - 0.5 * np.geomspace(1.0, tail / 0.5, stages - h + 1)
-    sch = np.concatenate([head[:-1], tail_])
-    sch[-1] = 1.0
-    return sch.tolist()
+    """samplax.particles.temperatures.two_ended as a list (the smc_tail row's schedule)."""
+    return temperatures.two_ended(stages, tail).tolist()
 
 
 def _fit_smc_tail(target, spec, s, seed):
@@ -255,6 +248,9 @@ METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned(
                                 # each of the 3 inner boundaries, the same at sampling): K + 4 per path
                                 "scld4": _fit_trained("scld", "log_variance", lambda K: K + 4),
                                 "scld_linear": _fit_scld(beta_init="linear"),
+                                # scld_hmc from the two-ended schedule (smc_tail's) instead of the cubic one
+                                "scld_hmc_two_ended": _fit_scld(sample_S=32, sample_moves=2, sample_kernel="hmc",
+                                                                leapfrog=6, spread=5.0, beta_init="two_ended"),
                                 "nets": _fit_trained("nets", "pinn", lambda K: K + 1),
                                 # NETS with a two-probe Hutchinson divergence in the PINN loss (2 JVPs per point
                                 # instead of d): the exact one took 1,130 s to train on the 10-d funnel, d x more
@@ -325,9 +321,9 @@ def _print(rows, title):
         print("| " + " | ".join(cells) + " |")
 
 
-# run only when named in --methods: the earlier SCLD settings, SCLD from a linear schedule, NETS with the exact
+# run only when named in --methods: the earlier SCLD settings, SCLD from a linear or two-ended schedule, NETS with the exact
 # divergence in its PINN loss (1,130 s of training on the 10-d funnel alone, d x the network passes of nets_h)
-ABLATIONS = ("scld4", "scld_linear", "nets")
+ABLATIONS = ("scld4", "scld_linear", "scld_hmc_two_ended", "nets")
 
 
 def main(mode: str = "full", targets=STANDARD, methods=tuple(m for m in METHODS if m not in ABLATIONS)) -> None:

@@ -213,25 +213,34 @@ def test_autostep_moves_keep_log_z_and_moments_and_count(target):
         make_config(target, "scld", mcmc_kernel="autostep")
 
 
-def test_cubic_beta_init(target):
+@pytest.mark.parametrize("init", ["cubic", "two_ended"])
+def test_beta_init(target, init):
     """beta_init="cubic" starts the annealing at (k / K)^3 (dense near the reference, as tempered SMC's schedule in
-    benchmarks/diffusion_learned.py) and keeps the weights exact; training moves the schedule from there."""
+    benchmarks/diffusion_learned.py), "two_ended" at samplax.particles.temperatures.two_ended(K) (dense at both
+    ends), and both keep the weights exact; training moves the schedule from there."""
     from samplax.diffusion.learned.cmcd import betas
+    from samplax.particles import temperatures
 
     K = SMALL["num_steps"]
-    sampler = untrained(target, "scld", beta_init="cubic", **SMALL)
+    sampler = untrained(target, "scld", beta_init=init, **SMALL)
     b = np.asarray(betas(sampler.model, sampler.config))
-    np.testing.assert_allclose(b, np.linspace(0.0, 1.0, K + 1) ** 3, atol=1e-12)
+    want = np.linspace(0.0, 1.0, K + 1) ** 3 if init == "cubic" else temperatures.two_ended(K)
+    np.testing.assert_allclose(b, want, atol=1e-12)
+    if init == "two_ended":
+        h = K // 2
+        np.testing.assert_allclose(b[h:-1], 1 - 0.5 * np.geomspace(1.0, 2e-3, K - h + 1)[:-1], atol=1e-12)
     linear = untrained(target, "scld", **SMALL)
     lin = np.asarray(betas(linear.model, linear.config))
     np.testing.assert_allclose(lin, np.linspace(0.0, 1.0, K + 1), atol=1e-12)  # the default stays linear
     dt = samplax.sample(target, sampler, **RUN)
-    _check_log_z(dt, "scld, cubic beta")
-    _check_moments(dt, "scld, cubic beta")
-    tr = train_controlled(target, "scld", "log_variance", progress=False, beta_init="cubic",
+    _check_log_z(dt, f"scld, {init} beta")
+    _check_moments(dt, f"scld, {init} beta")
+    tr = train_controlled(target, "scld", "log_variance", progress=False, beta_init=init,
                           **{**TRAIN, "num_iterations": 20})
-    assert tr.config["beta_init"] == "cubic"
+    assert tr.config["beta_init"] == init
     moved = np.asarray(betas(tr.model, tr.config))
     assert np.all(np.diff(moved) > 0) and not np.allclose(moved, b, atol=1e-4), "learn_betas left beta unchanged"
     with pytest.raises(ValueError, match="beta_init must be one of"):
         untrained(target, "scld", beta_init="cosine", **SMALL)
+    with pytest.raises(ValueError, match="two_ended' needs num_steps >= 2"):
+        untrained(target, "cmcd", beta_init="two_ended", **{**SMALL, "num_steps": 1})

@@ -182,3 +182,39 @@ def test_funnel_log_z_by_quadrature():
     dens = np.exp(np.asarray(jax.vmap(t.logdensity)(pts))).reshape(vv.shape) * np.exp(vv / 2)
     total = np.trapezoid(np.trapezoid(dens, u, axis=1), v)
     assert abs(np.log(total) - t.log_z) < 1e-4, (np.log(total), t.log_z)
+
+
+@pytest.mark.parametrize("beta,ref_scale", [(0.3, 1.0), (0.9, 1.0), (0.6, 2.0), (0.999, 0.5)])
+def test_funnel_tempered_normaliser_by_quadrature(beta, ref_scale):
+    """info["tempered"](beta, ref_scale): log int r^(1-beta) pi~^beta with r = N(0, ref_scale^2 I), against a 2-d
+    quadrature of the target's own log-density in (v, u), x = e^{v/2} u (one grid covers neck and mouth)."""
+    t = models.get("funnel", dim=2)
+    v = np.linspace(-40, 40, 2001)
+    u = np.linspace(-40, 40, 2001)
+    vv, uu = np.meshgrid(v, u, indexing="ij")
+    xx = np.exp(vv / 2) * uu
+    lp = np.asarray(jax.vmap(t.logdensity)(jnp.asarray(np.stack([vv, xx], -1).reshape(-1, 2)))).reshape(vv.shape)
+    lr = scipy.stats.norm.logpdf(vv, scale=ref_scale) + scipy.stats.norm.logpdf(xx, scale=ref_scale)
+    dens = np.exp((1 - beta) * lr + beta * lp) * np.exp(vv / 2)
+    total = np.trapezoid(np.trapezoid(dens, u, axis=1), v)
+    log_z, grid, p = t.info["tempered"](beta, ref_scale)
+    assert abs(log_z - np.log(total)) < 1e-6, (log_z, np.log(total))
+    # the v-marginal: its mean and sd against the quadrature's
+    pv = np.trapezoid(dens, u, axis=1) / total
+    for f in (lambda a: a, lambda a: a**2):
+        np.testing.assert_allclose(np.sum(p * f(grid)), np.trapezoid(pv * f(v), v), atol=1e-4)
+
+
+def test_funnel_tempered_end_points_and_errors():
+    from samplax.models.funnel import tempered
+
+    t = models.get("funnel", dim=10)
+    assert abs(t.info["tempered"](1.0)[0] - t.log_z) < 1e-9  # the 9 x-integrals' power at beta = 1
+    assert abs(t.info["tempered"](0.0)[0]) < 1e-9  # r is normalised
+    # the wide end opens late: P(v > 3) at beta 0.99 is about a fifth of its value at 1
+    shares = [p[v > 3].sum() for v, p in (t.info["tempered"](b)[1:] for b in (0.99, 1.0))]
+    assert shares[0] < 0.25 * shares[1] and abs(shares[1] - scipy.stats.norm.sf(1.0)) < 1e-4  # a grid sum
+    for bad, match in [(dict(beta=1.5), "beta must be in"), (dict(beta=0.5, ref_scale=0.0), "ref_scale"),
+                       (dict(beta=0.5, dim=1), "dim must be")]:
+        with pytest.raises(ValueError, match=match):
+            tempered(**bad)

@@ -52,7 +52,7 @@ from samplax.checkpoint import target_fingerprint
 from samplax.diffusion.learned import resume as ckpt
 from samplax.diffusion.learned.network import Control
 from samplax.diffusion.learned.sampler import read_model, write_model
-from samplax.particles import base
+from samplax.particles import base, temperatures
 from samplax.particles.resampling import check_threshold, scheme
 from samplax.particles.state import ess
 from samplax.diffusion.learned.checks import finite_loss, training_bar
@@ -65,8 +65,10 @@ SCHEDULES = ("cosine", "constant")
 # initial annealing temperatures beta_k: "linear" k / K; "cubic" (k / K)^3, dense near the reference, where
 # log(pi~ / r) changes fastest when r is much wider than pi~'s modes (GMM40-50d with r = N(0, 40^2): untrained SCLD
 # log Z error -693 linear, -1.8 cubic, benchmarks/README "Learned diffusion samplers"); as tempered SMC's
-# (k / S)^3 in benchmarks/diffusion_learned.py. The increments are learned from there when learn_betas.
-BETA_INITS = ("linear", "cubic")
+# (k / S)^3 in benchmarks/diffusion_learned.py; "two_ended" samplax.particles.temperatures.two_ended(K): (k / h)^3 / 2
+# up to 1/2, then 1 - beta geometric down to 1e-3, dense at both ends (a funnel's wide end opens only as beta -> 1).
+# The increments are learned from there when learn_betas.
+BETA_INITS = ("linear", "cubic", "two_ended")
 LR_SCHEDULES = ("cosine", "constant")
 FORMAT = "samplax-controlled-smc/1"
 # beta and reference parameters are stored divided by this factor, so one Adam learning rate moves them
@@ -103,7 +105,8 @@ def initial_beta_raw(config: dict) -> np.ndarray:
     K, init = config["num_steps"], config.get("beta_init", "linear")
     if init == "linear":
         return np.zeros(K)
-    inc = np.diff(np.linspace(0.0, 1.0, K + 1) ** 3) * K * np.log(2.0)  # mean log 2, as softplus(0)
+    b = temperatures.cubic(K) if init == "cubic" else temperatures.two_ended(K)
+    inc = np.diff(b) * K * np.log(2.0)  # mean log 2, as softplus(0)
     return np.log(np.expm1(inc)) / SCHEDULE_LR_MULT
 
 
@@ -574,6 +577,8 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
         raise ValueError("cmcd is one trajectory without moves (num_subtrajectories=1, mcmc_steps=0); use kind='scld'")
     num_steps = _int("num_steps", num_steps, 1)
     boundaries(num_steps, num_subtrajectories)
+    if beta_init == "two_ended" and num_steps < 2:
+        raise ValueError(f"beta_init='two_ended' needs num_steps >= 2, got num_steps={num_steps}")
     mcmc_kernel = _kernel(mcmc_kernel)
     if mcmc_kernel == "autostep":
         raise ValueError("mcmc_kernel='autostep' is for sampling only (trained.as_population_sampler(mcmc_kernel="
