@@ -321,8 +321,8 @@ def _print(rows, title):
         print("| " + " | ".join(cells) + " |")
 
 
-# run only when named in --methods: the earlier SCLD settings, SCLD from a linear or two-ended schedule, NETS with the exact
-# divergence in its PINN loss (1,130 s of training on the 10-d funnel alone, d x the network passes of nets_h)
+# run only when named in --methods: the earlier SCLD settings, SCLD from a linear or two-ended schedule, NETS with the
+# exact divergence in its PINN loss (1,130 s of training on the 10-d funnel alone, d x the network passes of nets_h)
 ABLATIONS = ("scld4", "scld_linear", "scld_hmc_two_ended", "nets")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from scipy.special import logsumexp
 
 from samplax.models import register
@@ -66,12 +65,14 @@ def tempered(beta: float, dim: int = 10, v_scale: float = 3.0, ref_scale: float 
     beta 0, the target's log_z at 1), and the v-marginal p (a probability per point of the grid v, summing to 1).
 
     Exact up to a 1-d quadrature: given v the x_i integrals are Gaussian in closed form; the v integral is a sum on
-    a grid of num_points over [-80, 80] (the integrand is smooth and decays at least like e^(-v^2 / 18)). Tempered
+    a grid of num_points over [-w, w], w = 40 + 12 max(v_scale, ref_scale) (the integrand is smooth and decays like a
+    Gaussian of sd at most max(v_scale, ref_scale)). Tempered
     SMC's cumulative log Z increments estimate log Z_beta at each of its temperatures; p shows which regions each
     temperature opens (the wide end, v > 3, opens only as beta -> 1)."""
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2:
         raise ValueError(f"dim must be an integer >= 2, got {dim!r}")
-    v = np.linspace(-80.0, 80.0, int(num_points))
+    w = 40.0 + 12.0 * max(float(v_scale), float(ref_scale))
+    v = np.linspace(-w, w, int(num_points))
     lv = _tempered_log_v(beta, int(dim), float(v_scale), float(ref_scale), v)
     log_z = float(logsumexp(lv) + np.log(v[1] - v[0]))
     return log_z, v, np.exp(lv - logsumexp(lv))
