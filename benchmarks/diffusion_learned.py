@@ -38,9 +38,11 @@ only their openings, and the SCLD code, github.com/anonymous3141/SCLD, has confi
 config is the 5-d MW554, not this 32-d ManyWell), so those columns are empty: fill them from the papers' tables
 when at hand.
 
-Tempered SMC has two rows: `smc` (10 MALA moves per temperature, diagonal mass, temperatures (k / S)^3) and
+Tempered SMC has three rows: `smc` (10 MALA moves per temperature, diagonal mass, temperatures (k / S)^3),
 `smc_tail` (2 HMC moves x 5 leapfrog steps on the two-ended schedule `two_ended`: (k / h)^3 / 2 up to 1/2, then
-1 - beta geometric down to 1e-3; on the funnel it fills the wide end that (k / S)^3's last jump leaves empty).
+1 - beta geometric down to 1e-3; on the funnel it fills the wide end that (k / S)^3's last jump leaves empty) and
+`smc_wf` (waste-free, P = 10, HMC of 12 leapfrog steps with the step spread log-uniformly over a factor 5 either
+way, the same schedule: long trajectories for the funnel's mouth, small steps for its neck).
 
 SCLD (`scld`) follows the SCLD code's split of training and sampling settings (`n_sub_traj_inference`): trained
 with 16 sub-trajectories and sampled with K (resampling possible after every step, as its Funnel / Student-t
@@ -171,6 +173,20 @@ def _fit_smc_tail(target, spec, s, seed):
     return Fitted("smc", 0, kw, f"smc_tail(S={stages}, hmc 2 x 5)")
 
 
+def _fit_smc_wf(target, spec, s, seed):
+    # waste-free SMC (P = 10 states per chain, N / P chains resampled per stage) with HMC of 12 leapfrog steps whose
+    # step is log-uniform in [h / 5, 5 h] per particle and sweep (step_spread=5), on the two-ended schedule: long
+    # trajectories reach the funnel's mouth, the spread its neck (benchmarks/README, "Where the funnel's log Z is
+    # lost"). Per stage and particle (1 + (P - 1) L) / P gradients: the kernel's init at the P-th of the states,
+    # P - 1 moves of L.
+    P, L = 10, 12
+    per_stage = (1 + (P - 1) * L) / P
+    stages = max(2, int(s["budget"] / (s["pops"] * s["N"] * per_stage)))
+    kw = dict(schedule=two_ended(stages), kernel="hmc", num_integration_steps=L, step_spread=5.0, mass="diag",
+              waste_free=True, num_mcmc_steps=P, adapt_steps=False, reference=(0.0, spec.sigma))
+    return Fitted("smc", 0, kw, f"smc_wf(S={stages}, waste-free P={P}, hmc L={L}, spread 5)")
+
+
 def _fit_sfs(target, spec, s, seed):
     # per particle: K Euler steps x M drift draws (M up to 16, K >= 8 and >= the smallest stable K of sfs.check_step)
     per_particle = s["budget"] // (s["pops"] * s["N"])
@@ -235,7 +251,7 @@ def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_ker
 
 
 METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned("dds"), "sfs": _fit_sfs,
-                                "smc": _fit_smc, "smc_tail": _fit_smc_tail,
+                                "smc": _fit_smc, "smc_tail": _fit_smc_tail, "smc_wf": _fit_smc_wf,
                                 # K + 1 gradients per path; NETS with the PINN loss K + 1 (SCLD: see _fit_scld)
                                 "cmcd": _fit_trained("cmcd", "log_variance", lambda K: K + 1, beta_init="cubic"),
                                 "scld": _fit_scld(),

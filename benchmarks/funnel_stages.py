@@ -1,7 +1,7 @@
 """Where tempered SMC and SCLD lose log Z on Funnel-10d: each stage's cumulative log Ẑ against the exact tempered
 normaliser, and the final draws' share of the neck and the mouth against the exact ones.
 
-    .venv/bin/python benchmarks/funnel_stages.py                       # smc_tail, scld_hmc, scld_hmc_two_ended
+    .venv/bin/python benchmarks/funnel_stages.py                       # smc_tail, smc_wf, scld_hmc, scld_hmc_two_ended
     .venv/bin/python benchmarks/funnel_stages.py --methods scld_hmc_two_ended --moves 2 8 32
     .venv/bin/python benchmarks/funnel_stages.py --quick               # the harness's --quick settings
 
@@ -68,7 +68,7 @@ def report(target, dt, label, show_stages=True):
                   f"{p[v > 3].sum():.3f} |")
 
 
-def main(mode="full", methods=("smc_tail", "scld_hmc", "scld_hmc_two_ended"), moves=(), seed=0):
+def main(mode="full", methods=("smc_tail", "smc_wf", "scld_hmc", "scld_hmc_two_ended"), moves=(), seed=0):
     s = dl._settings(mode)
     spec = dl.TARGETS["funnel"]
     target = spec.make()
@@ -93,7 +93,7 @@ def main(mode="full", methods=("smc_tail", "scld_hmc", "scld_hmc_two_ended"), mo
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--methods", nargs="+", default=["smc_tail", "scld_hmc", "scld_hmc_two_ended"],
+    ap.add_argument("--methods", nargs="+", default=["smc_tail", "smc_wf", "scld_hmc", "scld_hmc_two_ended"],
                     choices=list(dl.METHODS))
     ap.add_argument("--moves", nargs="*", type=int, default=[])
     ap.add_argument("--seed", type=int, default=0)

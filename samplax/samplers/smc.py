@@ -319,8 +319,11 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
 def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, num_integration_steps=5,
         step_size=None, mass="dense", target_acceptance=None, resampling="systematic", ess_threshold=None,
         waste_free=None, persistent=False, max_stages=200, adapt_steps=True, max_mcmc_steps=100,
-        correlation_threshold=0.1, reference=None) -> base.PopulationSampler:
+        correlation_threshold=0.1, reference=None, step_spread=1.0) -> base.PopulationSampler:
     """Tempered SMC (module docstring); `reference=(mean, scale)` sets a Gaussian reference as the prior.
+
+    step_spread=R > 1 (kernel="hmc"): each particle's HMC step is log-uniform in [h / R, h R] per sweep instead of
+    the +-50% jitter (smc_kernels' docstring: a funnel's neck and mouth each find steps that fit).
 
     waste_free=None (default) means True unless persistent=True: at equal gradients it gave the lowest log Z
     sd in benchmarks/smc_blackjax.py (see docs/DESIGN.md).
@@ -350,8 +353,9 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
                     mass=mass, target_acceptance=target_acceptance, resampling=resampling,
                     ess_threshold=ess_threshold, waste_free=waste_free, persistent=persistent,
                     max_stages=max_stages if temps is None else temps.size - 1, adapt_steps=adapt_steps,
-                    max_mcmc_steps=max_mcmc_steps, correlation_threshold=correlation_threshold, reference=reference)
-    mk = make_kernel(kernel, num_integration_steps)
+                    max_mcmc_steps=max_mcmc_steps, correlation_threshold=correlation_threshold, reference=reference,
+                    step_spread=step_spread)
+    mk = make_kernel(kernel, num_integration_steps, step_spread)
     if mk.log_step_change is not None and target_acceptance is not None:
         raise ValueError(f"target_acceptance is not used with kernel={kernel!r} (its base step follows the steps the "
                          "move picks per state, not an acceptance rate): leave it None")
