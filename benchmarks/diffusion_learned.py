@@ -40,7 +40,7 @@ when at hand.
 
 Tempered SMC has three rows: `smc` (10 MALA moves per temperature, diagonal mass, temperatures (k / S)^3),
 `smc_tail` (2 HMC moves x 5 leapfrog steps on the two-ended schedule `two_ended`: (k / h)^3 / 2 up to 1/2, then
-1 - beta geometric down to 1e-3; on the funnel it fills the wide end that (k / S)^3's last jump leaves empty) and
+1 - beta geometric towards 1e-3; on the funnel it fills the wide end that (k / S)^3's last jump leaves empty) and
 `smc_wf` (waste-free, P = 10, HMC of 12 leapfrog steps with the step spread log-uniformly over a factor 5 either
 way, the same schedule: long trajectories for the funnel's mouth, small steps for its neck).
 
@@ -218,7 +218,7 @@ def _fit_trained(kind, loss, per_path, **options):
 
 
 def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_kernel="mala", leapfrog=1,
-              spread=1.0, beta_init="cubic"):
+              spread=1.0, beta_init="cubic", beta_tail=None, waste_free=None):
     """SCLD trained with train_S sub-trajectories (train_moves MALA moves at each inner boundary) and sampled with
     sample_S (resampling possible after every step when sample_S = K, as the SCLD code's Funnel / Student-t configs,
     n_sub_traj 128 = num_steps) and sample_moves moves: the reference code also sets the sampling boundaries apart
@@ -226,7 +226,9 @@ def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_ker
     pops x N x (K + 1 + (sample_S - 1) moves) gradients first (moves = sample_moves, lowered until sampling takes at
     most half the budget: 4 at the full settings, 0 at --quick), training's iterations from the rest.
     sample_kernel="hmc": the sampling moves are HMC with `leapfrog` steps (L gradients per move) and the step
-    spread `spread` (cmcd.py's mcmc_step_spread); the same budget rule, moves counted as L gradients each."""
+    spread `spread` (cmcd.py's mcmc_step_spread); the same budget rule, moves counted as L gradients each.
+    waste_free=P: the sampling moves are waste-free chains instead (ceil(N / P) ancestors x (P - 1) HMC moves of
+    `leapfrog` steps per inner boundary, (P - 1) / P L gradients per particle), sample_moves unused."""
     def fit(target, spec, s, seed):
         t0 = time.perf_counter()
         K = s["K"]
@@ -236,10 +238,24 @@ def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_ker
         moves = max(0, min(sample_moves, (half - K - 1) // (max(S_sa - 1, 1) * L)))
         per_train = K + 1 + (S_tr - 1) * train_moves
         per_sample = K + 1 + (S_sa - 1) * moves * L
+        if waste_free:
+            chains = -(-s["N"] // waste_free)
+            per_sample = K + 1 + -(-(S_sa - 1) * chains * (waste_free - 1) * L // s["N"])
+            if per_sample > half:
+                return Fitted(None, 0, {}, f"scld waste-free: refused, sampling needs {per_sample} gradients per "
+                                           f"particle > half the budget ({half})")
         iters = max(1, (s["budget"] - s["pops"] * s["N"] * per_sample) // (s["batch"] * per_train))
+        extra = {} if beta_tail is None else {"beta_tail": beta_tail}
         tr = train(target, "scld", "log_variance", num_steps=K, num_subtrajectories=S_tr, mcmc_steps=train_moves,
                    num_iterations=iters, batch_size=s["batch"], sigma=spec.sigma, seed=seed, progress=False,
-                   beta_init=beta_init)
+                   beta_init=beta_init, **extra)
+        if waste_free:
+            label = (f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}, beta_init={beta_init}"
+                     + ("" if beta_tail is None else f"({beta_tail:g})")
+                     + f", sampled waste-free P={waste_free}, hmc(L={L}, spread={spread:g})]")
+            opts = dict(num_subtrajectories=S_sa, waste_free=waste_free, mcmc_kernel="hmc", mcmc_leapfrog=L,
+                        mcmc_step_spread=spread)
+            return Fitted(tr, int(tr.config["n_grad_train"]), opts, label, time.perf_counter() - t0)
         label = f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}/{moves}, beta_init={beta_init}]"
         opts = dict(num_subtrajectories=S_sa, mcmc_steps=moves)
         if sample_kernel == "hmc" and moves:
@@ -267,6 +283,11 @@ METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned(
                                 # scld_hmc from the two-ended schedule (smc_tail's) instead of the cubic one
                                 "scld_hmc_two_ended": _fit_scld(sample_S=32, sample_moves=2, sample_kernel="hmc",
                                                                 leapfrog=6, spread=5.0, beta_init="two_ended"),
+                                # SCLD sampled with smc_wf's moves: waste-free chains (P = 10) of HMC with 12
+                                # leapfrog steps and step spread 5 at 32 boundaries, annealing from the two-ended
+                                # start with its tail at 1e-5 (the funnel's mouth opens after beta = 0.997)
+                                "scld_wf": _fit_scld(sample_S=32, sample_kernel="hmc", leapfrog=12, spread=5.0,
+                                                     beta_init="two_ended", beta_tail=1e-5, waste_free=10),
                                 "nets": _fit_trained("nets", "pinn", lambda K: K + 1),
                                 # NETS with a two-probe Hutchinson divergence in the PINN loss (2 JVPs per point
                                 # instead of d): the exact one took 1,130 s to train on the 10-d funnel, d x more

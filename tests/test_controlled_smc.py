@@ -213,6 +213,31 @@ def test_autostep_moves_keep_log_z_and_moments_and_count(target):
         make_config(target, "scld", mcmc_kernel="autostep")
 
 
+def test_waste_free_moves_keep_log_z_and_moments_and_count(target):
+    """SCLD sampled with waste-free boundary moves (waste_free=P: ceil(N / P) resampled ancestors, each a chain of P
+    HMC states, the first N kept and equally weighted) keeps log Z unbiased and the moments right for a random
+    control within the error of 24 populations; the gradients counted are the path's plus ceil(N / P) (P - 1) L per
+    inner boundary, exactly."""
+    sampler = _random_model(untrained(target, "scld", **SMALL), jax.random.PRNGKey(7))
+    K, P, L, S = SMALL["num_steps"], 4, 3, SMALL["num_steps"]
+    ps = sampler.as_population_sampler(num_subtrajectories=S, waste_free=P, mcmc_kernel="hmc", mcmc_leapfrog=L,
+                                       mcmc_step_spread=3.0)
+    assert ps.settings["waste_free"] == P and ps.settings["grads_per_particle"] is None
+    dt = samplax.sample(target, ps, **RUN)
+    _check_log_z(dt, "scld sampled waste-free")
+    _check_moments(dt, "scld sampled waste-free")
+    n, chains = RUN["num_particles"], -(-RUN["num_particles"] // P)
+    per_population = n * (K + 1) + (S - 1) * chains * (P - 1) * L
+    assert int(dt.attrs["n_grad_sampling"]) == RUN["num_chains"] * per_population
+    assert np.all(dt.stage_stats["resampled"].values[:, :-1]), "waste-free resamples at every inner boundary"
+    for bad, match in [(dict(waste_free=1), "waste_free must be an integer >= 2"),
+                       (dict(waste_free=P, mcmc_steps=2), "replaces mcmc_steps"),
+                       (dict(waste_free=P, mcmc_kernel="autostep"), "autostep' is not supported"),
+                       (dict(waste_free=P, num_subtrajectories=1), "num_subtrajectories must be >= 2")]:
+        with pytest.raises(ValueError, match=match):
+            sampler.as_population_sampler(**bad)
+
+
 @pytest.mark.parametrize("init", ["cubic", "two_ended"])
 def test_beta_init(target, init):
     """beta_init="cubic" starts the annealing at (k / K)^3 (dense near the reference, as tempered SMC's schedule in
@@ -229,6 +254,13 @@ def test_beta_init(target, init):
     if init == "two_ended":
         h = K // 2
         np.testing.assert_allclose(b[h:-1], 1 - 0.5 * np.geomspace(1.0, 2e-3, K - h + 1)[:-1], atol=1e-12)
+        tail = untrained(target, "scld", beta_init=init, beta_tail=1e-5, **SMALL)
+        last = 0.5 * (2e-5) ** ((K - h - 1) / (K - h))  # the geometric tail heads for 1e-5 at beta_K, set to 1
+        np.testing.assert_allclose(1 - np.asarray(betas(tail.model, tail.config))[-2], last, rtol=1e-4)
+        with pytest.raises(ValueError, match="beta_tail applies to beta_init='two_ended' only"):
+            untrained(target, "scld", beta_init="cubic", beta_tail=1e-5, **SMALL)
+        with pytest.raises(ValueError, match="beta_tail .* must be in"):
+            untrained(target, "scld", beta_init=init, beta_tail=0.7, **SMALL)
     linear = untrained(target, "scld", **SMALL)
     lin = np.asarray(betas(linear.model, linear.config))
     np.testing.assert_allclose(lin, np.linspace(0.0, 1.0, K + 1), atol=1e-12)  # the default stays linear

@@ -18,8 +18,9 @@ def cubic(stages: int) -> np.ndarray:
 
 
 def two_ended(stages: int, tail: float = 1e-3) -> np.ndarray:
-    """(k / h)^3 / 2 up to 1/2 over the first h = S // 2 stages, then 1 - beta geometric from 1/2 down to `tail`, then
-    1: dense at both ends. A funnel's wide end opens only as beta -> 1: Funnel-10d's exact tempered share of v > 3
+    """(k / h)^3 / 2 up to 1/2 over the first h = S // 2 stages, then 1 - beta geometric from 1/2 towards `tail`,
+    which it would reach at the last stage, beta_S = 1 instead (so the last beta before 1 is
+    1 - (1/2) (2 tail)^((S - h - 1) / (S - h))): dense at both ends. A funnel's wide end opens only as beta -> 1: Funnel-10d's exact tempered share of v > 3
     (reference N(0, I)) is 0.034 at beta = 0.99, 0.074 at 0.997 and 0.159 at 1 (`samplax.models.funnel.tempered`),
     so (k / S)^3's last jump, 0.963 -> 1 at S = 80, leaves it empty."""
     stages = _stages(stages, 2)

@@ -66,7 +66,8 @@ SCHEDULES = ("cosine", "constant")
 # log(pi~ / r) changes fastest when r is much wider than pi~'s modes (GMM40-50d with r = N(0, 40^2): untrained SCLD
 # log Z error -693 linear, -1.8 cubic, benchmarks/README "Learned diffusion samplers"); as tempered SMC's
 # (k / S)^3 in benchmarks/diffusion_learned.py; "two_ended" samplax.particles.temperatures.two_ended(K): (k / h)^3 / 2
-# up to 1/2, then 1 - beta geometric down to 1e-3, dense at both ends (a funnel's wide end opens only as beta -> 1).
+# up to 1/2, then 1 - beta geometric towards beta_tail (1e-3; reached at beta_K = 1), dense at both ends (a
+# funnel's wide end opens only as beta -> 1).
 # The increments are learned from there when learn_betas.
 BETA_INITS = ("linear", "cubic", "two_ended")
 LR_SCHEDULES = ("cosine", "constant")
@@ -105,7 +106,7 @@ def initial_beta_raw(config: dict) -> np.ndarray:
     K, init = config["num_steps"], config.get("beta_init", "linear")
     if init == "linear":
         return np.zeros(K)
-    b = temperatures.cubic(K) if init == "cubic" else temperatures.two_ended(K)
+    b = temperatures.cubic(K) if init == "cubic" else temperatures.two_ended(K, config.get("beta_tail", 1e-3))
     inc = np.diff(b) * K * np.log(2.0)  # mean log 2, as softplus(0)
     return np.log(np.expm1(inc)) / SCHEDULE_LR_MULT
 
@@ -223,7 +224,7 @@ def grads_per_move(config: dict) -> int | None:
     return None if kern == "autostep" else L
 
 
-def _moves(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: int):
+def _moves(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: int, keep: bool = False):
     """num_moves MCMC moves leaving gamma_k invariant, preconditioned by the weighted particle sd (diagonal).
 
     config["mcmc_kernel"] "mala" (default): MALA, the step h (relative to the sd) steered towards 0.57 acceptance
@@ -234,7 +235,8 @@ def _moves(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: in
     take steps small enough for a narrow region (a funnel's neck, where one shared step is rejected every time)
     and some large enough for a wide one; still a state-independent step, so still invariant. "autostep"
     (sampling only): HMC with L leapfrog steps whose step is doubled or halved per state (_autostep_moves).
-    Returns (x, lp, g, h, acceptance, gradients of all particles' moves)."""
+    Returns (x, lp, g, h, acceptance, gradients of all particles' moves); keep=True (MALA / HMC): x, lp, g are the
+    states before and after every sweep, stacked (num_moves + 1, n, ...), for waste-free chains."""
     kern, L = mcmc_kernel(config)
     spread = float(config.get("mcmc_step_spread", 1.0))
     b = betas(model, config)[k]
@@ -293,13 +295,16 @@ def _moves(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: in
         lp = jnp.where(acc, lp_y, lp)
         g = jnp.where(acc[:, None], g_y, g)
         rate = jnp.mean(acc.astype(x.dtype))
-        return (x, lp, g, h * jnp.exp(2.0 * (rate - target_rate)), rate), None
+        return (x, lp, g, h * jnp.exp(2.0 * (rate - target_rate)), rate), ((x, lp, g) if keep else None)
 
     if kern == "autostep":
         return _autostep_moves(logdensity, key, x, lp, g, h, num_moves, L, c, logg, score)
     sweep = hmc_sweep if kern == "hmc" else mala_sweep
-    (x, lp, g, h, rate), _ = jax.lax.scan(sweep, (x, lp, g, h, jnp.zeros((), x.dtype)), jnp.arange(num_moves))
-    return x, lp, g, h, rate, jnp.asarray(x.shape[0] * num_moves * L, jnp.int32)
+    start = (x, lp, g)
+    (x, lp, g, h, rate), trace = jax.lax.scan(sweep, (x, lp, g, h, jnp.zeros((), x.dtype)), jnp.arange(num_moves))
+    if keep:
+        x, lp, g = (jnp.concatenate([a[None], b]) for a, b in zip(start, trace))
+    return x, lp, g, h, rate, jnp.asarray(start[0].shape[0] * num_moves * L, jnp.int32)
 
 
 def _autostep_moves(logdensity, key, x, lp, g, h, num_moves: int, L: int, c, logg, score):
@@ -337,12 +342,16 @@ def _autostep_moves(logdensity, key, x, lp, g, h, num_moves: int, L: int, c, log
 
 
 def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtrajectories: int | None = None,
-             ess_threshold: float | None = None, mcmc_steps: int | None = None, resampling: str = "multinomial"):
+             ess_threshold: float | None = None, mcmc_steps: int | None = None, resampling: str = "multinomial",
+             waste_free: int | None = None):
     """Run one population of n particles through the S sub-trajectories (S = 1, no moves: CMCD).
 
     Returns a dict: x (n, d), log_w (n,) final unnormalised log weights, log_z, log_G (S, n) the sub-trajectories'
     incremental log weights, W (S, n) the normalised weights before each increment, and per-stage statistics.
     Resampling and moves happen at the inner boundaries only (the caller resamples at the end).
+    waste_free=P (sampling only; MALA / HMC moves): at every inner boundary M = ceil(n / P) ancestors are resampled
+    and each runs a chain of P states (P - 1 moves, the preconditioner fixed from the ancestors); the first n of the
+    M P states, equally weighted, are the particles (Dau & Chopin 2022's waste-free SMC). mcmc_steps is then unused.
     """
     K, d = config["num_steps"], config["dim"]
     S = config["num_subtrajectories"] if num_subtrajectories is None else num_subtrajectories
@@ -371,11 +380,28 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
         e = ess(lw)
         x, lp, g = jax.lax.stop_gradient((x, lp, g))
         inner = s + 1 < S
-        do = inner & (e < thr * n) if thr > 0 else jnp.array(False)
+        do = inner & (e < thr * n) if (thr > 0 and not waste_free) else jnp.array(False)
         idx = scheme(resampling)(kr, jax.nn.softmax(lw), n)
         x, lp, g, lw = jax.tree.map(lambda a, b: jnp.where(do, a, b),
                                     (x[idx], lp[idx], g[idx], jnp.zeros_like(lw)), (x, lp, g, lw))
-        if moves > 0:
+        if waste_free:
+            def move_wf(args):
+                x, lp, g, lw, h = args
+                M = -(-n // waste_free)
+                ka, kc = jax.random.split(km)
+                idx = scheme(resampling)(ka, jax.nn.softmax(lw), M)
+                xs, lps, gs, h, rate, ng = _moves(model, config, logdensity, kc, x[idx], lp[idx], g[idx],
+                                                  jnp.full((M,), 1.0 / M, x.dtype), (s + 1) * L, h, waste_free - 1,
+                                                  keep=True)
+                x, lp, g = (a.reshape((-1,) + a.shape[2:])[:n] for a in (xs, lps, gs))
+                return jax.lax.stop_gradient((x, lp, g)) + (jnp.zeros_like(lw), h, rate, ng)
+
+            def stay(args):
+                return args + (nan, jnp.zeros((), jnp.int32))
+
+            x, lp, g, lw, h, rate, ng = jax.lax.cond(inner, move_wf, stay, (x, lp, g, lw, h))
+            do = do | inner
+        elif moves > 0:
             def move(args):
                 x, lp, g, h = args
                 x, lp, g, h, rate, ng = _moves(model, config, logdensity, km, x, lp, g, jax.nn.softmax(lw),
@@ -392,7 +418,8 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
 
     (x, lp, g, lw, h), (log_G, log_F, Ws, incs, stats) = jax.lax.scan(seg, (x, lp, g, lw, h), jnp.arange(S))
     gm = grads_per_move(config)
-    per_particle = None if gm is None else K + 1 + (S - 1) * moves * gm  # autostep: stats["n_grad_moves"]
+    # autostep and waste-free chains: stats["n_grad_moves"] (waste-free: ceil(n / P) (P - 1) L per boundary)
+    per_particle = None if (gm is None or waste_free) else K + 1 + (S - 1) * moves * gm
     return {"x": x, "log_w": lw, "log_z": jnp.sum(incs), "log_G": log_G, "log_F": log_F, "log_r0": log_r0,
             "W": Ws, "stats": stats,
             "grads_per_particle": per_particle, "bounds": bounds, "moves": moves}
@@ -443,11 +470,14 @@ class ControlledSampler:
                               mcmc_steps: int | None = None, resampling: str = "systematic",
                               mcmc_kernel: str | None = None, mcmc_leapfrog: int | None = None,
                               mcmc_step_size: float | None = None,
-                              mcmc_step_spread: float | None = None) -> base.PopulationSampler:
+                              mcmc_step_spread: float | None = None,
+                              waste_free: int | None = None) -> base.PopulationSampler:
         """Sampling settings default to the training ones; SCLD's boundaries can be changed (S must divide K), and
         its boundary moves (mcmc_kernel "mala" / "hmc" / "autostep", mcmc_leapfrog, mcmc_step_spread, the initial
         mcmc_step_size). With "autostep" the moves count their own gradients (stage_stats n_grad) and
-        settings["grads_per_particle"] is None."""
+        settings["grads_per_particle"] is None. waste_free=P (MALA / HMC): at every inner boundary resample
+        ceil(N / P) ancestors and run each as a chain of P states, keeping the first N states (`simulate`); it
+        replaces mcmc_steps, and the moves count their own gradients as autostep's."""
         c = dict(self.config)
         c.setdefault("mcmc_kernel", "mala")
         c.setdefault("mcmc_leapfrog", 1)
@@ -466,6 +496,15 @@ class ControlledSampler:
         boundaries(c["num_steps"], S)
         thr = c["ess_threshold"] if ess_threshold is None else check_threshold(ess_threshold)
         moves = c["mcmc_steps"] if mcmc_steps is None else _int("mcmc_steps", mcmc_steps, 0)
+        if waste_free is not None:
+            waste_free = _int("waste_free", waste_free, 2)
+            if c["mcmc_kernel"] == "autostep":
+                raise ValueError("waste_free runs MALA / HMC chains; mcmc_kernel='autostep' is not supported with it")
+            if S < 2:
+                raise ValueError(f"waste_free moves happen at inner boundaries: num_subtrajectories must be >= 2, "
+                                 f"got {S}")
+            if mcmc_steps is not None:
+                raise ValueError("waste_free=P replaces mcmc_steps (each chain makes P - 1 moves): pass one of them")
         scheme(resampling)
         model, dim, K = self.model, c["dim"], c["num_steps"]
 
@@ -477,7 +516,7 @@ class ControlledSampler:
                 raise ValueError(f"this {self.kind} sampler was trained for dim {dim}, the target has dim {target.dim}")
             k_run, k_res = jax.random.split(key)
             out = simulate(model, c, target.logdensity, k_run, num_particles, detach=True, num_subtrajectories=S,
-                           ess_threshold=thr, mcmc_steps=moves, resampling=resampling)
+                           ess_threshold=thr, mcmc_steps=moves, resampling=resampling, waste_free=waste_free)
             idx = scheme(resampling)(k_res, jax.nn.softmax(out["log_w"]), num_particles)
             bounds = out["bounds"]
             per_stage = np.full(S, num_particles * (bounds[1] - bounds[0]))
@@ -490,7 +529,9 @@ class ControlledSampler:
 
         gm = grads_per_move(c)  # None for autostep: its moves count their own gradients (stage_stats n_grad)
         settings = {**c, "num_subtrajectories": S, "ess_threshold": thr, "mcmc_steps": moves, "resampling": resampling,
-                    "grads_per_particle": None if gm is None else c["num_steps"] + 1 + (S - 1) * moves * gm}
+                    "waste_free": waste_free,
+                    "grads_per_particle": None if (gm is None or waste_free) else
+                    c["num_steps"] + 1 + (S - 1) * moves * gm}
         return base.PopulationSampler(f"{self.kind}[{c['loss']}]", run, settings, "time")
 
     def save(self, path) -> pathlib.Path:
@@ -541,7 +582,8 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
                 num_subtrajectories: int | None = None, num_iterations: int = 1000, batch_size: int = 256,
                 learning_rate: float = 1e-3, lr_schedule: str = "cosine", seed: int = 0, sigma: float = 1.0,
                 sigma_max: float = 1.0, sigma_min: float = 0.01, diffusion_schedule: str = "cosine",
-                learn_betas: bool = True, beta_init: str = "linear", learn_diffusion: bool = True,
+                learn_betas: bool = True, beta_init: str = "linear", beta_tail: float = 1e-3,
+                learn_diffusion: bool = True,
                 learn_prior: bool = False, ess_threshold: float = 0.3, mcmc_steps: int | None = None,
                 mcmc_step_size: float | None = None,
                 mcmc_kernel: str = "mala", mcmc_leapfrog: int = 1, mcmc_step_spread: float = 1.0,
@@ -579,6 +621,11 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
     boundaries(num_steps, num_subtrajectories)
     if beta_init == "two_ended" and num_steps < 2:
         raise ValueError(f"beta_init='two_ended' needs num_steps >= 2, got num_steps={num_steps}")
+    if not 0.0 < float(beta_tail) < 0.5:
+        raise ValueError(f"beta_tail (the 1 - beta two_ended's geometric tail heads for) must be in (0, 0.5), got "
+                         f"{beta_tail!r}")
+    if beta_tail != 1e-3 and beta_init != "two_ended":
+        raise ValueError(f"beta_tail applies to beta_init='two_ended' only, this is beta_init={beta_init!r}")
     mcmc_kernel = _kernel(mcmc_kernel)
     if mcmc_kernel == "autostep":
         raise ValueError("mcmc_kernel='autostep' is for sampling only (trained.as_population_sampler(mcmc_kernel="
@@ -605,6 +652,8 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
         "num_iterations": _int("num_iterations", num_iterations, 1), "target": getattr(target, "name", "target"),
         "dtype": str(jnp.result_type(float)), "kl_gradient": kl_gradient,
     }
+    if beta_init == "two_ended":  # only then (configs and checkpoints of the other starts are unchanged)
+        config["beta_tail"] = float(beta_tail)
     return config
 
 
