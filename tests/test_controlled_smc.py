@@ -223,6 +223,7 @@ def test_waste_free_moves_keep_log_z_and_moments_and_count(target):
     ps = sampler.as_population_sampler(num_subtrajectories=S, waste_free=P, mcmc_kernel="hmc", mcmc_leapfrog=L,
                                        mcmc_step_spread=3.0)
     assert ps.settings["waste_free"] == P and ps.settings["grads_per_particle"] is None
+    assert ps.settings["mcmc_steps"] == 0, "the training's boundary moves are not run, so not recorded"
     dt = samplax.sample(target, ps, **RUN)
     _check_log_z(dt, "scld sampled waste-free")
     _check_moments(dt, "scld sampled waste-free")

@@ -233,7 +233,8 @@ def test_bad_inputs():
                        (dict(correlation_threshold=0.0), "correlation_threshold"),
                        (dict(max_mcmc_steps=0), "max_mcmc_steps"), (dict(adapt_steps=1), "adapt_steps"),
                        (dict(waste_free=False, num_mcmc_steps=20, max_mcmc_steps=10), "max_mcmc_steps"),
-                       (dict(kernel="hmc", step_spread=0.5), "step_spread must be >= 1"),
+                       (dict(kernel="hmc", step_spread=0.5), "step_spread must be finite and >= 1"),
+                       (dict(kernel="hmc", step_spread=float("inf")), "step_spread must be finite and >= 1"),
                        (dict(kernel="mala", step_spread=2.0), "step_spread > 1 applies to kernel='hmc' only")]:
         # a value of the wrong kind (adapt_steps=1) is a TypeError from sample()'s own check; both name the setting
         with pytest.raises((ValueError, TypeError), match=match):

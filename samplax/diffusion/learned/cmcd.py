@@ -505,6 +505,7 @@ class ControlledSampler:
                                  f"got {S}")
             if mcmc_steps is not None:
                 raise ValueError("waste_free=P replaces mcmc_steps (each chain makes P - 1 moves): pass one of them")
+            moves = 0  # recorded as such: the chains' moves are counted in stage_stats n_grad
         scheme(resampling)
         model, dim, K = self.model, c["dim"], c["num_steps"]
 
