@@ -187,6 +187,8 @@ def test_hmc_moves_keep_log_z_and_moments(target, spread):
     assert int(dt.attrs["n_grad_sampling"]) == RUN["num_chains"] * RUN["num_particles"] * (K + 1 + (K - 1) * m * L)
     with pytest.raises(ValueError, match="applies to mcmc_kernel='hmc' only"):
         sampler.as_population_sampler(mcmc_kernel="mala", mcmc_step_spread=2.0)
+    with pytest.raises(ValueError, match="mcmc_step_spread must be finite and >= 1"):
+        sampler.as_population_sampler(mcmc_kernel="hmc", mcmc_step_spread=float("inf"))
     with pytest.raises(ValueError, match="mcmc_kernel must be one of"):
         sampler.as_population_sampler(mcmc_kernel="nuts")
 

@@ -9,7 +9,6 @@ behind (benchmarks/funnel_stages.py), which the last check records."""
 
 import warnings
 
-import jax
 import numpy as np
 import pytest
 
@@ -22,7 +21,6 @@ Z_GATE = 4.0
 
 @pytest.fixture(scope="module")
 def run():
-    jax.config.update("jax_enable_x64", True)
     target = samplax.models.get("funnel", dim=10)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the end of the run is wrong on purpose (see the last check)

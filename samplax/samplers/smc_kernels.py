@@ -118,14 +118,31 @@ class MoveKernel:
         return jnp.sum(self.grads_of(info)).astype(jnp.int32)
 
 
+def check_step_spread(spread, kernel: str, name: str = "step_spread", kernel_name: str = "kernel") -> float:
+    """A random-step spread R as given (>= 1 and finite; > 1 only for HMC), shared by SMC's and SCLD's moves."""
+    spread = float(spread)
+    if not 1.0 <= spread < math.inf:
+        raise ValueError(f"{name} must be finite and >= 1 (1: the jitter only), got {spread!r}")
+    if spread > 1.0 and kernel != "hmc":
+        raise ValueError(f"{name} > 1 applies to {kernel_name}='hmc' only, got {kernel_name}={kernel!r}")
+    return spread
+
+
+def step_factors(key, n: int, dtype, jitter: float, spread: float = 1.0):
+    """(n,) factors of the shared step, one per particle: log-uniform in [1 / spread, spread] when spread > 1, else
+    uniform in [1 - jitter, 1 + jitter] (ones when jitter is 0). Drawn independently of the states, so a move with
+    the step h x factor keeps its target invariant. Used by SMC's sweeps and SCLD's boundary moves (cmcd.py)."""
+    if spread > 1.0:
+        return jnp.exp(jax.random.uniform(key, (n,), dtype, -1.0, 1.0) * math.log(spread))
+    if jitter:
+        return jax.random.uniform(key, (n,), dtype, 1 - jitter, 1 + jitter)
+    return jnp.ones((n,), dtype)
+
+
 def make_kernel(name: str, num_integration_steps: int = 5, step_spread: float = 1.0) -> MoveKernel:
     """The move kernel `name`; step_spread = R > 1 (HMC only) draws each particle's step per sweep log-uniformly in
     [h / R, h R] instead of the jitter (module docstring)."""
-    step_spread = float(step_spread)
-    if not 1.0 <= step_spread < math.inf:
-        raise ValueError(f"step_spread must be finite and >= 1 (1: the jitter only), got {step_spread!r}")
-    if step_spread > 1.0 and name != "hmc":
-        raise ValueError(f"step_spread > 1 applies to kernel='hmc' only, got kernel={name!r}")
+    step_spread = check_step_spread(step_spread, name)
     if name == "rwm":
         kern = random_walk.build_additive_step()
 
@@ -347,13 +364,7 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
 
     def body(c):
         key, k_step, k_jit = jax.random.split(c.key, 3)
-        step = jnp.exp(c.log_step)
-        if kernel.spread > 1.0:  # a state-independent random step: still invariant
-            step = step * jnp.exp(jax.random.uniform(k_jit, (n,), dtype, -1.0, 1.0) * math.log(kernel.spread))
-        elif kernel.jitter:
-            step = step * jax.random.uniform(k_jit, (n,), dtype, 1 - kernel.jitter, 1 + kernel.jitter)
-        else:
-            step = jnp.broadcast_to(step, (n,))
+        step = jnp.exp(c.log_step) * step_factors(k_jit, n, dtype, kernel.jitter, kernel.spread)
         new, info = jax.vmap(lambda kk, st, e, g: kernel.step(kk, st, logdens_for(g), e))(
             jax.random.split(k_step, n), c.states, step, groups)
         acc = jnp.nan_to_num(jnp.mean(info.acceptance_rate))

@@ -55,6 +55,7 @@ from samplax.diffusion.learned.sampler import read_model, write_model
 from samplax.particles import base, temperatures
 from samplax.particles.resampling import check_threshold, scheme
 from samplax.particles.state import ess
+from samplax.samplers.smc_kernels import check_step_spread, step_factors
 from samplax.diffusion.learned.checks import finite_loss, training_bar
 from samplax.diffusion.learned.checks import integer as _int, positive as _pos
 
@@ -269,12 +270,9 @@ def _moves(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: in
         x, lp, g, h, _ = carry
         kp, ke, ka = jax.random.split(jax.random.fold_in(key, i), 3)
         r0 = jax.random.normal(kp, x.shape)  # whitened momentum: x = c z, r conjugate to z
-        if spread > 1.0:  # log-uniform in [h / spread, h spread]: some steps small enough for narrow regions,
-            # some large enough for wide ones (a funnel's neck and mouth), h in between
-            u = jax.random.uniform(ke, x.shape[:1], x.dtype, -1.0, 1.0)
-            eps = (h * jnp.exp(u * np.log(spread)))[:, None]
-        else:
-            eps = (h * jax.random.uniform(ke, x.shape[:1], x.dtype, 1.0 - HMC_JITTER, 1.0 + HMC_JITTER))[:, None]
+        # log-uniform in [h / spread, h spread] (some steps small enough for narrow regions, some large enough for
+        # wide ones), else jittered in [1 - j, 1 + j] x h: smc_kernels.step_factors, SMC's rule
+        eps = (h * step_factors(ke, x.shape[0], x.dtype, HMC_JITTER, spread))[:, None]
 
         def leap(state, _):
             y, lp_y, g_y, r = state
@@ -328,7 +326,7 @@ def _autostep_moves(logdensity, key, x, lp, g, h, num_moves: int, L: int, c, log
     def sweep(carry, i):
         st, h, acc, ng = carry
         kk, ke = jax.random.split(jax.random.fold_in(key, i))
-        eps = h * jax.random.uniform(ke, (n,), x.dtype, 1.0 - HMC_JITTER, 1.0 + HMC_JITTER)
+        eps = h * step_factors(ke, n, x.dtype, HMC_JITTER)
         st, info = jax.vmap(lambda k, s, e: kern(k, s, f, e))(jax.random.split(kk, n), st, eps)
         h = h * jnp.exp(autostep.log_step_change(info))
         acc = acc + jnp.mean(info.is_accepted.astype(x.dtype))
@@ -566,12 +564,7 @@ def _kernel(name: str) -> str:
 
 
 def _spread(kernel: str, spread: float) -> float:
-    spread = float(spread)
-    if not spread >= 1.0:
-        raise ValueError(f"mcmc_step_spread must be >= 1, got {spread}")
-    if spread > 1.0 and kernel != "hmc":
-        raise ValueError("mcmc_step_spread > 1 applies to mcmc_kernel='hmc' only")
-    return spread
+    return check_step_spread(spread, kernel, "mcmc_step_spread", "mcmc_kernel")
 
 
 def _default_step(kernel: str, dim: int) -> float:
