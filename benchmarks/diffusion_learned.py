@@ -129,13 +129,17 @@ class Fitted:
         return base.get(self.sampler, **self.sample_kwargs)
 
 
-def _fit_learned(kind):
+def _fit_learned(kind, **extra):
     def fit(target, spec, s, seed):
         t0 = time.perf_counter()
-        tr = train(target, kind, "kl", num_steps=s["K"], num_iterations=s["iters"], batch_size=s["batch"],
+        # the KL loss differentiates log pi~(x_K) once per path: K + 1 gradients (config["n_grad_train"]), so the
+        # iterations are cut by K / (K + 1) to stay within the budget's iters x batch x K
+        iters = max(1, s["iters"] * s["K"] // (s["K"] + 1))
+        tr = train(target, kind, "kl", num_steps=s["K"], num_iterations=iters, batch_size=s["batch"],
                    learning_rate=1e-3, lr_schedule="cosine", grad_clip_value=1.0, sigma=spec.sigma,
-                   schedule="cosine" if kind == "dds" else "linear", seed=seed, progress=False)
-        return Fitted(tr, s["iters"] * s["batch"] * s["K"], {}, f"{kind}[kl]", time.perf_counter() - t0)
+                   schedule="cosine" if kind == "dds" else "linear", seed=seed, progress=False, **extra)
+        label = f"{kind}[kl" + "".join(f", {k}={v}" for k, v in extra.items()) + "]"
+        return Fitted(tr, int(tr.config["n_grad_train"]), {}, label, time.perf_counter() - t0)
 
     return fit
 
@@ -266,7 +270,10 @@ def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_ker
     return fit
 
 
-METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned("dds"), "sfs": _fit_sfs,
+METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned("dds"),
+                                # the DDS code's network: PIS-Grad's learnable-phase time code (issue 21)
+                                "pis_pisnet": _fit_learned("pis", time_embedding="pis"),
+                                "dds_pisnet": _fit_learned("dds", time_embedding="pis"), "sfs": _fit_sfs,
                                 "smc": _fit_smc, "smc_tail": _fit_smc_tail, "smc_wf": _fit_smc_wf,
                                 # K + 1 gradients per path; NETS with the PINN loss K + 1 (SCLD: see _fit_scld)
                                 "cmcd": _fit_trained("cmcd", "log_variance", lambda K: K + 1, beta_init="cubic"),
@@ -361,7 +368,7 @@ def _print(rows, title):
 # run only when named in --methods: the earlier SCLD settings, SCLD from a linear or two-ended schedule, SCLD sampled
 # with waste-free moves (heavy-tailed on the funnel: one seed's populations +1.0 +- 1.3), NETS with the exact
 # divergence in its PINN loss (1,130 s of training on the 10-d funnel alone, d x the network passes of nets_h)
-ABLATIONS = ("scld4", "scld_linear", "scld_hmc_two_ended", "scld_wf", "nets")
+ABLATIONS = ("pis_pisnet", "dds_pisnet", "scld4", "scld_linear", "scld_hmc_two_ended", "scld_wf", "nets")
 
 
 def main(mode: str = "full", targets=STANDARD, methods=tuple(m for m in METHODS if m not in ABLATIONS)) -> None:

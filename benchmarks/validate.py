@@ -16,6 +16,7 @@ over sqrt(populations) and sd / sqrt(particles); their effective size for the W2
     .venv/bin/python benchmarks/validate.py                  # the full matrix (8 samplers x 12 posteriors)
     .venv/bin/python benchmarks/validate.py --quick          # 4 x (300 + 300), a few ports
     .venv/bin/python benchmarks/validate.py --samplers nuts,smc --posteriors blr,diamonds --seed 1
+    .venv/bin/python benchmarks/validate.py --samplers pis,dds,cmcd,scld,nets   # the learned samplers (trained)
 """
 
 from __future__ import annotations
@@ -43,16 +44,31 @@ SAMPLERS = {  # name -> (sampler, settings): each with its adaptive default
     "nuts": ("nuts", {}), "hmc": ("hmc", {}), "mclmc": ("mclmc", {}), "mams": ("mams", {}), "mala": ("mala", {}),
     "underdamped_adj": ("underdamped", {"adjusted": True}), "secd": ("secd", {}), "smc": ("smc", {}),
 }
+# learned samplers (issue 21): trained per posterior in the coordinates of the automatic reference (reference="auto":
+# from the origin most ports fail at the first iteration or end with degenerate weights), K = 32 steps, 150
+# iterations x batch 128, then 4 populations x --particles; only when named (--samplers pis,dds,cmcd,scld,nets)
+LEARNED = {"pis": ("kl", dict(lr_schedule="cosine", grad_clip_value=1.0)),
+           "dds": ("kl", dict(lr_schedule="cosine", grad_clip_value=1.0, schedule="cosine")),
+           "cmcd": ("log_variance", {}), "scld": ("log_variance", {}), "nets": ("pinn", {})}
+LEARNED_TRAIN = dict(num_steps=32, num_iterations=150, batch_size=128)
 Z_MAX = 5.0
 
 
 def one(name, label, chains, warmup, draws, particles, seed=0) -> dict:
-    sampler, settings = SAMPLERS[label]
+    sampler, settings = SAMPLERS[label] if label in SAMPLERS else (label, {})
     target = samplax.models.get(name)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if sampler == "smc":
+        if label in LEARNED:
+            from samplax.diffusion.learned import train
+
+            loss, options = LEARNED[label]
+            trained = train(target, label, loss, reference="auto", seed=seed, progress=False, **LEARNED_TRAIN,
+                            **options)
+            dt = samplax.sample(target, trained, num_particles=particles, num_chains=chains, seed=seed + 1,
+                                progress=False)
+        elif sampler == "smc":
             dt = samplax.sample(target, sampler, num_particles=particles, num_chains=chains, seed=seed,
                                 progress=False, **settings)
         else:
@@ -73,7 +89,9 @@ def one(name, label, chains, warmup, draws, particles, seed=0) -> dict:
     bound = max(1.5 * floor.mean, floor.mean + 4 * floor.std)
     ok = bool(np.isfinite(zm) and zm < Z_MAX and zs < Z_MAX and float(w.pooled) <= bound)
     verdict = ("warned (ok)" if ok else "warned") if warned else ("recovered" if ok else "WRONG")
-    grads = gradient_count(dt)
+    grads = gradient_count(dt)  # a learned sampler's training gradients count too (config["n_grad_train"])
+    if label in LEARNED:
+        grads += int(trained.config["n_grad_train"])
     return {"posterior": name, "sampler": label, "verdict": verdict, "max|z| mean": zm, "max|z| sd": zs,
             "W2/bound": float(w.pooled) / bound, "n_eff": n_eff, "gradients": grads, "seconds": wall,
             "findings": " | ".join(f for f in str(dt.attrs.get("trust_findings", "")).split("\n") if f)[:160]}

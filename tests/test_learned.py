@@ -71,6 +71,9 @@ def test_pis_kl_finds_every_mode_and_log_z(target, pis_kl, pis_kl_run):
     dt = pis_kl_run
     assert pis_kl.history[-20:].mean() < pis_kl.history[:20].mean()  # training lowered the loss
     assert int(dt.attrs["n_grad_sampling"]) == 4 * 1000 * 16
+    # training: K gradients per path plus the KL loss's one at x_K; no Hessian-vector products (score detached)
+    assert pis_kl.config["n_grad_train"] == CI["num_iterations"] * CI["batch_size"] * (CI["num_steps"] + 1)
+    assert pis_kl.config["n_hvp_train"] == 0
     # the existing diagnostics read the DataTree unchanged
     assert "r_hat" in samplax.diagnostics.summary(dt).columns
     w2 = samplax.diagnostics.wasserstein(dt, target)
@@ -82,6 +85,7 @@ def test_pis_log_variance_finds_every_mode_and_log_z(target):
     # importance ESS about 475 of 1000 per population
     trained = train(target, "pis", "log_variance", **CI)
     _check_modes_and_log_z(target, trained)
+    assert trained.config["n_grad_train"] == CI["num_iterations"] * CI["batch_size"] * CI["num_steps"]
 
 
 @pytest.mark.slow
@@ -91,14 +95,16 @@ def test_dds_finds_every_mode_and_log_z(target, loss):
     _check_modes_and_log_z(target, train(target, "dds", loss, **CI))
 
 
-@pytest.mark.parametrize("kind,schedule", [("pis", "linear"), ("dds", "linear"), ("dds", "cosine")])
-def test_weights_are_exact_for_any_control(kind, schedule):
+@pytest.mark.parametrize("kind,schedule,embedding", [("pis", "linear", "fourier"), ("dds", "linear", "fourier"),
+                                                     ("dds", "cosine", "fourier"), ("dds", "cosine", "pis")])
+def test_weights_are_exact_for_any_control(kind, schedule, embedding):
     """log w is an exact discrete-time importance weight: an untrained, random control still gives unbiased Z."""
     m, s = np.array([1.0, -0.5]), np.array([0.7, 1.3])
     t = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(((x - m) / s) ** 2), 2,
                                        log_z=float(np.log(s).sum() + np.log(2 * np.pi)))
     cfg = {"kind": kind, "loss": "kl", "dim": 2, "num_steps": 4, "sigma": 1.5, "beta_min": 0.1, "beta_max": 10.0,
-           "width": 8, "depth": 1, "num_freqs": 2, "clip": 100.0, "dtype": "float64", "schedule": schedule}
+           "width": 8, "depth": 1, "num_freqs": 2, "clip": 100.0, "dtype": "float64", "schedule": schedule,
+           "time_embedding": embedding}
     c = new_control(cfg, jax.random.PRNGKey(3))
     leaves, tree = jax.tree.flatten(eqx.filter(c, eqx.is_inexact_array))
     keys = jax.random.split(jax.random.PRNGKey(4), len(leaves))
@@ -134,6 +140,23 @@ def test_save_load_gives_identical_samples(target, pis_kl, pis_kl_run, tmp_path)
     b = samplax.sample(target, back, **RUN)
     np.testing.assert_array_equal(a.posterior["x"].values, b.posterior["x"].values)
     assert a.attrs["log_z"] == b.attrs["log_z"]
+
+
+def test_pis_time_embedding_starts_at_the_reference_and_round_trips(target, tmp_path):
+    """The DDS code's network (PIS-Grad time code, learnable phase): u = 0 before training, and a saved model loads
+    with that network (its config names it), giving the same control."""
+    small = dict(num_steps=4, batch_size=8, sigma=4.0, width=8, depth=1, seed=2)
+    fresh = new_control({"dim": 2, "width": 8, "depth": 1, "num_freqs": 2, "clip": 100.0, "dtype": "float64",
+                         "time_embedding": "pis"}, jax.random.PRNGKey(0))
+    x, g = jnp.array([0.3, -1.2]), jnp.array([2.0, 0.5])
+    np.testing.assert_array_equal(fresh(x, 0.4, g), 0.0)
+    trained = train(target, "dds", num_iterations=3, time_embedding="pis", **small)
+    assert trained.config["time_embedding"] == "pis" and trained.control.state_time is not None
+    assert np.any(trained.control.state_time.phase != 0)  # the phase is learned
+    back = load_trained(trained.save(tmp_path / "dds_pis.eqx"))
+    np.testing.assert_array_equal(back.control(x, 0.4, g), trained.control(x, 0.4, g))
+    with pytest.raises(ValueError, match="time_embedding"):
+        train(target, "dds", num_iterations=1, time_embedding="sinusoid", **small)
 
 
 def test_checkpoint_resume_equals_uninterrupted(target, tmp_path):

@@ -49,7 +49,7 @@ import optax
 from jax.scipy.special import logsumexp
 
 from samplax.checkpoint import target_fingerprint
-from samplax.diffusion.learned import resume as ckpt
+from samplax.diffusion.learned import affine, resume as ckpt
 from samplax.diffusion.learned.network import Control
 from samplax.diffusion.learned.sampler import read_model, write_model
 from samplax.particles import base, temperatures
@@ -531,7 +531,7 @@ class ControlledSampler:
                     "waste_free": waste_free,
                     "grads_per_particle": None if (gm is None or waste_free) else
                     c["num_steps"] + 1 + (S - 1) * moves * gm}
-        return base.PopulationSampler(f"{self.kind}[{c['loss']}]", run, settings, "time")
+        return affine.wrap(base.PopulationSampler(f"{self.kind}[{c['loss']}]", run, settings, "time"), c)
 
     def save(self, path) -> pathlib.Path:
         """One file: a JSON header line (config, history) then equinox's serialised leaves of the model."""

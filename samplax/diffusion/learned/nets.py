@@ -60,7 +60,7 @@ import optax
 from jax.scipy.special import logsumexp
 
 from samplax.checkpoint import target_fingerprint
-from samplax.diffusion.learned import resume as ckpt
+from samplax.diffusion.learned import affine, resume as ckpt
 from samplax.diffusion.learned.network import fourier_features, zero_last
 from samplax.diffusion.learned.sampler import read_model, write_model
 from samplax.particles import base
@@ -363,10 +363,10 @@ class NetsSampler:
                      "resampled": out["resampled"], "n_grad": base.stage_counts(counts)}
             return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
 
-        return base.PopulationSampler(f"nets[{c['loss']}]", run,
-                                      {**c, "num_steps": K, "weights": weights, "epsilon": eps,
-                                       "resampling": resampling, "resample_threshold": float(resample_threshold)},
-                                      "time")
+        return affine.wrap(base.PopulationSampler(f"nets[{c['loss']}]", run,
+                                                  {**c, "num_steps": K, "weights": weights, "epsilon": eps,
+                                                   "resampling": resampling,
+                                                   "resample_threshold": float(resample_threshold)}, "time"), c)
 
     def save(self, path) -> pathlib.Path:
         """One file: a JSON header line (config, history) then equinox's serialised network leaves."""

@@ -29,24 +29,58 @@ def zero_last(mlp: eqx.nn.MLP) -> eqx.nn.MLP:
     return eqx.tree_at(lambda m: m.layers[-1], mlp, last)
 
 
+TIME_EMBEDDINGS = ("fourier", "pis")
+
+
+class PISTime(eqx.Module):
+    """PIS-Grad's time code (Zhang & Chen 2022; the DDS code's PISGRADNet): [sin, cos](c_j t + phase_j) with
+    c = linspace(0.1, 100, channels) and a learnable phase, then a two-layer MLP to `channels` features."""
+
+    phase: jax.Array
+    coder: eqx.nn.MLP
+
+    def __init__(self, channels: int, key):
+        self.phase = jnp.zeros((channels,))
+        self.coder = eqx.nn.MLP(2 * channels, channels, channels, 1, activation=jax.nn.gelu, key=key)
+
+    def __call__(self, t):
+        a = jnp.linspace(0.1, 100.0, self.phase.shape[0], dtype=self.phase.dtype) * t + self.phase
+        return self.coder(jnp.concatenate([jnp.sin(a), jnp.cos(a)]))
+
+
 class Control(eqx.Module):
-    """u(x, t, score) for one x of shape (dim,)."""
+    """u(x, t, score) for one x of shape (dim,).
+
+    time_embedding "fourier": NN1 and NN2 read the 2 num_freqs features sin / cos(2^j pi t) directly; "pis": each
+    reads its own PIS-Grad time code (`PISTime`, `width` channels), NN2 one layer deeper, as the DDS code's network.
+    """
 
     state_net: eqx.nn.MLP
     gain_net: eqx.nn.MLP
+    state_time: PISTime | None
+    gain_time: PISTime | None
     num_freqs: int = eqx.field(static=True)
     clip: float = eqx.field(static=True)
     input_scale: float = eqx.field(static=True)
 
     def __init__(self, dim: int, key, width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0,
-                 input_scale: float = 1.0):
-        k1, k2 = jax.random.split(key)
-        emb = 2 * num_freqs
+                 input_scale: float = 1.0, time_embedding: str = "fourier"):
+        if time_embedding not in TIME_EMBEDDINGS:
+            raise ValueError(f"time_embedding must be one of {TIME_EMBEDDINGS}, got {time_embedding!r}")
+        k1, k2, k3, k4 = jax.random.split(key, 4)
+        pis = time_embedding == "pis"
+        emb = width if pis else 2 * num_freqs
         self.state_net = zero_last(eqx.nn.MLP(dim + emb, dim, width, depth, activation=jax.nn.gelu, key=k1))
-        self.gain_net = zero_last(eqx.nn.MLP(emb, dim, width, depth, activation=jax.nn.gelu, key=k2))
+        self.gain_net = zero_last(eqx.nn.MLP(emb, dim, width, depth + int(pis), activation=jax.nn.gelu, key=k2))
+        self.state_time = PISTime(width, k3) if pis else None
+        self.gain_time = PISTime(width, k4) if pis else None
         self.num_freqs, self.clip, self.input_scale = num_freqs, float(clip), float(input_scale)
 
     def __call__(self, x, t, score):
-        e = fourier_features(t, self.num_freqs)
+        if self.state_time is None:
+            e_state = e_gain = fourier_features(t, self.num_freqs)
+        else:
+            e_state, e_gain = self.state_time(t), self.gain_time(t)
         s = jnp.clip(score, -self.clip, self.clip)
-        return self.state_net(jnp.concatenate([x / self.input_scale, e])) / self.input_scale + self.gain_net(e) * s
+        return (self.state_net(jnp.concatenate([x / self.input_scale, e_state])) / self.input_scale
+                + self.gain_net(e_gain) * s)

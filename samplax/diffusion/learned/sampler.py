@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from samplax.diffusion.learned import affine
 from samplax.diffusion.learned.network import Control
 from samplax.diffusion.learned.paths import make_path, rollout
 from samplax.particles import base
@@ -69,8 +70,9 @@ class TrainedSampler:
             # n_grad: K gradient evaluations per path; the final log pi~(x_K) is one more log-density evaluation each
             return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
 
-        return base.PopulationSampler(f"{self.kind}[{self.config['loss']}]", run,
-                                      {**self.config, "num_steps": path.num_steps, "resampling": resampling}, "time")
+        return affine.wrap(base.PopulationSampler(f"{self.kind}[{self.config['loss']}]", run,
+                                                  {**self.config, "num_steps": path.num_steps, "resampling": resampling},
+                                                  "time"), self.config)
 
     # ------------------------------------------------------------------ save / load
     def save(self, path) -> pathlib.Path:
@@ -81,7 +83,7 @@ class TrainedSampler:
 def new_control(config: dict, key) -> Control:
     # files written before input_scale existed fed x unscaled: missing means 1.0, so they load as they were trained
     c = Control(config["dim"], key, config["width"], config["depth"], config["num_freqs"], config["clip"],
-                config.get("input_scale", 1.0))
+                config.get("input_scale", 1.0), config.get("time_embedding", "fourier"))
     dtype = jnp.dtype(config["dtype"])
     return jax.tree.map(lambda v: v.astype(dtype) if eqx.is_inexact_array(v) else v, c)
 

@@ -11,6 +11,7 @@ import optax
 
 from samplax.checkpoint import target_fingerprint
 from samplax.diffusion.learned.losses import LOSSES, loss_fn
+from samplax.diffusion.learned.network import TIME_EMBEDDINGS
 from samplax.diffusion.learned.paths import KINDS, SCHEDULES, make_path
 from samplax.diffusion.learned import resume as ckpt
 from samplax.diffusion.learned.sampler import FORMAT, TrainedSampler, new_control
@@ -34,16 +35,34 @@ def _optimizer(lr, clip_norm, clip_value=None, lr_schedule="constant", num_itera
 TRAINERS = ("pis", "dds", "cmcd", "scld", "nets")
 
 
-def train(target, kind: str, loss: str | None = None, **options):
+def train(target, kind: str, loss: str | None = None, reference=None, **options):
     """Train a learned sampler for `target`; `samplax.sample(target, trained, num_particles=N, num_chains=C)` runs it.
 
     kind: "pis" / "dds" (controlled diffusions, `train_diffusion`: loss "kl" by default or "log_variance"),
       "cmcd" / "scld" (controlled SMC, `cmcd.train_controlled`: loss "log_variance" by default or "kl"),
       "nets" (non-equilibrium transport, `nets.train_nets`: loss "pinn" by default or "action").
+    reference: None (the sampler's reference N(0, sigma^2) sits at the origin of the target's coordinates), "auto"
+      (learn in coordinates whitened by the automatic Gaussian reference tempered SMC uses: a Laplace fit refined by
+      importance sampling, covariance x 4) or (mean, scale); see `affine`. Real posteriors need it: from the origin
+      most posteriordb ports fail at the first iteration or end with degenerate weights.
     options: the keyword settings of that function (each refuses what it does not know).
     """
     if kind not in TRAINERS:
         raise ValueError(f"kind must be one of {TRAINERS}, got {kind!r}")
+    if reference is not None:
+        import warnings
+
+        from samplax.diffusion.learned import affine
+        from samplax.particles.run import as_target
+
+        target = as_target(target)
+        entry, notes = affine.fit(target, reference)
+        if notes:  # informational, as tempering's reference='auto' says which reference it built
+            warnings.warn(f"reference={reference!r} for {target.name!r}: " + "; ".join(notes), UserWarning,
+                          stacklevel=2)
+        trained = train(affine.whiten(target, entry), kind, loss, **options)
+        trained.config["affine"] = entry
+        return trained
     if kind in ("cmcd", "scld"):
         from samplax.diffusion.learned.cmcd import train_controlled
 
@@ -60,7 +79,7 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
           beta_min: float = 0.1, beta_max: float = 10.0, width: int = 64, depth: int = 2, num_freqs: int = 8,
           clip: float = 100.0, grad_clip_norm: float = 10.0, grad_clip_value: float | None = None,
           lr_schedule: str = "constant", schedule: str = "linear", detach_score: bool = True,
-          progress: bool | None = None, checkpoint=None, checkpoint_every: int = 100, resume=None) -> TrainedSampler:
+          time_embedding: str = "fourier", progress: bool | None = None, checkpoint=None, checkpoint_every: int = 100, resume=None) -> TrainedSampler:
     """Train a PIS or DDS sampler for `target` (a samplax.Target with an unnormalised log-density).
 
     kind: "pis" (controlled Brownian motion from 0) or "dds" (controlled time-reversed OU from N(0, sigma^2)).
@@ -70,6 +89,8 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
     schedule: DDS's OU time grid, "linear" or "cosine" (the reference codes'; see `paths`).
     detach_score: the network's input grad log pi~(x) carries no gradient (as in both reference codes). Default True
       since 2026-12-05: differentiating the KL loss through it into the target's Hessian made DDS-KL diverge on GMM40.
+    time_embedding: the network's time input, "fourier" (sin / cos(2^j pi t), j < num_freqs) or "pis" (PIS-Grad's
+      learnable-phase code of `width` channels, as the DDS code's network; see `network.Control`).
     grad_clip_value: also clip each gradient entry to [-v, v] (the reference codes use 1.0); lr_schedule: "constant" or
       "cosine" (decay to 0 over num_iterations).
     Iteration i uses the key fold_in(PRNGKey(seed), i), so `resume` from a checkpoint written
@@ -95,6 +116,8 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if grad_clip_value is not None:
         grad_clip_value = _pos("grad_clip_value", grad_clip_value)
+    if time_embedding not in TIME_EMBEDDINGS:
+        raise ValueError(f"time_embedding must be one of {TIME_EMBEDDINGS}, got {time_embedding!r}")
     if not isinstance(detach_score, bool):
         raise ValueError(f"detach_score must be True or False, got {detach_score!r}")
     _pos("beta_min", beta_min), _pos("beta_max", beta_max)
@@ -103,6 +126,7 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
               "beta_min": float(beta_min), "beta_max": float(beta_max), "width": _int("width", width, 1),
               "depth": _int("depth", depth, 1), "num_freqs": _int("num_freqs", num_freqs, 1), "clip": clip,
               "input_scale": sigma, "schedule": schedule, "detach_score": detach_score,
+              "time_embedding": time_embedding,
               "grad_clip_value": grad_clip_value, "lr_schedule": lr_schedule,
               "batch_size": batch_size, "learning_rate": learning_rate, "grad_clip_norm": grad_clip_norm,
               "seed": seed, "num_iterations": num_iterations, "target": getattr(target, "name", "target"),
@@ -133,6 +157,12 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
     finally:
         if bar is not None:
             bar.close()
+    # every training path: K gradients along the rollout, and the KL loss's backward pass differentiates
+    # log pi~(x_K) once more (log-variance only evaluates it); with the score input not detached the KL backward pass
+    # also makes one Hessian-vector product per step
+    kl = loss == "kl"
+    config["n_grad_train"] = num_iterations * batch_size * (num_steps + int(kl))
+    config["n_hvp_train"] = num_iterations * batch_size * num_steps * int(kl and not detach_score)
     return TrainedSampler(control, config, np.asarray(history))
 
 
