@@ -348,7 +348,8 @@ def run_target(key, s, methods, seed=0):
         rows.append(row)
         print(f"  {spec.name}: {row}", flush=True)
     _print(rows, f"{spec.name} (log Z = {target.log_z:.5f}): budget {s['budget']:,} gradients per method; "
-                 f"{s['pops']} populations x N = {s['N']}; learned: K = {s['K']}, {s['iters']} it x batch {s['batch']}")
+                 f"{s['pops']} populations x N = {s['N']}; learned: K = {s['K']}, batch {s['batch']}, PIS / DDS "
+                 f"{max(1, s['iters'] * s['K'] // (s['K'] + 1))} it (K + 1 gradients per path)")
     return rows
 
 
