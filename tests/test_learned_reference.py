@@ -42,7 +42,8 @@ RUN = dict(num_particles=1000, num_chains=24, seed=1, progress=False)
 # -0.13 +- 0.04 after 20 or 150 iterations, the fit's sd misses the second mode along x_1)
 SMALL = {"pis": dict(num_steps=8, width=16, depth=1, num_freqs=2, learning_rate=5e-3, num_iterations=150),
          "dds": dict(num_steps=8, width=16, depth=1, num_freqs=2, learning_rate=5e-3, num_iterations=150),
-         "scld": dict(num_steps=8, width=16, depth=2, num_freqs=4, sigma_max=1.5, learning_rate=3e-3, num_iterations=120),
+         "scld": dict(num_steps=8, width=16, depth=2, num_freqs=4, sigma_max=1.5, learning_rate=3e-3,
+                      num_iterations=120),
          "nets": dict(num_steps=8, width=16, depth=1, num_freqs=2, sigma=2.0, num_iterations=20)}
 
 

@@ -70,9 +70,9 @@ class TrainedSampler:
             # n_grad: K gradient evaluations per path; the final log pi~(x_K) is one more log-density evaluation each
             return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
 
-        return affine.wrap(base.PopulationSampler(f"{self.kind}[{self.config['loss']}]", run,
-                                                  {**self.config, "num_steps": path.num_steps, "resampling": resampling},
-                                                  "time"), self.config)
+        settings = {**self.config, "num_steps": path.num_steps, "resampling": resampling}
+        return affine.wrap(base.PopulationSampler(f"{self.kind}[{self.config['loss']}]", run, settings, "time"),
+                           self.config)
 
     # ------------------------------------------------------------------ save / load
     def save(self, path) -> pathlib.Path:

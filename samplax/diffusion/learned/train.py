@@ -79,7 +79,8 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
           beta_min: float = 0.1, beta_max: float = 10.0, width: int = 64, depth: int = 2, num_freqs: int = 8,
           clip: float = 100.0, grad_clip_norm: float = 10.0, grad_clip_value: float | None = None,
           lr_schedule: str = "constant", schedule: str = "linear", detach_score: bool = True,
-          time_embedding: str = "fourier", progress: bool | None = None, checkpoint=None, checkpoint_every: int = 100, resume=None) -> TrainedSampler:
+          time_embedding: str = "fourier", progress: bool | None = None, checkpoint=None, checkpoint_every: int = 100,
+          resume=None) -> TrainedSampler:
     """Train a PIS or DDS sampler for `target` (a samplax.Target with an unnormalised log-density).
 
     kind: "pis" (controlled Brownian motion from 0) or "dds" (controlled time-reversed OU from N(0, sigma^2)).
@@ -126,11 +127,12 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
               "beta_min": float(beta_min), "beta_max": float(beta_max), "width": _int("width", width, 1),
               "depth": _int("depth", depth, 1), "num_freqs": _int("num_freqs", num_freqs, 1), "clip": clip,
               "input_scale": sigma, "schedule": schedule, "detach_score": detach_score,
-              "time_embedding": time_embedding,
               "grad_clip_value": grad_clip_value, "lr_schedule": lr_schedule,
               "batch_size": batch_size, "learning_rate": learning_rate, "grad_clip_norm": grad_clip_norm,
               "seed": seed, "num_iterations": num_iterations, "target": getattr(target, "name", "target"),
               "dtype": str(jnp.result_type(float))}
+    if time_embedding != "fourier":  # stored only when set, so checkpoints and files from before it stay valid
+        config["time_embedding"] = time_embedding
     path = make_path(kind, num_steps, sigma, beta_min, beta_max, schedule)
     root = jax.random.PRNGKey(seed)
     control = new_control(config, jax.random.fold_in(root, 2**31 - 1))
