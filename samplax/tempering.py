@@ -46,7 +46,7 @@ from samplax import reference_fit
 CHECK_POINTS = 3
 
 
-def _gaussian_reference(target, reference) -> reference_fit.Gaussian:
+def gaussian_reference(target, reference) -> reference_fit.Gaussian:
     """(mean, scale) or (mean, cov) as a Gaussian; numpy, since this runs while the sampler is traced."""
     try:
         mean, spread = reference
@@ -261,7 +261,7 @@ def _build(target, reference, check) -> _Entry:
         _reference_key(reference)  # validates
         gauss, notes = _auto(target, None)
     elif reference is not None:
-        gauss = _gaussian_reference(target, reference)
+        gauss = gaussian_reference(target, reference)
     else:
         fields = {"log_prior": target.log_prior, "log_likelihood": target.log_likelihood,
                   "sample_prior": target.sample_prior}

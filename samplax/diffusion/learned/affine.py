@@ -10,7 +10,8 @@ with degenerate weights. With `reference` the sampler learns in coordinates y wi
 the same normaliser Z, so log Z and the weights are unchanged in meaning; the particles are mapped back to x.
 `reference="auto"` takes (mean, L) from `reference_fit.auto_reference` (the Laplace fit refined by importance
 sampling, covariance x 4: what tempered SMC's reference="auto" starts from), so y's reference N(0, sigma^2) with the
-default sigma = 1 is that Gaussian. (mean, scale) with scalars or vectors gives L = diag(scale).
+default sigma = 1 is that Gaussian. (mean, scale) with scalars or vectors gives L = diag(scale), (mean, cov) its
+Cholesky factor, parsed as tempered SMC's reference=... is (`tempering.gaussian_reference`).
 
 The map is stored in the trained sampler's config ("affine": mean, chol), so a saved sampler samples in the same
 coordinates; `wrap` applies it to a population sampler, `whiten` to a target.
@@ -26,32 +27,22 @@ import numpy as np
 
 
 def fit(target, reference) -> tuple[dict, tuple[str, ...]]:
-    """The config entry {"mean", "chol", "source"} for `reference` ("auto" or (mean, scale)) and the fit's notes."""
-    d = target.dim
+    """The config entry {"mean", "chol", "source"} for `reference` ("auto", (mean, scale) or (mean, cov)) and the
+    fit's notes."""
     if isinstance(reference, str):
         if reference != "auto":
-            raise ValueError(f"reference must be None, 'auto' or (mean, scale), got {reference!r}")
+            raise ValueError(f"reference must be None, 'auto', (mean, scale) or (mean, cov), got {reference!r}")
         from samplax.reference_fit import auto_reference
 
         with jax.ensure_compile_time_eval():
             g, notes = auto_reference(target)
         mean, chol = np.asarray(g.mean, float), np.asarray(g.chol, float)
         source = "auto"
-    else:
-        try:
-            loc, scale = reference
-        except (TypeError, ValueError):
-            raise ValueError(f"reference must be None, 'auto' or (mean, scale), got {reference!r}") from None
-        try:
-            mean = np.broadcast_to(np.asarray(loc, float), (d,)).copy()
-            scale = np.broadcast_to(np.asarray(scale, float), (d,))
-        except ValueError:
-            raise ValueError(f"reference (mean, scale): each must be a scalar or have the target's dim {d}, got "
-                             f"shapes {np.shape(loc)} and {np.shape(scale)}") from None
-        if not np.all(np.isfinite(mean)) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-            raise ValueError(f"reference (mean, scale): the mean must be finite and the scale finite and > 0, got "
-                             f"{reference!r}")
-        chol, notes, source = np.diag(scale), (), "given"
+    else:  # the same parser as tempered SMC's reference=(mean, scale) or (mean, cov)
+        from samplax.tempering import gaussian_reference
+
+        g = gaussian_reference(target, reference)
+        mean, chol, notes, source = g.mean, g.chol, (), "given"
     return {"mean": mean.tolist(), "chol": chol.tolist(), "source": source}, tuple(notes)
 
 

@@ -43,8 +43,8 @@ def train(target, kind: str, loss: str | None = None, reference=None, **options)
       "nets" (non-equilibrium transport, `nets.train_nets`: loss "pinn" by default or "action").
     reference: None (the sampler's reference N(0, sigma^2) sits at the origin of the target's coordinates), "auto"
       (learn in coordinates whitened by the automatic Gaussian reference tempered SMC uses: a Laplace fit refined by
-      importance sampling, covariance x 4) or (mean, scale); see `affine`. Real posteriors need it: from the origin
-      most posteriordb ports fail at the first iteration or end with degenerate weights.
+      importance sampling, covariance x 4), (mean, scale) or (mean, cov); see `affine`. Real posteriors need it:
+      from the origin most posteriordb ports fail at the first iteration or end with degenerate weights.
     options: the keyword settings of that function (each refuses what it does not know).
     """
     if kind not in TRAINERS:
