@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/diffusion_learned.py --medium    # ~1/4 of the full budget
     .venv/bin/python benchmarks/diffusion_learned.py --quick     # small settings (< 3 min on 2 cores when idle)
     ... --targets funnel many_well --methods dds smc                # a subset
+    ... --targets funnel --methods scld_long smc_wf --scale 16 --seeds 0 1 2 3
+                                    # 16x the budget (training iterations x 16), four seeds and their summary
 
 Targets (Blessing et al. 2024, "Beyond ELBOs", arXiv 2406.07423, the set CMCD / SCLD / NETS report on), with the
 reference scale sigma of their configs (configs/target/*.yaml: DDS `initial_scale`, PIS `max_diffusion` / 4):
@@ -99,16 +101,21 @@ TARGETS = {
 STANDARD = ("funnel", "many_well", "student_t_50d", "gmm40_50d")
 
 
-def _settings(mode: str) -> dict:
-    # K steps, training iterations x batch, N particles per population, populations
+def _settings(mode: str, scale: float = 1.0) -> dict:
+    """K steps, training iterations x batch, N particles per population, populations, and the per-method budget.
+    `scale` multiplies the training iterations, and with them the budget every method gets (SMC spends its share on
+    more temperatures; SCLD's sampling moves and everyone's training grow with it)."""
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
     if mode == "quick":
         s = dict(K=16, iters=40, batch=64, N=500, pops=2)
     elif mode == "medium":
         s = dict(K=32, iters=300, batch=128, N=1000, pops=4)
     else:
         s = dict(K=64, iters=400, batch=256, N=2000, pops=4)
+    s["iters"] = max(1, int(round(s["iters"] * scale)))
     s["budget"] = s["iters"] * s["batch"] * s["K"] + s["pops"] * s["N"] * s["K"]
-    s["mode"] = mode
+    s["mode"], s["scale"] = mode, scale
     return s
 
 
@@ -260,7 +267,8 @@ def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_ker
             opts = dict(num_subtrajectories=S_sa, waste_free=waste_free, mcmc_kernel="hmc", mcmc_leapfrog=L,
                         mcmc_step_spread=spread)
             return Fitted(tr, int(tr.config["n_grad_train"]), opts, label, time.perf_counter() - t0)
-        label = f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}/{moves}, beta_init={beta_init}]"
+        label = (f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}/{moves}, beta_init={beta_init}"
+                 + ("" if beta_tail is None else f"({beta_tail:g})") + "]")
         opts = dict(num_subtrajectories=S_sa, mcmc_steps=moves)
         if sample_kernel == "hmc" and moves:
             label = label[:-1] + f", sampled with hmc(L={L}, spread={spread:g})]"
@@ -295,6 +303,11 @@ METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned(
                                 # start with its tail at 1e-5 (the funnel's mouth opens after beta = 0.997)
                                 "scld_wf": _fit_scld(sample_S=32, sample_kernel="hmc", leapfrog=12, spread=5.0,
                                                      beta_init="two_ended", beta_tail=1e-5, waste_free=10),
+                                # the frontier row (--scale): from the two-ended start with its tail at 1e-5,
+                                # sampled at 32 boundaries with as many HMC moves (L = 6, spread 5) as half the
+                                # budget allows: 2 at the full settings, 8 at --scale 4, 37 at --scale 16
+                                "scld_long": _fit_scld(sample_S=32, sample_moves=10 ** 6, sample_kernel="hmc",
+                                                       leapfrog=6, spread=5.0, beta_init="two_ended", beta_tail=1e-5),
                                 "nets": _fit_trained("nets", "pinn", lambda K: K + 1),
                                 # NETS with a two-probe Hutchinson divergence in the PINN loss (2 JVPs per point
                                 # instead of d): the exact one took 1,130 s to train on the 10-d funnel, d x more
@@ -319,6 +332,7 @@ def _evaluate(target, exact, fitted, s, seed):
         return float(sinkhorn_w2(xp, exact[p * n:(p + 1) * n])) if len(xp) > 1 else np.nan
 
     row = {"log Z err": f"{err.mean():+.4g} ± {err.std(ddof=1):.3g}" if np.all(np.isfinite(err)) else "diverged",
+           "_err": err,  # per population, for the summary over seeds (not printed)
            "ESS/N": float(np.mean(final_ess(dt.stage_stats)) / s["N"]),
            "sinkhorn": float(np.mean([sinkhorn(p) for p in range(len(x))]))}
     idx_fn = target.info.get("mode_index") if target.info else None
@@ -346,8 +360,9 @@ def run_target(key, s, methods, seed=0):
         pub = PUBLISHED.get((key, m))
         row["published"] = pub or ""
         rows.append(row)
-        print(f"  {spec.name}: {row}", flush=True)
-    _print(rows, f"{spec.name} (log Z = {target.log_z:.5f}): budget {s['budget']:,} gradients per method; "
+        print(f"  {spec.name}: { {k: v for k, v in row.items() if not k.startswith('_')} }", flush=True)
+    _print(rows, f"{spec.name} (log Z = {target.log_z:.5f}), seed {seed}: budget {s['budget']:,} gradients per "
+                 f"method ({s['scale']:g}x the {s['mode']} settings); "
                  f"{s['pops']} populations x N = {s['N']}; learned: K = {s['K']}, batch {s['batch']}, PIS / DDS "
                  f"{max(1, s['iters'] * s['K'] // (s['K'] + 1))} it (K + 1 gradients per path)")
     return rows
@@ -357,7 +372,7 @@ def _print(rows, title):
     print(f"\n{title}")
     keys = []
     for r in rows:
-        keys += [k for k in r if k not in keys]
+        keys += [k for k in r if k not in keys and not k.startswith("_")]
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
     for r in rows:
@@ -366,22 +381,52 @@ def _print(rows, title):
         print("| " + " | ".join(cells) + " |")
 
 
-# run only when named in --methods: the earlier SCLD settings, SCLD from a linear or two-ended schedule, SCLD sampled
-# with waste-free moves (heavy-tailed on the funnel: one seed's populations +1.0 +- 1.3), NETS with the exact
-# divergence in its PINN loss (1,130 s of training on the 10-d funnel alone, d x the network passes of nets_h)
-ABLATIONS = ("pis_pisnet", "dds_pisnet", "scld4", "scld_linear", "scld_hmc_two_ended", "scld_wf", "nets")
+# run only when named in --methods: the earlier SCLD settings, SCLD from a linear or two-ended schedule, `scld_long`
+# (the frontier row for --scale), SCLD sampled with waste-free moves (heavy-tailed on the funnel: one seed's
+# populations +1.0 +- 1.3), NETS with the exact divergence in its PINN loss (1,130 s of training on the 10-d funnel
+# alone, d x the network passes of nets_h)
+ABLATIONS = ("pis_pisnet", "dds_pisnet", "scld4", "scld_linear", "scld_hmc_two_ended", "scld_wf", "scld_long",
+             "nets")
 
 
-def main(mode: str = "full", targets=STANDARD, methods=tuple(m for m in METHODS if m not in ABLATIONS)) -> None:
+def summarise(runs: list, title: str, tol: float = 0.1) -> list:
+    """One row per method over several seeds' `run_target` rows: the log Z error's mean over all populations with
+    its standard error (sd / sqrt(populations)), the spread of the seeds' means, and the share of populations
+    within `tol` of the truth."""
+    out = []
+    for label in dict.fromkeys(r["method"] for rows in runs for r in rows):
+        errs = [r["_err"] for rows in runs for r in rows if r["method"] == label and "_err" in r]
+        if not errs:
+            continue
+        e = np.concatenate(errs)
+        row = {"method": label, "seeds": len(errs), "populations": e.size}
+        if not np.all(np.isfinite(e)):
+            row["log Z err (all)"] = "diverged"
+        else:
+            seed_means = [float(np.mean(x)) for x in errs]
+            row["log Z err (all)"] = f"{e.mean():+.3f} ± {e.std(ddof=1) / np.sqrt(e.size):.3f}"
+            row["sd"] = f"{e.std(ddof=1):.3f}"
+            row["seed means"] = " / ".join(f"{m:+.3f}" for m in seed_means)
+            row[f"|err| < {tol:g}"] = f"{np.mean(np.abs(e) < tol):.2f}"
+        out.append(row)
+    _print(out, title)
+    return out
+
+
+def main(mode: str = "full", targets=STANDARD, methods=tuple(m for m in METHODS if m not in ABLATIONS),
+         scale: float = 1.0, seeds=(0,)) -> None:
     if isinstance(mode, bool):  # benchmarks/diffusion.py calls main(quick)
         mode = "quick" if mode else "full"
-    s = _settings(mode)
+    s = _settings(mode, scale)
     t0 = time.perf_counter()
     for key in targets:
         t1 = time.perf_counter()
-        run_target(key, s, methods)
+        runs = [run_target(key, s, methods, seed=seed) for seed in seeds]
+        if len(seeds) > 1:
+            summarise(runs, f"{TARGETS[key].name}: seeds {', '.join(map(str, seeds))} together "
+                            f"({s['pops']} populations each; ± is the standard error of the mean)")
         print(f"({TARGETS[key].name}: {time.perf_counter() - t1:.0f} s)")
-    print(f"\ndiffusion_learned ({mode} settings) took {time.perf_counter() - t0:.0f} s")
+    print(f"\ndiffusion_learned ({mode} settings, budget x {scale:g}) took {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
@@ -392,5 +437,9 @@ if __name__ == "__main__":
     ap.add_argument("--targets", nargs="+", default=list(STANDARD), choices=list(TARGETS))
     ap.add_argument("--methods", nargs="+", default=[m for m in METHODS if m not in ABLATIONS],
                     choices=list(METHODS))
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="multiply the training iterations, and so every method's budget, by this factor")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="training and sampling seeds; with several, a summary over all their populations")
     a = ap.parse_args()
-    main("quick" if a.quick else "medium" if a.medium else "full", a.targets, a.methods)
+    main("quick" if a.quick else "medium" if a.medium else "full", a.targets, a.methods, a.scale, a.seeds)
