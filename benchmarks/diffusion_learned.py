@@ -105,8 +105,8 @@ def _settings(mode: str, scale: float = 1.0) -> dict:
     """K steps, training iterations x batch, N particles per population, populations, and the per-method budget.
     `scale` multiplies the training iterations, and with them the budget every method gets (SMC spends its share on
     more temperatures; SCLD's sampling moves and everyone's training grow with it)."""
-    if scale <= 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"scale must be a positive finite number, got {scale}")
     if mode == "quick":
         s = dict(K=16, iters=40, batch=64, N=500, pops=2)
     elif mode == "medium":
@@ -305,7 +305,7 @@ METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned(
                                                      beta_init="two_ended", beta_tail=1e-5, waste_free=10),
                                 # the frontier row (--scale): from the two-ended start with its tail at 1e-5,
                                 # sampled at 32 boundaries with as many HMC moves (L = 6, spread 5) as half the
-                                # budget allows: 2 at the full settings, 8 at --scale 4, 37 at --scale 16
+                                # budget allows: 2 at the full settings, 8 at --scale 4, 35 at --scale 16
                                 "scld_long": _fit_scld(sample_S=32, sample_moves=10 ** 6, sample_kernel="hmc",
                                                        leapfrog=6, spread=5.0, beta_init="two_ended", beta_tail=1e-5),
                                 "nets": _fit_trained("nets", "pinn", lambda K: K + 1),
@@ -391,8 +391,8 @@ ABLATIONS = ("pis_pisnet", "dds_pisnet", "scld4", "scld_linear", "scld_hmc_two_e
 
 def summarise(runs: list, title: str, tol: float = 0.1) -> list:
     """One row per method over several seeds' `run_target` rows: the log Z error's mean over all populations with
-    its standard error (sd / sqrt(populations)), the spread of the seeds' means, and the share of populations
-    within `tol` of the truth."""
+    its standard error (sd / sqrt(populations)), the per-population sd, each seed's mean, and the share of
+    populations within `tol` of the truth."""
     out = []
     for label in dict.fromkeys(r["method"] for rows in runs for r in rows):
         errs = [r["_err"] for rows in runs for r in rows if r["method"] == label and "_err" in r]
