@@ -260,15 +260,14 @@ def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_ker
         tr = train(target, "scld", "log_variance", num_steps=K, num_subtrajectories=S_tr, mcmc_steps=train_moves,
                    num_iterations=iters, batch_size=s["batch"], sigma=spec.sigma, seed=seed, progress=False,
                    beta_init=beta_init, **extra)
+        start = f"beta_init={beta_init}" + ("" if beta_tail is None else f"({beta_tail:g})")
         if waste_free:
-            label = (f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}, beta_init={beta_init}"
-                     + ("" if beta_tail is None else f"({beta_tail:g})")
-                     + f", sampled waste-free P={waste_free}, hmc(L={L}, spread={spread:g})]")
+            label = (f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}, {start}, sampled waste-free "
+                     f"P={waste_free}, hmc(L={L}, spread={spread:g})]")
             opts = dict(num_subtrajectories=S_sa, waste_free=waste_free, mcmc_kernel="hmc", mcmc_leapfrog=L,
                         mcmc_step_spread=spread)
             return Fitted(tr, int(tr.config["n_grad_train"]), opts, label, time.perf_counter() - t0)
-        label = (f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}/{moves}, beta_init={beta_init}"
-                 + ("" if beta_tail is None else f"({beta_tail:g})") + "]")
+        label = f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}/{moves}, {start}]"
         opts = dict(num_subtrajectories=S_sa, mcmc_steps=moves)
         if sample_kernel == "hmc" and moves:
             label = label[:-1] + f", sampled with hmc(L={L}, spread={spread:g})]"
