@@ -142,9 +142,10 @@ def _fit_learned(kind, **extra):
         # the KL loss differentiates log pi~(x_K) once per path: K + 1 gradients (config["n_grad_train"]), so the
         # iterations are cut by K / (K + 1) to stay within the budget's iters x batch x K
         iters = max(1, s["iters"] * s["K"] // (s["K"] + 1))
+        opts = dict(learning_rate=1e-3, lr_schedule="cosine", grad_clip_value=1.0,
+                    schedule="cosine" if kind == "dds" else "linear") | extra
         tr = train(target, kind, "kl", num_steps=s["K"], num_iterations=iters, batch_size=s["batch"],
-                   learning_rate=1e-3, lr_schedule="cosine", grad_clip_value=1.0, sigma=spec.sigma,
-                   schedule="cosine" if kind == "dds" else "linear", seed=seed, progress=False, **extra)
+                   sigma=spec.sigma, seed=seed, progress=False, **opts)
         label = f"{kind}[kl" + "".join(f", {k}={v}" for k, v in extra.items()) + "]"
         return Fitted(tr, int(tr.config["n_grad_train"]), {}, label, time.perf_counter() - t0)
 
@@ -281,6 +282,11 @@ METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned(
                                 # the DDS code's network: PIS-Grad's learnable-phase time code (issue 21)
                                 "pis_pisnet": _fit_learned("pis", time_embedding="pis"),
                                 "dds_pisnet": _fit_learned("dds", time_embedding="pis"), "sfs": _fit_sfs,
+                                # sticking the landing (the DDS code's detach_stl_drift, on in its configs)
+                                "pis_stl": _fit_learned("pis", stl=True), "dds_stl": _fit_learned("dds", stl=True),
+                                # the DDS code's training settings: learning rate 5e-3 held constant, STL
+                                "pis_ref": _fit_learned("pis", stl=True, learning_rate=5e-3, lr_schedule="constant"),
+                                "dds_ref": _fit_learned("dds", stl=True, learning_rate=5e-3, lr_schedule="constant"),
                                 "smc": _fit_smc, "smc_tail": _fit_smc_tail, "smc_wf": _fit_smc_wf,
                                 # K + 1 gradients per path; NETS with the PINN loss K + 1 (SCLD: see _fit_scld)
                                 "cmcd": _fit_trained("cmcd", "log_variance", lambda K: K + 1, beta_init="cubic"),
@@ -384,8 +390,8 @@ def _print(rows, title):
 # (the frontier row for --scale), SCLD sampled with waste-free moves (heavy-tailed on the funnel: one seed's
 # populations +1.0 +- 1.3), NETS with the exact divergence in its PINN loss (1,130 s of training on the 10-d funnel
 # alone, d x the network passes of nets_h)
-ABLATIONS = ("pis_pisnet", "dds_pisnet", "scld4", "scld_linear", "scld_hmc_two_ended", "scld_wf", "scld_long",
-             "nets")
+ABLATIONS = ("pis_pisnet", "dds_pisnet", "pis_stl", "dds_stl", "pis_ref", "dds_ref", "scld4", "scld_linear",
+             "scld_hmc_two_ended", "scld_wf", "scld_long", "nets")
 
 
 def summarise(runs: list, title: str, tol: float = 0.1) -> list:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -83,7 +84,7 @@ def _gauss_logpdf(x, scale):
 
 
 def rollout(control, path: Path, logdensity, key, n: int, dim: int, detach: bool = False, progress=None,
-            detach_score: bool = False):
+            detach_score: bool = False, stl: bool = False):
     """Simulate n paths; return (x_K (n, d), log_w (n,), ess_so_far (K,)).
 
     detach=True stops gradients through the path (the log-variance loss differentiates only u along fixed paths);
@@ -91,11 +92,21 @@ def rollout(control, path: Path, logdensity, key, n: int, dim: int, detach: bool
     detach_score=True feeds the network grad log pi~(x) as a constant (no gradient through it into the target's
     Hessian), as both reference codes do (`jax.lax.stop_gradient(jax.grad(langevin_init)(x, step))`). Only the
     training gradient changes; the rollout and its weights are the same.
+    stl=True ("sticking the landing", Roeder et al. 2017; the DDS code's `detach_stl_drift`, on by default in its
+    configs for DDS and PIS): the noise term -s u . xi of each step's log-weight increment reads u with the network's
+    parameters stopped (still a function of the reparametrised x). Its expectation is zero for any parameters, so the
+    reverse-KL gradient stays unbiased and loses the term's variance, which does not vanish at the optimum; log w's
+    value is unchanged. For the reparametrised (detach=False) path only.
     """
+    if stl and detach:
+        raise ValueError("stl applies to the reparametrised path (detach=False) only")
     k0, key = jax.random.split(key)
     x0 = path.x0_scale * jax.random.normal(k0, (n, dim))
     vg = jax.vmap(jax.value_and_grad(logdensity))
     ctrl = jax.vmap(control, in_axes=(0, None, 0))
+    if stl:
+        params, static = eqx.partition(control, eqx.is_inexact_array)
+        ctrl_fixed = jax.vmap(eqx.combine(jax.lax.stop_gradient(params), static), in_axes=(0, None, 0))
     steps = (jnp.asarray(path.a), jnp.asarray(path.s), jnp.asarray(path.t), jnp.arange(path.num_steps))
 
     def body(carry, step):
@@ -110,8 +121,11 @@ def rollout(control, path: Path, logdensity, key, n: int, dim: int, detach: bool
         x_new = mean_ref + s**2 * u + s * xi
         if detach:
             x_new = jax.lax.stop_gradient(x_new)
-        r = x_new - mean_ref
-        lw = lw + jnp.sum(-u * r + 0.5 * s**2 * u**2, axis=-1)
+        if stl:  # -u . r + s^2 |u|^2 / 2 with r = s^2 u + s xi, the noise term's u with its parameters stopped
+            lw = lw - jnp.sum(0.5 * s**2 * u**2 + s * ctrl_fixed(x, t, g) * xi, axis=-1)
+        else:
+            r = x_new - mean_ref
+            lw = lw + jnp.sum(-u * r + 0.5 * s**2 * u**2, axis=-1)
         e = ess(jax.lax.stop_gradient(lw))
         if progress is not None:
             progress.update(k, t, e)

@@ -79,8 +79,8 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
           beta_min: float = 0.1, beta_max: float = 10.0, width: int = 64, depth: int = 2, num_freqs: int = 8,
           clip: float = 100.0, grad_clip_norm: float = 10.0, grad_clip_value: float | None = None,
           lr_schedule: str = "constant", schedule: str = "linear", detach_score: bool = True,
-          time_embedding: str = "fourier", progress: bool | None = None, checkpoint=None, checkpoint_every: int = 100,
-          resume=None) -> TrainedSampler:
+          time_embedding: str = "fourier", stl: bool = False, progress: bool | None = None, checkpoint=None,
+          checkpoint_every: int = 100, resume=None) -> TrainedSampler:
     """Train a PIS or DDS sampler for `target` (a samplax.Target with an unnormalised log-density).
 
     kind: "pis" (controlled Brownian motion from 0) or "dds" (controlled time-reversed OU from N(0, sigma^2)).
@@ -92,6 +92,8 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
       since 2026-12-05: differentiating the KL loss through it into the target's Hessian made DDS-KL diverge on GMM40.
     time_embedding: the network's time input, "fourier" (sin / cos(2^j pi t), j < num_freqs) or "pis" (PIS-Grad's
       learnable-phase code of `width` channels, as the DDS code's network; see `network.Control`).
+    stl: the reverse-KL gradient's sticking-the-landing estimator (the noise term's control with its parameters
+      stopped, as the DDS code trains DDS and PIS; see `paths.rollout`); loss "kl" only.
     grad_clip_value: also clip each gradient entry to [-v, v] (the reference codes use 1.0); lr_schedule: "constant" or
       "cosine" (decay to 0 over num_iterations).
     Iteration i uses the key fold_in(PRNGKey(seed), i), so `resume` from a checkpoint written
@@ -121,6 +123,10 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
         raise ValueError(f"time_embedding must be one of {TIME_EMBEDDINGS}, got {time_embedding!r}")
     if not isinstance(detach_score, bool):
         raise ValueError(f"detach_score must be True or False, got {detach_score!r}")
+    if not isinstance(stl, bool):
+        raise ValueError(f"stl must be True or False, got {stl!r}")
+    if stl and loss != "kl":
+        raise ValueError(f"stl applies to the 'kl' loss only, got loss={loss!r}: drop stl or use loss='kl'")
     _pos("beta_min", beta_min), _pos("beta_max", beta_max)
     dim = target.dim
     config = {"kind": kind, "loss": loss, "dim": dim, "num_steps": num_steps, "sigma": sigma,
@@ -133,6 +139,8 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
               "dtype": str(jnp.result_type(float))}
     if time_embedding != "fourier":  # stored only when set, so checkpoints and files from before it stay valid
         config["time_embedding"] = time_embedding
+    if stl:
+        config["stl"] = True
     path = make_path(kind, num_steps, sigma, beta_min, beta_max, schedule)
     root = jax.random.PRNGKey(seed)
     control = new_control(config, jax.random.fold_in(root, 2**31 - 1))
@@ -177,17 +185,18 @@ def _step_fn(logdensity, path, config):
     cache_key = (logdensity, c["kind"], c["loss"], c["num_steps"], c["sigma"], c["beta_min"], c["beta_max"],
                  c["batch_size"], c["learning_rate"], c["grad_clip_norm"], c["dim"], c["dtype"], c["schedule"],
                  c["detach_score"], c["grad_clip_value"], c["lr_schedule"],
-                 c["num_iterations"] if c["lr_schedule"] == "cosine" else None)
+                 c["num_iterations"] if c["lr_schedule"] == "cosine" else None, c.get("stl", False))
     if cache_key in _STEP_CACHE:
         return _STEP_CACHE[cache_key]
     opt = _optimizer(c["learning_rate"], c["grad_clip_norm"], c["grad_clip_value"], c["lr_schedule"],
                      c["num_iterations"])
     batch_size, dim, loss, detach_score = c["batch_size"], c["dim"], c["loss"], c["detach_score"]
+    stl = c.get("stl", False)
 
     @eqx.filter_jit
     def step(control, opt_state, key):
         (value, _), grads = eqx.filter_value_and_grad(
-            lambda ctl: loss_fn(ctl, path, logdensity, key, batch_size, dim, loss, detach_score),
+            lambda ctl: loss_fn(ctl, path, logdensity, key, batch_size, dim, loss, detach_score, stl),
             has_aux=True)(control)
         updates, opt_state = opt.update(grads, opt_state, eqx.filter(control, eqx.is_inexact_array))
         return eqx.apply_updates(control, updates), opt_state, value
