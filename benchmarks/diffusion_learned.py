@@ -55,9 +55,10 @@ mcmc_step_spread), the same budget rule. CMCD and SCLD start their learned annea
 (`beta_init="cubic"`, the SMC row's schedule; `scld_linear`: SCLD from the linear one).
 
 PIS / DDS train with the reverse-KL loss at learning rate 1e-3 decayed to 0 (cosine). `pis_stl` / `dds_stl` add the
-sticking-the-landing gradient (`stl=True`, the DDS code's `detach_stl_drift`); `pis_ref` / `dds_ref` also hold the
-learning rate at 5e-3, the DDS code's funnel rate: the rows for the published comparison at the published training
-length (`--scale 27.5`: 11,000 iterations, the DDS funnel notebook's).
+sticking-the-landing gradient (`stl=True`, the DDS code's `detach_stl_drift`); `pis_ref` / `dds_ref` also take the
+DDS code's funnel learning rate 5e-3 and hold it (its notebook decays it x 0.95 every 50 iterations): the rows for
+the published comparison at the published training length (`--scale 27.5`: 11,000 iterations, the DDS funnel
+notebook's).
 """
 
 from __future__ import annotations
@@ -292,9 +293,9 @@ METHODS: dict[str, Callable] = {"pis": _fit_learned("pis"), "dds": _fit_learned(
                                 # the DDS code's network: PIS-Grad's learnable-phase time code (issue 21)
                                 "pis_pisnet": _fit_learned("pis", time_embedding="pis"),
                                 "dds_pisnet": _fit_learned("dds", time_embedding="pis"), "sfs": _fit_sfs,
-                                # sticking the landing (the DDS code's detach_stl_drift, on in its configs)
+                                # sticking the landing (the DDS code's detach_stl_drift, on in its base config)
                                 "pis_stl": _fit_learned("pis", stl=True), "dds_stl": _fit_learned("dds", stl=True),
-                                # the DDS code's training settings: learning rate 5e-3 held constant, STL
+                                # the DDS code's funnel rate 5e-3, held constant (its notebook decays it), and STL
                                 "pis_ref": _fit_learned("pis", stl=True, learning_rate=5e-3, lr_schedule="constant"),
                                 "dds_ref": _fit_learned("dds", stl=True, learning_rate=5e-3, lr_schedule="constant"),
                                 "smc": _fit_smc, "smc_tail": _fit_smc_tail, "smc_wf": _fit_smc_wf,

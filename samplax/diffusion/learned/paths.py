@@ -92,11 +92,11 @@ def rollout(control, path: Path, logdensity, key, n: int, dim: int, detach: bool
     detach_score=True feeds the network grad log pi~(x) as a constant (no gradient through it into the target's
     Hessian), as both reference codes do (`jax.lax.stop_gradient(jax.grad(langevin_init)(x, step))`). Only the
     training gradient changes; the rollout and its weights are the same.
-    stl=True ("sticking the landing", Roeder et al. 2017; the DDS code's `detach_stl_drift`, on by default in its
-    configs for DDS and PIS): the noise term -s u . xi of each step's log-weight increment reads u with the network's
-    parameters stopped (still a function of the reparametrised x). Its expectation is zero for any parameters, so the
-    reverse-KL gradient stays unbiased and loses the term's variance, which does not vanish at the optimum; log w's
-    value is unchanged. For the reparametrised (detach=False) path only.
+    stl=True ("sticking the landing", Roeder et al. 2017; the DDS code's `stl` / `detach_stl_drift`, on in its base
+    config for DDS and PIS, off in its funnel notebook): the noise term -s u . xi of each step's log-weight increment
+    reads u with the network's parameters stopped (still a function of the reparametrised x). Its expectation is zero
+    for any parameters, so the reverse-KL gradient stays unbiased and loses the term's variance, which does not
+    vanish at the optimum; log w's value is unchanged. For the reparametrised (detach=False) path only.
     """
     if stl and detach:
         raise ValueError("stl applies to the reparametrised path (detach=False) only")

@@ -93,7 +93,7 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
     time_embedding: the network's time input, "fourier" (sin / cos(2^j pi t), j < num_freqs) or "pis" (PIS-Grad's
       learnable-phase code of `width` channels, as the DDS code's network; see `network.Control`).
     stl: the reverse-KL gradient's sticking-the-landing estimator (the noise term's control with its parameters
-      stopped, as the DDS code trains DDS and PIS; see `paths.rollout`); loss "kl" only.
+      stopped, the DDS code's base-config setting; see `paths.rollout`); loss "kl" only.
     grad_clip_value: also clip each gradient entry to [-v, v] (the reference codes use 1.0); lr_schedule: "constant" or
       "cosine" (decay to 0 over num_iterations).
     Iteration i uses the key fold_in(PRNGKey(seed), i), so `resume` from a checkpoint written
