@@ -21,8 +21,6 @@ def loss_fn(control, path, logdensity, key, batch_size: int, dim: int, loss: str
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if stl and loss != "kl":
-        raise ValueError(f"stl applies to the 'kl' loss only, got loss={loss!r}")
     _, log_w, _ = rollout(control, path, logdensity, key, batch_size, dim, detach=(loss == "log_variance"),
                           detach_score=detach_score, stl=stl)
     if loss == "kl":
