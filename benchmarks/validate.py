@@ -17,6 +17,7 @@ over sqrt(populations) and sd / sqrt(particles); their effective size for the W2
     .venv/bin/python benchmarks/validate.py --quick          # 4 x (300 + 300), a few ports
     .venv/bin/python benchmarks/validate.py --samplers nuts,smc --posteriors blr,diamonds --seed 1
     .venv/bin/python benchmarks/validate.py --samplers pis,dds,cmcd,scld,nets   # the learned samplers (trained)
+    .venv/bin/python benchmarks/validate.py --samplers pis_stl,dds_stl          # PIS / DDS with train(stl=True)
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ SAMPLERS = {  # name -> (sampler, settings): each with its adaptive default
 # (--samplers pis,dds,cmcd,scld,nets). 16 populations, not 4: a population's mean has no MCSE, its SE comes from the
 # spread of the population means, and with 4 (3 degrees of freedom) that spread is often 2x too small (dds on eight
 # schools (nc), seed 0: tau's SE 0.042 from 4 populations, 0.084 from 16 of the same model; max |z| 5.6 -> 3.1)
-LEARNED = {"pis": ("kl", dict(lr_schedule="cosine", grad_clip_value=1.0)),
-           "dds": ("kl", dict(lr_schedule="cosine", grad_clip_value=1.0, schedule="cosine")),
-           "cmcd": ("log_variance", {}), "scld": ("log_variance", {}), "nets": ("pinn", {})}
+# name -> (kind, loss, options); pis_stl / dds_stl: the same with the sticking-the-landing KL gradient (stl=True)
+LEARNED = {"pis": ("pis", "kl", dict(lr_schedule="cosine", grad_clip_value=1.0)),
+           "dds": ("dds", "kl", dict(lr_schedule="cosine", grad_clip_value=1.0, schedule="cosine")),
+           "cmcd": ("cmcd", "log_variance", {}), "scld": ("scld", "log_variance", {}), "nets": ("nets", "pinn", {})}
+LEARNED.update({f"{k}_stl": (k, "kl", dict(LEARNED[k][2], stl=True)) for k in ("pis", "dds")})
 LEARNED_TRAIN = dict(num_steps=32, num_iterations=150, batch_size=128)
 LEARNED_POPULATIONS = 16
 Z_MAX = 5.0
@@ -67,8 +70,8 @@ def one(name, label, chains, warmup, draws, particles, seed=0) -> dict:
         if label in LEARNED:
             from samplax.diffusion.learned import train
 
-            loss, options = LEARNED[label]
-            trained = train(target, label, loss, reference="auto", seed=seed, progress=False, **LEARNED_TRAIN,
+            kind, loss, options = LEARNED[label]
+            trained = train(target, kind, loss, reference="auto", seed=seed, progress=False, **LEARNED_TRAIN,
                             **options)
             dt = samplax.sample(target, trained, num_particles=particles, num_chains=max(chains, LEARNED_POPULATIONS),
                                 seed=seed + 1, progress=False)
