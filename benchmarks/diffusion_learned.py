@@ -6,6 +6,7 @@
     ... --targets funnel many_well --methods dds smc                # a subset
     ... --targets funnel --methods scld_long smc_wf --scale 16 --seeds 0 1 2 3
                                     # 16x the budget (training iterations x 16), four seeds and their summary
+    ... --targets funnel --methods dds_ref --scale 27.5 --steps 128   # K = 128 steps (default 64 at full settings)
 
 Targets (Blessing et al. 2024, "Beyond ELBOs", arXiv 2406.07423, the set CMCD / SCLD / NETS report on), with the
 reference scale sigma of their configs (configs/target/*.yaml: DDS `initial_scale`, PIS `max_diffusion` / 4):
@@ -112,18 +113,23 @@ TARGETS = {
 STANDARD = ("funnel", "many_well", "student_t_50d", "gmm40_50d")
 
 
-def _settings(mode: str, scale: float = 1.0) -> dict:
+def _settings(mode: str, scale: float = 1.0, steps: int | None = None) -> dict:
     """K steps, training iterations x batch, N particles per population, populations, and the per-method budget.
     `scale` multiplies the training iterations, and with them the budget every method gets (SMC spends its share on
-    more temperatures; SCLD's sampling moves and everyone's training grow with it)."""
+    more temperatures; SCLD's sampling moves and everyone's training grow with it). `steps` replaces the mode's K
+    (the budget grows with it; the published column follows the row's K)."""
     if not (scale > 0 and math.isfinite(scale)):
         raise ValueError(f"scale must be a positive finite number, got {scale}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 2):
+        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
     if mode == "quick":
         s = dict(K=16, iters=40, batch=64, N=500, pops=2)
     elif mode == "medium":
         s = dict(K=32, iters=300, batch=128, N=1000, pops=4)
     else:
         s = dict(K=64, iters=400, batch=256, N=2000, pops=4)
+    if steps is not None:
+        s["K"] = steps
     s["iters"] = max(1, int(round(s["iters"] * scale)))
     s["budget"] = s["iters"] * s["batch"] * s["K"] + s["pops"] * s["N"] * s["K"]
     s["mode"], s["scale"] = mode, scale
@@ -430,10 +436,10 @@ def summarise(runs: list, title: str, tol: float = 0.1) -> list:
 
 
 def main(mode: str = "full", targets=STANDARD, methods=tuple(m for m in METHODS if m not in ABLATIONS),
-         scale: float = 1.0, seeds=(0,)) -> None:
+         scale: float = 1.0, seeds=(0,), steps: int | None = None) -> None:
     if isinstance(mode, bool):  # benchmarks/diffusion.py calls main(quick)
         mode = "quick" if mode else "full"
-    s = _settings(mode, scale)
+    s = _settings(mode, scale, steps)
     t0 = time.perf_counter()
     for key in targets:
         t1 = time.perf_counter()
@@ -442,7 +448,7 @@ def main(mode: str = "full", targets=STANDARD, methods=tuple(m for m in METHODS 
             summarise(runs, f"{TARGETS[key].name}: seeds {', '.join(map(str, seeds))} together "
                             f"({s['pops']} populations each; ± is the standard error of the mean)")
         print(f"({TARGETS[key].name}: {time.perf_counter() - t1:.0f} s)")
-    print(f"\ndiffusion_learned ({mode} settings, budget x {scale:g}) took {time.perf_counter() - t0:.0f} s")
+    print(f"\ndiffusion_learned ({mode} settings, K = {s['K']}, budget x {scale:g}) took {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
@@ -457,5 +463,7 @@ if __name__ == "__main__":
                     help="multiply the training iterations, and so every method's budget, by this factor")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0],
                     help="training and sampling seeds; with several, a summary over all their populations")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="number of steps K (default: 16 / 32 / 64 for --quick / --medium / full)")
     a = ap.parse_args()
-    main("quick" if a.quick else "medium" if a.medium else "full", a.targets, a.methods, a.scale, a.seeds)
+    main("quick" if a.quick else "medium" if a.medium else "full", a.targets, a.methods, a.scale, a.seeds, a.steps)
