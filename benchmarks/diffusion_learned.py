@@ -39,7 +39,8 @@ Published values: Funnel-10d from the DDS authors' code (Vargas et al. 2023; 30 
 of steps (64 at the full settings: their T = 3.2; `PUBLISHED`). The Beyond-ELBOs and SCLD tables could not be
 retrieved here (no network; the stored copies of arXiv 2406.07423 and 2412.07081 hold only their openings, and the
 SCLD code, github.com/anonymous3141/SCLD, has configs but no result files; its ManyWell config is the 5-d MW554, not
-this 32-d ManyWell), so those columns are empty: fill them from the papers' tables when at hand.
+this 32-d ManyWell), so those columns are empty: fill them from the papers' tables when at hand. The SCLD code
+itself, run here on the funnel at the 16x budget, is in benchmarks/README ("SCLD against its authors' code").
 
 Tempered SMC has three rows: `smc` (10 MALA moves per temperature, diagonal mass, temperatures (k / S)^3),
 `smc_tail` (2 HMC moves x 5 leapfrog steps on the two-ended schedule `two_ended`: (k / h)^3 / 2 up to 1/2, then
