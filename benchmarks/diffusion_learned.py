@@ -449,7 +449,8 @@ def main(mode: str = "full", targets=STANDARD, methods=tuple(m for m in METHODS 
             summarise(runs, f"{TARGETS[key].name}: seeds {', '.join(map(str, seeds))} together "
                             f"({s['pops']} populations each; ± is the standard error of the mean)")
         print(f"({TARGETS[key].name}: {time.perf_counter() - t1:.0f} s)")
-    print(f"\ndiffusion_learned ({mode} settings, K = {s['K']}, budget x {scale:g}) took {time.perf_counter() - t0:.0f} s")
+    print(f"\ndiffusion_learned ({mode} settings, K = {s['K']}, budget x {scale:g}) "
+          f"took {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
