@@ -177,6 +177,13 @@ def _laplace(target, num_starts, seed) -> Laplace:
             notes.append(f"at the mode {_fmt(x)}: {note}")
         modes.append((-f, x, cov, 0.5 * np.linalg.slogdet(cov)[1]))
     logw = np.array([m[0] + m[3] for m in modes])
+    # a covariance singular to precision (a funnel's neck) has no Laplace volume (log det -inf): such a mode gets
+    # weight 0 beside modes that have one; when no mode has one, the modes are weighted by their log-density
+    if not np.any(np.isfinite(logw)):
+        notes.append("the Laplace covariance is singular to precision at every mode (log det not finite); the modes "
+                     "are weighted by their log-density alone")
+        logw = np.array([m[0] for m in modes])
+    logw = np.where(np.isfinite(logw), logw, -np.inf)
     w = np.exp(logw - logw.max())
     keep = w > 1e-3 * w.sum()
     modes = [m for m, k in zip(modes, keep) if k]

@@ -200,6 +200,25 @@ def test_flat_regressions_exact_evidence(name):
     assert abs(dt.attrs["log_z"] - log_z) < 5 * dt.attrs["log_z_se"] + 0.05
 
 
+def test_laplace_with_a_covariance_singular_to_precision(monkeypatch):
+    """Every mode's regularised covariance singular to precision (log det = -inf: a funnel's neck, met with jax
+    0.12.1 on centred eight schools) used to give NaN weights and crash with "'int' object has no attribute 'T'";
+    the modes are then weighted by their log-density, and the fit says so. Without the fallback this fails."""
+    orig = reference_fit._inverse_hessian
+
+    def singular(h):
+        cov, note, n_flat = orig(h)
+        cov = np.array(cov)
+        cov[0, :] = cov[:, 0] = 0.0  # singular: slogdet gives (0, -inf)
+        return cov, note, n_flat
+
+    monkeypatch.setattr(reference_fit, "_inverse_hessian", singular)
+    fit = reference_fit.laplace(gaussian_target(), seed=3)
+    assert np.all(np.isfinite(fit.mode)) and np.all(np.isfinite(fit.cov))
+    np.testing.assert_allclose(fit.mode, MEAN, atol=1e-5)
+    assert any("singular to precision" in n for n in fit.notes), fit.notes
+
+
 def test_auto_on_a_funnel_neck_warns():
     """Centred eight schools: the log-density grows without bound as tau -> 0, so the 'mode' sits in the funnel's
     neck (this crashed in numpy's Cholesky before); reference='auto' must say the fit is unreliable."""
