@@ -274,8 +274,6 @@ def test_dds_kl_trains_stably_on_gmm40():
     assert bad[-20:].mean() > 2 * bad[:20].mean(), (bad[:20].mean(), bad[-20:].mean())
 
 
-
-
 def _flat_grad(control, path, lp, key, stl):
     from samplax.diffusion.learned.losses import loss_fn
 
