@@ -36,29 +36,37 @@ KW = dict(num_warmup=60, num_samples=40, progress=False)
 
 @pytest.mark.parametrize("name", ["nuts", "mala"])
 def test_vectorized_and_sequential_identical(target, name):
-    a = samplax.sample(target, name, num_chains=3, seed=3, **KW)
+    """Widths 1-3 of the batched program are one rounding class (`layout.widening`): bitwise equal. "mapped" (the
+    CPU default) runs the unbatched program, its own class: same random numbers, equal to rounding (g3, 100
+    steps, float64: bitwise under jax 0.12.0; NUTS 3e-11, MALA 3e-14 under 0.12.1)."""
+    a = samplax.sample(target, name, num_chains=3, seed=3, chain_method="vectorized", **KW)
     b = samplax.sample(target, name, num_chains=3, seed=3, chain_method="sequential", **KW)
     np.testing.assert_array_equal(_draws(a), _draws(b))
     np.testing.assert_array_equal(np.asarray(a.sample_stats.lp), np.asarray(b.sample_stats.lp))
+    m = samplax.sample(target, name, num_chains=3, seed=3, chain_method="mapped", **KW)
+    np.testing.assert_allclose(_draws(m), _draws(b), rtol=0, atol=1e-9)
 
 
-def test_mclmc_layouts_share_randomness():
-    """MCLMC's tuning (blackjax) rounds differently with the batch width; the draws agree to rounding."""
+@pytest.mark.parametrize("method", ["vectorized", "mapped"])
+def test_mclmc_layouts_share_randomness(method):
+    """MCLMC's tuning (blackjax) rounds differently with the batch width; the draws agree to rounding, which its
+    tuning amplifies (4 chains vectorised vs sequential: 2.5e-9 after 100 steps, float64)."""
     t = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum((x / SCALES) ** 2), 3)
-    a = samplax.sample(t, "mclmc", num_chains=4, seed=3, **KW)
+    a = samplax.sample(t, "mclmc", num_chains=4, seed=3, chain_method=method, **KW)
     b = samplax.sample(t, "mclmc", num_chains=4, seed=3, chain_method="sequential", **KW)
-    np.testing.assert_allclose(_draws(a), _draws(b), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(_draws(a), _draws(b), rtol=0, atol=1e-7)
 
 
-def test_chain_draws_do_not_depend_on_number_of_chains(target):
-    a = samplax.sample(target, "nuts", num_chains=3, seed=5, **KW)
-    b = samplax.sample(target, "nuts", num_chains=1, seed=5, **KW)
+@pytest.mark.parametrize("method", ["vectorized", "mapped"])
+def test_chain_draws_do_not_depend_on_number_of_chains(target, method):
+    a = samplax.sample(target, "nuts", num_chains=3, seed=5, chain_method=method, **KW)
+    b = samplax.sample(target, "nuts", num_chains=1, seed=5, chain_method=method, **KW)
     np.testing.assert_array_equal(_draws(a)[:1], _draws(b))
 
 
 def test_wide_batches_agree_to_rounding(target):
     """From 4 chains XLA rounds batched products differently; same random streams, equal to rounding."""
-    a = samplax.sample(target, "mala", num_chains=4, seed=5, **KW)
+    a = samplax.sample(target, "mala", num_chains=4, seed=5, chain_method="vectorized", **KW)
     b = samplax.sample(target, "mala", num_chains=4, seed=5, chain_method="sequential", **KW)
     np.testing.assert_allclose(_draws(a), _draws(b), rtol=1e-7, atol=1e-9)
 
@@ -386,7 +394,15 @@ def test_bad_seed_says_what_a_seed_must_be(target, seed):
         samplax.sample(target, "mala", seed=seed, num_chains=2, num_warmup=5, num_samples=5, progress=False)
 
 
-def test_user_pair_equals_named_mala_bit_for_bit(target):
+def _moved(draws):
+    """Per step and chain: did the chain leave its last position (an accepted MALA proposal)?"""
+    return np.any(np.diff(draws, axis=1) != 0, axis=-1)
+
+
+def test_user_pair_equals_named_mala(target):
+    """The named "mala" is blackjax's MALA: the same accept / reject decisions, the same draws to rounding. Not
+    bitwise: the pair's step is a Python constant XLA can fold, the named sampler's a runtime parameter (bitwise
+    equal under jax 0.12.0, 4e-16 apart under 0.12.1)."""
     import blackjax
 
     h = 0.4
@@ -394,9 +410,12 @@ def test_user_pair_equals_named_mala_bit_for_bit(target):
     kw = dict(num_chains=2, seed=4, num_warmup=0, num_samples=30, progress=False)
     pair = samplax.sample(target, (alg.init, alg.step), **kw)
     named = samplax.sample(target, "mala", step_size=h, **kw)
-    np.testing.assert_array_equal(_draws(pair), _draws(named))
+    np.testing.assert_array_equal(_moved(_draws(pair)), _moved(_draws(named)))
+    assert 0 < _moved(_draws(named)).mean() < 1  # both kinds of decision occur
+    np.testing.assert_allclose(_draws(pair), _draws(named), rtol=0, atol=1e-12)
     for k in ("lp", "acceptance_rate"):
-        np.testing.assert_array_equal(np.asarray(pair.sample_stats[k]), np.asarray(named.sample_stats[k]))
+        np.testing.assert_allclose(np.asarray(pair.sample_stats[k]), np.asarray(named.sample_stats[k]), rtol=1e-12,
+                                   atol=1e-12)
     assert named.attrs["n_grad_sampling"] == 2 * 30  # MALA: one gradient per step
     # blackjax's MALA info carries no gradient count, so the pair's count is unknown (NaN), never a guess
     g = pair.attrs["n_grad_sampling"]

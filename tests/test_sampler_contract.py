@@ -154,7 +154,10 @@ def test_reverted_steps_are_counted_between_kept_draws(name):
         every = samplax.sample(t, name, num_samples=300, thinning=1, **kw)
         thinned = samplax.sample(t, name, num_samples=60, thinning=5, **kw)
     per_step = np.asarray(every.sample_stats["nonfinite"], bool)  # host-side count, step by step
-    np.testing.assert_array_equal(np.asarray(thinned.posterior["x"]), np.asarray(every.posterior["x"])[:, 4::5])
+    # the same steps in another program (a scan of 5-step blocks): equal to rounding (bitwise under jax 0.12.0,
+    # 2e-15 apart for MCLMC under 0.12.1), with the same reverts step by step (below)
+    np.testing.assert_allclose(np.asarray(thinned.posterior["x"]), np.asarray(every.posterior["x"])[:, 4::5],
+                               rtol=0, atol=1e-12)
     per_draw = per_step.reshape(2, 60, 5).sum(axis=-1)
     assert per_step.sum() > per_step[:, 4::5].sum()  # reverts between kept draws exist: a kept-draws count is short
     assert thinned.attrs["n_reverted"] == every.attrs["n_reverted"] == per_step.sum()
