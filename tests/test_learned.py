@@ -263,15 +263,22 @@ def test_sfs_stability_check_estimates_the_curvature():
 
 def test_dds_kl_trains_stably_on_gmm40():
     """DDS with the reverse-KL loss on GMM40 (sigma = 25): the loss falls. Before the network's score input was
-    detached (both reference codes stop its gradient) the same run's loss rose ~10x (measured 33 -> 334, 18/40 modes);
-    detach_score=False reproduces that, so the check has power."""
+    detached (both reference codes stop its gradient) the same runs' loss rose: detach_score=False reproduces that,
+    so the check has power. Four seeds, judged by their median: whether one given run blows up is chaotic (seed 0
+    without the detach rose 29 -> 195 under jax 0.12.0 and fell 29 -> 24 under 0.12.1; seeds 1-3 rose 2.5x to
+    9,000x under either)."""
     t = samplax.models.get("gmm40")
-    kw = dict(num_steps=32, num_iterations=150, batch_size=64, learning_rate=3e-4, sigma=25.0, beta_min=1e-3, seed=0,
+    kw = dict(num_steps=32, num_iterations=150, batch_size=64, learning_rate=3e-4, sigma=25.0, beta_min=1e-3,
               progress=False)
-    ok = train(t, "dds", "kl", **kw).history
-    assert ok[-20:].mean() < 0.8 * ok[:20].mean(), (ok[:20].mean(), ok[-20:].mean())
-    bad = train(t, "dds", "kl", detach_score=False, **kw).history
-    assert bad[-20:].mean() > 2 * bad[:20].mean(), (bad[:20].mean(), bad[-20:].mean())
+
+    def ratios(**extra):
+        hs = [train(t, "dds", "kl", seed=seed, **kw, **extra).history for seed in range(4)]
+        return np.array([h[-20:].mean() / h[:20].mean() for h in hs])
+
+    ok = ratios()  # measured 0.52-0.77
+    assert np.all(ok < 1) and np.median(ok) < 0.7, ok
+    bad = ratios(detach_score=False)
+    assert np.median(bad) > 10, bad
 
 
 def _flat_grad(control, path, lp, key, stl):

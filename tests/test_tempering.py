@@ -223,5 +223,15 @@ def test_auto_on_a_funnel_neck_warns():
     """Centred eight schools: the log-density grows without bound as tau -> 0, so the 'mode' sits in the funnel's
     neck (this crashed in numpy's Cholesky before); reference='auto' must say the fit is unreliable."""
     t = samplax.models.get("eight_schools_centered")
-    with pytest.warns(RuntimeWarning, match="flat or not concave"):
-        tempering.tempering_parts(t, "auto")
+    # how deep into the neck the optimiser runs depends on rounding: under jax 0.12.0 it stops where the widened fit
+    # still has finite draws (a warning), under 0.12.1 at tau ~ 1e-8, where none is finite (a ValueError); either
+    # way the run must carry the finding
+    said = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            tempering.tempering_parts(t, "auto")
+        except ValueError as err:
+            said.append(str(err))
+    said += [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert any("flat or not concave" in s for s in said), said
