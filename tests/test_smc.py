@@ -146,7 +146,19 @@ def test_bimodal_log_z_and_mode_weights():
     assert 0 < se < 0.05 and abs(frac.mean() - 0.3) < K * se, f"mode weight {frac.mean()} (se {se}) vs 0.3"
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("as_type", [np.asarray, list, tuple])
+def test_a_fixed_schedule_is_used_as_given_in_any_sequence_type(normal_normal, as_type):
+    """A numpy array of temperatures (the natural way to write one) once crashed standard and waste-free SMC
+    ("truth value of an array ... is ambiguous": `schedule == "pilot"`); array, list and tuple give the same run."""
+    temps = np.linspace(0.0, 1.0, 6)
+    dt = samplax.sample(normal_normal, "smc", schedule=as_type(temps), num_particles=64, num_chains=2, seed=3,
+                        reference=(0.0, 2.0), kernel="rwm", num_mcmc_steps=2, waste_free=False, progress=False)
+    np.testing.assert_array_equal(dt["stage_stats"]["temperature"].values[0], temps[1:])
+    ref = samplax.sample(normal_normal, "smc", schedule=temps.tolist(), num_particles=64, num_chains=2, seed=3,
+                         reference=(0.0, 2.0), kernel="rwm", num_mcmc_steps=2, waste_free=False, progress=False)
+    assert np.isfinite(dt.attrs["log_z"]) and dt.attrs["log_z"] == ref.attrs["log_z"]
+
+
 def test_waste_free_with_fixed_schedule(normal_normal):
     temps = np.concatenate([[0.0], np.geomspace(1e-3, 1.0, 12)])
     dt = smc(normal_normal, 600, reference=(0.0, 2.0), kernel="rwm", waste_free=True, num_mcmc_steps=6,

@@ -372,7 +372,7 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
             from samplax.samplers.smc_persistent import persistent_strategy
 
             strat = persistent_strategy(parts, target.dim, num_particles, settings, mk, acc_target, temps)
-        elif schedule == "pilot":
+        elif isinstance(schedule, str) and schedule == "pilot":  # an array schedule must not meet `==` here
             return run_with_pilot(parts, target.dim, num_particles, settings, mk, acc_target, key,
                                   settings["max_stages"], progress)
         else:
