@@ -139,6 +139,12 @@ def test_bad_inputs_name_the_argument():
         samplax.fkc.tilt(m1, lambda x: x, 1.0)
     with pytest.raises(ValueError, match="sde must be one of"):
         samplax.sample(samplax.fkc.anneal(m1, 2.0), "fkc", sde="nope", num_particles=10)
+    # an array where a name belongs: the argument's own message, not numpy's "truth value ... is ambiguous"
+    # nor "unhashable type"
+    for arg, msg in (("init", "init must be one of"), ("sde", "sde must be one of"),
+                     ("resampling", "resampling must be one of")):
+        with pytest.raises(ValueError, match=msg):
+            samplax.sample(samplax.fkc.anneal(m1, 2.0), "fkc", num_particles=10, **{arg: np.zeros(2)})
 
 
 def test_naive_baseline_reports_no_log_z():

@@ -18,7 +18,7 @@ SCHEMES = {
 
 def scheme(name: str):
     """The resampling function `(key, weights, n) -> indices` called `name`."""
-    if name not in SCHEMES:
+    if not isinstance(name, str) or name not in SCHEMES:  # an array is unhashable: name it, not numpy
         raise ValueError(f"resampling must be one of {sorted(SCHEMES)}, got {name!r}")
     return SCHEMES[name]
 
