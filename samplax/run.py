@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samplax import checks
 from samplax import checkpoint as _ckpt
 from samplax import streaming as _streaming
 from samplax import samplers as _samplers
@@ -63,8 +64,7 @@ def _validate(target, num_chains, num_warmup, num_samples, thinning, chain_metho
         raise TypeError(f"target must be a samplax.Target (Target.from_numpyro / from_logdensity), got {type(target).__name__}")
     for name, value, low in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 0),
                              ("num_samples", num_samples, 1), ("thinning", thinning, 1)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        checks.integer(name, value, low)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < MAX_SEED:
         raise ValueError(f"seed must be an integer in [0, 2**32) (a Python or numpy int), got {seed!r}")
     check_chain_method(chain_method, num_chains)

@@ -37,15 +37,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from samplax import checks
 from samplax.particles import base
 from samplax.particles.resampling import resample, scheme
 from samplax.particles.state import ParticleState, ess
 
-
-
-def _check_int(name, value, low):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 CURV_POINTS, CURV_ITERS = 32, 8
@@ -142,8 +138,8 @@ def sfs(num_steps: int = 100, num_mc: int = 64, sigma: float = 1.0, resampling: 
     stage_stats per step: time (step end), ess (of the path weights accumulated so far; the last row is the ESS of
     the final importance weights), n_grad.
     """
-    _check_int("num_steps", num_steps, 1)
-    _check_int("num_mc", num_mc, 1)
+    checks.integer("num_steps", num_steps, 1)
+    checks.integer("num_mc", num_mc, 1)
     scheme(resampling)  # validates the name
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) or not sigma > 0 \
             or not np.isfinite(sigma):

@@ -26,15 +26,11 @@ import numpy as np
 from jax.scipy.special import logsumexp
 from scipy.integrate import simpson
 
+from samplax import checks
 from samplax.models import register
 from samplax.target import Target
 
 MANY_WELL_LOG_Z = 164.69568  # the literature's value (FAB / DDS); recomputed by quadrature in `many_well`
-
-
-def _check_int(name, v, low):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
 
 
 RNGS = ("numpy", "jax")
@@ -81,9 +77,9 @@ def gmm40(num_modes: int = 40, loc_scale: float = 40.0, scale: float = 1.0, seed
     """
     if rng not in RNGS:
         raise ValueError(f"rng must be one of {RNGS}, got {rng!r}")
-    _check_int("num_modes", num_modes, 1)
-    _check_int("dim", dim, 1)
-    _check_int("seed", seed, 0)
+    checks.integer("num_modes", num_modes, 1)
+    checks.integer("dim", dim, 1)
+    checks.integer("seed", seed, 0)
     if not (loc_scale > 0 and scale > 0):
         raise ValueError(f"loc_scale and scale must be positive, got {loc_scale!r}, {scale!r}")
     means = gmm_means(num_modes, loc_scale, seed, dim, rng)
@@ -111,9 +107,9 @@ def gmm40(num_modes: int = 40, loc_scale: float = 40.0, scale: float = 1.0, seed
 def student_t_mixture(dim: int = 50, num_components: int = 10, df: float = 2.0, loc_range: float = 10.0,
                       seed: int = 0) -> Target:
     """Equally weighted mixture of products of independent Student-t(df, loc_k, 1) coordinates (normalised)."""
-    _check_int("dim", dim, 1)
-    _check_int("num_components", num_components, 1)
-    _check_int("seed", seed, 0)
+    checks.integer("dim", dim, 1)
+    checks.integer("num_components", num_components, 1)
+    checks.integer("seed", seed, 0)
     if not (df > 0 and loc_range > 0):
         raise ValueError(f"df and loc_range must be positive, got {df!r}, {loc_range!r}")
     locs = _jax_uniform(seed, (num_components, dim), -loc_range, loc_range)
@@ -159,7 +155,7 @@ def _double_well_axis(n: int = 200001):
 @register("many_well", "ManyWell: 16 (default) copies of the 2D double well -x1^4+6x1^2+x1/2-x2^2/2, d=32, log_z=164.69568")
 def many_well(dim: int = 32) -> Target:
     """ManyWell on R^dim (dim even): dim/2 independent 2D double wells; exact log_z, moments and sampler."""
-    _check_int("dim", dim, 2)
+    checks.integer("dim", dim, 2)
     if dim % 2:
         raise ValueError(f"dim must be even (pairs (x1, x2) of the 2D double well), got {dim}")
     k = dim // 2

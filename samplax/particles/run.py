@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samplax import checks
 from samplax.diagnostics.trust import verify
 from samplax.particles import base
 from samplax.particles.progress import StageProgress
@@ -44,11 +45,6 @@ def as_target(model):
     raise TypeError(f"population samplers take a samplax.Target or a score model, got {type(model).__name__}")
 
 
-def _check_int(name, value, low):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
 def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: int = 4, seed: int = 0,
                       chain_method: str = "vectorized", progress: bool | None = None, **settings):
     """Run `num_chains` independent populations of `num_particles`; return an ArviZ DataTree.
@@ -61,9 +57,9 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
         if name in settings:
             raise TypeError(f"{name} is a chain-sampler setting; population samplers take num_particles "
                             f"(and num_steps where the sampler has a time grid)")
-    _check_int("num_particles", num_particles, 2)
-    _check_int("num_chains", num_chains, 1)
-    _check_int("seed", seed, 0)
+    checks.integer("num_particles", num_particles, 2)
+    checks.integer("num_chains", num_chains, 1)
+    checks.integer("seed", seed, 0)
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method for population samplers must be one of {CHAIN_METHODS}, got {chain_method!r}")
     s = resolve(sampler, settings)

@@ -23,14 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samplax import checks
 from samplax.diffusion import adaptive, deis as deis_mod, integrators, likelihood
 from samplax.particles import base
 
-
-
-def _check_int(name, value, low):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def _check_pos(name, value):
@@ -74,7 +70,7 @@ def _population(x, stats, particle_stats=None):
 @base.register("reverse_sde")
 def reverse_sde(num_steps: int = 1000, grid: str = "uniform") -> base.PopulationSampler:
     """Euler–Maruyama on the reverse-time SDE, one score evaluation per step."""
-    _check_int("num_steps", num_steps, 1)
+    checks.integer("num_steps", num_steps, 1)
     if grid not in integrators.GRIDS:
         raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
 
@@ -93,8 +89,8 @@ def reverse_sde(num_steps: int = 1000, grid: str = "uniform") -> base.Population
 def pc(num_steps: int = 500, num_corrector_steps: int = 1, snr: float = 0.16,
        grid: str = "uniform") -> base.PopulationSampler:
     """Predictor–corrector (Song et al. 2021 Alg. 1/2): Langevin corrections then an Euler–Maruyama step."""
-    _check_int("num_steps", num_steps, 1)
-    _check_int("num_corrector_steps", num_corrector_steps, 0)
+    checks.integer("num_steps", num_steps, 1)
+    checks.integer("num_corrector_steps", num_corrector_steps, 0)
     _check_pos("snr", snr)
     if grid not in integrators.GRIDS:
         raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
@@ -113,7 +109,7 @@ def pc(num_steps: int = 500, num_corrector_steps: int = 1, snr: float = 0.16,
 @base.register("deis")
 def deis(num_steps: int = 20, order: int = 2, grid: str = "quadratic", startup: str = "rk4") -> base.PopulationSampler:
     """DEIS (tAB-DEIS, Zhang & Chen 2022): exponential integrator of the PF ODE, eps extrapolated at `order`."""
-    _check_int("num_steps", num_steps, 1)
+    checks.integer("num_steps", num_steps, 1)
     if isinstance(order, bool) or order not in deis_mod.ORDERS:
         raise ValueError(f"order must be one of {deis_mod.ORDERS} (0 = DDIM), got {order!r}")
     if grid not in integrators.GRIDS:
@@ -160,12 +156,12 @@ def pf_ode(num_steps: int | None = None, solver: str = "heun", rtol: float | Non
     else:
         num_steps = 100 if num_steps is None else num_steps
         grid = "uniform" if grid is None else grid
-        _check_int("num_steps", num_steps, 1)
+        checks.integer("num_steps", num_steps, 1)
         if grid not in integrators.GRIDS:
             raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
-    _check_int("exact_trace_max_dim", exact_trace_max_dim, 0)
-    _check_int("num_probes", num_probes, 1)
-    _check_int("max_steps", max_steps, 1)
+    checks.integer("exact_trace_max_dim", exact_trace_max_dim, 0)
+    checks.integer("num_probes", num_probes, 1)
+    checks.integer("max_steps", max_steps, 1)
     per_step, initial = likelihood.evals_per_step(likelihood.SOLVERS[solver]())
 
     def run(model, key, n, progress):
@@ -208,8 +204,8 @@ def adaptive_sde(tol: float = 1e-2, abs_tol: float = adaptive.DEFAULTS["abs_tol"
     for name, v in (("tol", tol), ("abs_tol", abs_tol), ("h_init", h_init), ("safety", safety),
                     ("exponent", exponent)):
         _check_pos(name, v)
-    _check_int("max_steps", max_steps, 1)
-    _check_int("num_bins", num_bins, 1)
+    checks.integer("max_steps", max_steps, 1)
+    checks.integer("num_bins", num_bins, 1)
     if error not in adaptive.ERRORS:
         raise ValueError(f"error must be one of {adaptive.ERRORS}, got {error!r}")
     if brownian not in adaptive.BROWNIANS:

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from samplax import meanfield as mf
+from samplax import checks, meanfield as mf
 from samplax.particles import base
 
 
@@ -57,11 +57,6 @@ def _check_pos(name, value):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
-def _check_int(name, value, low):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
 @base.register("meanfield")
 def meanfield(W: Callable | None = None, sigma2: float = 1.0, step_size: float = 0.1, friction: float = 1.0,
               num_steps: int = 1000, integrator: str = "obabo", pairwise: bool = False,
@@ -77,7 +72,7 @@ def meanfield(W: Callable | None = None, sigma2: float = 1.0, step_size: float =
     _check_pos("sigma2", sigma2)
     _check_pos("step_size", step_size)
     _check_pos("friction", friction)
-    _check_int("num_steps", num_steps, 1)
+    checks.integer("num_steps", num_steps, 1)
     if integrator not in mf.INTEGRATORS:
         raise ValueError(f"integrator must be one of {mf.INTEGRATORS}, got {integrator!r}")
     if not isinstance(pairwise, bool):
@@ -88,7 +83,7 @@ def meanfield(W: Callable | None = None, sigma2: float = 1.0, step_size: float =
     if W is None and pairwise:
         raise ValueError("pairwise=True describes W(x, y), but W is None")
     if interaction_batch is not None:
-        _check_int("interaction_batch", interaction_batch, 2)
+        checks.integer("interaction_batch", interaction_batch, 2)
         if W is None:
             raise ValueError("interaction_batch is given but W is None: there is no interaction to batch")
     if init_scale is not None:

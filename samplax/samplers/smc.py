@@ -72,6 +72,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from samplax import checks
 from samplax.particles import base
 from samplax.particles.progress import StageProgress
 from samplax.particles.resampling import check_threshold, maybe_resample, scheme
@@ -290,8 +291,7 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
         raise ValueError(f"mass must be one of {MASSES}, got {mass!r}")
     for name, v, low in (("num_mcmc_steps", num_mcmc_steps, 1), ("num_integration_steps", num_integration_steps, 1),
                          ("max_stages", max_stages, 1), ("max_mcmc_steps", max_mcmc_steps, 1)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        checks.integer(name, v, low)
     if not isinstance(adapt_steps, bool):
         raise ValueError(f"adapt_steps must be True or False, got {adapt_steps!r}")
     if not 0.0 < float(correlation_threshold) < 1.0:
