@@ -20,3 +20,15 @@ def positive(name: str, v) -> float:
             or not (v > 0 and math.isfinite(v)):
         raise ValueError(f"{name} must be a positive finite number, got {v!r}")
     return float(v)
+
+
+def member(v, choices) -> bool:
+    """`v in choices`, but False for what cannot be one of a set of names or numbers: an array with a shape, a list,
+    a dict or anything unhashable (where `in` would raise numpy's "truth value ... is ambiguous" or "unhashable
+    type" instead of the caller's message naming the argument)."""
+    if isinstance(v, (list, dict, set)) or getattr(v, "ndim", 0) != 0:
+        return False
+    try:
+        return bool(v in choices)
+    except (TypeError, ValueError):
+        return False

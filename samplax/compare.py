@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from samplax import checks
+
 BUDGET_KINDS = ("gradients", "seconds")
 
 
@@ -46,7 +48,7 @@ def _check(target, samplers, budget, budget_kind, num_chains, num_warmup, pilot_
         raise ValueError(f"compare: unknown sampler(s) {unknown}; chain samplers: "
                          f"{', '.join(chain_samplers.available())}; population samplers: "
                          f"{', '.join(particles.available())}")
-    if budget_kind not in BUDGET_KINDS:
+    if not checks.member(budget_kind, BUDGET_KINDS):
         raise ValueError(f"budget_kind must be one of {BUDGET_KINDS}, got {budget_kind!r}")
     if not isinstance(budget, (int, float, np.integer, np.floating)) or isinstance(budget, bool) or not budget > 0:
         raise ValueError(f"budget must be a positive number of {budget_kind}, got {budget!r}")

@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samplax import checks
+
 INTEGRATORS = ("obabo", "baoab", "randomized_midpoint")
 
 
@@ -149,7 +151,7 @@ def meanfield_step(V: Callable, W: Callable | None, *, step_size, friction, sigm
     inside the step and at the end); alpha is drawn per particle when W is None, else shared by all particles so
     the interaction is evaluated at one time (the particles' laws are the same either way, but with a shared alpha
     particles are dependent through it: average over steps, not only over particles)."""
-    if integrator not in INTEGRATORS:
+    if not checks.member(integrator, INTEGRATORS):
         raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}")
     force = _force_fn(V, W, pairwise, interaction_batch)
     h, g, s2 = step_size, friction, sigma2
@@ -235,7 +237,7 @@ def pair_gradients(n: int, batch: int | None, interacting: bool = True) -> int:
 
 def check_settings(V, W, dim, *, integrator, pairwise, interaction_batch, num_particles, v_name="V"):
     """Errors that name the argument: integrator, shapes of V and W, interaction_batch."""
-    if integrator not in INTEGRATORS:
+    if not checks.member(integrator, INTEGRATORS):
         raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}")
     if W is not None and not callable(W):
         raise ValueError(f"W must be a callable W(z) of z = x - y (or W(x, y) with pairwise=True), or None for no "

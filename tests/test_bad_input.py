@@ -200,3 +200,45 @@ def test_a_zero_d_array_is_a_number_setting():
     for bad in ("high", jnp.asarray([0.85]), jnp.asarray(True)):
         with pytest.raises(TypeError, match="target_accept expects a number"):
             check_setting_types("nuts", {"target_accept": bad})
+
+
+def _name_settings():
+    """(sampler, setting) for every registered sampler's setting whose default is a name (a string)."""
+    from samplax.api import settings_of
+    from samplax.particles import base as population
+    from samplax.samplers import base as chains
+
+    names = sorted(set(chains.available()) | set(population.available()))
+    return [(n, k) for n in names for k, p in settings_of(n).items() if isinstance(p.default, str)]
+
+
+@pytest.mark.parametrize("sampler,setting", _name_settings())
+def test_an_array_where_a_name_belongs_is_named(sampler, setting):
+    """An array given to a setting that takes a name (smc's kernel, fkc's init, ...) is refused by the setting's own
+    check, naming it (before: numpy's "truth value of an array ... is ambiguous" or "unhashable type", which name
+    neither the setting nor its choices)."""
+    from samplax.api import factory
+
+    extra = {"surrogate": GAUSS} if sampler == "two_level" else {}  # two_level refuses a missing surrogate first
+    with pytest.raises(ValueError) as info:
+        factory(sampler)(**{setting: np.zeros(2)}, **extra)
+    assert setting in str(info.value) and "ambiguous" not in str(info.value), str(info.value)
+
+
+def test_name_settings_are_found():
+    # the table above is built from the registries: it must not be empty (or miss the families it is about)
+    found = {s for s, _ in _name_settings()}
+    assert {"smc", "fkc", "mala", "mclmc", "deis", "underdamped"} <= found, found
+
+
+def test_member_refuses_arrays_and_unhashables():
+    from samplax.checks import member
+
+    assert member("a", ("a", 0)) and member(np.int64(0), ("a", 0)) and member(np.asarray(0), ("a", 0))
+    for bad in (np.zeros(2), np.zeros(1), jnp.zeros(2), ["a"], {"a": 1}, None, "b"):
+        assert not member(bad, ("a", 0)), bad
+    # the learned samplers' trainer: a name setting given an array is named the same way
+    for key in ("kind", "loss", "schedule", "lr_schedule", "time_embedding"):
+        kw = {"kind": "pis", key: np.zeros(2)}
+        with pytest.raises(ValueError, match=f"{key} must be one of"):
+            samplax.diffusion.train(GAUSS, **kw)

@@ -15,6 +15,7 @@ from typing import Callable
 import jax
 import numpy as np
 
+from samplax import checks
 from samplax.diagnostics.wasserstein_estimators import METHODS, distance, gaussian_fit_w2
 
 # ------------------------------------------------------------------------------- ground truth
@@ -110,7 +111,7 @@ def thin(X: np.ndarray, n: int) -> np.ndarray:
 
 
 def _check_method(method, d):
-    if method not in METHODS:
+    if not checks.member(method, METHODS):
         raise ValueError(f"method must be one of {METHODS} or 'auto', got {method!r}")
     if method == "1d" and d != 1:
         raise ValueError(f"method='1d' needs one-dimensional draws, got dim={d}; use 'sliced_qmc' or 'exact'")

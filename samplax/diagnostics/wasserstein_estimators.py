@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from samplax import checks
+
 # Network simplex needs the n x m cost matrix (200 MB at 5000 x 5000 in float64) and roughly
 # cubic time (~10 s at 5000 points on one core); above this the points are subsampled, with a warning.
 EXACT_MAX_POINTS = 5000
@@ -150,7 +152,7 @@ def sphere_directions(d: int, n: int, kind: str = "sobol", seed: int = 0) -> np.
     """n unit vectors in R^d, shape (d, n) as POT's projections: normalised Gaussian quantiles of random/QMC points."""
     import scipy.stats
 
-    if kind not in DIRECTIONS:
+    if not checks.member(kind, DIRECTIONS):
         raise ValueError(f"directions must be one of {DIRECTIONS}, got {kind!r}")
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n_projections must be an integer >= 1, got {n!r}")

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samplax import checks
+
 GRIDS = ("uniform", "quadratic")
 
 
@@ -20,7 +22,7 @@ def time_grid(process, num_steps: int, kind: str = "uniform") -> np.ndarray:
     uniform: equal steps in t (Song et al. 2021); quadratic: equal steps in sqrt(t) (DEIS's "quad"
     grid for VP, Zhang & Chen 2022), denser near t_min where the score changes fastest.
     """
-    if kind not in GRIDS:
+    if not checks.member(kind, GRIDS):
         raise ValueError(f"grid must be one of {GRIDS}, got {kind!r}")
     t0, t1 = float(process.t_min), float(process.t_max)
     u = np.linspace(0.0, 1.0, num_steps + 1)

@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import jv
 
+from samplax import checks
+
 ORDERINGS = ("symmetric", "pfp")
 
 
@@ -93,7 +95,7 @@ def ecdsep_terms(F, *, eta: float = 1.0, F0: float = 0.0, s: float = 1.0):
 def _check(V, grid: Grid, ordering: str, hbar: float, mass: float, kinetic=None):
     if np.shape(V) != grid.shape:
         raise ValueError(f"V must be given on the grid, shape {grid.shape}, got {np.shape(V)}")
-    if ordering not in ORDERINGS:
+    if not checks.member(ordering, ORDERINGS):
         raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
     if hbar <= 0 or mass <= 0:
         raise ValueError(f"hbar and mass must be > 0, got hbar={hbar}, mass={mass}")

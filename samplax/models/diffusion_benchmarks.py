@@ -75,7 +75,7 @@ def gmm40(num_modes: int = 40, loc_scale: float = 40.0, scale: float = 1.0, seed
 
     rng: "numpy" (default_rng(seed) means, the 2-d benchmark samplax has always used) or "jax" (Beyond-ELBOs' means).
     """
-    if rng not in RNGS:
+    if not checks.member(rng, RNGS):
         raise ValueError(f"rng must be one of {RNGS}, got {rng!r}")
     checks.integer("num_modes", num_modes, 1)
     checks.integer("dim", dim, 1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from samplax import checks
 from samplax.models import register
 
 T_END, NOISE = 4.0, 0.1
@@ -72,7 +73,7 @@ DEFAULT_STEPS = {"fine": 1000, "coarse": 40, "exact": 0}
 def damped_oscillator(solver: str = "fine", steps: int | None = None):
     from samplax.target import Target
 
-    if solver not in DEFAULT_STEPS:
+    if not checks.member(solver, DEFAULT_STEPS):
         raise ValueError(f"damped_oscillator: solver must be one of {sorted(DEFAULT_STEPS)}, got {solver!r}")
     steps = DEFAULT_STEPS[solver] if steps is None else int(steps)
     if solver != "exact" and steps < 1:

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from blackjax.smc import resampling as bj
 
+from samplax import checks
 from samplax.particles.state import ParticleState, ess, normalized_weights
 
 SCHEMES = {
@@ -18,7 +19,7 @@ SCHEMES = {
 
 def scheme(name: str):
     """The resampling function `(key, weights, n) -> indices` called `name`."""
-    if not isinstance(name, str) or name not in SCHEMES:  # an array is unhashable: name it, not numpy
+    if not checks.member(name, SCHEMES):
         raise ValueError(f"resampling must be one of {sorted(SCHEMES)}, got {name!r}")
     return SCHEMES[name]
 

@@ -60,7 +60,7 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
     checks.integer("num_particles", num_particles, 2)
     checks.integer("num_chains", num_chains, 1)
     checks.integer("seed", seed, 0)
-    if chain_method not in CHAIN_METHODS:
+    if not checks.member(chain_method, CHAIN_METHODS):
         raise ValueError(f"chain_method for population samplers must be one of {CHAIN_METHODS}, got {chain_method!r}")
     s = resolve(sampler, settings)
     target = as_target(model)

@@ -71,7 +71,7 @@ def _population(x, stats, particle_stats=None):
 def reverse_sde(num_steps: int = 1000, grid: str = "uniform") -> base.PopulationSampler:
     """Euler–Maruyama on the reverse-time SDE, one score evaluation per step."""
     checks.integer("num_steps", num_steps, 1)
-    if grid not in integrators.GRIDS:
+    if not checks.member(grid, integrators.GRIDS):
         raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
 
     def run(model, key, n, progress):
@@ -92,7 +92,7 @@ def pc(num_steps: int = 500, num_corrector_steps: int = 1, snr: float = 0.16,
     checks.integer("num_steps", num_steps, 1)
     checks.integer("num_corrector_steps", num_corrector_steps, 0)
     _check_pos("snr", snr)
-    if grid not in integrators.GRIDS:
+    if not checks.member(grid, integrators.GRIDS):
         raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
 
     def run(model, key, n, progress):
@@ -110,11 +110,11 @@ def pc(num_steps: int = 500, num_corrector_steps: int = 1, snr: float = 0.16,
 def deis(num_steps: int = 20, order: int = 2, grid: str = "quadratic", startup: str = "rk4") -> base.PopulationSampler:
     """DEIS (tAB-DEIS, Zhang & Chen 2022): exponential integrator of the PF ODE, eps extrapolated at `order`."""
     checks.integer("num_steps", num_steps, 1)
-    if isinstance(order, bool) or order not in deis_mod.ORDERS:
+    if isinstance(order, bool) or not checks.member(order, deis_mod.ORDERS):
         raise ValueError(f"order must be one of {deis_mod.ORDERS} (0 = DDIM), got {order!r}")
-    if grid not in integrators.GRIDS:
+    if not checks.member(grid, integrators.GRIDS):
         raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
-    if startup not in deis_mod.STARTUPS:
+    if not checks.member(startup, deis_mod.STARTUPS):
         raise ValueError(f"startup must be one of {deis_mod.STARTUPS}, got {startup!r}")
 
     def run(model, key, n, progress):
@@ -137,7 +137,7 @@ def pf_ode(num_steps: int | None = None, solver: str = "heun", rtol: float | Non
     """Probability-flow ODE (diffrax), fixed `num_steps` (default 100) on `grid` (default "uniform"), or adaptive
     when rtol and atol are given (then num_steps and grid are refused: the controller picks the steps); with each
     sample's log-density (particle_stats["log_prob"]) unless log_prob=False."""
-    if solver not in likelihood.SOLVERS:
+    if not checks.member(solver, likelihood.SOLVERS):
         raise ValueError(f"solver must be one of {sorted(likelihood.SOLVERS)}, got {solver!r}")
     if (rtol is None) != (atol is None):
         raise ValueError(f"adaptive steps need both rtol and atol (got rtol={rtol!r}, atol={atol!r}); "
@@ -157,7 +157,7 @@ def pf_ode(num_steps: int | None = None, solver: str = "heun", rtol: float | Non
         num_steps = 100 if num_steps is None else num_steps
         grid = "uniform" if grid is None else grid
         checks.integer("num_steps", num_steps, 1)
-        if grid not in integrators.GRIDS:
+        if not checks.member(grid, integrators.GRIDS):
             raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
     checks.integer("exact_trace_max_dim", exact_trace_max_dim, 0)
     checks.integer("num_probes", num_probes, 1)
@@ -206,9 +206,9 @@ def adaptive_sde(tol: float = 1e-2, abs_tol: float = adaptive.DEFAULTS["abs_tol"
         _check_pos(name, v)
     checks.integer("max_steps", max_steps, 1)
     checks.integer("num_bins", num_bins, 1)
-    if error not in adaptive.ERRORS:
+    if not checks.member(error, adaptive.ERRORS):
         raise ValueError(f"error must be one of {adaptive.ERRORS}, got {error!r}")
-    if brownian not in adaptive.BROWNIANS:
+    if not checks.member(brownian, adaptive.BROWNIANS):
         raise ValueError(f"brownian must be one of {adaptive.BROWNIANS}, got {brownian!r}")
 
     def run(model, key, n, progress):

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 from blackjax.mcmc import integrators
 
+from samplax import checks
 from samplax.samplers.base import Algorithm, Sampler, register
 from samplax.samplers.mclmc import Microcanonical, kernel_metric, metric_rank, microcanonical_tuner
 
@@ -180,7 +181,7 @@ def build_kernel(integrator: str = "mclachlan", noise_fn: Callable = noise_cosin
     The state is blackjax's `IntegratorState` with `momentum` the unit direction u; the direction noise
     (rate lam = 1/(2L) per unit arc length) is split in two half-step rotations around the flow.
     """
-    if integrator not in INTEGRATORS:
+    if not checks.member(integrator, INTEGRATORS):
         raise ValueError(f"integrator must be one of {sorted(INTEGRATORS)}, got {integrator!r}")
     make = INTEGRATORS[integrator][0]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from samplax import checks
 from samplax.fkc.compose import as_composition
 from samplax.fkc.weights import composed_grad, log_weight_rate, matched_correction, prior_log_z, prior_std
 from samplax.particles import base
@@ -161,12 +162,12 @@ def _run_factory(num_steps: int, ess_threshold: float, resampling: str, init: st
 
 
 def _check(num_steps, ess_threshold, resampling, init, sde="target"):
-    if not isinstance(sde, str) or sde not in SDES:  # an array must not meet `in` here
+    if not checks.member(sde, SDES):
         raise ValueError(f"sde must be one of {SDES} (see samplax.fkc.weights, eq. 6), got {sde!r}")
     if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
         raise ValueError(f"num_steps must be an integer >= 1 (Euler-Maruyama steps from t_max to t_min), got {num_steps!r}")
     scheme(resampling)
-    if not isinstance(init, str) or init not in INITS:
+    if not checks.member(init, INITS):
         raise ValueError(f"init must be one of {INITS} ('prior': inputs assumed at N(0, sigma^2) at t_max; "
                          f"'exact': initial weights from the models' log_prob), got {init!r}")
     return check_threshold(ess_threshold)

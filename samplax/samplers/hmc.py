@@ -18,6 +18,7 @@ import blackjax
 import jax
 import jax.numpy as jnp
 
+from samplax import checks
 from samplax.samplers.adapt import window_warmup
 from samplax.samplers.adapt_low_rank import LowRankWarmup, low_rank_warmup
 from samplax.samplers.adapt_low_rank import kernel_metric as _imm
@@ -35,7 +36,7 @@ def _metric(metric, dense_mass):
     """The metric name from `metric=` and the `dense_mass=` alias (True means metric="dense")."""
     if metric is None:
         return "dense" if dense_mass else DEFAULT_METRIC
-    if metric not in METRICS:
+    if not checks.member(metric, METRICS):
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     if dense_mass and metric != "dense":
         raise ValueError(f"dense_mass=True is metric='dense' and contradicts metric={metric!r}: pass one of them")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from samplax import checks
 from samplax.samplers.adapt import window_warmup
 from samplax.samplers.base import Warmup, adapted_names
 from samplax.samplers.precondition import MASS_MATRICES, initial_imm
@@ -36,7 +37,7 @@ def stats(state, info, params, n_grad=1):
 
 
 def check_settings(mass_matrix, target_accept, step_size):
-    if mass_matrix not in MASS_MATRICES:
+    if not checks.member(mass_matrix, MASS_MATRICES):
         raise ValueError(f"mass_matrix must be one of {MASS_MATRICES}, got {mass_matrix!r}")
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")

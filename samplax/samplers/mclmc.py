@@ -20,6 +20,7 @@ from blackjax.mcmc import mclmc as bj_mclmc
 from blackjax.mcmc.dynamic_hmc import DynamicHMCState
 from blackjax.util import generate_unit_vector
 
+from samplax import checks
 from samplax.samplers.base import Algorithm, Sampler, Warmup, adapted_names, register
 
 # Both use the isokinetic McLachlan integrator: two gradient evaluations per step
@@ -485,7 +486,7 @@ DENSE_MAX_DIM = 50
 
 def metric_rank(metric):
     """rank(d): the rank of the kernel metric's low-rank factors for a target of dimension d (0: diagonal)."""
-    if metric not in METRICS:
+    if not checks.member(metric, METRICS):
         raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
     if metric == "fisher_low_rank":
         return lambda d: int(d) if d <= DENSE_MAX_DIM else LOW_RANK
@@ -575,7 +576,7 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
     if not l_factor > 0:
         raise ValueError(f"l_factor must be > 0, got {l_factor}")
-    if integrator not in MAMS_INTEGRATORS:
+    if not checks.member(integrator, MAMS_INTEGRATORS):
         raise ValueError(f"integrator must be one of {sorted(MAMS_INTEGRATORS)}, got {integrator!r}")
     integrate, grads = MAMS_INTEGRATORS[integrator]
     mc = Microcanonical("mams", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,

@@ -73,7 +73,7 @@ def meanfield(W: Callable | None = None, sigma2: float = 1.0, step_size: float =
     _check_pos("step_size", step_size)
     _check_pos("friction", friction)
     checks.integer("num_steps", num_steps, 1)
-    if integrator not in mf.INTEGRATORS:
+    if not checks.member(integrator, mf.INTEGRATORS):
         raise ValueError(f"integrator must be one of {mf.INTEGRATORS}, got {integrator!r}")
     if not isinstance(pairwise, bool):
         raise ValueError(f"pairwise must be True or False, got {pairwise!r}")

@@ -285,9 +285,9 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
     if persistent and not float(target_ess) > 0:
         raise ValueError(f"target_ess (persistent: ESS over all stored particles / N, may exceed 1) must be > 0, "
                          f"got {target_ess!r}")
-    if kernel not in KERNELS:
+    if not checks.member(kernel, KERNELS):
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    if mass not in MASSES:
+    if not checks.member(mass, MASSES):
         raise ValueError(f"mass must be one of {MASSES}, got {mass!r}")
     for name, v, low in (("num_mcmc_steps", num_mcmc_steps, 1), ("num_integration_steps", num_integration_steps, 1),
                          ("max_stages", max_stages, 1), ("max_mcmc_steps", max_mcmc_steps, 1)):

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from blackjax.mcmc import proposal
 from blackjax.mcmc.mala import MALAState
 
+from samplax import checks
 from samplax.samplers import langevin_base as lb
 from samplax.samplers.base import Algorithm, Sampler, register
 from samplax.samplers.overdamped import pmala_kernel
@@ -140,7 +141,7 @@ def two_level(*, surrogate: Any = None, move: str = "mala", subchain_length: int
     if surrogate is None:
         raise ValueError("two_level needs surrogate=...: a cheap samplax.Target (or x -> log-density) of the same "
                          "dimension, e.g. the model solved on a coarse grid")
-    if move not in MOVES:
+    if not checks.member(move, MOVES):
         raise ValueError(f"two_level: move must be one of {MOVES}, got {move!r}")
     if isinstance(subchain_length, bool) or not isinstance(subchain_length, int) or subchain_length < 1:
         raise ValueError(f"two_level: subchain_length must be an integer >= 1, got {subchain_length!r}")

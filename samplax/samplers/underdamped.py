@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from blackjax.mcmc import ghmc
 
+from samplax import checks
 from samplax.samplers import langevin_base as lb
 from samplax.samplers.base import Algorithm, Sampler, register
 from samplax.samplers.precondition import precond
@@ -33,7 +34,7 @@ class UnderdampedInfo(NamedTuple):
 
 def underdamped_kernel(splitting: str):
     """Unadjusted kinetic Langevin, one gradient per step: BAOAB or OBABO splitting."""
-    if splitting not in SPLITTINGS:
+    if not checks.member(splitting, SPLITTINGS):
         raise ValueError(f"splitting must be one of {SPLITTINGS}, got {splitting!r}")
 
     def kernel(rng_key, state: UnderdampedState, logdensity_fn, step_size, inverse_mass_matrix, gamma):
@@ -103,7 +104,7 @@ def underdamped(*, splitting: str = "obabo", gamma: float = 1.0, adjusted: bool 
       and so undoes its persistence, so high acceptance pays); for adjusted=False the acceptance of adjusted
       OBABO that sets the unadjusted step (default 0.9, see `langevin_base`).
     """
-    if splitting not in SPLITTINGS:
+    if not checks.member(splitting, SPLITTINGS):
         raise ValueError(f"splitting must be one of {SPLITTINGS}, got {splitting!r}")
     if adjusted and splitting != "obabo":
         raise ValueError("adjusted=True needs splitting='obabo' (the MH test acts on the Hamiltonian BAB part; "

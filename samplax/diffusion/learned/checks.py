@@ -1,12 +1,10 @@
-"""Shared by the learned samplers' training functions: setting checks (each names the setting it refuses), the
-loss check and the progress bar."""
+"""Shared by the learned samplers' training functions: the loss check and the progress bar (their setting checks
+are `samplax.checks`)."""
 
 from __future__ import annotations
 
 import math
 import sys
-
-from samplax.checks import integer, positive  # noqa: F401  (re-exported: the learned samplers' callers)
 
 
 def finite_loss(value, iteration: int, what: str, advice: str) -> float:

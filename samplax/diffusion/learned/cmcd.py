@@ -48,6 +48,8 @@ import numpy as np
 import optax
 from jax.scipy.special import logsumexp
 
+from samplax import checks
+from samplax.checks import integer as _int, positive as _pos
 from samplax.checkpoint import target_fingerprint
 from samplax.diffusion.learned import affine, resume as ckpt
 from samplax.diffusion.learned.network import Control
@@ -57,7 +59,6 @@ from samplax.particles.resampling import check_threshold, scheme
 from samplax.particles.state import ess
 from samplax.samplers.smc_kernels import check_step_spread, step_factors
 from samplax.diffusion.learned.checks import finite_loss, training_bar
-from samplax.diffusion.learned.checks import integer as _int, positive as _pos
 
 KINDS = ("cmcd", "scld")
 LOSSES = ("log_variance", "kl")
@@ -558,7 +559,7 @@ def _optimizer(config):
 
 
 def _kernel(name: str) -> str:
-    if name not in MCMC_KERNELS:
+    if not checks.member(name, MCMC_KERNELS):
         raise ValueError(f"mcmc_kernel must be one of {MCMC_KERNELS}, got {name!r}")
     return name
 
@@ -584,21 +585,21 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
                 width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0,
                 grad_clip_norm: float = 1.0, kl_gradient: str | None = None) -> dict:
     """The validated settings of `train_controlled` as its config dict."""
-    if kind not in KINDS:
+    if not checks.member(kind, KINDS):
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if loss not in LOSSES:
+    if not checks.member(loss, LOSSES):
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if diffusion_schedule not in SCHEDULES:
+    if not checks.member(diffusion_schedule, SCHEDULES):
         raise ValueError(f"diffusion_schedule must be one of {SCHEDULES}, got {diffusion_schedule!r}")
-    if lr_schedule not in LR_SCHEDULES:
+    if not checks.member(lr_schedule, LR_SCHEDULES):
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-    if beta_init not in BETA_INITS:
+    if not checks.member(beta_init, BETA_INITS):
         raise ValueError(f"beta_init must be one of {BETA_INITS}, got {beta_init!r}")
     if loss != "kl" and kl_gradient is not None:
         raise ValueError(f"kl_gradient={kl_gradient!r} applies to loss='kl' only, this is loss={loss!r}")
     if loss == "kl":
         kl_gradient = "reparam" if kl_gradient is None else kl_gradient
-        if kl_gradient not in KL_GRADIENTS:
+        if not checks.member(kl_gradient, KL_GRADIENTS):
             raise ValueError(f"kl_gradient must be one of {KL_GRADIENTS}, got {kl_gradient!r}")
         if kind == "scld" and kl_gradient == "log_derivative":
             raise ValueError("kl_gradient='log_derivative' is implemented for kind='cmcd' only (SCLD's KL is the SMC "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from samplax import checks
 from samplax.diffusion.learned.paths import rollout
 
 LOSSES = ("kl", "log_variance")
@@ -19,7 +20,7 @@ def loss_fn(control, path, logdensity, key, batch_size: int, dim: int, loss: str
     stl: the KL gradient's sticking-the-landing estimator (see `paths.rollout`); KL only.
     Returns (loss, log_w).
     """
-    if loss not in LOSSES:
+    if not checks.member(loss, LOSSES):
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     _, log_w, _ = rollout(control, path, logdensity, key, batch_size, dim, detach=(loss == "log_variance"),
                           detach_score=detach_score, stl=stl)

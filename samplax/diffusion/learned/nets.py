@@ -59,6 +59,8 @@ import numpy as np
 import optax
 from jax.scipy.special import logsumexp
 
+from samplax import checks
+from samplax.checks import integer as _int, positive as _pos
 from samplax.checkpoint import target_fingerprint
 from samplax.diffusion.learned import affine, resume as ckpt
 from samplax.diffusion.learned.network import fourier_features, zero_last
@@ -67,7 +69,6 @@ from samplax.particles import base
 from samplax.particles.resampling import resample, scheme
 from samplax.particles.state import ParticleState, ess
 from samplax.diffusion.learned.checks import finite_loss, training_bar
-from samplax.diffusion.learned.checks import integer as _int, positive as _pos
 
 FORMAT = "samplax-nets/1"
 LOSSES = ("pinn", "action")
@@ -159,7 +160,7 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
     clip: elementwise clip of grad U_t in the Langevin drift only (a bounded step in stiff regions such as the
     funnel's neck); the exact weights stay exact with it, the Jarzynski ones gain a bias.
     """
-    if weights not in WEIGHTS:
+    if not checks.member(weights, WEIGHTS):
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     if keep and (weights != "exact" or resample_threshold > 0):
         raise ValueError("keep=True needs weights='exact' and no resampling")
@@ -337,7 +338,7 @@ class NetsSampler:
         if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1:
             raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
         weights = c["weights"] if weights is None else weights
-        if weights not in WEIGHTS:
+        if not checks.member(weights, WEIGHTS):
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         eps = c["epsilon"] if epsilon is None else _pos("epsilon", epsilon)
         scheme(resampling)
@@ -409,11 +410,11 @@ def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch
     from samplax.particles.run import as_target
 
     target = as_target(target)
-    if loss not in LOSSES:
+    if not checks.member(loss, LOSSES):
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if weights not in WEIGHTS:
+    if not checks.member(weights, WEIGHTS):
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-    if divergence not in DIVERGENCES:
+    if not checks.member(divergence, DIVERGENCES):
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
     if loss == "action" and divergence != "exact":
         raise ValueError("loss='action' needs no divergence in training; divergence='hutchinson' applies to 'pinn'")

@@ -15,6 +15,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from samplax import checks
+
 
 def fourier_features(t, num_freqs: int):
     """[sin(2^j pi t), cos(2^j pi t)]_{j<num_freqs} of a scalar t in [0, 1]."""
@@ -65,7 +67,7 @@ class Control(eqx.Module):
 
     def __init__(self, dim: int, key, width: int = 64, depth: int = 2, num_freqs: int = 8, clip: float = 100.0,
                  input_scale: float = 1.0, time_embedding: str = "fourier"):
-        if time_embedding not in TIME_EMBEDDINGS:
+        if not checks.member(time_embedding, TIME_EMBEDDINGS):
             raise ValueError(f"time_embedding must be one of {TIME_EMBEDDINGS}, got {time_embedding!r}")
         k1, k2, k3, k4 = jax.random.split(key, 4)
         pis = time_embedding == "pis"

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samplax import checks
 from samplax.particles.state import ess
 
 KINDS = ("pis", "dds")
@@ -57,9 +58,9 @@ class Path:
 def make_path(kind: str, num_steps: int, sigma: float, beta_min: float = 0.1, beta_max: float = 10.0,
               schedule: str = "linear") -> Path:
     """The reference chain of `kind` ("pis" | "dds") on K = num_steps steps; `schedule` is DDS's OU time grid."""
-    if kind not in KINDS:
+    if not checks.member(kind, KINDS):
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if schedule not in SCHEDULES:
+    if not checks.member(schedule, SCHEDULES):
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     K = int(num_steps)
     t = np.arange(K) / K

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from samplax import checks
+from samplax.checks import integer as _int, positive as _pos
 from samplax.checkpoint import target_fingerprint
 from samplax.diffusion.learned.losses import LOSSES, loss_fn
 from samplax.diffusion.learned.network import TIME_EMBEDDINGS
@@ -16,7 +18,6 @@ from samplax.diffusion.learned.paths import KINDS, SCHEDULES, make_path
 from samplax.diffusion.learned import resume as ckpt
 from samplax.diffusion.learned.sampler import FORMAT, TrainedSampler, new_control
 from samplax.diffusion.learned.checks import finite_loss, training_bar
-from samplax.diffusion.learned.checks import integer as _int, positive as _pos
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -47,7 +48,7 @@ def train(target, kind: str, loss: str | None = None, reference=None, **options)
       from the origin most posteriordb ports fail at the first iteration or end with degenerate weights.
     options: the keyword settings of that function (each refuses what it does not know).
     """
-    if kind not in TRAINERS:
+    if not checks.member(kind, TRAINERS):
         raise ValueError(f"kind must be one of {TRAINERS}, got {kind!r}")
     if reference is not None:
         import warnings
@@ -102,9 +103,9 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
     from samplax.particles.run import as_target
 
     target = as_target(target)
-    if kind not in KINDS:
+    if not checks.member(kind, KINDS):
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if loss not in LOSSES:
+    if not checks.member(loss, LOSSES):
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     num_steps, num_iterations = _int("num_steps", num_steps, 1), _int("num_iterations", num_iterations, 1)
     batch_size, seed = _int("batch_size", batch_size, 2), _int("seed", seed, 0)
@@ -113,13 +114,13 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
     learning_rate, clip, grad_clip_norm = _pos("learning_rate", learning_rate), _pos("clip", clip), \
         _pos("grad_clip_norm", grad_clip_norm)
     sigma = 1.0 if sigma is None else _pos("sigma", sigma)
-    if schedule not in SCHEDULES:
+    if not checks.member(schedule, SCHEDULES):
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if lr_schedule not in LR_SCHEDULES:
+    if not checks.member(lr_schedule, LR_SCHEDULES):
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if grad_clip_value is not None:
         grad_clip_value = _pos("grad_clip_value", grad_clip_value)
-    if time_embedding not in TIME_EMBEDDINGS:
+    if not checks.member(time_embedding, TIME_EMBEDDINGS):
         raise ValueError(f"time_embedding must be one of {TIME_EMBEDDINGS}, got {time_embedding!r}")
     if not isinstance(detach_score, bool):
         raise ValueError(f"detach_score must be True or False, got {detach_score!r}")
