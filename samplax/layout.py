@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samplax import checks
 from samplax.compile_cache import compiled
 
 CHAIN_METHODS = ("vectorized", "sequential", "parallel", "mapped")
@@ -59,7 +60,7 @@ def resolve_chain_method(chain_method: str | None) -> str:
 
 def check_chain_method(chain_method: str | None, num_chains: int) -> None:
     chain_method = resolve_chain_method(chain_method)
-    if chain_method not in CHAIN_METHODS:
+    if not checks.member(chain_method, CHAIN_METHODS):
         raise ValueError(f"chain_method must be None (the backend's default) or one of {CHAIN_METHODS}, "
                          f"got {chain_method!r}")
     if chain_method == "parallel" and num_chains % jax.device_count():

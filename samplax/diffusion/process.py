@@ -16,6 +16,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from samplax import checks
+
 Array = jax.Array
 KINDS = ("vp", "vp_cosine", "ve")
 
@@ -129,6 +131,6 @@ def get(process) -> Process:
     if isinstance(process, Process):
         return process
     table = {"vp": vp, "vp_linear": vp, "vp_cosine": vp_cosine, "cosine": vp_cosine, "ve": ve}
-    if process not in table:
+    if not checks.member(process, table):
         raise ValueError(f"process must be a samplax.diffusion.Process or one of {KINDS}, got {process!r}")
     return table[process]()

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from samplax import checks
+
 
 class Schedule(NamedTuple):
     init: Callable  # (T0) -> state (a dict with "T" and "k")
@@ -81,7 +83,7 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {"logarithmic": logarithmic, "ge
 
 
 def make_schedule(name: str, T0: float, **kw) -> Schedule:
-    if name not in SCHEDULES:
+    if not checks.member(name, SCHEDULES):
         raise ValueError(f"unknown schedule {name!r}; choose from {sorted(SCHEDULES)}")
     if not T0 > 0:
         raise ValueError(f"T0 must be > 0, got {T0}")
