@@ -53,6 +53,8 @@ API_CASES = {
     "chain method an array": (_sample(chain_method=np.zeros(2)), ValueError, "chain_method must be None"),
     "diffusion process an array": (lambda: samplax.diffusion.process.get(np.zeros(2)), ValueError,
                                    "process must be a samplax.diffusion.Process or one of"),
+    "pc snr infinite": (lambda: samplax.particles.get("pc", snr=float("inf")), ValueError,
+                        "snr must be a positive finite number"),
     "unknown model": (lambda: samplax.models.get("no_such_model"), ValueError, "unknown model 'no_such_model'"),
     "sampler object of wrong type": (_sample(sampler=42), TypeError, "sampler must be"),
     "target not a Target": (lambda: samplax.sample(lambda x: x, "nuts"), TypeError, "Target"),

@@ -28,12 +28,6 @@ from samplax.diffusion import adaptive, deis as deis_mod, integrators, likelihoo
 from samplax.particles import base
 
 
-
-def _check_pos(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
 def _score_model(model):
     if not (hasattr(model, "score") and hasattr(model, "process") and hasattr(model, "dim")) or \
             not callable(getattr(model, "score", None)):
@@ -91,7 +85,7 @@ def pc(num_steps: int = 500, num_corrector_steps: int = 1, snr: float = 0.16,
     """Predictor–corrector (Song et al. 2021 Alg. 1/2): Langevin corrections then an Euler–Maruyama step."""
     checks.integer("num_steps", num_steps, 1)
     checks.integer("num_corrector_steps", num_corrector_steps, 0)
-    _check_pos("snr", snr)
+    checks.positive("snr", snr)
     if not checks.member(grid, integrators.GRIDS):
         raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
 
@@ -144,8 +138,8 @@ def pf_ode(num_steps: int | None = None, solver: str = "heun", rtol: float | Non
                          "give neither for fixed num_steps")
     adaptive_steps = rtol is not None
     if adaptive_steps:
-        _check_pos("rtol", rtol)
-        _check_pos("atol", atol)
+        checks.positive("rtol", rtol)
+        checks.positive("atol", atol)
         given = [f"{k}={v!r}" for k, v in (("num_steps", num_steps), ("grid", grid)) if v is not None]
         if given:
             raise ValueError(f"pf_ode: {', '.join(given)} would be ignored with adaptive steps (rtol/atol given: the "
@@ -203,7 +197,7 @@ def adaptive_sde(tol: float = 1e-2, abs_tol: float = adaptive.DEFAULTS["abs_tol"
         raise TypeError(f"unexpected settings {sorted(unexpected)}")
     for name, v in (("tol", tol), ("abs_tol", abs_tol), ("h_init", h_init), ("safety", safety),
                     ("exponent", exponent)):
-        _check_pos(name, v)
+        checks.positive(name, v)
     checks.integer("max_steps", max_steps, 1)
     checks.integer("num_bins", num_bins, 1)
     if not checks.member(error, adaptive.ERRORS):

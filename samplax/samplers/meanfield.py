@@ -51,12 +51,6 @@ class CachedPopulationSampler(base.PopulationSampler):
     cache_key: Callable[[Any], Any] | None = None
 
 
-def _check_pos(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value > 0 \
-            or not np.isfinite(value):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
 @base.register("meanfield")
 def meanfield(W: Callable | None = None, sigma2: float = 1.0, step_size: float = 0.1, friction: float = 1.0,
               num_steps: int = 1000, integrator: str = "obabo", pairwise: bool = False,
@@ -69,9 +63,9 @@ def meanfield(W: Callable | None = None, sigma2: float = 1.0, step_size: float =
     interaction_batch=B: random batches of B for the interaction. n_grad counts gradients of the log-density;
     gradients of W are in stage_stats["n_grad_interaction"]. Nothing is adapted.
     """
-    _check_pos("sigma2", sigma2)
-    _check_pos("step_size", step_size)
-    _check_pos("friction", friction)
+    checks.positive("sigma2", sigma2)
+    checks.positive("step_size", step_size)
+    checks.positive("friction", friction)
     checks.integer("num_steps", num_steps, 1)
     if not checks.member(integrator, mf.INTEGRATORS):
         raise ValueError(f"integrator must be one of {mf.INTEGRATORS}, got {integrator!r}")
@@ -87,7 +81,7 @@ def meanfield(W: Callable | None = None, sigma2: float = 1.0, step_size: float =
         if W is None:
             raise ValueError("interaction_batch is given but W is None: there is no interaction to batch")
     if init_scale is not None:
-        _check_pos("init_scale", init_scale)
+        checks.positive("init_scale", init_scale)
     settings = dict(W=W, sigma2=sigma2, step_size=step_size, friction=friction, num_steps=num_steps,
                     integrator=integrator, pairwise=pairwise, interaction_batch=interaction_batch,
                     init_scale=init_scale)
