@@ -32,3 +32,51 @@ def member(v, choices) -> bool:
         return bool(v in choices)
     except (TypeError, ValueError):
         return False
+
+
+def _concrete(v) -> bool:
+    import jax
+
+    return not isinstance(v, jax.core.Tracer)
+
+
+def given_scale(name: str, v):
+    """A given step_size / L / friction (None: adapted or defaulted): positive and finite in every entry (a number,
+    a 0-d or per-chain array). Returned unchanged: the run uses it as given."""
+    if v is None or not _concrete(v):
+        return v
+    try:
+        a = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive finite number (or None to adapt it), got {v!r}") from None
+    if isinstance(v, (bool, np.bool_)) or a.size == 0 or not np.all(np.isfinite(a)) or not np.all(a > 0):
+        raise ValueError(f"{name} must be a positive finite number (or None to adapt it), got {v!r}")
+    return v
+
+
+def given_inverse_mass_matrix(v, name: str = "inverse_mass_matrix"):
+    """A given inverse mass matrix (None: adapted or the identity): finite; a diagonal (d,) positive in every entry,
+    a dense (d, d) symmetric positive definite. The shape against the target is the sampler's check. Returned
+    unchanged."""
+    if v is None or not _concrete(v):
+        return v
+    try:
+        a = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (d,) or (d, d) array of numbers, got {v!r}") from None
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} has non-finite entries ({int(np.sum(~np.isfinite(a)))} of {a.size}): a mass "
+                         "matrix must be finite")
+    if a.ndim == 1 and not np.all(a > 0):
+        bad = np.flatnonzero(a <= 0)
+        raise ValueError(f"{name} (diagonal) must be positive in every entry; entries {bad[:5].tolist()} are "
+                         f"{a[bad[:5]].tolist()}")
+    if a.ndim == 2 and a.shape[0] == a.shape[1]:
+        if not np.allclose(a, a.T, rtol=0.0, atol=1e-8 * max(np.max(np.abs(a)), 1e-300)):
+            raise ValueError(f"{name} (dense) must be symmetric; max |C - C^T| = {np.max(np.abs(a - a.T)):.3g}")
+        try:
+            np.linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            raise ValueError(f"{name} (dense) must be positive definite; its smallest eigenvalue is "
+                             f"{np.linalg.eigvalsh(a)[0]:.3g}") from None
+    return v

@@ -124,7 +124,10 @@ def sample(
         raise ValueError(f"chunk_size must be an integer >= 1 and equal checkpoint_every if both are given, got "
                          f"chunk_size={chunk_size!r}, checkpoint_every={checkpoint_every!r}")
     writer = _streaming.check(target, out, keep, moments_only, overwrite, checkpoint, resume)
-    seed = int(seed)
+    # numpy integers are accepted above; from here on Python ints (bit arithmetic, attrs, fingerprints)
+    seed, num_chains, num_warmup, num_samples, thinning = map(int, (seed, num_chains, num_warmup, num_samples,
+                                                                    thinning))
+    checkpoint_every, chunk_size = (None if v is None else int(v) for v in (checkpoint_every, chunk_size))
     if checkpoint is not None:
         _ckpt.check_path(checkpoint, "checkpoint")
     if resume is not None:

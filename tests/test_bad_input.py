@@ -64,6 +64,25 @@ API_CASES = {
         lambda: samplax.sample(Target.from_logdensity(lambda x: jnp.where(x[0] > 0, -jnp.sum(x ** 2), -jnp.inf), 2),
                                "mala", init_positions=np.array([-1.0, 0.0]), **QUICK),
         ValueError, "not finite"),
+    # given tunables: used as given, so refused when they cannot be a step size, a length or a mass matrix
+    "nuts step_size NaN": (_sample(sampler="nuts", step_size=float("nan")), ValueError,
+                           "step_size must be a positive finite number"),
+    "hmc step_size infinite": (_sample(sampler="hmc", step_size=float("inf")), ValueError,
+                               "step_size must be a positive finite number"),
+    "mclmc L negative": (_sample(sampler="mclmc", L=-1.0), ValueError, "L must be a positive finite number"),
+    "mams step_size zero": (_sample(sampler="mams", step_size=0.0), ValueError, "step_size must be a positive"),
+    "mclmc desired_energy_var zero": (_sample(sampler="mclmc", desired_energy_var=0.0), ValueError,
+                                      "desired_energy_var must be a positive finite number"),
+    "nuts mass matrix negative entry": (_sample(sampler="nuts", inverse_mass_matrix=np.array([1.0, -1.0])),
+                                        ValueError, "must be positive in every entry"),
+    "mala mass matrix NaN": (_sample(sampler="mala", inverse_mass_matrix=np.array([1.0, np.nan])), ValueError,
+                             "inverse_mass_matrix has non-finite entries"),
+    "nuts dense mass matrix not positive definite": (
+        _sample(sampler="nuts", inverse_mass_matrix=np.array([[1.0, 2.0], [2.0, 1.0]])), ValueError,
+        "must be positive definite; its smallest eigenvalue is -1"),
+    "hmc dense mass matrix not symmetric": (
+        _sample(sampler="hmc", inverse_mass_matrix=np.array([[1.0, 0.5], [0.0, 1.0]])), ValueError,
+        "must be symmetric"),
     "mass matrix of wrong shape": (_sample(sampler="mala", step_size=0.1, inverse_mass_matrix=np.ones(3),
                                            num_warmup=0), ValueError, "inverse_mass_matrix"),
     # log-densities
@@ -247,3 +266,18 @@ def test_member_refuses_arrays_and_unhashables():
         kw = {"kind": "pis", key: np.zeros(2)}
         with pytest.raises(ValueError, match=f"{key} must be one of"):
             samplax.diffusion.train(GAUSS, **kw)
+
+
+def test_numpy_integer_counts_are_python_counts():
+    """num_chains=np.int64(2) etc. (e.g. read from an array) is accepted and gives the run the Python ints give
+    (before: an AttributeError from the chunk-size arithmetic, `int.bit_length`)."""
+    kw = dict(num_chains=2, num_warmup=30, num_samples=20, seed=3, thinning=1, progress=False)
+    a = samplax.sample(GAUSS, "nuts", **{k: (np.int64(v) if k != "progress" else v) for k, v in kw.items()})
+    b = samplax.sample(GAUSS, "nuts", **kw)
+    np.testing.assert_array_equal(a.posterior["x"].values, b.posterior["x"].values)
+    assert type(a.attrs["num_chains"]) is int and type(a.attrs["seed"]) is int
+    c = samplax.sample(GAUSS, "smc", num_particles=np.int64(100), num_chains=np.int64(2), seed=np.int64(1),
+                       progress=False)
+    d = samplax.sample(GAUSS, "smc", num_particles=100, num_chains=2, seed=1, progress=False)
+    np.testing.assert_array_equal(c.posterior["x"].values, d.posterior["x"].values)
+    assert c.attrs["log_z"] == d.attrs["log_z"]

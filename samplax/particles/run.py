@@ -57,9 +57,9 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
         if name in settings:
             raise TypeError(f"{name} is a chain-sampler setting; population samplers take num_particles "
                             f"(and num_steps where the sampler has a time grid)")
-    checks.integer("num_particles", num_particles, 2)
-    checks.integer("num_chains", num_chains, 1)
-    checks.integer("seed", seed, 0)
+    num_particles = checks.integer("num_particles", num_particles, 2)  # Python ints from here on
+    num_chains = checks.integer("num_chains", num_chains, 1)
+    seed = checks.integer("seed", seed, 0)
     if not checks.member(chain_method, CHAIN_METHODS):
         raise ValueError(f"chain_method for population samplers must be one of {CHAIN_METHODS}, got {chain_method!r}")
     s = resolve(sampler, settings)

@@ -227,9 +227,7 @@ def secd(*, integrator: str = "mclachlan", desired_energy_var: float = 5e-4, dia
     Tuned like `mclmc` (the same warmup on this kernel: low-rank Fisher preconditioner by default, `metric`;
     energy-error step size; L from the autocorrelation), only the params not given (or named in `adapt`).
     """
-    _check_positive("desired_energy_var", desired_energy_var)
-    _check_positive("step_size", step_size)
-    _check_positive("L", L)
+    checks.positive("desired_energy_var", desired_energy_var)
     kernel = build_kernel(integrator)
     grads = INTEGRATORS[integrator][1]
     mc = Microcanonical("secd", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
@@ -256,8 +254,3 @@ def secd(*, integrator: str = "mclachlan", desired_energy_var: float = 5e-4, dia
                   "diagonal_preconditioning": diagonal_preconditioning, "step_size": step_size, "L": L,
                   "metric": metric},
     )
-
-
-def _check_positive(name, value):
-    if value is not None and not float(value) > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")

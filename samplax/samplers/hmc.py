@@ -45,6 +45,8 @@ def _metric(metric, dense_mass):
 
 def _setup(name, metric, max_rank, target_accept, step_size, inverse_mass_matrix, adapt, build, stats):
     """(default_params, warmup, adapted): given values are used as given; the rest is adapted."""
+    checks.given_scale("step_size", step_size)
+    checks.given_inverse_mass_matrix(inverse_mass_matrix)
     given = {"step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix}
     adapted = adapted_names(adapt, TUNABLE, given)
     adapt_mass = "inverse_mass_matrix" in adapted

@@ -41,8 +41,7 @@ def check_settings(mass_matrix, target_accept, step_size):
         raise ValueError(f"mass_matrix must be one of {MASS_MATRICES}, got {mass_matrix!r}")
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
-    if step_size is not None and not step_size > 0:
-        raise ValueError(f"step_size must be > 0, got {step_size}")
+    checks.given_scale("step_size", step_size)
 
 
 def setup(name, *, mass_matrix, target_accept, step_size, inverse_mass_matrix, adapt, build, tune_build=None,
@@ -52,6 +51,8 @@ def setup(name, *, mass_matrix, target_accept, step_size, inverse_mass_matrix, a
     tune_build: the adjusted counterpart that tunes h for an unadjusted sampler (None: the sampler is adjusted);
     to_state: converts the counterpart's final state into the sampler's.
     """
+    checks.given_scale("step_size", step_size)
+    checks.given_inverse_mass_matrix(inverse_mass_matrix)
     tunable = ("step_size",) + (() if mass_matrix == "identity" else ("inverse_mass_matrix",))
     adapted = adapted_names(adapt, tunable, {"step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix})
     if "step_size" not in adapted and step_size is None:

@@ -44,6 +44,9 @@ class Microcanonical:
         self.name = name
         # rank(d) (or an int): > 0: params also hold the low-rank factors metric_U (d, rank), metric_lam (rank,)
         self.rank = rank if callable(rank) else (lambda d, r=int(rank): r)
+        checks.given_scale("L", L)
+        checks.given_scale("step_size", step_size)
+        checks.given_inverse_mass_matrix(inverse_mass_matrix)
         self.given = {"L": L, "step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix}
         tunable = ("L", "step_size") + (("inverse_mass_matrix",) if diagonal_preconditioning else ())
         self.adapted = adapted_names(adapt, tunable, self.given)
@@ -506,6 +509,7 @@ def mclmc(*, diagonal_preconditioning: bool = True, desired_energy_var: float = 
     """Unadjusted microcanonical Langevin MC; the warmup tunes what is not given: the diagonal preconditioner
     (`metric`, see METRICS; default the Fisher diagonal from draws and gradients, `fisher_tuner`), the step size
     (blackjax's energy-error rule) and L (from the autocorrelation time)."""
+    checks.positive("desired_energy_var", desired_energy_var)
     mc = Microcanonical("mclmc", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
                         diagonal_preconditioning=diagonal_preconditioning, adapt=adapt, rank=metric_rank(metric))
 
@@ -576,6 +580,7 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
     if not l_factor > 0:
         raise ValueError(f"l_factor must be > 0, got {l_factor}")
+    checks.positive("desired_energy_var", desired_energy_var)
     if not checks.member(integrator, MAMS_INTEGRATORS):
         raise ValueError(f"integrator must be one of {sorted(MAMS_INTEGRATORS)}, got {integrator!r}")
     integrate, grads = MAMS_INTEGRATORS[integrator]

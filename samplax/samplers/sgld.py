@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from blackjax.sgmcmc import gradients
 
+from samplax import checks
 from samplax.samplers import langevin_base as lb
 from samplax.samplers.base import Algorithm, Sampler, Warmup, adapted_names, register
 from samplax.samplers.overdamped import mala_build
@@ -74,8 +75,7 @@ def sgld(*, step_size: float | None = None, target_accept: float = lb.UNADJUSTED
     (MALA at `target_accept`), which costs `num_warmup` full-data gradients. `n_grad` counts minibatch gradients
     (one per step); `data_fraction` = batch_size / data_size converts them to full-data gradient equivalents.
     """
-    if step_size is not None and not step_size > 0:
-        raise ValueError(f"step_size must be > 0, got {step_size}")
+    checks.given_scale("step_size", step_size)
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
     adapted = adapted_names(adapt, ("step_size",), {"step_size": step_size})

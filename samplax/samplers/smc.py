@@ -296,8 +296,7 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
         raise ValueError(f"adapt_steps must be True or False, got {adapt_steps!r}")
     if not 0.0 < float(correlation_threshold) < 1.0:
         raise ValueError(f"correlation_threshold must be in (0, 1), got {correlation_threshold!r}")
-    if step_size is not None and not float(step_size) > 0:
-        raise ValueError(f"step_size must be positive (or None for the kernel's default), got {step_size!r}")
+    checks.given_scale("step_size", step_size)  # None: the kernel's default
     scheme(resampling)
     if waste_free and persistent:
         raise ValueError("waste_free and persistent are two different ways to reuse particles; set at most one")
