@@ -34,23 +34,26 @@ def member(v, choices) -> bool:
         return False
 
 
-def _concrete(v) -> bool:
+def _floats(v, refusal: str):
+    """`v` as a float array, None for a traced value (checked where it was made), else a ValueError `refusal`."""
     import jax
 
-    return not isinstance(v, jax.core.Tracer)
+    if isinstance(v, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(refusal) from None
 
 
 def given_scale(name: str, v):
     """A given step_size / L / friction (None: adapted or defaulted): positive and finite in every entry (a number,
     a 0-d or per-chain array). Returned unchanged: the run uses it as given."""
-    if v is None or not _concrete(v):
-        return v
-    try:
-        a = np.asarray(v, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite number (or None to adapt it), got {v!r}") from None
-    if isinstance(v, (bool, np.bool_)) or a.size == 0 or not np.all(np.isfinite(a)) or not np.all(a > 0):
-        raise ValueError(f"{name} must be a positive finite number (or None to adapt it), got {v!r}")
+    refusal = f"{name} must be a positive finite number (or None to adapt it), got {v!r}"
+    a = None if v is None else _floats(v, refusal)
+    if a is not None and (isinstance(v, (bool, np.bool_)) or a.size == 0 or not np.all(np.isfinite(a))
+                          or not np.all(a > 0)):
+        raise ValueError(refusal)
     return v
 
 
@@ -58,12 +61,9 @@ def given_inverse_mass_matrix(v, name: str = "inverse_mass_matrix"):
     """A given inverse mass matrix (None: adapted or the identity): finite; a diagonal (d,) positive in every entry,
     a dense (d, d) symmetric positive definite. The shape against the target is the sampler's check. Returned
     unchanged."""
-    if v is None or not _concrete(v):
+    a = None if v is None else _floats(v, f"{name} must be a (d,) or (d, d) array of numbers, got {v!r}")
+    if a is None:
         return v
-    try:
-        a = np.asarray(v, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (d,) or (d, d) array of numbers, got {v!r}") from None
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} has non-finite entries ({int(np.sum(~np.isfinite(a)))} of {a.size}): a mass "
                          "matrix must be finite")
@@ -71,7 +71,7 @@ def given_inverse_mass_matrix(v, name: str = "inverse_mass_matrix"):
         bad = np.flatnonzero(a <= 0)
         raise ValueError(f"{name} (diagonal) must be positive in every entry; entries {bad[:5].tolist()} are "
                          f"{a[bad[:5]].tolist()}")
-    if a.ndim == 2 and a.shape[0] == a.shape[1]:
+    if a.ndim == 2 and a.shape[0] == a.shape[1] and a.size:
         if not np.allclose(a, a.T, rtol=0.0, atol=1e-8 * max(np.max(np.abs(a)), 1e-300)):
             raise ValueError(f"{name} (dense) must be symmetric; max |C - C^T| = {np.max(np.abs(a - a.T)):.3g}")
         try:
