@@ -377,8 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=_Formatter)
     _model_arguments(c)
     _sampler_arguments(c, ["nuts", "mclmc"])
-    c.add_argument("--budget", type=float, default=100_000,
-                   help="gradient evaluations over all chains, warmup included (or seconds, see --budget-kind)")
+    c.add_argument("--budget", type=float, default=None,
+                   help="gradient evaluations over all chains, warmup included (default 100,000), or seconds with "
+                        "--budget-kind seconds (then required)")
     c.add_argument("--budget-kind", default="gradients", choices=["gradients", "seconds"])
     c.add_argument("--chains", type=int, default=4, help="chains per sampler")
     c.add_argument("--warmup", type=int, default=None, help="warmup steps (default: from the budget, at most 1000)")

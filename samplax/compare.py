@@ -12,6 +12,7 @@ import pandas as pd
 from samplax import checks
 
 BUDGET_KINDS = ("gradients", "seconds")
+DEFAULT_GRADIENT_BUDGET = 100_000
 
 
 @dataclasses.dataclass
@@ -139,13 +140,13 @@ PILOT_PARTICLES = 64  # population pilot: particles per population to measure th
 MIN_PARTICLES = 16
 
 
-def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gradients", num_chains: int = 4,
+def compare(target, samplers, budget: float | None = None, *, budget_kind: str = "gradients", num_chains: int = 4,
             num_warmup: int | None = None, seed: int = 0, pilot_samples: int = 100, hitting_set=None,
             settings: dict | None = None, progress: bool | None = False, report: str | None = None) -> Comparison:
     """Run each sampler with the same seed and chains so that its whole run costs about `budget`.
 
-    budget: gradient evaluations summed over all chains, warmup included (budget_kind="gradients"),
-      or wall-clock seconds of warmup + sampling (budget_kind="seconds"). Each sampler first makes a
+    budget: gradient evaluations summed over all chains, warmup included (budget_kind="gradients"; default
+      100,000), or wall-clock seconds of warmup + sampling (budget_kind="seconds"; no default). Each sampler first makes a
       pilot run (`pilot_samples` draws) to measure its warmup cost and cost per draw; the measured run
       then gets num_samples = (budget - warmup cost) / cost per draw (seconds budgets are approximate:
       fixed per-call costs and machine load make time per draw vary). The table reports the gradients
@@ -164,6 +165,10 @@ def compare(target, samplers, budget: float = 100_000, *, budget_kind: str = "gr
     from samplax import particles
     from samplax.api import sample
 
+    if budget is None and budget_kind == "seconds":  # the gradients default read as seconds would be 28 hours
+        raise ValueError("budget_kind='seconds' needs budget=... (wall-clock seconds); the default budget, "
+                         f"{DEFAULT_GRADIENT_BUDGET:,}, is for budget_kind='gradients'")
+    budget = DEFAULT_GRADIENT_BUDGET if budget is None else budget
     samplers = _check(target, samplers, budget, budget_kind, num_chains, num_warmup, pilot_samples)
     from samplax.api import canonical_name
 

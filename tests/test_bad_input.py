@@ -108,6 +108,11 @@ API_CASES = {
                                   "html"),
     "compare with no samplers": (lambda: samplax.compare(GAUSS, []), ValueError, "at least one sampler"),
     "compare with zero budget": (lambda: samplax.compare(GAUSS, ["mala"], budget=0), ValueError, "budget"),
+    # the gradient default read as seconds (28 hours) ran into an int32 OverflowError deep in the progress bar
+    "compare in seconds without a budget": (lambda: samplax.compare(GAUSS, ["mala"], budget_kind="seconds"),
+                                            ValueError, "budget_kind='seconds' needs budget="),
+    "more steps than the counters hold": (_sample(num_samples=2 ** 30, thinning=2), ValueError,
+                                          "steps per chain is more than samplax counts"),
 }
 
 
