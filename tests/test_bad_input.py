@@ -103,6 +103,8 @@ API_CASES = {
     "load missing file": (lambda: samplax.load("/nonexistent/run.nc"), FileNotFoundError, "no results at"),
     "save bad suffix": (lambda: samplax.save(None, "/tmp/x.txt"), ValueError, "must end in .nc or .zarr"),
     "resume from a missing checkpoint": (_sample(resume="/nonexistent/run.ckpt"), FileNotFoundError, "checkpoint"),
+    "hitting set not a function": (lambda: samplax.diagnostics.hit_times_from_draws(np.zeros((2, 5, 2)), "x<0"),
+                                   TypeError, "in_set must be a function of a position"),
     # report / compare
     "report to a non-html path": (lambda: samplax.report({"a": None}, None, "/tmp/r.txt"), (ValueError, TypeError),
                                   "html"),

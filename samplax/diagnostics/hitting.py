@@ -97,6 +97,12 @@ def _check_grads(n_grad, grads_per_step):
         raise TypeError(f"n_grad must be a function (state, info) -> gradient count, got {type(n_grad).__name__}")
 
 
+def _check_set(in_set):
+    if not callable(in_set):
+        raise TypeError(f"in_set must be a function of a position returning True inside the set (e.g. "
+                        f"samplax.diagnostics.ball(center, radius) or sublevel_set(F, level)), got {in_set!r}")
+
+
 def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_steps: int, key, *,
                     target=None, position_fn: Callable = lambda s: s.position, n_grad: Callable | None = None,
                     grads_per_step: float | None = None, dt: float = 1.0, chunk: int = 1000) -> HittingResult:
@@ -113,6 +119,7 @@ def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_s
     Run r uses key fold_in(key, r) and, at step t, fold_in(that, t), so results do not depend on `chunk`
     (steps per compiled block; the simulation stops early, block by block, once every run has hit).
     """
+    _check_set(in_set)
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     if chunk < 1:
@@ -200,6 +207,7 @@ def hit_times_from_draws(draws, in_set: Callable, *, target=None, dt: float = 1.
     order without a target), the same values `first_hit_times(..., target=target)` tests; gradient
     counts come from `sample_stats.n_grad` (NaN without it). An array is tested as given.
     """
+    _check_set(in_set)
     n_grad = None
     thin = 1
     if hasattr(draws, "children") or hasattr(draws, "groups"):
