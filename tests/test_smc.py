@@ -146,6 +146,20 @@ def test_bimodal_log_z_and_mode_weights():
     assert 0 < se < 0.05 and abs(frac.mean() - 0.3) < K * se, f"mode weight {frac.mean()} (se {se}) vs 0.3"
 
 
+def test_smc_on_a_score_model_with_a_known_density():
+    """A ScoreModel with log_prob is its density at t_min for SMC (`as_target`). It died with a
+    TracerArrayConversionError: as_target() runs inside the traced sampler, and its jnp constant t_min became a
+    tracer the eager automatic reference could not read."""
+    m = samplax.diffusion.ScoreModel.gaussian_mixture([0.3, 0.7], [[-2.0, 0.0], [2.0, 0.0]], [0.5, 0.5])
+    with pytest.warns(UserWarning, match="reference='auto'"):
+        dt = smc(m, 500)
+    assert_log_z(dt, 0.0, "score model at t_min (a normalised mixture)")
+    x = dt["posterior"]["x"].values  # (C, N, 2)
+    frac = (x[..., 0] < 0).mean(axis=1)
+    se = frac.std(ddof=1) / math.sqrt(C)
+    assert 0 < se < 0.05 and abs(frac.mean() - 0.3) < K * se, f"mode weight {frac.mean()} (se {se}) vs 0.3"
+
+
 @pytest.mark.parametrize("as_type", [np.asarray, tuple])
 def test_a_fixed_schedule_is_used_as_given_in_any_sequence_type(normal_normal, as_type):
     """A numpy array of temperatures (the natural way to write one) once crashed standard and waste-free SMC

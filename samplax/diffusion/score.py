@@ -79,7 +79,8 @@ class ScoreModel:
 
         if self.log_prob is None:
             return _score_only_target(self)
-        t0 = jnp.asarray(self.process.t_min, float)
+        t0 = np.asarray(self.process.t_min, float)  # numpy, not jnp: as_target() runs inside traced samplers,
+        # where a jnp constant would be a tracer the eager reference fit (tempering, reference_fit) cannot read
         fn = lambda x: self.log_prob(x, t0)  # noqa: E731
         truth = {"log_z": 0.0}
         if self.sample is not None:
