@@ -162,6 +162,15 @@ def check_arguments(sampler, kwargs: dict, population: bool) -> None:
         check_setting_types(name, {k: v for k, v in kwargs.items() if k in settings and k not in own})
 
 
+def _check_flags(progress, kwargs) -> None:
+    """True / False arguments must be bools: keep_warmup="no" is truthy and would do the opposite of what it says."""
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True, False or None (show a bar when stderr is a terminal), got {progress!r}")
+    for key in ("keep_warmup", "overwrite", "moments_only"):
+        if key in kwargs and not isinstance(kwargs[key], (bool, np.bool_)):
+            raise TypeError(f"{key} must be True or False, got {kwargs[key]!r}")
+
+
 def sample(model, sampler: Any = "nuts", *, num_chains: int = 4, num_warmup: int = 1000, num_samples: int = 1000,
            num_particles: int = 1000, seed: int = 0, thinning: int = 1, chain_method: str | None = None,
            progress: bool | None = None, **kwargs):
@@ -188,6 +197,7 @@ def sample(model, sampler: Any = "nuts", *, num_chains: int = 4, num_warmup: int
                          + f"; chain samplers: {', '.join(samplers.available())}; "
                          f"population samplers: {', '.join(particles.available())}")
     check_arguments(sampler, kwargs, population)
+    _check_flags(progress, kwargs)
     common = dict(num_chains=num_chains, seed=seed, progress=progress)
     if population:
         chain_only = {k: v for k, v in (("num_warmup", num_warmup), ("num_samples", num_samples),

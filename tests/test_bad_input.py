@@ -105,6 +105,8 @@ API_CASES = {
     "resume from a missing checkpoint": (_sample(resume="/nonexistent/run.ckpt"), FileNotFoundError, "checkpoint"),
     "hitting set not a function": (lambda: samplax.diagnostics.hit_times_from_draws(np.zeros((2, 5, 2)), "x<0"),
                                    TypeError, "in_set must be a function of a position"),
+    "keep_warmup a string": (_sample(keep_warmup="no"), TypeError, "keep_warmup must be True or False"),
+    "progress a string": (_sample(progress="yes"), TypeError, "progress must be True, False or None"),
     # report / compare
     "report to a non-html path": (lambda: samplax.report({"a": None}, None, "/tmp/r.txt"), (ValueError, TypeError),
                                   "html"),
