@@ -27,6 +27,7 @@ from samplax import streaming as _streaming
 from samplax import samplers as _samplers
 from samplax.compile_cache import compiled, executable_cache
 from samplax.diagnostics.trust import verify
+from samplax.init_values import is_site_dict, positions_from_sites
 from samplax.layout import CHAIN_METHODS, Layout, check_chain_method, is_writer, resolve_chain_method
 from samplax.phases import Phases
 from samplax.progress import Progress
@@ -107,6 +108,9 @@ def sample(
       `SamplingAlgorithm` or an `(init, step)` pair; extra keyword `settings` go to the named sampler.
     num_warmup: steps of the sampler's adaptive warmup, or of plain burn-in when it adapts nothing
       (never thinned). seed: an integer in [0, 2**32).
+    init_positions: None (random starts, `Target.init`), flat unconstrained positions of shape (num_chains, dim)
+      or (dim,), or for a numpyro target a dict {site: value} of every latent site's constrained value (the
+      site's shape, or (num_chains, *shape) per chain), as numpyro's `init_to_value` takes them.
     chain_method: "vectorized" (vmap), "sequential" (one chain after another), "mapped" (`lax.map` over
       chains in one program) or "parallel" (chains sharded over `jax.devices()`, every process's after
       `jax.distributed.initialize()`); None: the backend's faster one (`layout.default_chain_method`). All
@@ -133,6 +137,8 @@ def sample(
     seed, num_chains, num_warmup, num_samples, thinning = map(int, (seed, num_chains, num_warmup, num_samples,
                                                                     thinning))
     checkpoint_every, chunk_size = (None if v is None else int(v) for v in (checkpoint_every, chunk_size))
+    if is_site_dict(init_positions):  # {site: constrained value}: flat positions before anything keys on them
+        init_positions = positions_from_sites(target, init_positions, num_chains)
     if checkpoint is not None:
         _ckpt.check_path(checkpoint, "checkpoint")
     if resume is not None:
