@@ -173,3 +173,17 @@ def test_report_module_is_an_attribute_and_seconds_include_compile():
     row = samplax.diagnostics.report.run_table({"m": dt}).loc["m"]
     total = dt.attrs["compile_time"] + dt.attrs["warmup_time"] + dt.attrs["sampling_time"]
     assert row["seconds"] == pytest.approx(total) and row["compile_s"] == pytest.approx(dt.attrs["compile_time"])
+
+
+def test_a_nan_rhat_gets_its_real_reason():
+    """R-hat is NaN for three reasons, each named as itself (before: every NaN R-hat was blamed on NaN/inf draws,
+    including a one-chain run of finite draws)."""
+    rng = np.random.default_rng(0)
+    one_chain = check(rng.normal(size=(1, 500, 2)))
+    assert any("not defined with 1 chain" in f for f in one_chain), one_chain
+    assert not any("NaN/inf" in f for f in one_chain), one_chain
+    draws = rng.normal(size=(4, 500, 2))
+    draws[1, 7, 0] = np.nan
+    with_nan = check(draws)
+    assert any("NaN/inf values" in f and "x[0]" in f for f in with_nan), with_nan
+    assert not any("chain (e.g." in f for f in with_nan), with_nan

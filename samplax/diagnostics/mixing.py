@@ -121,8 +121,19 @@ def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PE
                    f"{bad_rhat['r_hat'].max():.3f}): chains disagree; run longer or reparametrise.")
     nan_rhat = table[~np.isfinite(table["r_hat"])] if "r_hat" in table else table.iloc[:0]
     if len(nan_rhat):
-        out.append(f"R-hat is NaN for {len(nan_rhat)} variable(s) (e.g. {nan_rhat.index[0]}): the draws hold "
-                   "NaN/inf values, so mixing cannot be judged.")
+        # the reason, not a guess: a NaN/inf draw makes the mean non-finite too; finite means leave the run's shape
+        finite = np.isfinite(nan_rhat["mean"].to_numpy(float)) if "mean" in nan_rhat else np.zeros(len(nan_rhat), bool)
+        e = nan_rhat.index[0]
+        if not finite.all():
+            out.append(f"R-hat is NaN for {int((~finite).sum())} variable(s) (e.g. {nan_rhat.index[~finite][0]}): "
+                       "the draws hold NaN/inf values, so mixing cannot be judged.")
+        elif n_chains < 2:
+            out.append(f"R-hat is not defined with {n_chains} chain (e.g. {e}): whether chains started apart agree "
+                       "cannot be judged; run num_chains >= 2 (4 is usual).")
+        else:
+            out.append(f"R-hat is NaN for {len(nan_rhat)} variable(s) (e.g. {e}) although their draws are finite: "
+                       f"too few draws per chain ({int(dt['posterior'].sizes.get('draw', 0))}) to compute it; run "
+                       "longer.")
     for col, label in (("ess_bulk", "bulk"), ("ess_tail", "tail")):
         low = table[table[col] < ess_per_chain_min * n_chains]
         if len(low):
