@@ -26,3 +26,12 @@ def test_unknown_kind_and_settings_are_named(gauss):
         train(gauss, "ddpm")
     with pytest.raises(TypeError, match="sigma_max"):
         train(gauss, "dds", sigma_max=2.0)
+
+
+@pytest.mark.parametrize("kind, wrong, meant", [("pis", "num_iteration", "num_iterations"),
+                                                ("scld", "num_subtrajectory", "num_subtrajectories"),
+                                                ("nets", "divergance", "divergence")])
+def test_a_misspelled_option_gets_a_did_you_mean(gauss, kind, wrong, meant):
+    # before: Python's "got an unexpected keyword argument" from the trainer, with no hint or list of options
+    with pytest.raises(TypeError, match=f"unknown option '{wrong}'; did you mean {meant}\\? \\(options: .*{meant}"):
+        train(gauss, kind, **{wrong: 1})

@@ -36,6 +36,35 @@ def _optimizer(lr, clip_norm, clip_value=None, lr_schedule="constant", num_itera
 TRAINERS = ("pis", "dds", "cmcd", "scld", "nets")
 
 
+def _trainer(kind: str):
+    """The function whose named parameters are `kind`'s options (for cmcd / scld, train_controlled's own and
+    make_config's, which its **settings go to)."""
+    if kind in ("cmcd", "scld"):
+        from samplax.diffusion.learned.cmcd import make_config, train_controlled
+
+        return train_controlled, make_config
+    if kind == "nets":
+        from samplax.diffusion.learned.nets import train_nets
+
+        return (train_nets,)
+    return (train_diffusion,)
+
+
+def _check_options(kind: str, options: dict) -> None:
+    """A misspelled option is named with a did-you-mean and the trainer's options (not Python's bare TypeError)."""
+    import difflib
+    import inspect
+
+    known = list(dict.fromkeys(
+        p.name for f in _trainer(kind) for p in inspect.signature(f).parameters.values()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("target", "kind", "loss")))
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=2, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise TypeError(f"train(kind={kind!r}): unknown option {unknown[0]!r}{hint} (options: {', '.join(known)})")
+
+
 def train(target, kind: str, loss: str | None = None, reference=None, **options):
     """Train a learned sampler for `target`; `samplax.sample(target, trained, num_particles=N, num_chains=C)` runs it.
 
@@ -50,6 +79,7 @@ def train(target, kind: str, loss: str | None = None, reference=None, **options)
     """
     if not checks.member(kind, TRAINERS):
         raise ValueError(f"kind must be one of {TRAINERS}, got {kind!r}")
+    _check_options(kind, options)
     if reference is not None:
         import warnings
 
