@@ -140,7 +140,7 @@ def _numpyro_parts(target):
     def sample_prior(key, n):
         draws = Predictive(model, num_samples=n, return_sites=list(latent))(key, *args, **kwargs)
         # each draw is unconstrained with the transforms of its own trace: supports may depend on other sites
-        flat = jax.vmap(lambda d: ravel_pytree(unconstrain_fn(model, args, kwargs, d))[0])(
+        flat = jax.jit(jax.vmap(lambda d: ravel_pytree(unconstrain_fn(model, args, kwargs, d))[0]))(
             {k: draws[k] for k in latent})
         return flat
 
@@ -153,7 +153,9 @@ def _check_split(target, log_prior, log_likelihood, sample_prior, what):
     if x.shape != (CHECK_POINTS, target.dim):
         raise ValueError(f"sample_prior of target {target.name!r} must return shape (n, {target.dim}), "
                          f"got {x.shape} for n={CHECK_POINTS}")
-    lp, ll, ld = (np.asarray(jax.vmap(f)(x)) for f in (log_prior, log_likelihood, target.logdensity))
+    # jit, not a bare vmap: this runs eagerly inside a traced sampler (ensure_compile_time_eval), where under jax
+    # 0.12.1 a bare vmap of a log-density with a vmap inside returned a tracer that np.asarray refused
+    lp, ll, ld = (np.asarray(jax.jit(jax.vmap(f))(x)) for f in (log_prior, log_likelihood, target.logdensity))
     ok = np.isfinite(ld)
     if not np.any(ok):
         raise ValueError(f"target {target.name!r}: log-density is not finite at any of {CHECK_POINTS} prior draws "

@@ -160,6 +160,28 @@ def test_smc_on_a_score_model_with_a_known_density():
     assert 0 < se < 0.05 and abs(frac.mean() - 0.3) < K * se, f"mode weight {frac.mean()} (se {se}) vs 0.3"
 
 
+def _mixture_with_an_inner_vmap(x):
+    """0.3 N((-2, 0), I) + 0.7 N((2, 0), I) unnormalised by (2 pi): log Z = log(2 pi); a vmap inside, as users write."""
+    means = jnp.array([[-2.0, 0.0], [2.0, 0.0]])
+    comps = jax.vmap(lambda mu: -0.5 * jnp.sum((x - mu) ** 2))(means)
+    return jax.scipy.special.logsumexp(comps + jnp.log(jnp.array([0.3, 0.7])))
+
+
+def test_eager_checks_inside_traced_samplers_take_a_log_density_with_a_vmap():
+    """smc's automatic reference and sfs's stability check run eagerly while the sampler is traced. Under jax 0.12.1
+    a bare vmap there of a log-density that itself vmaps returned a tracer (TracerArrayConversionError); they are
+    jitted now. (Passes under 0.12.0 either way; CI installs 0.12.1.)"""
+    t = samplax.Target.from_logdensity(_mixture_with_an_inner_vmap, 2, name="vmapped_mixture")
+    with pytest.warns(UserWarning, match="reference='auto'"):
+        dt = smc(t, 500)
+    assert_log_z(dt, math.log(2 * math.pi), "mixture with an inner vmap")
+    frac = (dt["posterior"]["x"].values[..., 0] < 0).mean(axis=1)
+    se = frac.std(ddof=1) / math.sqrt(C)
+    assert 0 < se < 0.05 and abs(frac.mean() - 0.3) < K * se, f"mode weight {frac.mean()} (se {se}) vs 0.3"
+    sf = samplax.sample(t, "sfs", num_particles=200, num_chains=2, progress=False)
+    assert np.all(np.isfinite(sf["posterior"]["x"].values)) and np.isfinite(sf.attrs["log_z"])
+
+
 @pytest.mark.parametrize("as_type", [np.asarray, tuple])
 def test_a_fixed_schedule_is_used_as_given_in_any_sequence_type(normal_normal, as_type):
     """A numpy array of temperatures (the natural way to write one) once crashed standard and waste-free SMC

@@ -43,8 +43,9 @@ def coefficients(process, ts: np.ndarray, order: int) -> tuple[np.ndarray, np.nd
     wq = 0.5 * (b - a)[:, None] * gw[None, :]  # signed: the interval runs downward
     with jax.ensure_compile_time_eval():
         rho = lambda t: process.sigma(t) / process.alpha(t)  # noqa: E731
-        drho = np.asarray(jax.vmap(jax.vmap(jax.grad(rho)))(jnp.asarray(tau)), dtype=np.float64)
-        alpha = np.asarray(jax.vmap(process.alpha)(jnp.asarray(ts)), dtype=np.float64)
+        # jitted: eager inside a traced sampler (see tempering._check_split)
+        drho = np.asarray(jax.jit(jax.vmap(jax.vmap(jax.grad(rho))))(jnp.asarray(tau)), dtype=np.float64)
+        alpha = np.asarray(jax.jit(jax.vmap(process.alpha))(jnp.asarray(ts)), dtype=np.float64)
     weight = alpha[1:, None] * drho * wq  # (K, G)
     C = np.zeros((K, order + 1))
     for i in range(K):

@@ -66,7 +66,8 @@ def curvature(logdensity, key, dim: int, sigma: float, dtype):
 
 def check_step(target, key, num_steps: int, sigma: float):
     """Refuse an unstable Euler step (sigma^2 / K times the target's curvature > 2), naming the stable range."""
-    lam = float(curvature(target.logdensity, key, target.dim, sigma, jnp.result_type(float)))
+    # jitted: called eagerly inside the traced sampler (see tempering._check_split)
+    lam = float(jax.jit(lambda k: curvature(target.logdensity, k, target.dim, sigma, jnp.result_type(float)))(key))
     ratio = sigma**2 * lam / num_steps
     if not ratio <= 2.0:
         need = int(np.ceil(sigma**2 * lam / 2.0)) if np.isfinite(lam) else None
