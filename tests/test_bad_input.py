@@ -107,6 +107,8 @@ API_CASES = {
                                    TypeError, "in_set must be a function of a position"),
     "keep_warmup a string": (_sample(keep_warmup="no"), TypeError, "keep_warmup must be True or False"),
     "progress a string": (_sample(progress="yes"), TypeError, "progress must be True, False or None"),
+    "check with an R-hat threshold below 1": (lambda: samplax.diagnostics.check(np.zeros((2, 10, 1)), rhat_max=0.5),
+                                              ValueError, "rhat_max must be a number >= 1"),
     # report / compare
     "report to a non-html path": (lambda: samplax.report({"a": None}, None, "/tmp/r.txt"), (ValueError, TypeError),
                                   "html"),

@@ -100,6 +100,11 @@ def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PE
     Population runs (SMC, FKC, diffusion samplers) get the checks that fit them
     (`samplax.diagnostics.population.check`); chain diagnostics are never computed along a particle index.
     """
+    for name, v, low, default in (("rhat_max", rhat_max, 1.0, RHAT_MAX),
+                                  ("ess_per_chain_min", ess_per_chain_min, 0.0, ESS_PER_CHAIN_MIN),
+                                  ("ebfmi_min", ebfmi_min, 0.0, EBFMI_MIN)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= low:
+            raise ValueError(f"{name} must be a number >= {low:g} (default {default}), got {v!r}")
     dt = _as_datatree(data)
     from samplax.diagnostics.population import check as population_check, is_population
 
