@@ -187,3 +187,18 @@ def test_a_nan_rhat_gets_its_real_reason():
     with_nan = check(draws)
     assert any("NaN/inf values" in f and "x[0]" in f for f in with_nan), with_nan
     assert not any("chain (e.g." in f for f in with_nan), with_nan
+
+
+def test_thresholds_reach_population_runs_or_are_refused():
+    """check(dt, rhat_max=...) on a population run used to drop the threshold silently (the population check ran at
+    its own default); now it is passed on, and the chain-only floors are refused there."""
+    import samplax
+    from samplax.diagnostics import population
+
+    dt = samplax.sample(samplax.models.get("gaussian", dim=2), "smc", num_particles=100, num_chains=4,
+                        progress=False)
+    for r in (1.0, 1.5):
+        assert check(dt, rhat_max=r) == population.check(dt, rhat_max=r)
+    assert check(dt) == population.check(dt)
+    with pytest.raises(ValueError, match="ess_per_chain_min judge chains"):
+        check(dt, ess_per_chain_min=50)

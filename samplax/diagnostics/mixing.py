@@ -93,23 +93,33 @@ def ess_per_gradient(data, var_names=None) -> dict[str, float]:
     return {k: float(np.min(np.asarray(v))) / grads for k, v in e.data_vars.items()}
 
 
-def check(data, *, rhat_max: float = RHAT_MAX, ess_per_chain_min: float = ESS_PER_CHAIN_MIN,
-          ebfmi_min: float = EBFMI_MIN) -> list[str]:
+def check(data, *, rhat_max: float | None = None, ess_per_chain_min: float | None = None,
+          ebfmi_min: float | None = None) -> list[str]:
     """Plain-language findings; an empty list (or only "note: ..." entries) means no problem was detected.
 
-    Population runs (SMC, FKC, diffusion samplers) get the checks that fit them
-    (`samplax.diagnostics.population.check`); chain diagnostics are never computed along a particle index.
+    Thresholds (None: the defaults): rhat_max (chains RHAT_MAX, populations POP_RHAT_MAX), ess_per_chain_min
+    (ESS_PER_CHAIN_MIN), ebfmi_min (EBFMI_MIN). Population runs (SMC, FKC, diffusion samplers) get the checks that
+    fit them (`samplax.diagnostics.population.check`, with rhat_max when given); chain diagnostics are never
+    computed along a particle index, so the ESS and E-BFMI floors are refused there rather than ignored.
     """
-    for name, v, low, default in (("rhat_max", rhat_max, 1.0, RHAT_MAX),
+    from samplax.diagnostics.population import POP_RHAT_MAX, check as population_check, is_population
+
+    for name, v, low, default in (("rhat_max", rhat_max, 1.0, f"{RHAT_MAX}, populations {POP_RHAT_MAX}"),
                                   ("ess_per_chain_min", ess_per_chain_min, 0.0, ESS_PER_CHAIN_MIN),
                                   ("ebfmi_min", ebfmi_min, 0.0, EBFMI_MIN)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= low:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                              or not v >= low):
             raise ValueError(f"{name} must be a number >= {low:g} (default {default}), got {v!r}")
     dt = _as_datatree(data)
-    from samplax.diagnostics.population import check as population_check, is_population
-
     if is_population(dt):
-        return population_check(dt)
+        given = [n for n, v in (("ess_per_chain_min", ess_per_chain_min), ("ebfmi_min", ebfmi_min)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} judge chains; this is a population run (particles, not draws "
+                             "along a chain): only rhat_max (between populations) applies")
+        return population_check(dt) if rhat_max is None else population_check(dt, rhat_max=rhat_max)
+    rhat_max = RHAT_MAX if rhat_max is None else rhat_max
+    ess_per_chain_min = ESS_PER_CHAIN_MIN if ess_per_chain_min is None else ess_per_chain_min
+    ebfmi_min = EBFMI_MIN if ebfmi_min is None else ebfmi_min
     table = summary(dt)
     n_chains = _num_chains(dt)
     out = []
