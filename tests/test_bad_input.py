@@ -109,6 +109,12 @@ API_CASES = {
     "progress a string": (_sample(progress="yes"), TypeError, "progress must be True, False or None"),
     "check with an R-hat threshold below 1": (lambda: samplax.diagnostics.check(np.zeros((2, 10, 1)), rhat_max=0.5),
                                               ValueError, "rhat_max must be a number >= 1"),
+    "ecd minimize from a NaN loss": (lambda: samplax.optimizers.minimize(lambda x: jnp.nan * jnp.sum(x), jnp.zeros(2),
+                                                                          steps=10), ValueError,
+                                     "loss(x0) = nan: start where the loss is finite"),
+    "annealing from a NaN loss": (lambda: samplax.optimizers.annealing.minimize(lambda x: jnp.nan * jnp.sum(x),
+                                                                                jnp.zeros(2), steps=10), ValueError,
+                                  "loss(x0) = nan: start where the loss is finite"),
     # report / compare
     "report to a non-html path": (lambda: samplax.report({"a": None}, None, "/tmp/r.txt"), (ValueError, TypeError),
                                   "html"),

@@ -18,6 +18,7 @@ Shape: `minimize(loss, x0, steps=..., key=..., schedule=..., **kw)` returns the 
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -147,6 +148,9 @@ def minimize(loss: Callable, x0, *, steps: int, key: jax.Array | int = 0, schedu
         return loss(unravel(v))
 
     state = init(flat0, loss_flat, sched, T0)
+    f0 = state.loss  # the run's own first evaluation (counted), checked when it is concrete (not under jit)
+    if not isinstance(f0, jax.core.Tracer) and not math.isfinite(float(f0)):  # every move from it would be rejected
+        raise ValueError(f"loss(x0) = {float(f0)}: start where the loss is finite")
 
     def one(carry, k):
         state, bx, bf, n_acc = carry

@@ -12,6 +12,7 @@ along -grad F, so delta_energy is the kinetic budget above the starting loss.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -91,6 +92,8 @@ def minimize(loss: Callable, x0, *, steps: int, key: jax.Array | int = 0, learni
         raise ValueError(f"thin must be an integer >= 1 dividing steps={steps}, got {thin!r}")
     F0 = hyper.get("F0", 0.0)
     f0 = loss(x0)
+    if not isinstance(f0, jax.core.Tracer) and not math.isfinite(float(f0)):
+        raise ValueError(f"loss(x0) = {float(f0)}: start where the loss is finite")
     if not isinstance(f0, jax.core.Tracer) and not float(f0) > F0:
         raise ValueError(f"F0={F0} must lie below the loss; loss(x0) = {float(f0)}: lower F0")
     opt = ecd(learning_rate, key=key, **hyper)
