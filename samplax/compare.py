@@ -54,8 +54,7 @@ def _check(target, samplers, budget, budget_kind, num_chains, num_warmup, pilot_
     if not isinstance(budget, (int, float, np.integer, np.floating)) or isinstance(budget, bool) or not budget > 0:
         raise ValueError(f"budget must be a positive number of {budget_kind}, got {budget!r}")
     for name, v in (("num_chains", num_chains), ("pilot_samples", pilot_samples)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        checks.integer(name, v, 1)
     if num_warmup is not None and (not isinstance(num_warmup, (int, np.integer)) or num_warmup < 0):
         raise ValueError(f"num_warmup must be an integer >= 0 or None, got {num_warmup!r}")
     return list(samplers)

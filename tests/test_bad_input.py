@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import samplax
+import samplax.optimizers.annealing  # not imported by `import samplax`: the optimiser cases below need it
 from samplax import Target
 from samplax.cli import main
 

@@ -51,8 +51,7 @@ def setup(name, *, mass_matrix, target_accept, step_size, inverse_mass_matrix, a
     tune_build: the adjusted counterpart that tunes h for an unadjusted sampler (None: the sampler is adjusted);
     to_state: converts the counterpart's final state into the sampler's.
     """
-    checks.given_scale("step_size", step_size)
-    checks.given_inverse_mass_matrix(inverse_mass_matrix)
+    checks.given_inverse_mass_matrix(inverse_mass_matrix)  # step_size: check_settings, which every caller runs first
     tunable = ("step_size",) + (() if mass_matrix == "identity" else ("inverse_mass_matrix",))
     adapted = adapted_names(adapt, tunable, {"step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix})
     if "step_size" not in adapted and step_size is None:
