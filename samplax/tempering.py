@@ -147,8 +147,9 @@ def _numpyro_parts(target):
     return log_prior, log_likelihood, sample_prior
 
 
-def _check_split(target, log_prior, log_likelihood, sample_prior, what):
-    """log_prior + log_likelihood must equal logdensity at prior draws; raise naming the target otherwise."""
+def _check_split(target, log_prior, log_likelihood, sample_prior, what, advice):
+    """log_prior + log_likelihood must equal logdensity at prior draws; raise naming the target otherwise.
+    `advice`: what the user can pass instead (not the setting that is failing)."""
     x = sample_prior(jax.random.PRNGKey(20240601), CHECK_POINTS)
     if x.shape != (CHECK_POINTS, target.dim):
         raise ValueError(f"sample_prior of target {target.name!r} must return shape (n, {target.dim}), "
@@ -159,7 +160,7 @@ def _check_split(target, log_prior, log_likelihood, sample_prior, what):
     ok = np.isfinite(ld)
     if not np.any(ok):
         raise ValueError(f"target {target.name!r}: log-density is not finite at any of {CHECK_POINTS} prior draws "
-                         f"({what}); check the model, or pass reference='auto' or (mean, scale)")
+                         f"({what}); check the model, or {advice}")
     err = np.abs(lp + ll - ld)[ok]
     tol = 1e-6 * (1 + np.abs(ld[ok]))
     if np.any(err > tol):
@@ -291,8 +292,16 @@ def _build(target, reference, check) -> _Entry:
         findings = tuple(reference_fit.coverage_findings(target, parts[0], parts[2], gauss.mean, gauss.sd,
                                                          gauss.chol))
     if check:
+        # advise a setting other than the one that failed
+        if gauss is None:
+            advice = "pass reference='auto' or (mean, scale)"
+        elif isinstance(reference, str):
+            advice = ("pass reference=(mean, scale), or reference=None to start from the model's prior when it has "
+                      "a proper one")
+        else:
+            advice = "pass another reference=(mean, scale), or reference='auto'"
         try:
-            _check_split(target, *parts, what)
+            _check_split(target, *parts, what, advice)
         except ValueError as err:
             if not findings:
                 raise

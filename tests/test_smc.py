@@ -447,3 +447,20 @@ def test_pilot_schedule_refusals_and_unfinished_pilot():
         dt = samplax.sample(t, "smc", num_particles=200, num_chains=2, schedule="pilot", max_stages=2,
                             waste_free=False, progress=False)
     assert np.all(np.isnan(dt.attrs["log_z_per_population"]))
+
+
+@pytest.mark.parametrize("reference, advice, not_advised", [
+    ("auto", "reference=None to start from the model's prior", "reference='auto'"),
+    ((0.0, 1.0), "reference='auto'", "reference=None"),
+])
+def test_reference_without_finite_draws_advises_another_setting(reference, advice, not_advised):
+    # finite only in a small box: the reference's draws all fall outside it; the error must advise a setting
+    # other than the one that failed (it used to advise reference='auto' to a run given reference='auto')
+    def logdensity(x):
+        return jnp.where(jnp.all(jnp.abs(x) < 0.05), -0.5 * x @ x, -jnp.inf)
+
+    t = samplax.Target.from_logdensity(logdensity, 2, init_scale=0.01, name="box")
+    with pytest.raises(ValueError, match="not finite at any") as err:
+        tempering_parts(t, reference, warn=False)
+    assert advice in str(err.value)
+    assert not_advised not in str(err.value).split("check the model, or")[1].split(". The reference")[0]
