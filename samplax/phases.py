@@ -180,6 +180,7 @@ class Phases:
 
         def draw_step(states, draw):
             n_grad, div, acc, rev = 0, False, 0.0, 0
+            n_div, n_div_nf, e_first, e_prev, e_sq = 0, 0, None, None, 0.0
             for j in range(thin):
                 states, stats = self._step_all(keys, states, params, draw * thin + j)
                 n_grad = n_grad + stats["n_grad"]
@@ -187,11 +188,33 @@ class Phases:
                 acc = acc + stats.get("acceptance_rate", 0.0)
                 if "nonfinite" in stats:
                     rev = rev + jnp.asarray(stats["nonfinite"], jnp.int32)
+                if thin > 1 and "diverging" in stats:
+                    d = jnp.asarray(stats["diverging"], bool)
+                    n_div = n_div + d.astype(jnp.int32)
+                    nf = jnp.zeros_like(d)
+                    for k in ("diverging_nonfinite", "nonfinite"):
+                        if k in stats:
+                            nf = nf | jnp.asarray(stats[k], bool)
+                    n_div_nf = n_div_nf + (d & nf).astype(jnp.int32)
+                if thin > 1 and "energy" in stats:
+                    e = stats["energy"]
+                    e_first = e if e_first is None else e_first
+                    e_sq = e_sq if e_prev is None else e_sq + jnp.square(e - e_prev)
+                    e_prev = e
             # a kept draw reports the thinned-away steps too: gradients summed, any divergence, mean acceptance,
-            # reverted non-finite steps (`nonfinite`: any since the last kept draw; `n_reverted`: how many)
+            # reverted non-finite steps (`nonfinite`: any since the last kept draw; `n_reverted`: how many); with
+            # thinning also how many steps diverged (`n_divergent`, `n_divergent_nonfinite`) and the energies
+            # E-BFMI needs from every step (`energy_first` of the window, `energy_diff_sq`: the sum of its
+            # squared step-to-step changes), so divergences and E-BFMI are those of all steps, not of kept ones
             out = {**stats, "n_grad": n_grad}
             if "diverging" in stats:
                 out["diverging"] = div
+                if thin > 1:
+                    out["n_divergent"], out["n_divergent_nonfinite"] = n_div, n_div_nf
+                    if "diverging_nonfinite" in stats:  # any divergence in the window that met a NaN/inf
+                        out["diverging_nonfinite"] = n_div_nf > 0
+            if thin > 1 and "energy" in stats:
+                out["energy_first"], out["energy_diff_sq"] = e_first, e_sq
             if "acceptance_rate" in stats:
                 out["acceptance_rate"] = acc / thin
             if "nonfinite" in stats:
@@ -206,7 +229,7 @@ class Phases:
             draw = t0 + i
             states, ys = draw_step(states, draw)
             if bar.enabled:  # the running divergence count only feeds the progress bar
-                n_div = n_div + jnp.sum(ys[1].get("diverging", False)).astype(n_div.dtype)
+                n_div = n_div + jnp.sum(ys[1].get("n_divergent", ys[1].get("diverging", False))).astype(n_div.dtype)
                 bar.update(draw, ys[1].get("acceptance_rate"), n_div, bar_every, bar_last)
             buffers = jax.tree.map(lambda b, y: jax.lax.dynamic_update_index_in_dim(b, y, i, 0), buffers, ys)
             return states, n_div, buffers

@@ -89,6 +89,30 @@ def test_thinning_keeps_every_kth_step(target):
     assert int(thin.sample_stats.n_grad.sum()) == int(full.sample_stats.n_grad.sum())
 
 
+def test_thinned_divergences_and_ebfmi_count_every_step():
+    """A thinned run's divergence counts (all, and those that met a NaN) and E-BFMI's mean squared energy change
+    are those of every step, as the unthinned run of the same steps has them (they used to be the kept draws')."""
+    from samplax.diagnostics.mixing import divergences, ebfmi, nonfinite_divergences
+
+    # NaN beyond x = 1 (non-finite divergences) and a step size that overshoots the Gaussian (curvature ones)
+    t = samplax.Target.from_logdensity(lambda x: jnp.where(x[0] < 1.5, -0.5 * jnp.sum(x ** 2 / jnp.array([1.0, 0.01])),
+                                                           jnp.nan), 2, name="nan-beyond")
+    kw = dict(num_chains=2, seed=0, num_warmup=0, progress=False, step_size=0.25, adapt=False,
+              init_positions=np.zeros((2, 2)))
+    full = samplax.sample(t, "nuts", num_samples=400, **kw)
+    thin = samplax.sample(t, "nuts", num_samples=100, thinning=4, **kw)
+    np.testing.assert_array_equal(_draws(full)[:, 3::4], _draws(thin))
+    div, nf = divergences(full), nonfinite_divergences(full)
+    assert np.all(nf > 0) and np.all(div - nf > 0), (div, nf)  # both kinds occur, so the check can fail
+    np.testing.assert_array_equal(divergences(thin), div)
+    np.testing.assert_array_equal(nonfinite_divergences(thin), nf)
+    any_in_window = np.asarray(full.sample_stats.diverging).reshape(2, -1, 4).any(-1).sum(1)
+    assert np.all(any_in_window < div)  # what the kept draws alone said
+    e = np.asarray(full.sample_stats.energy)
+    num = np.mean(np.diff(e, axis=1) ** 2, axis=1)
+    np.testing.assert_allclose(ebfmi(thin) * np.var(e[:, 3::4], axis=1), num, rtol=1e-6)
+
+
 def test_checkpoint_resume_gives_the_uninterrupted_run(target, tmp_path):
     ck = tmp_path / "run.ckpt"
     whole = samplax.sample(target, "nuts", num_chains=2, seed=7, **KW)

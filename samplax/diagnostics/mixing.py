@@ -42,21 +42,34 @@ def summary(data, *, var_names=None, kind: str = "all", round_to="none", ci_prob
 
 
 def ebfmi(data) -> np.ndarray:
-    """E-BFMI per chain from `sample_stats.energy` (Betancourt 2016); NaN when there is no energy."""
+    """E-BFMI per chain from `sample_stats.energy` (Betancourt 2016); NaN when there is no energy.
+
+    A thinned run's kept draws also carry `energy_first` and `energy_diff_sq` (each window's first energy and the
+    sum of its squared step-to-step changes): the mean squared change is then over every step, as unthinned."""
     dt = _as_datatree(data)
     if "sample_stats" not in dt or "energy" not in dt["sample_stats"]:
         return np.full(_num_chains(dt), np.nan)
-    energy = np.asarray(dt["sample_stats"]["energy"])
-    num = np.mean(np.diff(energy, axis=1) ** 2, axis=1)
+    ss = dt["sample_stats"]
+    energy = np.asarray(ss["energy"])
+    if "energy_diff_sq" in ss and "energy_first" in ss:
+        first, within = np.asarray(ss["energy_first"]), np.asarray(ss["energy_diff_sq"])
+        across = (first[:, 1:] - energy[:, :-1]) ** 2  # from each window's last step to the next one's first
+        steps = int(dt.attrs.get("thinning", 1)) * energy.shape[1]
+        num = (within.sum(axis=1) + across.sum(axis=1)) / (steps - 1)
+    else:
+        num = np.mean(np.diff(energy, axis=1) ** 2, axis=1)
     den = np.var(energy, axis=1)
     return num / den
 
 
 def divergences(data) -> np.ndarray:
-    """Number of divergent transitions per chain (zeros when the sampler reports none)."""
+    """Number of divergent transitions per chain (zeros when the sampler reports none); in a thinned run every
+    step's, from `n_divergent` (a kept draw's `diverging` only says whether any step in its window diverged)."""
     dt = _as_datatree(data)
     if "sample_stats" not in dt or "diverging" not in dt["sample_stats"]:
         return np.zeros(_num_chains(dt), int)
+    if "n_divergent" in dt["sample_stats"]:
+        return np.asarray(dt["sample_stats"]["n_divergent"]).sum(axis=1)
     return np.asarray(dt["sample_stats"]["diverging"]).sum(axis=1)
 
 
@@ -235,6 +248,8 @@ def nonfinite_divergences(data) -> np.ndarray:
     ss = dt["sample_stats"] if "sample_stats" in dt.children else {}
     if "diverging" not in ss:
         return np.zeros(_num_chains(dt), int)
+    if "n_divergent_nonfinite" in ss:  # thinned: counted over every step
+        return np.asarray(ss["n_divergent_nonfinite"]).sum(axis=1)
     div = np.asarray(ss["diverging"]).astype(bool)
     flag = np.zeros_like(div)
     for k in ("diverging_nonfinite", "nonfinite"):
