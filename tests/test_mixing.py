@@ -150,6 +150,43 @@ def test_constant_entries_are_named_not_warned_about():
     assert len(out) == 1 and "1 constant entry (x[0])" in out[0]
 
 
+@pytest.mark.parametrize("value", [1.0, 0.3])
+def test_a_fixed_entry_is_constant_whatever_its_value(value):
+    # 0.3 in every draw has an sd of ~1e-16 from rounding its mean: it was judged (NaN R-hat: "too few draws")
+    x = np.random.default_rng(1).normal(size=(4, 500, 2))
+    x[..., 1] = value
+    out = check(x)
+    assert len(out) == 1 and "1 constant entry (x[1])" in out[0], out
+    table = run_table({"r": from_dict({"posterior": {"x": x}})})
+    live = summary(x[..., :1])  # the ESS is the live entry's, not a fixed entry's
+    assert table.loc["r", "min_ess_bulk"] == pytest.approx(float(live["ess_bulk"].iloc[0]))
+
+
+def test_a_chain_that_never_moved_is_a_finding():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 200, 2))
+    assert not [f for f in check(x) if "never moved" in f]  # the same check passes chains that move
+    x[2] = x[2, 0]  # one chain stuck at its start
+    assert [f for f in check(x) if "never moved" in f and "[2]" in f]
+    x[:] = x[2, 0]  # every chain stuck at the same start: R-hat and ESS alone saw only constant entries
+    out = check(x)
+    assert any("never moved" in f and "[0, 1, 2, 3]" in f for f in out), out
+    assert any("nothing was sampled" in f for f in out), out
+    assert not all(f.startswith("note:") for f in out)
+    table = run_table({"r": from_dict({"posterior": {"x": x}})})
+    assert np.isnan(table.loc["r", "min_ess_bulk"]) and np.isnan(table.loc["r", "max_r_hat"])
+
+
+def test_a_stuck_sampler_run_is_not_trusted():
+    import samplax
+
+    t = samplax.models.get("gaussian", dim=2)
+    with pytest.warns(RuntimeWarning, match="trust check"):
+        dt = samplax.sample(t, "mala", num_chains=4, num_warmup=0, num_samples=100, seed=0, progress=False,
+                            step_size=50.0, adapt=False, init_positions=np.tile([0.5, -0.25], (4, 1)))
+    assert dt.attrs["trusted"] == 0 and "never moved" in dt.attrs["trust_findings"]
+
+
 def test_runs_that_are_not_samplax_have_unknown_gradient_counts():
     from arviz_base import from_dict
 

@@ -8,6 +8,7 @@ RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 EBFMI_MIN = 0.3
 ENERGY_VAR_FACTOR = 10.0  # Var[energy change] / d above this x desired_energy_var flags an unadjusted run
+CONSTANT_RTOL = 1e-12  # an entry whose sd is below this x |mean| does not vary (a fixed 0.3 has sd ~1e-16 in float64)
 
 
 def _as_datatree(data, var_name: str = "x"):
@@ -34,11 +35,30 @@ def summary(data, *, var_names=None, kind: str = "all", round_to="none", ci_prob
         table = az_summary(dt, var_names=var_names, kind=kind, round_to=round_to, ci_prob=ci_prob)
     # constant entries (e.g. the fixed first row of an LKJ Cholesky factor) make arviz divide 0 by 0 for their
     # R-hat: that is expected, not a problem; any other warning is passed on
-    constant = "sd" in table and bool((table["sd"] == 0).any())
+    constant = "sd" in table and bool(constant_rows(table).any())
     for w in caught:
         if not (constant and issubclass(w.category, RuntimeWarning) and "invalid value" in str(w.message)):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return table
+
+
+def constant_rows(table):
+    """Boolean Series: the summary rows whose draws do not vary (sd 0, or only rounding of their mean)."""
+    sd, mean = table["sd"].astype(float), table["mean"].astype(float)
+    return (sd == 0) | (sd <= CONSTANT_RTOL * mean.abs())
+
+
+def stuck_chains(data) -> list[int]:
+    """Chains (of at least 2 draws) in which no entry ever changed: every draw equals the chain's first."""
+    dt = _as_datatree(data)
+    post = dt["posterior"]
+    if post.sizes.get("draw", 0) < 2 or not post.data_vars:
+        return []
+    same = np.ones(_num_chains(dt), bool)
+    for v in post.data_vars.values():
+        a = np.asarray(v)
+        same &= np.all((a == a[:, :1]).reshape(a.shape[0], -1), axis=1)
+    return np.flatnonzero(same).tolist()
 
 
 def ebfmi(data) -> np.ndarray:
@@ -136,7 +156,20 @@ def check(data, *, rhat_max: float | None = None, ess_per_chain_min: float | Non
     table = summary(dt)
     n_chains = _num_chains(dt)
     out = []
-    constant = table.index[table["sd"] == 0].tolist() if "sd" in table else []
+    stuck = stuck_chains(dt)
+    if stuck:
+        acc = ""
+        if "sample_stats" in dt.children and "acceptance_rate" in dt["sample_stats"]:
+            a = np.asarray(dt["sample_stats"]["acceptance_rate"], float)[stuck].mean(axis=1)
+            acc = f" (mean acceptance {', '.join(f'{v:.2g}' for v in a)})"
+        out.append(f"chain(s) {stuck} never moved: every draw equals the chain's first{acc}; the sampler is stuck "
+                   "(a step size far too large, a start where the log-density is not finite, or adapt=False with "
+                   "unsuitable settings).")
+    constant = table.index[constant_rows(table)].tolist() if "sd" in table else []
+    if constant and len(constant) == len(table):
+        out.append(f"every entry ({len(constant)}) is constant over all chains and draws: nothing was sampled, so "
+                   "R-hat and ESS cannot judge the run.")
+        return out
     if constant:
         out.append(f"note: {len(constant)} constant entr{'y' if len(constant) == 1 else 'ies'} "
                    f"({', '.join(map(str, constant[:5]))}{', ...' if len(constant) > 5 else ''}): R-hat and ESS are "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from samplax.diagnostics.mixing import check, divergences, ebfmi, gradient_count, summary
+from samplax.diagnostics.mixing import CONSTANT_RTOL, check, constant_rows, divergences, ebfmi, gradient_count, summary
 from samplax.diagnostics.population import is_population
 
 # per-variable columns a population run has: particles are exchangeable (and sorted by resampling), so R-hat,
@@ -27,16 +27,18 @@ def run_table(runs: dict) -> pd.DataFrame:
             rows[label] = _population_row(dt, grads)
             continue
         s = summary(dt)
+        s = s[~constant_rows(s)]  # fixed entries (an LKJ factor's first row): their ESS is not a measurement
         e = ebfmi(dt)
         rows[label] = {
             "sampler": dt.attrs.get("sampler", label),
             "chains": int(dt.posterior.sizes["chain"]),
             "draws": int(dt.posterior.sizes["draw"]),
             "gradients": grads if grads == grads else "unknown",
-            "min_ess_bulk": float(s["ess_bulk"].min()),
-            "min_ess_tail": float(s["ess_tail"].min()),
-            "ess_per_1k_grad": 1000.0 * float(s["ess_bulk"].min()) / grads if grads and grads == grads else np.nan,
-            "max_r_hat": float(s["r_hat"].max()),
+            "min_ess_bulk": float(s["ess_bulk"].min()) if len(s) else np.nan,
+            "min_ess_tail": float(s["ess_tail"].min()) if len(s) else np.nan,
+            "ess_per_1k_grad": (1000.0 * float(s["ess_bulk"].min()) / grads if len(s) and grads and grads == grads
+                                else np.nan),
+            "max_r_hat": float(s["r_hat"].max()) if len(s) else np.nan,
             "divergences": int(divergences(dt).sum()),
             "min_ebfmi": float(np.nanmin(e)) if np.isfinite(e).any() else np.nan,
             "compile_s": float(dt.attrs.get("compile_time", np.nan)),
@@ -114,7 +116,8 @@ def _chain_array(dt) -> np.ndarray:
         cols.append(v.reshape(v.shape[0], v.shape[1], -1))
     x = np.concatenate(cols, axis=-1)
     sd = np.nanstd(x.reshape(-1, x.shape[-1]), axis=0)
-    return x[..., np.isfinite(sd) & (sd > 0)]
+    mean = np.nanmean(x.reshape(-1, x.shape[-1]), axis=0)
+    return x[..., np.isfinite(sd) & (sd > CONSTANT_RTOL * np.abs(mean))]
 
 
 def ess_per_1k_grad(dt, *, num_bootstrap: int = NUM_BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
