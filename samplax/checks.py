@@ -14,11 +14,27 @@ def integer(name: str, v, low: int) -> int:
     return int(v)
 
 
+def _scalar(v):
+    """A 0-d numpy / jax array as its Python number (so `np.float32(2)` and `jnp.asarray(2.0)` pass as numbers)."""
+    if getattr(v, "ndim", None) == 0 and hasattr(v, "item") and getattr(getattr(v, "dtype", None), "kind", "") in "iuf":
+        return v.item()
+    return v
+
+
 def positive(name: str, v) -> float:
     """`v` as a float when it is a positive finite number (not a bool), else a ValueError naming `name`."""
+    v = _scalar(v)
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
             or not (v > 0 and math.isfinite(v)):
         raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    return float(v)
+
+
+def finite(name: str, v) -> float:
+    """`v` as a float when it is a finite real number (not a bool), else a ValueError naming `name`."""
+    v = _scalar(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {v!r}")
     return float(v)
 
 

@@ -29,6 +29,9 @@ class Comparison:
             return self.table.to_string()
 
 
+COMPARE_OWNS = ("num_chains", "num_warmup", "seed", "progress", "num_samples", "num_particles")
+
+
 def _check(target, samplers, budget, budget_kind, num_chains, num_warmup, pilot_samples):
     from samplax.target import Target
 
@@ -51,12 +54,13 @@ def _check(target, samplers, budget, budget_kind, num_chains, num_warmup, pilot_
                          f"{', '.join(particles.available())}")
     if not checks.member(budget_kind, BUDGET_KINDS):
         raise ValueError(f"budget_kind must be one of {BUDGET_KINDS}, got {budget_kind!r}")
-    if not isinstance(budget, (int, float, np.integer, np.floating)) or isinstance(budget, bool) or not budget > 0:
-        raise ValueError(f"budget must be a positive number of {budget_kind}, got {budget!r}")
+    if not isinstance(budget, (int, float, np.integer, np.floating)) or isinstance(budget, bool) \
+            or not (budget > 0 and math.isfinite(budget)):
+        raise ValueError(f"budget must be a positive finite number of {budget_kind}, got {budget!r}")
     for name, v in (("num_chains", num_chains), ("pilot_samples", pilot_samples)):
         checks.integer(name, v, 1)
-    if num_warmup is not None and (not isinstance(num_warmup, (int, np.integer)) or num_warmup < 0):
-        raise ValueError(f"num_warmup must be an integer >= 0 or None, got {num_warmup!r}")
+    if num_warmup is not None:
+        checks.integer("num_warmup", num_warmup, 0)
     return list(samplers)
 
 
@@ -175,6 +179,14 @@ def compare(target, samplers, budget: float | None = None, *, budget_kind: str =
     unknown = set(settings) - set(samplers)
     if unknown:
         raise ValueError(f"settings for {sorted(unknown)}, which are not among samplers {samplers}")
+    for name, given in settings.items():
+        if not isinstance(given, dict):
+            raise ValueError(f"settings[{name!r}] must be a dict of that sampler's settings, got {given!r}")
+        own = sorted(set(given) & set(COMPARE_OWNS))
+        if own:  # compare sets these itself (the same for every sampler, or from the budget)
+            raise ValueError(f"settings[{name!r}] sets {own}: these are compare()'s own arguments, the same for "
+                             "every sampler (num_chains, num_warmup, seed) or set from the budget (num_samples, "
+                             "num_particles); pass them to compare() or leave them out")
     populations = [s for s in samplers if particles.is_population(target, s)]
     if populations and budget_kind != "gradients":  # refused before anything runs
         raise ValueError(f"compare: population samplers {populations} are sized by a gradient budget; use "

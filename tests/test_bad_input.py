@@ -10,6 +10,7 @@ import samplax
 import samplax.optimizers.annealing  # not imported by `import samplax`: the optimiser cases below need it
 from samplax import Target
 from samplax.cli import main
+from samplax.diagnostics.hitting_theory import mfpt_langevin
 
 GAUSS = samplax.models.get("gaussian", dim=2)
 QUICK = dict(num_chains=1, num_warmup=5, num_samples=5, progress=False)
@@ -126,6 +127,45 @@ API_CASES = {
                                             ValueError, "budget_kind='seconds' needs budget="),
     "more steps than the counters hold": (_sample(num_samples=2 ** 30, thinning=2), ValueError,
                                           "steps per chain is more than samplax counts"),
+    # diagnostics (found by fuzzing: each used to give a bare numpy / jax error, or a wrong answer)
+    "compare with an infinite budget": (lambda: samplax.compare(GAUSS, ["mala"], budget=float("inf")), ValueError,
+                                        "budget must be a positive finite number"),
+    "compare with a sampler setting that is compare's own": (
+        lambda: samplax.compare(GAUSS, ["mala"], budget=5000, settings={"mala": {"num_warmup": 10}}), ValueError,
+        "these are compare()'s own arguments"),
+    "summary of an empty array": (lambda: samplax.diagnostics.summary(np.zeros((4, 0))), ValueError,
+                                  "at least one chain, one draw"),
+    "check of no chains": (lambda: samplax.diagnostics.check(np.zeros((0, 100))), ValueError,
+                           "at least one chain, one draw"),
+    "summary of a dict": (lambda: samplax.diagnostics.summary({"x": np.zeros((2, 10))}), ValueError,
+                          "arviz_base.from_dict"),
+    "summary with a string ci_prob": (lambda: samplax.diagnostics.summary(np.zeros((2, 10)), ci_prob="a"),
+                                      ValueError, "ci_prob must be a number in (0, 1)"),
+    "exact_wasserstein with max_points 0": (
+        lambda: samplax.diagnostics.exact_wasserstein(np.zeros((5, 2)), np.ones((5, 2)), max_points=0), ValueError,
+        "max_points must be an integer >= 1"),
+    "sinkhorn with a string epsilon": (
+        lambda: samplax.diagnostics.sinkhorn_w2(np.zeros((5, 2)), np.ones((5, 2)), epsilon="a"), ValueError,
+        "epsilon must be > 0"),
+    "gaussian W2 with a covariance that is not symmetric": (
+        lambda: samplax.diagnostics.gaussian_fit_w2(np.random.default_rng(0).normal(size=(50, 2)), np.zeros(2),
+                                                    [[1.0, 5.0], [0.0, 1.0]]), ValueError, "cov must be symmetric"),
+    "gaussian W2 with a negative covariance": (
+        lambda: samplax.diagnostics.gaussian_fit_w2(np.random.default_rng(0).normal(size=(50, 2)), np.zeros(2),
+                                                    -np.eye(2)), ValueError, "cov must be positive semi-definite"),
+    "first_hit_times with a fractional chunk": (
+        lambda: samplax.diagnostics.first_hit_times(lambda k, s: (s, {}), jnp.zeros((2, 1)),
+                                                    samplax.diagnostics.halfspace(0, 1.0), 9, None, chunk=2.5,
+                                                    position_fn=lambda s: s), ValueError,
+        "chunk must be an integer >= 1"),
+    "halfspace on an axis the positions lack": (
+        lambda: samplax.diagnostics.hit_times_from_draws(np.zeros((2, 5, 2)), samplax.diagnostics.halfspace(7, 1.0)),
+        ValueError, "halfspace axis 7 is out of range for positions of 2"),
+    "ball with a NaN radius": (lambda: samplax.diagnostics.ball(np.zeros(2), float("nan")), ValueError,
+                               "radius must be a positive finite number"),
+    "theory oracle at a NaN temperature": (
+        lambda: mfpt_langevin(lambda u: u ** 2, -1.0, 1.0, float("nan")),
+        ValueError, "T must be a positive finite number"),
 }
 
 

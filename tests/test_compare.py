@@ -76,7 +76,7 @@ def test_seconds_budget():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(samplers=[]), "samplers must name at least one sampler"),
-    (dict(samplers=["mala"], budget=0), "budget must be a positive number"),
+    (dict(samplers=["mala"], budget=0), "budget must be a positive finite number"),
     (dict(samplers=["mala"], budget_kind="steps"), "budget_kind must be one of"),
     (dict(samplers=["mala"], num_chains=0), "num_chains must be an integer >= 1"),
     (dict(samplers=["mala"], settings={"nuts": {}}), "settings for \\['nuts'\\]"),

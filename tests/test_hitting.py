@@ -417,3 +417,19 @@ def test_both_hitting_paths_test_the_constrained_values():
     np.testing.assert_array_equal(stored.hit, res.hit)
     np.testing.assert_array_equal(stored.grads, res.grads)
     np.testing.assert_array_equal(hit_times_from_draws(dt, in_set).times, res.times)  # posterior order = names
+
+
+def test_restricted_mean_runs_to_the_last_observed_time():
+    # a hand-built result with a hit (9) after its only censoring (5): the Kaplan-Meier curve is 1, 3/4, 1/2 and 0
+    # from 9 on, so its area is 1 + 1.5 + 3 = 5.5 (it was cut at the censoring time 5, 3.5, "up to the budget")
+    res = HittingResult(times=np.array([1.0, 3.0, 9.0, 5.0]), hit=np.array([True, True, True, False]),
+                        grads=np.full(4, np.nan), budget=10)
+    s = summarize(res)
+    assert s.horizon == 9.0 and s.mean == pytest.approx(5.5)
+    assert "Kaplan-Meier mean" in s.describe() and "budget" not in s.describe()
+    # censored at the last time (as samplax's runs, at the budget): a lower bound up to it
+    res = HittingResult(times=np.array([1.0, 3.0, 10.0, 10.0]), hit=np.array([True, True, False, False]),
+                        grads=np.full(4, np.nan), budget=10)
+    s = summarize(res)
+    assert s.horizon == 10.0 and s.mean == pytest.approx(1 + 0.75 * 2 + 0.5 * 7)
+    assert "a lower bound" in s.describe()

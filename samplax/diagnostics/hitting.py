@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samplax import checks
+
 UNITS = ("steps", "grads", "time")
 
 
@@ -64,19 +66,36 @@ def sublevel_set(F: Callable, level: float) -> Callable:
 
 def ball(center, radius: float) -> Callable:
     """{x : |x - center| <= radius} (Euclidean)."""
-    if radius <= 0:
-        raise ValueError(f"radius must be > 0, got {radius}")
+    radius = checks.positive("radius", radius)
     c = jnp.asarray(center)
-    return lambda x: jnp.sum((jnp.reshape(x, c.shape) - c) ** 2) <= radius**2
+    if not bool(jnp.all(jnp.isfinite(c))):
+        raise ValueError(f"center must be finite, got {center!r}")
+
+    def inside(x):
+        if jnp.size(x) != c.size:
+            raise ValueError(f"ball center has {c.size} coordinate(s) but the positions have {jnp.size(x)}")
+        return jnp.sum((jnp.reshape(x, c.shape) - c) ** 2) <= radius**2
+
+    return inside
 
 
 def halfspace(axis: int, threshold: float, side: str = "above") -> Callable:
     """{x : x[axis] >= threshold} for side="above", {x : x[axis] <= threshold} for side="below"."""
-    if side not in ("above", "below"):
+    if not checks.member(side, ("above", "below")):
         raise ValueError(f"side must be 'above' or 'below', got {side!r}")
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise ValueError(f"axis must be an integer (a coordinate of the position), got {axis!r}")
+    threshold = checks.finite("threshold", threshold)
+
+    def coordinate(x):
+        flat = jnp.ravel(x)
+        if not -flat.size <= axis < flat.size:  # jax would clamp the index and test another coordinate
+            raise ValueError(f"halfspace axis {axis} is out of range for positions of {flat.size} coordinate(s)")
+        return flat[axis]
+
     if side == "above":
-        return lambda x: jnp.ravel(x)[axis] >= threshold
-    return lambda x: jnp.ravel(x)[axis] <= threshold
+        return lambda x: coordinate(x) >= threshold
+    return lambda x: coordinate(x) <= threshold
 
 
 # ------------------------------------------------------------------------------------------ simulation
@@ -91,7 +110,7 @@ def _check_grads(n_grad, grads_per_step):
     if n_grad is not None and grads_per_step is not None:
         raise ValueError("give either n_grad (a per-step count read from the step's output) or grads_per_step "
                          "(a fixed cost), not both")
-    if grads_per_step is not None and grads_per_step < 0:
+    if grads_per_step is not None and not checks.finite("grads_per_step", grads_per_step) >= 0:
         raise ValueError(f"grads_per_step must be >= 0, got {grads_per_step}")
     if n_grad is not None and not callable(n_grad):
         raise TypeError(f"n_grad must be a function (state, info) -> gradient count, got {type(n_grad).__name__}")
@@ -120,10 +139,9 @@ def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_s
     (steps per compiled block; the simulation stops early, block by block, once every run has hit).
     """
     _check_set(in_set)
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    max_steps = checks.integer("max_steps", max_steps, 1)
+    chunk = checks.integer("chunk", chunk, 1)
+    checks.positive("dt", dt)
     _check_grads(n_grad, grads_per_step)
     leaves = jax.tree_util.tree_leaves(init_states)
     if not leaves or jnp.ndim(leaves[0]) < 1:
@@ -208,6 +226,7 @@ def hit_times_from_draws(draws, in_set: Callable, *, target=None, dt: float = 1.
     counts come from `sample_stats.n_grad` (NaN without it). An array is tested as given.
     """
     _check_set(in_set)
+    checks.positive("dt", dt)
     n_grad = None
     thin = 1
     if hasattr(draws, "children") or hasattr(draws, "groups"):
@@ -242,8 +261,9 @@ class HittingSummary(NamedTuple):
     """Censoring-aware summary of first-hit times.
 
     mean_kind is "mean" (every run hit: plain sample mean, standard error std/sqrt(n)) or
-    "restricted_mean" (some runs censored: area under the Kaplan-Meier curve up to the budget, a LOWER
-    bound on the true mean; its standard error from the Greenwood-type formula).  median is NaN when
+    "restricted_mean" (some runs censored: area under the Kaplan-Meier curve up to the last observed time -- for
+    samplax's runs the budget --, a LOWER bound on the true mean unless the curve reaches 0 there; its standard
+    error from the Greenwood-type formula).  median is NaN when
     fewer than half the runs hit; median_ci ends are NaN/inf where the survival band never crosses 1/2.
     """
 
@@ -266,9 +286,14 @@ class HittingSummary(NamedTuple):
     def describe(self) -> str:
         pct = int(round(100 * self.confidence))
         lo, hi = self.mean_ci
-        what = ("mean" if self.mean_kind == "mean" else
-                f"restricted mean up to the budget {self.horizon:g} (a lower bound: "
-                f"{100 * (1 - self.fraction_hit):.1f}% of runs never hit)")
+        if self.mean_kind == "mean":
+            what = "mean"
+        elif self.km_survival[-1] > 0:
+            what = (f"restricted mean up to {self.horizon:g} (the last observed time; a lower bound: "
+                    f"{100 * (1 - self.fraction_hit):.1f}% of runs never hit)")
+        else:  # the curve reaches 0 at a hit after the last censoring: the area under it is the Kaplan-Meier mean
+            what = (f"Kaplan-Meier mean ({100 * (1 - self.fraction_hit):.1f}% of runs censored before the last "
+                    "hit)")
         return (f"{self.fraction_hit:.1%} of {self.num_runs} runs hit; {what} = {self.mean:.4g} "
                 f"[{pct}% CI {lo:.4g}, {hi:.4g}] {self.unit}; median {self.median:.4g} {self.unit}")
 
@@ -294,7 +319,9 @@ def summarize(result: HittingResult, unit: str = "steps", *, confidence: float =
     n = t.size
     if n < 2:
         raise ValueError(f"need >= 2 runs to summarise hitting times, got {n}")
-    horizon = float(np.max(t[~hit])) if (~hit).any() else float(np.max(t))
+    # the Kaplan-Meier curve is known up to the last observed time (samplax's runs censor at the budget, after
+    # every hit; a hand-built result may hold a hit after its last censoring time)
+    horizon = float(np.max(t))
     z = float(norm.ppf(0.5 + confidence / 2))
 
     if hit.any():

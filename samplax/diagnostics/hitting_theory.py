@@ -10,6 +10,8 @@ from typing import Callable
 
 import jax
 import numpy as np
+
+from samplax import checks
 from scipy.integrate import cumulative_simpson, quad, simpson
 
 
@@ -41,8 +43,8 @@ def log_mfpt_langevin(U: Callable, x0: float, b: float, T: float, *, left: float
     (Gardiner, Handbook of Stochastic Methods, ch. 5, one-variable mean first-passage time).  Both integrals are composite Simpson on
     `num` nodes per piece, each exponent shifted by its maximum so nothing overflows.
     """
-    if T <= 0:
-        raise ValueError(f"T must be > 0, got {T}")
+    T = checks.positive("T", T)
+    x0, b = checks.finite("x0", x0), checks.finite("b", b)
     if not b > x0:
         raise ValueError(f"need b > x0 (absorbing point right of the start), got x0={x0}, b={b}; "
                          "for b < x0 pass U reflected, lambda x: U(-x), with -x0, -b")
@@ -78,8 +80,7 @@ def kramers_time(U: Callable, x_min: float, x_saddle: float, T: float) -> float:
     (Kramers 1940; Hanggi, Talkner & Borkovec, Rev. Mod. Phys. 62, 251 (1990), overdamped, friction 1).
     This is the time to reach a point well past the saddle; to the saddle itself it is half of it.
     """
-    if T <= 0:
-        raise ValueError(f"T must be > 0, got {T}")
+    T = checks.positive("T", T)
     c_min, c_sad = _second_derivative(U, x_min), _second_derivative(U, x_saddle)
     dU = float(_eval(U, np.array([x_saddle]))[0] - _eval(U, np.array([x_min]))[0])
     if not c_min > 0 or not c_sad < 0:
@@ -203,7 +204,6 @@ def cusp_mfpt_asymptotic(a: float, k: float, T: float, to: str = "minimum") -> f
     with relative corrections O(T / (k a^2)).  to: "saddle" (the cusp, x = 0) or "minimum" (x = +a)."""
     if to not in ("saddle", "minimum"):
         raise ValueError(f"to must be 'saddle' or 'minimum', got {to!r}")
-    if not (a > 0 and k > 0 and T > 0):
-        raise ValueError(f"a, k and T must be > 0, got a={a}, k={k}, T={T}")
+    a, k, T = checks.positive("a", a), checks.positive("k", k), checks.positive("T", T)
     lead = np.sqrt(2 * np.pi * T) / (k**1.5 * a) * np.exp(k * a**2 / (2 * T))
     return float(lead * (2.0 if to == "minimum" else 1.0))

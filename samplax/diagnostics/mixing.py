@@ -17,9 +17,18 @@ def _as_datatree(data, var_name: str = "x"):
         return data
     from arviz_base import from_dict
 
+    if isinstance(data, dict):
+        raise ValueError("draws must be a DataTree or one array (chain, draw, ...); for named variables build a "
+                         "DataTree: arviz_base.from_dict({'posterior': {...}})")
     arr = np.asarray(data)
     if arr.ndim < 2:
         raise ValueError(f"draws must have shape (chain, draw, ...), got {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.size == 0:
+        raise ValueError(f"draws must hold at least one chain, one draw and one entry, got shape {arr.shape}")
+    if arr.dtype == bool:
+        arr = arr.astype(float)  # an indicator's draws: its mean is the probability
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"draws must be numbers, got dtype {arr.dtype}")
     return from_dict({"posterior": {var_name: arr}})
 
 
@@ -29,6 +38,9 @@ def summary(data, *, var_names=None, kind: str = "all", round_to="none", ci_prob
 
     import warnings
 
+    if isinstance(ci_prob, bool) or not isinstance(ci_prob, (int, float, np.integer, np.floating)) \
+            or not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob must be a number in (0, 1), got {ci_prob!r}")
     dt = _as_datatree(data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -70,6 +70,7 @@ def _pair(X, Y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _subsample(X, Y, max_points: int, seed: int, who: str):
+    max_points = checks.integer("max_points", max_points, 1)
     n, m = len(X), len(Y)
     if max(n, m) <= max_points:
         return X, Y, False
@@ -133,8 +134,11 @@ def sinkhorn_w2(X, Y, *, epsilon: float = 0.01, threshold: float = 1e-3, max_ite
       the exact W2^2 on Gaussians in d = 2..10 (tests/test_wasserstein.py); smaller eps needs more iterations.
     """
     X, Y = _pair(X, Y)
-    if not epsilon > 0:
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.integer, np.floating)) \
+            or not (epsilon > 0 and np.isfinite(epsilon)):
         raise ValueError(f"epsilon must be > 0 (a fraction of the spread tr Cov X + tr Cov Y), got {epsilon!r}")
+    checks.positive("threshold", threshold)
+    checks.integer("max_iterations", max_iterations, 1)
     X, Y, sub = _subsample(X, Y, max_points, subsample_seed, "sinkhorn_w2")
     spread = float(np.sum(np.var(X, axis=0)) + np.sum(np.var(Y, axis=0)))
     if spread <= 0:
@@ -249,12 +253,29 @@ def w2_1d(x, y) -> Distance:
     return Distance(float(np.sqrt(np.sum(w * (xs[iu] - ys[iv]) ** 2))), "1d", len(xs), len(ys))
 
 
+def _check_covariance(name, c):
+    """A covariance must be finite, symmetric and positive semi-definite (sqrtm of anything else is not a W2)."""
+    if not np.all(np.isfinite(c)):
+        raise ValueError(f"{name} must be finite, got {c.tolist()}")
+    scale = max(float(np.max(np.abs(c))), 1e-300)
+    if not np.allclose(c, c.T, rtol=0.0, atol=1e-10 * scale):
+        raise ValueError(f"{name} must be symmetric; max |C - C^T| = {np.max(np.abs(c - c.T)):.3g}")
+    low = float(np.min(np.linalg.eigvalsh(c)))
+    if low < -1e-10 * scale:
+        raise ValueError(f"{name} must be positive semi-definite; its smallest eigenvalue is {low:.3g}")
+
+
 def gaussian_w2(mean1, cov1, mean2, cov2) -> float:
     """Closed-form W2 between N(mean1, cov1) and N(mean2, cov2) (the Bures metric on covariances)."""
     m1, m2 = np.atleast_1d(np.asarray(mean1, float)), np.atleast_1d(np.asarray(mean2, float))
     c1, c2 = np.atleast_2d(np.asarray(cov1, float)), np.atleast_2d(np.asarray(cov2, float))
     if c1.shape != c2.shape or m1.shape != m2.shape or c1.shape != (m1.size, m1.size):
         raise ValueError(f"gaussian_w2: shapes disagree: means {m1.shape}, {m2.shape}; covs {c1.shape}, {c2.shape}")
+    for name, m in (("mean1", m1), ("mean2", m2)):
+        if not np.all(np.isfinite(m)):
+            raise ValueError(f"gaussian_w2: {name} must be finite, got {m}")
+    for name, c in (("cov1", c1), ("cov2", c2)):
+        _check_covariance(name, c)
     r1 = scipy.linalg.sqrtm(c1)
     cross = scipy.linalg.sqrtm(r1 @ c2 @ r1)
     bures2 = np.trace(c1) + np.trace(c2) - 2.0 * np.real(np.trace(cross))
@@ -267,6 +288,7 @@ def gaussian_fit_w2(X, mean, cov) -> Distance:
     mean = np.atleast_1d(np.asarray(mean, float))
     if mean.shape != (X.shape[1],):
         raise ValueError(f"mean must have shape ({X.shape[1]},) to match X {X.shape}, got {mean.shape}")
+    _check_covariance("cov", np.atleast_2d(np.asarray(cov, float)))
     value = gaussian_w2(X.mean(0), np.atleast_2d(np.cov(X, rowvar=False)), mean, cov)
     return Distance(value, "gaussian_fit", len(X), 0)
 
