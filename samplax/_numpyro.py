@@ -9,7 +9,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.primitives import Messenger
 
-from samplax._numpyro_checks import check_sites, check_subsampling, diagnose_nonfinite, latent_names, trace_model
+from samplax._numpyro_checks import (check_names, check_sites, check_subsampling, diagnose_nonfinite, latent_names,
+                                     trace_model)
 from samplax.init import MAX_INIT_TRIES, make_init, model_arguments
 
 
@@ -43,6 +44,7 @@ def build_numpyro_target(cls, model: Callable, args: tuple, kwargs: dict, *, nam
     except Exception as err:  # noqa: BLE001
         raise ValueError(f"model {name!r} failed when run with the given arguments: {err}") from err
     check_subsampling(trace, name)
+    check_names(trace, name)
     check_sites(model, args, kwargs, trace, allow_latent_leaves)
     _validate_model(trace, plate_warning="loose")  # numpyro's missing-plate warnings, as initialize_model gives
     prepared = _prepare(model, trace)

@@ -44,6 +44,18 @@ def check_subsampling(trace, name: str) -> None:
             )
 
 
+RESERVED_NAMES = ("chain", "draw")  # the DataTree's sample dims
+
+
+def check_names(trace, name: str) -> None:
+    """Refuse sites and plates named as the DataTree's sample dims: a site "draw" became the draw coordinate (and
+    left the posterior), a plate "chain" relabelled another axis as the chain axis -- both without an error."""
+    for n, s in trace.items():
+        if n in RESERVED_NAMES and s["type"] in ("sample", "deterministic", "plate"):
+            raise ValueError(f"model {name!r}: {s['type']} {n!r} has the name of a sample dimension of the results "
+                             f"({', '.join(RESERVED_NAMES)}); rename it (e.g. {n!r} -> {n + '_'!r})")
+
+
 def check_sites(model, args, kwargs, trace, allow_latent_leaves: bool) -> None:
     """Latent sites must exist and be continuous, and must not look like observed sites missing their data."""
     from numpyro.distributions import Delta

@@ -109,9 +109,16 @@ def group_datasets(data: dict[str, dict], dims: dict[str, list] | None) -> dict:
     chunk's arrays to the cyclic garbage collector)."""
     from arviz_base import dict_to_dataset
 
-    return {group: dict_to_dataset(values, dims=dims or None, sample_dims=[] if "data" in group else None,
+    # `dims` name the model sites' axes: only groups of site values get them (a sampler's stat, e.g. mclmc's `L`,
+    # or a model argument may share a site's name -- an LKJ factor `L` -- and must not take that site's dims)
+    return {group: dict_to_dataset(values, dims=(dims or None) if _holds_sites(group) else None,
+                                   sample_dims=[] if "data" in group else None,
                                    skip_event_dims="log_likelihood" in group)
             for group, values in data.items()}
+
+
+def _holds_sites(group: str) -> bool:
+    return not (group.endswith("_stats") or group == "constant_data")
 
 
 def clean(attrs: dict[str, Any] | None) -> dict[str, Any]:

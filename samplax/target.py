@@ -120,6 +120,12 @@ class Target:
         else:
             shapes = {var_name: (dim,)}
             constrain = lambda x: {var_name: x}  # noqa: E731
+        from samplax._numpyro_checks import RESERVED_NAMES
+
+        reserved = [k for k in shapes if k in RESERVED_NAMES]
+        if reserved:  # they would become the results' sample dims, and the variable would vanish from the posterior
+            raise ValueError(f"variable name(s) {reserved} are the results' sample dimensions "
+                             f"({', '.join(RESERVED_NAMES)}); rename them (var_name=, or the example's keys)")
         try:
             value = jax.eval_shape(fn, jax.ShapeDtypeStruct((dim,), jnp.result_type(float)))
         except Exception as err:  # noqa: BLE001 - re-raised with context
@@ -141,18 +147,55 @@ class Target:
         model: Callable,
         *args,
         name: str | None = None,
-        init_radius: float = 2.0,
-        allow_latent_leaves: bool = False,
+        init_radius: float | None = None,
+        allow_latent_leaves: bool | None = None,
+        model_kwargs: dict | None = None,
         **kwargs,
     ) -> "Target":
-        """Unconstrained flat log-density of a numpyro model conditioned on its data."""
+        """Unconstrained flat log-density of a numpyro model conditioned on its data: `model(*args, **kwargs)`.
+
+        name, init_radius (default 2.0: initial points are drawn in [-2, 2] unconstrained), allow_latent_leaves
+        (default False) are this function's options. A model argument with one of their names goes in
+        `model_kwargs={...}` (merged with `**kwargs`; the keywords are then the options); without model_kwargs,
+        such a keyword is refused as ambiguous.
+        """
         from samplax._numpyro import build_numpyro_target
 
+        own = {"name": name, "init_radius": init_radius, "allow_latent_leaves": allow_latent_leaves}
+        if model_kwargs is not None:
+            if not isinstance(model_kwargs, dict):
+                raise TypeError(f"model_kwargs must be a dict of the model's keyword arguments, got "
+                                f"{type(model_kwargs).__name__}")
+            twice = sorted(set(model_kwargs) & set(kwargs))
+            if twice:
+                raise ValueError(f"model argument(s) {twice} given both in model_kwargs and as keywords")
+            kwargs = {**kwargs, **model_kwargs}
+        # with model_kwargs given, the keywords are this function's options; without it, a keyword the model also
+        # takes is ambiguous (it used to be taken as the option and never reached the model)
+        clash = [k for k, v in own.items() if v is not None and model_kwargs is None and _takes_keyword(model, k)]
+        if clash:
+            raise ValueError(f"from_numpyro: {clash} name(s) both an option of from_numpyro and an argument of the "
+                             f"model {callable_name(model)!r}; pass the model's value as model_kwargs="
+                             f"{{{clash[0]!r}: ...}} (with model_kwargs given, {clash[0]}= is from_numpyro's "
+                             "option)")
         return build_numpyro_target(
             cls, model, args, kwargs,
             name=name or callable_name(model),
-            init_radius=init_radius, allow_latent_leaves=allow_latent_leaves,
+            init_radius=2.0 if init_radius is None else init_radius,
+            allow_latent_leaves=bool(allow_latent_leaves),
         )
+
+
+def _takes_keyword(fn, key: str) -> bool:
+    """Whether `fn` has a parameter named `key` (not counting a **kwargs catch-all)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    p = params.get(key)
+    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
 def _check_dim(dim) -> int:

@@ -106,7 +106,7 @@ def target_from_file(spec: str, data_path=None, name: str | None = None):
     data = load_data(data_path) if data_path is not None else {}
     check_arguments(fn, data, spec)
     try:
-        return Target.from_numpyro(fn, name=name or fn.__name__, **data)
+        return Target.from_numpyro(fn, name=name or fn.__name__, model_kwargs=data)
     except (ValueError, TypeError) as err:
         shapes = ", ".join(f"{k}={np.shape(v) if np.ndim(v) else repr(v)}" for k, v in data.items())
         raise UserModelError(f"{spec}: {err} (data argument shapes: {shapes or 'no data'}; "

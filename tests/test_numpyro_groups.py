@@ -83,3 +83,77 @@ def test_event_axes_are_not_plate_axes(plate_name, size):
     dims = site_dims(_mvn_in_plate(plate_name, size))
     assert dims["z"] == [plate_name, "z_dim_1"]
     assert dims["zsum"] == [plate_name]
+
+
+def test_a_site_named_as_a_stat_or_an_argument_keeps_its_own_dims():
+    """A site `L` (an LKJ factor) beside mclmc's stat `L`, and a model argument named as a site: each group takes
+    the site's dims only for its sites (the run used to die in arviz after sampling, its draws lost)."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    def lkj():
+        numpyro.sample("L", dist.LKJCholesky(3, 2.0))
+
+    dt = samplax.sample(samplax.Target.from_numpyro(lkj), "mclmc", num_chains=2, num_warmup=50, num_samples=20,
+                        seed=0, progress=False)
+    assert dt.posterior["L"].shape == (2, 20, 3, 3) and dt.sample_stats["L"].shape == (2, 20)
+
+    def with_scale(y, theta):
+        with numpyro.plate("N", 3):
+            th = numpyro.sample("theta", dist.Normal(0, theta))
+            numpyro.sample("y", dist.Normal(th, 1), obs=y)
+
+    dt = samplax.sample(samplax.Target.from_numpyro(with_scale, np.array([0.3, -0.2, 1.1]), 2.0), "mala",
+                        num_chains=2, num_warmup=20, num_samples=10, seed=0, progress=False)
+    assert dt.posterior["theta"].dims == ("chain", "draw", "N")
+    assert float(dt.constant_data["theta"]) == 2.0
+
+
+def test_sample_dims_are_not_site_or_variable_names():
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    def site_draw():
+        numpyro.sample("draw", dist.Normal(0, 1))
+
+    def plate_chain():
+        with numpyro.plate("chain", 3):
+            numpyro.sample("theta", dist.Normal(0, 1))
+
+    for model, what in ((site_draw, "sample 'draw'"), (plate_chain, "plate 'chain'")):
+        with pytest.raises(ValueError, match=f"{what} has the name of a sample dimension"):
+            samplax.Target.from_numpyro(model)
+    with pytest.raises(ValueError, match="are the results' sample dimensions"):
+        samplax.Target.from_logdensity(lambda p: -jnp.sum(p["draw"] ** 2), example={"draw": jnp.zeros(2)})
+
+
+def test_model_arguments_named_as_from_numpyro_options_reach_the_model(tmp_path):
+    """`init_radius` as a model argument was taken as from_numpyro's option and never reached the model."""
+    import json
+
+    import numpyro
+    import numpyro.distributions as dist
+
+    from samplax.user_model import target_from_file
+
+    def model(y, init_radius=0.0):
+        mu = numpyro.sample("mu", dist.Normal(init_radius, 1.0))
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+    y = np.array([0.0])
+    with pytest.raises(ValueError, match="model_kwargs="):
+        samplax.Target.from_numpyro(model, y, init_radius=10.0)
+    exact = lambda m: scipy.stats.norm.logpdf(m, 10.0, 1.0) + scipy.stats.norm.logpdf(0.0, m, 1.0)  # noqa: E731
+    t = samplax.Target.from_numpyro(model, y, model_kwargs={"init_radius": 10.0}, init_radius=0.5)
+    assert float(t.logdensity(np.array([3.0]))) == pytest.approx(exact(3.0), rel=1e-6)
+    # the CLI's --data file: its keys are the model's arguments
+    src = tmp_path / "m.py"
+    src.write_text("import numpyro, numpyro.distributions as dist\n"
+                   "def model(y, init_radius=0.0):\n"
+                   "    mu = numpyro.sample('mu', dist.Normal(init_radius, 1.0))\n"
+                   "    numpyro.sample('y', dist.Normal(mu, 1.0), obs=y)\n")
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps({"y": [0.0], "init_radius": 10.0}))
+    t = target_from_file(f"{src}:model", data)
+    assert float(t.logdensity(np.array([3.0]))) == pytest.approx(exact(3.0), rel=1e-6)
