@@ -100,7 +100,7 @@ def _row(dt, target, hitting_set, kind_cost):
         ess = float(s["ess_bulk"][live].min()) if live.any() else float("nan")
         row.update({
             "min_ess_bulk": ess, "ess_per_1k_grad": 1000.0 * ess / grads if grads else float("nan"),
-            "ess_per_1k_grad_se": ess_per_1k_grad(dt)[1],  # bootstrap over chains
+            "ess_per_1k_grad_se": ess_per_1k_grad(dt)[1],  # jackknife over chains
             "ess_per_s": ess / secs if secs > 0 else float("nan"),
             "max_r_hat": float(s["r_hat"][live].max()) if live.any() else float("nan"),
             "divergences": int(divergences(dt).sum()),

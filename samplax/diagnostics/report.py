@@ -77,7 +77,6 @@ def side_by_side(runs: dict, columns=("mean", "sd", "ess_bulk", "r_hat")) -> pd.
 
 # --------------------------------------------------------------------------------------- verdict and ranking
 TIE_SE = 2.0  # two figures closer than TIE_SE standard errors of their difference are a tie
-NUM_BOOTSTRAP = 200
 W2_FLOOR_SD = 2.0  # W2 within the floor's mean + W2_FLOOR_SD floor sd: "within the noise floor"
 
 
@@ -120,12 +119,15 @@ def _chain_array(dt) -> np.ndarray:
     return x[..., np.isfinite(sd) & (sd > CONSTANT_RTOL * np.abs(mean))]
 
 
-def ess_per_1k_grad(dt, *, num_bootstrap: int = NUM_BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
-    """(min bulk ESS per 1000 gradients, its standard error), the SE from a bootstrap over chains.
+def ess_per_1k_grad(dt) -> tuple[float, float]:
+    """(min bulk ESS per 1000 gradients, its standard error), the SE from a jackknife over chains.
 
-    The figure is ArviZ's multi-chain min bulk ESS over entries per 1000 gradient evaluations. Its relative SE is
-    that of sum-over-chains single-chain ESS (min over entries) when the chains are resampled with replacement:
-    how much the figure would move with other chains. NaN for one chain, unknown gradients or no live entries.
+    The figure is ArviZ's multi-chain min bulk ESS over entries per 1000 gradient evaluations. Its SE is the
+    jackknife's over chains of that same statistic (each chain left out in turn, the rest scaled up to n chains):
+    how much the figure would move with other chains. On AR(1) chains over 60 seeds it is 0.96-1.09 of the
+    figure's real spread with 4-8 chains, 0.84 with 3 and 0.74 with 2 (an SE from 2 chains is itself noisy; the
+    bootstrap over sums of single-chain ESS it replaces was 0.70-0.85 with 2-4). NaN for one chain, unknown
+    gradients or no live entries.
     """
     from arviz_stats.base import array_stats
 
@@ -140,12 +142,12 @@ def ess_per_1k_grad(dt, *, num_bootstrap: int = NUM_BOOTSTRAP, seed: int = 0) ->
     n = x.shape[0]
     if n < 2:
         return fig, float("nan")
-    per_chain = np.stack([array_stats.ess(x[c:c + 1], chain_axis=0, draw_axis=1, method="bulk") for c in range(n)])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(num_bootstrap, n))
-    boot = np.min(per_chain[idx].sum(axis=1), axis=-1)  # (num_bootstrap,)
-    centre = float(np.min(per_chain.sum(axis=0)))
-    rel = float(np.std(boot) / centre) if centre > 0 else float("nan")
+    # the SE from a jackknife over chains of the figure's own statistic: arviz's multi-chain min bulk ESS with one
+    # chain left out in turn, scaled up to n chains
+    loo = np.array([n / (n - 1) * float(np.min(array_stats.ess(np.delete(x, c, axis=0), chain_axis=0, draw_axis=1,
+                                                                  method="bulk"))) for c in range(n)])
+    se = float(np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
+    rel = se / ess if ess > 0 else float("nan")
     return fig, fig * rel
 
 
@@ -228,7 +230,7 @@ def text_report(runs, target=None, *, wasserstein: bool = True) -> str:
         out = ["== verdict ==", *verdict_lines(runs)]
         rank = ranking_lines(runs)
         if len(runs) > 1 or any("+-" in r for r in rank):
-            out += ["", f"== ranking (min bulk ESS per 1000 gradients +- bootstrap SE over chains; within "
+            out += ["", f"== ranking (min bulk ESS per 1000 gradients +- jackknife SE over chains; within "
                         f"{TIE_SE:g} SE = tie) ==", *rank]
         lz = log_z_lines(runs)
         if lz:

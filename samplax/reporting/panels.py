@@ -98,7 +98,7 @@ def verdict_panel(runs, ctx) -> Section:
     body = f"<ul class='verdict'>{''.join(items)}</ul>"
     rank = ranking_lines(runs)
     if len(runs) > 1 or any("+-" in r for r in rank):
-        body += (f"<p><b>Ranking</b> by min bulk ESS per 1000 gradients, &plusmn; a bootstrap SE over chains; within "
+        body += (f"<p><b>Ranking</b> by min bulk ESS per 1000 gradients, &plusmn; a jackknife SE over chains; within "
                  f"{TIE_SE:g} SE is a tie (shared rank, '=')</p><ol class='ranking'>"
                  + "".join(f"<li>{html.escape(r.strip().replace('+-', '±'))}</li>" for r in rank) + "</ol>")
     lz = log_z_lines(runs)
