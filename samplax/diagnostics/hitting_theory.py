@@ -10,9 +10,9 @@ from typing import Callable
 
 import jax
 import numpy as np
+from scipy.integrate import cumulative_simpson, quad, simpson
 
 from samplax import checks
-from scipy.integrate import cumulative_simpson, quad, simpson
 
 
 def _eval(f: Callable, x: np.ndarray) -> np.ndarray:
