@@ -17,6 +17,7 @@ import hashlib
 import json
 import pathlib
 import pickle
+import types
 
 import jax
 import jax.numpy as jnp
@@ -62,8 +63,11 @@ def target_fingerprint(target: Target) -> dict:
     values = np.asarray(jax.vmap(target.logdensity)(jnp.asarray(_fixed_points(target.dim))), dtype=float)
     # 12 significant digits: the same log-density gives the same text however XLA fuses it
     text = ",".join(f"{v:.12g}" for v in values)
+    # the float width before the log-density's values, which it changes: a resume under the other width is
+    # refused naming it, not as another model
     return {"target": target.name, "dim": int(target.dim),
             "var_shapes": {k: list(v) for k, v in target.var_shapes.items()},
+            "float": jnp.result_type(float).name,
             "logdensity": hashlib.sha256(text.encode()).hexdigest()[:16]}
 
 
@@ -80,8 +84,47 @@ def describe(value) -> str:
     try:
         content_key(value)
     except Uncacheable:
-        return f"<{type(value).__name__} {getattr(value, '__qualname__', '')}> (not comparable by content)"
+        return f"<{type(value).__name__} {getattr(value, '__qualname__', '')}> {NOT_COMPARABLE}"
     return repr(value)
+
+
+NOT_COMPARABLE = "(not comparable by content)"
+
+
+def program_fingerprint(sampler, target: Target) -> str:
+    """What a sampler that is not registered by name computes (a user's (init, step) pair, a blackjax
+    SamplingAlgorithm, a built Sampler): its init and step traced for this target -- the jaxpr text, constants by
+    hash (compile_cache's program digest). Such a sampler has no settings to compare, so a checkpoint compares
+    this: a pair built with another step size traces to another program."""
+    from samplax.compile_cache import _jaxpr_digest
+
+    h, objects = hashlib.sha256(), []
+    try:
+        alg = sampler.build(target, sampler.initial_params(target))
+        x = jax.ShapeDtypeStruct((target.dim,), jnp.result_type(float))
+        key = jax.random.PRNGKey(0)
+        state = jax.eval_shape(alg.init, x, key)
+        _jaxpr_digest(h, objects, alg.init, x, key)
+        _jaxpr_digest(h, objects, alg.step, key, state)
+    except Exception:  # noqa: BLE001 - untraceable: not comparable, and resume refuses it
+        return f"<{sampler.name} program> {NOT_COMPARABLE}"
+    # the parameters the jaxpr text cannot show: library functions (jax's PRNG implementations, custom-derivative
+    # rules) by their qualified name -- the library versions are recorded too -- and address-free objects (meshes,
+    # shardings) by their text; anything else (a user's callback) compares by identity only, which a file cannot keep
+    for o in objects:
+        module = getattr(o, "__module__", None) or ""
+        if isinstance(o, (types.FunctionType, types.BuiltinFunctionType)):
+            if module.split(".")[0] not in _LIBRARIES:
+                return f"<{sampler.name} program with a user function {o.__qualname__}> {NOT_COMPARABLE}"
+            h.update(f"{module}.{o.__qualname__}".encode())
+        elif type(o).__module__.split(".")[0] in _LIBRARIES and " at 0x" not in repr(o):
+            h.update(f"{type(o).__qualname__}:{o!r}".encode())
+        else:
+            return f"<{sampler.name} program with an opaque part {type(o).__name__}> {NOT_COMPARABLE}"
+    return f"sha256:{h.hexdigest()[:16]}"
+
+
+_LIBRARIES = {"jax", "jaxlib", "numpy", "scipy", "blackjax", "numpyro", "optax", "equinox", "diffrax", "samplax"}
 
 
 def run_fingerprint(sampler_name, sampler_settings: dict, user_settings: dict, *, seed, num_chains, thinning,
@@ -95,21 +138,28 @@ def run_fingerprint(sampler_name, sampler_settings: dict, user_settings: dict, *
 
 
 def refuse_mismatch(path, saved: dict, fingerprint: dict) -> None:
-    """Refuse to resume from `path` if its fingerprint `saved` differs from this call's in any field, naming it."""
+    """Refuse to resume from `path` if its fingerprint `saved` differs from this call's in any field, naming it, or
+    if a field cannot be compared by content (a function samplax cannot read: equal text would prove nothing)."""
     for name in list(fingerprint) + [k for k in saved if k not in fingerprint]:
+        if NOT_COMPARABLE in str(fingerprint.get(name)) or NOT_COMPARABLE in str(saved.get(name)):
+            raise ValueError(f"resume: {name}={fingerprint.get(name)!r} cannot be compared by content, so whether "
+                             f"this call's {name} is the one checkpoint {str(path)!r} was made with cannot be told; "
+                             "resume refused (start a new run; a setting given as a number, an array or a Target "
+                             "can be compared)")
         if saved.get(name) != fingerprint.get(name):
             raise ValueError(f"resume: checkpoint {str(path)!r} was made with {name}={saved.get(name)!r} but this call "
                              f"has {name}={fingerprint.get(name)!r}; resume with the same {name} (or start a new run)")
 
 
-def save(path, *, fingerprint, states, params, draws, stats, t_done, warm_pos, warm_stats, n_grad_warmup, times):
+def save(path, *, fingerprint, states, params, draws, stats, t_done, warm_pos, warm_stats, n_grad_warmup, times,
+         n_reverted_warmup=None):
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "version": VERSION, "fingerprint": fingerprint, "t_done": t_done,
         "states": jax.device_get(states), "params": jax.device_get(params),
         "positions": draws, "stats": stats, "warmup_positions": warm_pos, "warmup_stats": warm_stats,
-        "n_grad_warmup": n_grad_warmup, "times": dict(times),
+        "n_grad_warmup": n_grad_warmup, "n_reverted_warmup": n_reverted_warmup, "times": dict(times),
     }
     body = pickle.dumps(payload)
     header = {"version": VERSION, "samplax": _samplax_version(), "length": len(body),

@@ -54,13 +54,13 @@ class Phases:
             states = self.start(chain_keys, positions, params)
             states, (pos, stats) = self._burn_in(chain_keys, states, params)
             trace = {"position": pos, **stats}
+        reverted = {}
+        if "nonfinite" in trace:  # burn-in steps of a sampler that reverts non-finite steps: how many, per chain
+            reverted["n_reverted_total"] = jnp.sum(jnp.asarray(trace["nonfinite"], jnp.int32), axis=1)
         if not self.keep_warmup:
-            totals = {"n_grad_total": (trace["n_grad_total"] if "n_grad_total" in trace
-                                       else jnp.sum(trace["n_grad"], axis=1))}
-            if "nonfinite" in trace:  # burn-in steps of a sampler that reverts non-finite steps: how many, per chain
-                totals["n_reverted_total"] = jnp.sum(jnp.asarray(trace["nonfinite"], jnp.int32), axis=1)
-            trace = totals
-        return states, params, trace
+            trace = {"n_grad_total": (trace["n_grad_total"] if "n_grad_total" in trace
+                                      else jnp.sum(trace["n_grad"], axis=1))}
+        return states, params, {**trace, **reverted}
 
     # ------------------------------------------------------------------ warmup carried through the sampling program
     def fused(self) -> bool:

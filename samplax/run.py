@@ -132,6 +132,12 @@ def sample(
                                    or chunk_size < 1 or checkpoint_every not in (None, chunk_size)):
         raise ValueError(f"chunk_size must be an integer >= 1 and equal checkpoint_every if both are given, got "
                          f"chunk_size={chunk_size!r}, checkpoint_every={checkpoint_every!r}")
+    if checkpoint_every is not None and checkpoint is None and resume is None:
+        raise ValueError(f"checkpoint_every={checkpoint_every!r} without checkpoint= writes nothing; pass "
+                         "checkpoint='run.ckpt' too (or chunk_size= to set the draws per compiled chunk)")
+    if keep_warmup and moments_only:
+        raise ValueError("keep_warmup=True with moments_only=True: a moments-only store keeps no draws, so the "
+                         "warmup draws would be dropped; pass one of them")
     writer = _streaming.check(target, out, keep, moments_only, overwrite, checkpoint, resume)
     # numpy integers are accepted above; from here on Python ints (bit arithmetic, attrs, fingerprints)
     seed, num_chains, num_warmup, num_samples, thinning = map(int, (seed, num_chains, num_warmup, num_samples,
@@ -163,9 +169,12 @@ def sample(
     times = {"compile_time": key_s, "warmup_time": 0.0, "sampling_time": 0.0}
 
     def make_fingerprint():
-        return {**_ckpt.target_fingerprint(target), **_ckpt.run_fingerprint(
+        fp = {**_ckpt.target_fingerprint(target), **_ckpt.run_fingerprint(
             s.name, s.settings, settings, seed=seed, num_chains=num_chains, thinning=thinning,
             num_warmup=num_warmup, keep_warmup=keep_warmup, init_positions=init_positions)}
+        if not isinstance(sampler, str):  # a user's pair / algorithm / Sampler: compared by what it computes
+            fp["program"] = _ckpt.program_fingerprint(s, target)
+        return fp
 
     fingerprint = make_fingerprint() if (checkpoint is not None or resume is not None) else None
 
@@ -182,6 +191,8 @@ def sample(
         warm_pos, warm_stats = ck["warmup_positions"], ck["warmup_stats"]
         times.update(ck["times"])
         attrs["n_grad_warmup"] = ck["n_grad_warmup"]
+        if ck.get("n_reverted_warmup") is not None:
+            attrs["n_reverted_warmup"] = ck["n_reverted_warmup"]
         attrs["resumed_from_draw"] = t_done
     else:
         positions, init_compile_s = _initial_positions(target, phases, chain_keys, init_positions,
@@ -212,7 +223,7 @@ def sample(
                     warnings.warn(f"keep_warmup=True: sampler {s.name!r} does not record warmup draws", stacklevel=2)
                 else:
                     warm_pos = trace.pop("position")
-                    warm_stats = {k: v for k, v in trace.items() if v.ndim >= 2}
+                    warm_stats = {k: v for k, v in trace.items() if v.ndim >= 2 and k != "n_reverted_total"}
         else:
             params = jax.vmap(lambda _: s.initial_params(target))(chain_keys)
             states, _ = layout.run("start", phases.start, chain_keys, positions, params)
@@ -224,6 +235,7 @@ def sample(
             return
         _ckpt.save(path, fingerprint=fp, states=states, params=params, draws=draws, stats=stat_chunks,
                    t_done=t_done, warm_pos=warm_pos, warm_stats=warm_stats, n_grad_warmup=attrs["n_grad_warmup"],
+                   n_reverted_warmup=attrs.get("n_reverted_warmup"),
                    times={**times, "compile_time": times["compile_time"] + layout.compile_time})
 
     if writer is not None:  # streamed: chunks are written and dropped; only per-chain tallies stay in memory

@@ -247,8 +247,13 @@ def _entry(target, reference, check) -> _Entry:
 
 def _auto(target, why: str | None):
     g, fit_notes = reference_fit.auto_reference(target)
+    fit = reference_fit.laplace(target)  # cached: the fit auto_reference used
     what = (f"a Gaussian in the unconstrained space from the Laplace fit at the mode, covariance x "
-            f"{reference_fit.INFLATE:g} (mean {reference_fit._fmt(g.mean)}, sd {reference_fit._fmt(g.sd)})")
+            f"{reference_fit.INFLATE:g} (mean {reference_fit._fmt(g.mean)}, sd {reference_fit._fmt(g.sd)}); "
+            f"{fit.n_modes} mode(s) found from {reference_fit.NUM_STARTS} optimiser starts. A mode the starts did "
+            "not reach lies outside the reference, and tempering from it misses that mode without a trace (log Z "
+            "low, its mass absent; the coverage check cannot see it either): if the target may be multimodal, "
+            "pass reference=(mean, scale) wide enough to cover every mode")
     if why is None:
         note = f"reference='auto' for target {target.name!r}: {what}."
     else:

@@ -32,7 +32,12 @@ API_CASES = {
     "float samples": (_sample(num_samples=2.5), ValueError, "num_samples must be an integer"),
     "zero thinning": (_sample(thinning=0), ValueError, "thinning must be an integer >= 1"),
     "bool chains": (_sample(num_chains=True), ValueError, "num_chains must be an integer"),
-    "checkpoint_every zero": (_sample(checkpoint_every=0), ValueError, "checkpoint_every must be an integer >= 1"),
+    "checkpoint_every zero": (_sample(checkpoint_every=0, checkpoint="/tmp/never.ckpt"), ValueError,
+                              "checkpoint_every must be an integer >= 1"),
+    "checkpoint_every without a checkpoint": (_sample(checkpoint_every=5), ValueError,
+                                              "without checkpoint= writes nothing"),
+    "keep_warmup in a moments-only store": (_sample(keep_warmup=True, out="/tmp/never.zarr", moments_only=True),
+                                            ValueError, "keep_warmup=True with moments_only=True"),
     # seeds
     "string seed": (_sample(seed="abc"), (ValueError, TypeError), "seed"),
     "float seed": (_sample(seed=1.5), (ValueError, TypeError), "seed"),

@@ -44,6 +44,56 @@ def test_resume_refuses_another_target_or_settings(saved, change, field):
         samplax.sample(target, "mala", resume=path, **kw)
 
 
+def test_a_users_pair_resumes_only_as_the_same_program(tmp_path):
+    """A user's (init, step) pair has no settings: the checkpoint compares its traced program. The same pair
+    rebuilt resumes to the uninterrupted run's draws; one built with another step size is refused (it used to
+    resume silently, its draws not those of the run it claimed to continue)."""
+    import blackjax
+
+    t = _gauss()
+
+    def pair(step_size):
+        alg = blackjax.mala(t.logdensity, step_size)
+        return alg.init, alg.step
+
+    path = tmp_path / "pair.ckpt"
+    kw = {**KW, "num_samples": 12}
+    kw.pop("step_size")
+    whole = samplax.sample(t, pair(0.3), **kw)
+    samplax.sample(t, pair(0.3), checkpoint=path, **{**kw, "num_samples": 6})
+    resumed = samplax.sample(t, pair(0.3), resume=path, **kw)
+    np.testing.assert_array_equal(np.asarray(resumed.posterior["x"]), np.asarray(whole.posterior["x"]))
+    with pytest.raises(ValueError, match="was made with program="):
+        samplax.sample(t, pair(2.0), resume=path, **kw)
+
+
+def test_a_setting_that_cannot_be_compared_refuses_resume(tmp_path):
+    from samplax.checkpoint import NOT_COMPARABLE, refuse_mismatch
+
+    same = {"settings.fn": f"<function f> {NOT_COMPARABLE}"}
+    with pytest.raises(ValueError, match="cannot be compared by content"):
+        refuse_mismatch(tmp_path / "x.ckpt", same, dict(same))
+
+
+def test_warmup_reverts_survive_keep_warmup_and_resume(tmp_path):
+    """Burn-in steps MCLMC reverted at a NaN/inf log-density: counted with keep_warmup and after a resume too (the
+    count and its trust note were lost in both)."""
+    t = samplax.Target.from_logdensity(lambda x: jnp.where(x[0] < 1.0, -0.5 * jnp.sum(x ** 2), -jnp.inf), 2,
+                                       name="wall")
+    kw = dict(num_chains=2, num_warmup=40, num_samples=30, seed=1, progress=False, L=1.0, step_size=0.6,
+              adapt=False)
+    plain = samplax.sample(t, "mclmc", **kw)
+    n = plain.attrs.get("n_reverted_warmup", 0)
+    assert n > 0  # the wall is met, so the check can fail
+    kept = samplax.sample(t, "mclmc", keep_warmup=True, **kw)
+    assert kept.attrs["n_reverted_warmup"] == n == int(np.asarray(kept.warmup_sample_stats["nonfinite"]).sum())
+    path = tmp_path / "wall.ckpt"
+    samplax.sample(t, "mclmc", checkpoint=path, **{**kw, "num_samples": 10})
+    resumed = samplax.sample(t, "mclmc", resume=path, **kw)
+    assert resumed.attrs["n_reverted_warmup"] == n
+    assert "warmup step(s)" in resumed.attrs["trust_findings"]
+
+
 def test_large_array_settings_are_compared_by_content(tmp_path):
     """Two inverse mass matrices whose reprs coincide (numpy elides > 1000 entries) are different settings."""
     from samplax.checkpoint import run_fingerprint
