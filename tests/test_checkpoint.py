@@ -94,6 +94,12 @@ def test_warmup_reverts_survive_keep_warmup_and_resume(tmp_path):
     assert "warmup step(s)" in resumed.attrs["trust_findings"]
 
 
+def test_a_numpy_scalar_setting_resumes_a_run_given_the_python_number(saved):
+    t, path = saved  # made with step_size=0.4; np.float64(0.4) was refused as another setting (by its repr)
+    dt = samplax.sample(t, "mala", resume=path, **{**KW, "num_samples": 9, "step_size": np.float64(0.4)})
+    assert dt.posterior.sizes["draw"] == 9 and dt.attrs["resumed_from_draw"] == 6
+
+
 def test_large_array_settings_are_compared_by_content(tmp_path):
     """Two inverse mass matrices whose reprs coincide (numpy elides > 1000 entries) are different settings."""
     from samplax.checkpoint import run_fingerprint
