@@ -95,7 +95,8 @@ def _target(args):
     from samplax.user_model import target_from_file
 
     if ":" in args.model or args.model.endswith(".py"):
-        return target_from_file(args.model, args.data)
+        # --model-arg adds to (never silently replaces) the --data file's arguments
+        return target_from_file(args.model, args.data, extra=_kv(args.model_arg, "--model-arg"))
     if args.data is not None:
         raise ValueError(f"--data is for models from a file (FILE.py:FUNCTION); built-in model {args.model!r} "
                          "brings its own data")
@@ -185,8 +186,10 @@ def cmd_report(args) -> int:
 
     try:
         paths = _run_paths(args.paths)
-        runs = {p.stem: samplax.load(p) for p in paths}
-        target = samplax.models.get(args.model) if args.model else None
+        runs = dict(zip(_labels(paths), (samplax.load(p) for p in paths)))
+        target = samplax.models.get(args.model, **_kv(args.model_arg, "--model-arg")) if args.model else None
+        if target is None and args.model_arg:
+            raise ValueError("--model-arg needs --model (the built-in model whose ground truth to compare against)")
     except (FileNotFoundError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -196,6 +199,13 @@ def cmd_report(args) -> int:
     path = _html_report(runs, target, pathlib.Path(args.out))
     print(f"wrote {path}")
     return 0
+
+
+def _labels(paths: list[pathlib.Path]) -> list[str]:
+    """A run's label: its file stem, or folder/stem where stems repeat (two folders' nuts.nc were one run)."""
+    stems = [p.stem for p in paths]
+    labels = [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+    return [lab if labels.count(lab) == 1 else f"{lab}#{labels[:i + 1].count(lab)}" for i, lab in enumerate(labels)]
 
 
 def _run_paths(paths: list[str]) -> list[pathlib.Path]:
@@ -284,7 +294,7 @@ def cmd_summary(args) -> int:
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    for path in paths:
+    for path, label in zip(paths, _labels(paths)):
         try:
             dt = samplax.load(path)
         except (FileNotFoundError, ValueError) as err:
@@ -297,7 +307,7 @@ def cmd_summary(args) -> int:
         if "posterior" not in getattr(dt, "children", {}):
             print(f"error: {str(path)!r} has no posterior group: not a samplax/ArviZ run", file=sys.stderr)
             return 2
-        runs[path.stem] = dt
+        runs[label] = dt
     print(text_report(runs, None))
     return 0
 
@@ -393,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("paths", nargs="+")
     rp.add_argument("--out", default="report.html", help="the HTML file to write")
     rp.add_argument("--model", default=None, help="built-in model whose ground truth to compare against")
+    rp.add_argument("--model-arg", nargs="*", metavar="KEY=VALUE",
+                    help="its arguments, as the runs were sampled with (e.g. a=3)")
     rp.set_defaults(fn=cmd_report)
 
     d = sub.add_parser("demo", help="eight schools with NUTS and MCLMC, side by side")

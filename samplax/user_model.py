@@ -98,12 +98,18 @@ def check_arguments(fn: Callable, data: dict, spec: str) -> None:
                              "add them to the --data file")
 
 
-def target_from_file(spec: str, data_path=None, name: str | None = None):
-    """A samplax Target for the numpyro model `spec` (`file.py:function`) conditioned on `data_path`."""
+def target_from_file(spec: str, data_path=None, name: str | None = None, extra: dict | None = None):
+    """A samplax Target for the numpyro model `spec` (`file.py:function`) conditioned on `data_path`, plus
+    `extra` arguments (the CLI's --model-arg; a name the data file also gives is refused, not replaced)."""
     from samplax.target import Target
 
     fn = load_function(spec)
     data = load_data(data_path) if data_path is not None else {}
+    both = sorted(set(extra or {}) & set(data))
+    if both:
+        raise UserModelError(f"{spec}: argument(s) {both} given both in the --data file and as --model-arg; give "
+                             "each once")
+    data = {**data, **{k: _to_array(k, v, "--model-arg") for k, v in (extra or {}).items()}}
     check_arguments(fn, data, spec)
     try:
         return Target.from_numpyro(fn, name=name or fn.__name__, model_kwargs=data)

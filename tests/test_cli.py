@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from samplax.cli import main
@@ -106,6 +107,41 @@ def test_sample_users_model_file_with_json_data(user_model, capsys):
     # summary accepts the run folder
     assert main(["summary", str(out)]) == 0
     assert "nuts" in capsys.readouterr().out
+
+
+def test_model_arg_reaches_a_users_model_file(user_model, capsys):
+    """--model-arg was ignored for FILE.py:FUNCTION models (the run sampled the data file's model, exit 0)."""
+    import json
+
+    import samplax
+    from samplax.user_model import target_from_file
+
+    data = json.loads((user_model / "data.json").read_text())
+    y = data.pop("y")
+    (user_model / "noy.json").write_text(json.dumps(data))
+    spec = f"{user_model / 'my_model.py'}:model"
+    with_y = target_from_file(spec, user_model / "noy.json", extra={"y": y})
+    full = target_from_file(spec, user_model / "data.json")
+    x = np.linspace(-0.5, 0.5, full.dim)
+    assert float(with_y.logdensity(x)) == float(full.logdensity(x))  # the --model-arg value is in the model
+    out = user_model / "margs"
+    code = main(["sample", spec, "--data", str(user_model / "noy.json"), "--model-arg", f"y={y}", "--sampler", "mala",
+                 "--chains", "2", "--warmup", "20", "--samples", "10", "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert "obs" in samplax.load(out / "mala.nc").observed_data  # conditioned on y: the site is observed
+    code = main(["sample", spec, "--data", str(user_model / "data.json"), "--model-arg", "J=8", "--sampler", "mala",
+                 "--out", str(out), "--no-progress"])
+    assert code == 2 and "given both in the --data file and as --model-arg" in capsys.readouterr().err
+
+
+def test_summary_keeps_runs_of_the_same_file_name(tmp_path, capsys):
+    for d in ("a", "b"):
+        assert main(["sample", "gaussian", "--model-arg", "dim=2", "--sampler", "mala", "--chains", "2", "--warmup",
+                     "20", "--samples", "20", "--seed", str(len(d)), "--out", str(tmp_path / d), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["summary", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    assert "a/mala" in text and "b/mala" in text  # both runs (one was dropped: the same stem)
 
 
 @pytest.mark.parametrize("spec, data, message", [

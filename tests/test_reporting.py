@@ -247,6 +247,23 @@ def test_ranking_uncertainty_comes_from_the_chains(runs):
     assert np.isnan(ess_per_1k_grad(one)[1])  # one chain: no spread to jackknife, said as n/a, not invented
 
 
+def test_a_subset_of_a_run_is_judged_and_counted_as_itself(runs):
+    """`dt.isel(draw=...)` keeps the whole run's attrs: its verdict and gradient count were the whole run's (a
+    15-draw subset read "trusted" beside its own R-hat and ESS findings)."""
+    from samplax.diagnostics.mixing import attrs_describe_draws, gradient_count
+    from samplax.diagnostics.report import verdict
+
+    g, r = runs
+    dt = r["nuts"]
+    assert attrs_describe_draws(dt) and gradient_count(dt) == dt.attrs["n_grad_warmup"] + dt.attrs["n_grad_sampling"]
+    sub = dt.isel(draw=slice(0, 10))
+    assert not attrs_describe_draws(sub)
+    assert gradient_count(sub) == dt.attrs["n_grad_warmup"] + int(sub.sample_stats["n_grad"].sum())
+    ok, bad = verdict(sub)
+    assert not ok and any("ESS" in b for b in bad)  # 10 draws per chain: judged afresh, not by the run's attrs
+    assert np.isnan(gradient_count(dt.isel(chain=slice(0, 1))))  # the warmup of one chain is not known
+
+
 def test_ranking_se_is_calibrated_on_chains_of_known_autocorrelation():
     """The SE of ESS per 1000 gradients against the figure's real spread over 80 independent runs (AR(1) chains,
     4 chains x 4 entries); the band rejects an SE 25% too small (the bootstrap it replaced gave 0.70-0.85;

@@ -116,13 +116,27 @@ def gradient_count(dt) -> float:
     never a guess, so ESS per gradient is NaN rather than nonsense.
     """
     a = dt.attrs
-    if "n_grad_sampling" in a:
+    if "n_grad_sampling" in a and attrs_describe_draws(dt):
         total = float(a.get("n_grad_warmup", 0)) + float(a["n_grad_sampling"])
         return total if np.isnan(total) else int(total)
     if "sample_stats" in dt.children and "n_grad" in dt["sample_stats"]:
         total = float(np.asarray(dt["sample_stats"]["n_grad"], dtype=float).sum())
+        if "n_grad_sampling" in a:  # a subset of a run: its draws' own gradients, plus the warmup of its chains
+            same_chains = int(a.get("num_chains", -1)) == _num_chains(dt)
+            total += float(a.get("n_grad_warmup", 0)) if same_chains else float("nan")
         return total if np.isnan(total) else int(total)
     return float("nan")
+
+
+def attrs_describe_draws(dt) -> bool:
+    """Whether a run's attrs (its counts, its trust verdict) are about the draws it holds: False for a subset
+    (`dt.isel(draw=slice(0, 15))` keeps the whole run's attrs). Runs without the sizes in attrs: True."""
+    if "posterior" not in dt.children:
+        return True
+    a, post = dt.attrs, dt["posterior"]
+    want = {"chain": a.get("num_chains"),
+            "draw": a.get("num_particles") if "num_particles" in a else a.get("num_samples")}
+    return all(v is None or int(v) == int(post.sizes.get(k, -1)) for k, v in want.items())
 
 
 def ess_per_gradient(data, var_names=None) -> dict[str, float]:

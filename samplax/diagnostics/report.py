@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from samplax.diagnostics.mixing import CONSTANT_RTOL, check, constant_rows, divergences, ebfmi, gradient_count, summary
+from samplax.diagnostics.mixing import (CONSTANT_RTOL, attrs_describe_draws, check, constant_rows, divergences, ebfmi,
+                                       gradient_count, summary)
 from samplax.diagnostics.population import is_population
 
 # per-variable columns a population run has: particles are exchangeable (and sorted by resampling), so R-hat,
@@ -86,7 +87,7 @@ def verdict(dt) -> tuple[bool, list[str]]:
     from samplax.diagnostics.trust import problems
 
     a = dt.attrs
-    if "trusted" in a:
+    if "trusted" in a and attrs_describe_draws(dt):  # a subset of a run is judged afresh
         findings = [f for f in str(a.get("trust_findings", "")).split("\n") if f.strip()]
         bad = problems(findings)
         return bool(int(a["trusted"])), bad
