@@ -78,6 +78,25 @@ def _cost(dt, kind: str) -> tuple[float, float]:
     return warm, samp / (draws * (chains if kind == "gradients" else 1))
 
 
+def _w2_columns(dt, target, method) -> dict:
+    """W2 to the truth with `method` (one estimator for every run of a comparison), its noise floor's mean and sd."""
+    from samplax.diagnostics import wasserstein
+
+    try:
+        w = wasserstein(dt, target, method=method, per_chain=False)
+    except (ValueError, TypeError) as err:
+        warnings.warn(f"compare: W2 not available for {dt.attrs.get('sampler')}: {err}", stacklevel=3)
+        return {}
+    floor = w.floor
+    return {"w2": float(w.pooled), "w2_floor": float(floor.mean) if floor else float("nan"),
+            "w2_floor_sd": float(floor.std) if floor else float("nan"), "w2_method": w.method}
+
+
+def _has_truth(target) -> bool:
+    return target is not None and (target.sample is not None or target.mean is not None
+                                   or bool(target.reference_draws))
+
+
 def _row(dt, target, hitting_set, kind_cost):
     from samplax.diagnostics.mixing import divergences, gradient_count, summary
     from samplax.diagnostics.population import is_population
@@ -94,9 +113,10 @@ def _row(dt, target, hitting_set, kind_cost):
                     "log_z": float(dt.attrs.get("log_z", float("nan"))),
                     "log_z_se": float(dt.attrs.get("log_z_se", float("nan")))})
     else:
+        from samplax.diagnostics.mixing import constant_rows
+
         s = summary(dt)
-        sd = s["sd"].to_numpy()
-        live = np.isfinite(sd) & (sd > 0)  # constant entries have no ESS / R-hat to judge
+        live = (np.isfinite(s["sd"].to_numpy(float)) & ~constant_rows(s).to_numpy())  # constants: no ESS / R-hat
         ess = float(s["ess_bulk"][live].min()) if live.any() else float("nan")
         row.update({
             "min_ess_bulk": ess, "ess_per_1k_grad": 1000.0 * ess / grads if grads else float("nan"),
@@ -107,15 +127,10 @@ def _row(dt, target, hitting_set, kind_cost):
         })
     # the run's own trust check (R-hat, ESS, divergences, NaN steps, ...): failed runs rank after trusted ones
     row["trusted"] = bool(int(dt.attrs.get("trusted", 1)))
-    if target is not None and (target.sample is not None or target.mean is not None or target.reference_draws):
-        from samplax.diagnostics import second_moment_bias_curve, wasserstein
+    if _has_truth(target):  # W2 is added once every run is done, with one estimator for all (`compare`)
+        from samplax.diagnostics import second_moment_bias_curve
         from samplax.reporting.panels import reference_size
 
-        try:
-            w = wasserstein(dt, target, per_chain=False)
-            row["w2"], row["w2_floor"] = float(w.pooled), (float(w.floor.mean) if w.floor else float("nan"))
-        except (ValueError, TypeError) as err:
-            warnings.warn(f"compare: W2 not available for {dt.attrs.get('sampler')}: {err}", stacklevel=3)
         try:
             b = second_moment_bias_curve(dt, target, n_ref=reference_size(target))
             row["b2_avg"] = float(b["b2_avg"][-1])
@@ -130,7 +145,19 @@ def _row(dt, target, hitting_set, kind_cost):
         try:
             from arviz_stats import loo
 
-            row["elpd_loo"] = float(loo(dt).elpd)
+            res = loo(dt)
+            k_max = float(np.nanmax(np.asarray(res.pareto_k))) if getattr(res, "pareto_k", None) is not None \
+                else float("nan")
+            n_obs = int(np.size(res.pareto_k)) if getattr(res, "pareto_k", None) is not None else 0
+            row["loo_pareto_k_max"] = k_max
+            if not k_max <= 0.7 or n_obs < 2:  # PSIS cannot be trusted: not a number to rank by
+                why = (f"one pointwise value per draw (an observed site with event dims, e.g. .to_event(1), has "
+                       "no per-point likelihood)" if n_obs < 2 else f"Pareto k up to {k_max:.2f} > 0.7")
+                warnings.warn(f"compare: elpd_loo of {dt.attrs.get('sampler')} is not reliable ({why}); reported "
+                              "as NaN", RuntimeWarning, stacklevel=3)
+                row["elpd_loo"] = float("nan")
+            else:
+                row["elpd_loo"] = float(res.elpd)
         except Exception as err:  # noqa: BLE001 - LOO is optional
             warnings.warn(f"compare: LOO not available: {err}", stacklevel=3)
     row.update(kind_cost)
@@ -161,8 +188,8 @@ def compare(target, samplers, budget: float | None = None, *, budget_kind: str =
     Population samplers (smc, fkc, diffusion samplers) get the same budget as particles: a pilot with
       PILOT_PARTICLES particles per population measures the gradients per particle, and the run gets
       num_particles = budget / (num_chains x gradients per particle) (gradient budgets only).
-    Ranked by W2 to the truth when known (a W2 below its noise floor `w2_floor` counts as the floor: such runs tie
-    and go by ESS per 1000 gradients), else by ESS per 1000 gradients (best first); runs that failed their
+    Ranked by W2 to the truth when known (one estimator for every run; a W2 within its noise floor counts as 0:
+    such runs tie and go by ESS per 1000 gradients), else by ESS per 1000 gradients (best first); runs that failed their
     trust check (column `trusted`, findings in the run's attrs["trust_findings"]) rank after every trusted run.
     """
     from samplax import particles
@@ -235,6 +262,15 @@ def compare(target, samplers, budget: float | None = None, *, budget_kind: str =
                       f"pilot_warmup_{budget_kind}": warm, f"pilot_{budget_kind}_per_draw": per_draw}
         runs[name] = dt
         rows[name] = _row(dt, target, hitting_set, {"num_samples": n})
+    if _has_truth(target) and runs:
+        from samplax.diagnostics.wasserstein import auto_method
+
+        # one estimator for every run: auto_method switches with the number of draws, and W2 by another estimator
+        # is not comparable (an SMC population measured 'exact' ranked after chains measured 'sliced_qmc')
+        method = auto_method(min(int(np.prod([dt.posterior.sizes[k] for k in ("chain", "draw")]))
+                                 for dt in runs.values()), target.dim)
+        for name, dt in runs.items():
+            rows[name].update(_w2_columns(dt, target, method))
     table = pd.DataFrame(rows).T
     table = rank(table)
     if report is not None:
@@ -267,15 +303,21 @@ def _population_run(sample, target, name, budget, num_chains, seed, progress, se
 
 def rank(table: pd.DataFrame) -> pd.DataFrame:
     """`table` sorted best first, with a leading `rank` column: trusted runs before the others; then by W2 to the
-    truth when known, where a W2 below its Monte Carlo noise floor (`w2_floor`, the W2 of exact draws) counts as
-    the floor, so such runs tie (each of them measures the noise, not its error); ties and tables without W2 go by
-    ESS per 1000 gradients."""
+    truth when known (one estimator for every run, `w2_method`), where a W2 within its Monte Carlo noise floor
+    (`w2_floor` + W2_FLOOR_SD x `w2_floor_sd`, the W2 of exact draws of the same size) counts as 0, so such runs
+    tie (each of them measures the noise, not its error); ties and tables without W2 go by ESS per 1000
+    gradients."""
+    from samplax.diagnostics.report import W2_FLOOR_SD
+
     ess = -pd.to_numeric(table["ess_per_1k_grad"], errors="coerce")
     keys = pd.DataFrame({"trusted": ~table["trusted"].astype(bool)}, index=table.index)
     if "w2" in table:
         w2 = pd.to_numeric(table["w2"], errors="coerce")
         floor = pd.to_numeric(table["w2_floor"], errors="coerce").fillna(0.0) if "w2_floor" in table else 0.0
-        keys["w2"] = np.fmax(w2, floor).where(w2.notna())
+        sd = pd.to_numeric(table["w2_floor_sd"], errors="coerce").fillna(0.0) if "w2_floor_sd" in table else 0.0
+        # within its noise floor (the report's verdict: mean + W2_FLOOR_SD sd) a W2 measures the noise of its own
+        # sample size, not an error: such runs tie at 0 and go by ESS; above it, by W2
+        keys["w2"] = w2.where(w2 > floor + W2_FLOOR_SD * sd, 0.0).where(w2.notna())
     keys["ess"] = ess
     order = keys.sort_values(list(keys.columns), na_position="last").index
     out = table.loc[order]
