@@ -76,6 +76,13 @@ def _sample_one(target, sampler, settings, args, out: pathlib.Path):
     from samplax.particles import families  # noqa: F401  (registers population samplers)
 
     if particles.is_population(target, sampler):
+        chain_only = {"--warmup": (args.warmup, 1000), "--samples": (args.samples, 1000),
+                      "--thinning": (args.thinning, 1), "--chain-method": (args.chain_method, None),
+                      "--checkpoint-every": (args.checkpoint_every, None), "--resume": (args.resume, False)}
+        given = [k for k, (v, default) in chain_only.items() if v != default]
+        if given:  # they shape chain runs; a population run is sized by --particles (and --chains populations)
+            print(f"note: {', '.join(given)} set chain samplers' runs; population sampler {sampler} ignores them "
+                  "(it is sized by --particles)", file=sys.stderr)
         return samplax.sample(target, sampler, num_particles=args.particles, num_chains=args.chains,
                               seed=args.seed, progress=args.progress, **settings)
     ckpt = out / f"{sampler}.ckpt"

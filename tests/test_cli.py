@@ -265,3 +265,10 @@ def test_population_run_log_z_in_report_txt_and_summary(tmp_path, capsys):
     capsys.readouterr()
     assert main(["summary", str(out)]) == 0
     assert line in capsys.readouterr().out
+
+
+def test_chain_flags_given_to_a_population_sampler_are_named(tmp_path, capsys):
+    code = main(["sample", "gaussian", "--model-arg", "dim=2", "--samplers", "smc", "--particles", "100", "--chains",
+                 "2", "--warmup", "10", "--thinning", "2", "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    assert "--warmup, --thinning set chain samplers' runs; population sampler smc ignores them" in capsys.readouterr().err

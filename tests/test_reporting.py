@@ -438,3 +438,15 @@ def test_readme_screenshots_of_a_compare_report_and_an_smc_report(compare_page, 
         committed = REPO / "docs/img" / f"{name}.png"
         assert committed.exists() and committed.stat().st_size < SCREENSHOT_MAX_BYTES, committed
         assert re.search(rf"!\[[^\]]+\]\(docs/img/{name}\.png\)", readme), f"README does not show {name}.png"
+
+
+def test_html_summary_flags_non_finite_draws_not_constant(tmp_path):
+    from arviz_base import from_dict
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4, 200))
+    z[2, 100] = np.nan
+    dt = from_dict({"posterior": {"x": rng.normal(size=(4, 200)), "z": z, "c": np.full((4, 200), 0.3)}})
+    text = report({"run": dt}, None, tmp_path / "nan.html").read_text()
+    summary = text.split(">Summary</h2>")[1].split("<h2")[0]
+    assert summary.count("non-finite draws") == 1 and summary.count(">constant<") == 1  # z, and c (0.3's sd ~1e-16)

@@ -144,7 +144,7 @@ ADVICE = {
 
 def summary_panel(runs, ctx) -> Section:
     """Per-run summary table with problem cells flagged, and plain-language warnings that say what to do."""
-    from samplax.diagnostics.mixing import check, summary
+    from samplax.diagnostics.mixing import CONSTANT_RTOL, check, summary
 
     parts = []
     for label, dt in runs.items():
@@ -157,9 +157,12 @@ def summary_panel(runs, ctx) -> Section:
         for name, r in s.iterrows():
             rows[name] = {c: float(r[c]) for c in ("mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat")
                           if c in r}
-            sd = float(r.get("sd", np.nan))
-            constant = not np.isfinite(sd) or sd == 0.0
-            if constant:
+            sd, mean = float(r.get("sd", np.nan)), float(r.get("mean", np.nan))
+            if not (np.isfinite(sd) and np.isfinite(mean)):  # NaN / inf draws: flagged, never called constant
+                rows[name]["note"] = "non-finite draws"
+                flags[(name, "mean")] = True
+                continue
+            if sd == 0.0 or sd <= CONSTANT_RTOL * abs(mean):
                 rows[name]["note"] = "constant"
                 continue
             flags[(name, "r_hat")] = bool(r["r_hat"] > RHAT_BAD)
@@ -183,7 +186,7 @@ def _population_summary(label, dt, check) -> str:
     rows = {}
     for key, v in flat_entries(dt):
         v = v.astype(float)
-        rows[key] = {"mean": float(np.mean(v)), "sd": float(np.std(v)),
+        rows[key] = {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)),  # as the text report's
                      **{f"mean (population {c})": float(np.mean(v[c])) for c in range(v.shape[0])}}
     findings = check(dt)
     items = "".join(f"<li>{html.escape(w)}</li>" for w in findings)
