@@ -460,3 +460,20 @@ def test_sample_multimodal_tilted_double_well():
     se = np.sqrt(p_left * (1 - p_left) / len(x))
     assert abs(left - p_left) < K * se, (left, p_left, se)
     assert abs(left - (p_left - 0.05)) > K * se and abs(left - 0.5) > K * se  # power: 5 points off, or no tilt
+
+
+def test_a_run_the_integrator_blew_up_is_not_trusted():
+    """OBABO at step 0.1 is unstable on a Gaussian of sd < 0.05: the draws grew to ~1e206 and stayed finite, and
+    the run was trusted (populations exploding alike agree). Equipartition flags it; a stable run passes."""
+    import warnings
+
+    from samplax.diagnostics.population import check
+
+    for sd, blown in ((0.2, False), (0.0495, True)):
+        t = samplax.Target.from_logdensity(lambda x, sd=sd: -0.5 * jnp.sum((x / sd) ** 2), 2, name=f"g{sd}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dt = samplax.sample(t, "meanfield", num_chains=2, num_particles=200, seed=0, progress=False)
+        kt = np.asarray(dt.stage_stats["kinetic_temperature"])[:, 500:]
+        flagged = any("blew up" in f for f in check(dt))
+        assert flagged == blown and bool(dt.attrs["trusted"]) != blown, (sd, np.mean(kt, axis=1))

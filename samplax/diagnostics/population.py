@@ -64,6 +64,9 @@ def _stage(dt, key):
     return v
 
 
+KINETIC_TEMPERATURE_MAX = 2.0  # mean-field Langevin: mean kinetic energy / (d sigma2 / 2) over the second half
+
+
 def check(dt, *, rhat_max: float = POP_RHAT_MAX) -> list[str]:
     """Plain-language findings for a population run; an empty list means no problem was detected."""
     from scipy.stats import chi2
@@ -88,6 +91,17 @@ def check(dt, *, rhat_max: float = POP_RHAT_MAX) -> list[str]:
     if estimates and lz.size and not np.all(np.isfinite(lz)):
         out.append(f"log Z is not finite in population(s) {np.where(~np.isfinite(lz))[0].tolist()} "
                    f"({lz.tolist()}): the tempering did not finish or the weights broke down.")
+    kt = _stage(dt, "kinetic_temperature")
+    if kt is not None:  # underdamped mean-field dynamics: equipartition says ~1 at equilibrium
+        half = np.asarray(kt, float)[:, kt.shape[1] // 2:]
+        with np.errstate(invalid="ignore"):
+            level = np.mean(half, axis=1)
+        hot = np.where(~np.isfinite(level) | (level > KINETIC_TEMPERATURE_MAX))[0]
+        if hot.size:
+            out.append(f"the dynamics blew up in population(s) {hot.tolist()}: kinetic energy over the second half "
+                       f"{np.array2string(level[hot], precision=3)} x its equilibrium value d sigma2 / 2 (about 1 when "
+                       "stationary); the particles are not draws of the target: lower step_size (the integrator is "
+                       "unstable where the target is stiff).")
     temps = _stage(dt, "temperature")
     if temps is not None:
         last = np.nanmax(np.where(np.isfinite(temps), temps, -np.inf), axis=1)

@@ -116,7 +116,10 @@ def meanfield(W: Callable | None = None, sigma2: float = 1.0, step_size: float =
         stats = {"time": step_size * jnp.arange(1, num_steps + 1, dtype=dtype),
                  "ess": jnp.full((num_steps,), float(n), dtype),
                  "n_grad": base.stage_counts(g), "n_grad_interaction": base.stage_counts(gi, "n_grad_interaction"),
-                 "energy": trace["energy"], "kinetic_energy": trace["kinetic_energy"]}
+                 "energy": trace["energy"], "kinetic_energy": trace["kinetic_energy"],
+                 # kinetic energy per particle over its equilibrium value d sigma2 / 2 (equipartition): ~1 once the
+                 # dynamics are stationary, far above 1 when an unstable step made them blow up
+                 "kinetic_temperature": trace["kinetic_energy"] / (0.5 * d * sigma2)}
         n_grad = jnp.sum(stats["n_grad"].astype(base.count_dtype()))
         return base.Population(final.position, jnp.full((), jnp.nan, dtype), stats, n_grad)
 
