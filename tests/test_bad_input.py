@@ -122,6 +122,12 @@ API_CASES = {
     "annealing from a NaN loss": (lambda: samplax.optimizers.annealing.minimize(lambda x: jnp.nan * jnp.sum(x),
                                                                                 jnp.zeros(2), steps=10), ValueError,
                                   "loss(x0) = nan: start where the loss is finite"),
+    "ecd minimize with a NaN setting": (lambda: samplax.optimizers.minimize(lambda x: jnp.sum(x ** 2), jnp.ones(2),
+                                                                            steps=10, s=float("nan")), ValueError,
+                                        "s must be a finite number"),
+    "annealing with an infinite step size": (lambda: samplax.optimizers.annealing.minimize(
+        lambda x: jnp.sum(x ** 2), jnp.ones(2), steps=10, step_size=float("inf")), ValueError,
+        "step_size must be a positive finite number"),
     # report / compare
     "report to a non-html path": (lambda: samplax.report({"a": None}, None, "/tmp/r.txt"), (ValueError, TypeError),
                                   "html"),

@@ -127,3 +127,42 @@ def test_minimize_counts_the_gradients_it_evaluates():
     res = minimize(loss, jnp.zeros(2), steps=30, learning_rate=0.05, F0=0.0)
     jax.block_until_ready(res.best_loss)
     assert res.n_grad == len(calls) == 30
+
+
+def test_a_loss_below_F0_is_said_not_run_through():
+    """F0 must lie below the loss: a loss of minimum -10 with the default F0 = 0 ran into NaN dynamics and returned a
+    wrong best point without a word."""
+    import warnings
+
+    from samplax.optimizers import minimize
+
+    with pytest.warns(RuntimeWarning, match=r"the loss was not above F0=0"):
+        minimize(lambda x: jnp.sum(x ** 2) - 10.0, jnp.array([5.0, 5.0]), steps=3000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same loss with F0 below its minimum: no warning
+        r = minimize(lambda x: jnp.sum(x ** 2) - 10.0, jnp.array([5.0, 5.0]), steps=3000, F0=-11.0)
+    assert -10.0 <= float(r.best_loss) < 40.0 - 10.0  # finite, at or above the minimum, below the start
+
+
+def test_a_start_at_a_stationary_point_moves():
+    """-g/|g| is 0 where the gradient is 0: the first kick lost its energy and x never left the origin (a saddle
+    here, loss 2; the minima at (+-1, +-1))."""
+    from samplax.optimizers import minimize
+
+    r = minimize(lambda x: jnp.sum((x ** 2 - 1.0) ** 2), jnp.zeros(2), steps=3000, lam=0.1)
+    assert float(jnp.max(jnp.abs(r.trajectory))) > 0.5 and float(r.best_loss) < 1e-3
+
+
+def test_optimisers_take_a_float32_start_and_typed_keys():
+    import jax
+
+    from samplax.optimizers import minimize
+    from samplax.optimizers.annealing import minimize as anneal
+
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    r = minimize(f, jnp.zeros(2, jnp.float32), steps=200)  # the state's energy was float64 under x64
+    assert r.best_x.dtype == jnp.float32
+    a = anneal(f, jnp.zeros(2), steps=200, key=jax.random.key(1))  # a typed key was reshaped into a raw one
+    assert float(a.best_loss) < float(f(jnp.zeros(2)))
+    with pytest.raises(ValueError, match="x0 must hold floating-point values"):
+        minimize(f, jnp.zeros(2, jnp.int32), steps=10)

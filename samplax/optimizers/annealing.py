@@ -86,8 +86,8 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {"logarithmic": logarithmic, "ge
 def make_schedule(name: str, T0: float, **kw) -> Schedule:
     if not checks.member(name, SCHEDULES):
         raise ValueError(f"unknown schedule {name!r}; choose from {sorted(SCHEDULES)}")
-    if not T0 > 0:
-        raise ValueError(f"T0 must be > 0, got {T0}")
+    if not isinstance(T0, jax.core.Tracer):
+        T0 = checks.positive("T0", T0)
     return SCHEDULES[name](T0, **kw)
 
 
@@ -138,11 +138,13 @@ def minimize(loss: Callable, x0, *, steps: int, key: jax.Array | int = 0, schedu
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if not isinstance(thin, int) or thin < 1 or steps % thin:
         raise ValueError(f"thin must be an integer >= 1 dividing steps={steps}, got {thin!r}")
-    if not step_size > 0:
-        raise ValueError(f"step_size must be > 0, got {step_size}")
+    if not isinstance(step_size, jax.core.Tracer):
+        step_size = checks.positive("step_size", step_size)
     sched = make_schedule(schedule, T0, **schedule_kw)
     key = jax.random.PRNGKey(key) if isinstance(key, int) else key
     flat0, unravel = ravel_pytree(x0)
+    if not jnp.issubdtype(flat0.dtype, jnp.floating):
+        raise ValueError(f"x0 must hold floating-point values, got dtype {flat0.dtype} (e.g. pass 1.0, not 1)")
 
     def loss_flat(v):
         return loss(unravel(v))
@@ -163,7 +165,8 @@ def minimize(loss: Callable, x0, *, steps: int, key: jax.Array | int = 0, schedu
         carry, ys = jax.lax.scan(one, carry, ks)
         return carry, (carry[0].position, ys)
 
-    keys = jax.random.split(key, steps).reshape(steps // thin, thin, -1)
+    keys = jax.random.split(key, steps)
+    keys = keys.reshape(steps // thin, thin, *keys.shape[1:])  # raw (.., 2) uint32 keys and typed keys alike
     carry = (state, state.position, state.loss, jnp.asarray(0))
     (state, bx, bf, n_acc), (traj, (fs, Ts)) = jax.lax.scan(block, carry, keys)
     return MinimizeResult(jax.vmap(unravel)(traj), fs.reshape(-1), unravel(bx), bf, 0, steps + 1, Ts.reshape(-1),

@@ -13,13 +13,16 @@ along -grad F, so delta_energy is the kinetic budget above the starting loss.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from samplax import checks
 from samplax.samplers.ecd import noise_cosine, project_to_shell, rotate_direction, velocity
 
 
@@ -38,8 +41,11 @@ def ecd(learning_rate: float, *, eta: float = 1.0, F0: float = 0.0, s: float = 1
     law (F - F0)^(-eta d / 2) near low loss; lam is the direction-noise rate per unit of time lr * steps.
     """
     for name, v in (("learning_rate", learning_rate), ("eta", eta)):
-        if not v > 0:
-            raise ValueError(f"{name} must be > 0, got {v}")
+        if not isinstance(v, jax.core.Tracer):
+            checks.positive(name, v)
+    for name, v in (("F0", F0), ("s", s), ("delta_energy", delta_energy), ("lam", lam)):
+        if not isinstance(v, jax.core.Tracer):  # NaN / inf ran and returned x0 (every loss after it NaN)
+            checks.finite(name, v)
     if s < 0 or delta_energy < 0 or lam < 0:
         raise ValueError(f"s, delta_energy and lam must be >= 0, got s={s}, delta_energy={delta_energy}, lam={lam}")
     if s == 0 and delta_energy == 0:
@@ -47,7 +53,8 @@ def ecd(learning_rate: float, *, eta: float = 1.0, F0: float = 0.0, s: float = 1
     key = jax.random.PRNGKey(key) if isinstance(key, int) else key
 
     def init(params):
-        return ECDOptState(jax.tree.map(jnp.zeros_like, params), jnp.asarray(jnp.nan), jnp.asarray(0),
+        dtype = ravel_pytree(params)[0].dtype  # the energy in the params' width (float32 x0 under x64 too)
+        return ECDOptState(jax.tree.map(jnp.zeros_like, params), jnp.asarray(jnp.nan, dtype), jnp.asarray(0),
                            jnp.asarray(key))
 
     def update(grads, state, params=None, *, value=None, **extra):
@@ -60,7 +67,13 @@ def ecd(learning_rate: float, *, eta: float = 1.0, F0: float = 0.0, s: float = 1
         w = eta * jnp.log(V)
         first = state.count == 0
         gnorm = jnp.sqrt(jnp.sum(g * g))
-        p = jnp.where(first, -g / jnp.where(gnorm > 0, gnorm, 1.0) * jnp.sqrt(delta_energy), p)
+        k_dir = jax.random.fold_in(state.key, 2**30)  # the step's stream below is unchanged
+        # the first kick: down the gradient, or in a random direction at a stationary point (a start at a local
+        # minimum or saddle: -g / |g| was 0 there, the kinetic budget delta_energy was lost and x never moved)
+        rand = jax.random.normal(k_dir, g.shape, g.dtype)
+        direction = jnp.where(gnorm > 0, -g / jnp.where(gnorm > 0, gnorm, 1.0),
+                              rand / jnp.sqrt(jnp.sum(rand * rand)))
+        p = jnp.where(first, direction * jnp.sqrt(delta_energy), p)
         energy = jnp.where(first, w + jnp.log(s + delta_energy), state.energy)
         p = project_to_shell(p, energy, w, s)
         p = p - learning_rate * eta * g / V  # kick by -grad w, w = eta log(F - F0)
@@ -91,6 +104,9 @@ def minimize(loss: Callable, x0, *, steps: int, key: jax.Array | int = 0, learni
     if not isinstance(thin, int) or thin < 1 or steps % thin:
         raise ValueError(f"thin must be an integer >= 1 dividing steps={steps}, got {thin!r}")
     F0 = hyper.get("F0", 0.0)
+    if not jnp.issubdtype(ravel_pytree(x0)[0].dtype, jnp.floating):
+        raise ValueError(f"x0 must hold floating-point values, got dtype {ravel_pytree(x0)[0].dtype} (e.g. pass 1.0, "
+                         "not 1)")
     f0 = loss(x0)
     if not isinstance(f0, jax.core.Tracer) and not math.isfinite(float(f0)):
         raise ValueError(f"loss(x0) = {float(f0)}: start where the loss is finite")
@@ -118,4 +134,12 @@ def minimize(loss: Callable, x0, *, steps: int, key: jax.Array | int = 0, learni
     better = f_last < bf
     bx = jax.tree.map(lambda a, b: jnp.where(better, a, b), x, bx)
     bf = jnp.where(better, f_last, bf)
-    return MinimizeResult(traj, jnp.reshape(fs, (-1,)), bx, bf, steps)
+    fs = jnp.reshape(fs, (-1,))
+    if not isinstance(fs, jax.core.Tracer):  # eager: a loss at or below F0 broke the dynamics from there on
+        bad = np.flatnonzero(~(np.asarray(fs) > F0))
+        if bad.size:
+            warnings.warn(f"ECD minimize: the loss was not above F0={F0} at {bad.size} of {steps} steps (first at "
+                          f"step {int(bad[0])}: {float(fs[bad[0]]):.4g}); ECD's dynamics take log(loss - F0), so "
+                          "the run is wrong from there on (NaN steps, a wrong best point). Set F0 below the "
+                          "minimum of the loss", RuntimeWarning, stacklevel=2)
+    return MinimizeResult(traj, fs, bx, bf, steps)
