@@ -151,7 +151,7 @@ def _row(dt, target, hitting_set, kind_cost):
             n_obs = int(np.size(res.pareto_k)) if getattr(res, "pareto_k", None) is not None else 0
             row["loo_pareto_k_max"] = k_max
             if not k_max <= 0.7 or n_obs < 2:  # PSIS cannot be trusted: not a number to rank by
-                why = (f"one pointwise value per draw (an observed site with event dims, e.g. .to_event(1), has "
+                why = ("one pointwise value per draw (an observed site with event dims, e.g. .to_event(1), has "
                        "no per-point likelihood)" if n_obs < 2 else f"Pareto k up to {k_max:.2f} > 0.7")
                 warnings.warn(f"compare: elpd_loo of {dt.attrs.get('sampler')} is not reliable ({why}); reported "
                               "as NaN", RuntimeWarning, stacklevel=3)
