@@ -54,10 +54,15 @@ def summary(data, *, var_names=None, kind: str = "all", round_to="none", ci_prob
     return table
 
 
+def is_constant(sd, mean):
+    """Entries whose draws do not vary, from their sd and mean (arrays or numbers): sd 0, or only the rounding of
+    their mean. NaN sd or mean: False (non-finite draws are not constant)."""
+    return (sd == 0) | (sd <= CONSTANT_RTOL * np.abs(mean))
+
+
 def constant_rows(table):
-    """Boolean Series: the summary rows whose draws do not vary (sd 0, or only rounding of their mean)."""
-    sd, mean = table["sd"].astype(float), table["mean"].astype(float)
-    return (sd == 0) | (sd <= CONSTANT_RTOL * mean.abs())
+    """Boolean Series: the summary rows whose draws do not vary (`is_constant`)."""
+    return is_constant(table["sd"].astype(float), table["mean"].astype(float))
 
 
 def stuck_chains(data) -> list[int]:

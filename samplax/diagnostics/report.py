@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from samplax.diagnostics.mixing import (CONSTANT_RTOL, attrs_describe_draws, check, constant_rows, divergences, ebfmi,
-                                       gradient_count, summary)
+from samplax.diagnostics.mixing import (attrs_describe_draws, check, constant_rows, divergences, ebfmi, gradient_count,
+                                       is_constant, summary)
 from samplax.diagnostics.population import is_population
 
 # per-variable columns a population run has: particles are exchangeable (and sorted by resampling), so R-hat,
@@ -117,7 +117,7 @@ def _chain_array(dt) -> np.ndarray:
     x = np.concatenate(cols, axis=-1)
     sd = np.nanstd(x.reshape(-1, x.shape[-1]), axis=0)
     mean = np.nanmean(x.reshape(-1, x.shape[-1]), axis=0)
-    return x[..., np.isfinite(sd) & (sd > CONSTANT_RTOL * np.abs(mean))]
+    return x[..., np.isfinite(sd) & ~is_constant(sd, mean)]
 
 
 def ess_per_1k_grad(dt) -> tuple[float, float]:

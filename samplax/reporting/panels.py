@@ -144,7 +144,7 @@ ADVICE = {
 
 def summary_panel(runs, ctx) -> Section:
     """Per-run summary table with problem cells flagged, and plain-language warnings that say what to do."""
-    from samplax.diagnostics.mixing import CONSTANT_RTOL, check, summary
+    from samplax.diagnostics.mixing import check, is_constant, summary
 
     parts = []
     for label, dt in runs.items():
@@ -162,7 +162,7 @@ def summary_panel(runs, ctx) -> Section:
                 rows[name]["note"] = "non-finite draws"
                 flags[(name, "mean")] = True
                 continue
-            if sd == 0.0 or sd <= CONSTANT_RTOL * abs(mean):
+            if is_constant(sd, mean):
                 rows[name]["note"] = "constant"
                 continue
             flags[(name, "r_hat")] = bool(r["r_hat"] > RHAT_BAD)
