@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samplax import checks
 from samplax.compile_cache import Uncacheable, array_digest, content_key
 from samplax.target import Target
 
@@ -74,9 +75,7 @@ def target_fingerprint(target: Target) -> dict:
 def describe(value) -> str:
     """A setting's value as text that changes with its content (arrays by shape, dtype and a hash); a numpy or
     jax scalar as its Python number, so `np.float64(0.5)` resumes a run given 0.5."""
-    if isinstance(value, (np.generic, np.ndarray, jax.Array)) and np.ndim(value) == 0 \
-            and not isinstance(value, jax.core.Tracer):
-        value = np.asarray(value).item()
+    value = checks.scalar(value)
     if isinstance(value, (np.ndarray, jax.Array)) or (isinstance(value, (list, tuple)) and np.size(value) > 16):
         try:
             a = np.asarray(value)

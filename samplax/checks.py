@@ -14,26 +14,35 @@ def integer(name: str, v, low: int) -> int:
     return int(v)
 
 
-def _scalar(v):
-    """A 0-d numpy / jax array as its Python number (so `np.float32(2)` and `jnp.asarray(2.0)` pass as numbers)."""
-    if getattr(v, "ndim", None) == 0 and hasattr(v, "item") and getattr(getattr(v, "dtype", None), "kind", "") in "iuf":
+def is_real(v) -> bool:
+    """Whether `v` is a Python / numpy real number that is not a bool (a string, an array or None is not)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def scalar(v):
+    """A 0-d numpy / jax array of numbers or bools as its Python value (so `np.float32(2)` and `jnp.asarray(2.0)` pass as
+    numbers); anything else, a traced value included, unchanged."""
+    import jax
+
+    if isinstance(v, jax.core.Tracer):
+        return v
+    if getattr(v, "ndim", None) == 0 and hasattr(v, "item") and getattr(getattr(v, "dtype", None), "kind", "") in "biuf":
         return v.item()
     return v
 
 
 def positive(name: str, v) -> float:
     """`v` as a float when it is a positive finite number (not a bool), else a ValueError naming `name`."""
-    v = _scalar(v)
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-            or not (v > 0 and math.isfinite(v)):
+    v = scalar(v)
+    if not is_real(v) or not (v > 0 and math.isfinite(v)):
         raise ValueError(f"{name} must be a positive finite number, got {v!r}")
     return float(v)
 
 
 def finite(name: str, v) -> float:
     """`v` as a float when it is a finite real number (not a bool), else a ValueError naming `name`."""
-    v = _scalar(v)
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+    v = scalar(v)
+    if not is_real(v) or not math.isfinite(v):
         raise ValueError(f"{name} must be a finite number, got {v!r}")
     return float(v)
 

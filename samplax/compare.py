@@ -54,8 +54,7 @@ def _check(target, samplers, budget, budget_kind, num_chains, num_warmup, pilot_
                          f"{', '.join(particles.available())}")
     if not checks.member(budget_kind, BUDGET_KINDS):
         raise ValueError(f"budget_kind must be one of {BUDGET_KINDS}, got {budget_kind!r}")
-    if not isinstance(budget, (int, float, np.integer, np.floating)) or isinstance(budget, bool) \
-            or not (budget > 0 and math.isfinite(budget)):
+    if not checks.is_real(budget) or not (budget > 0 and math.isfinite(budget)):
         raise ValueError(f"budget must be a positive finite number of {budget_kind}, got {budget!r}")
     for name, v in (("num_chains", num_chains), ("pilot_samples", pilot_samples)):
         checks.integer(name, v, 1)

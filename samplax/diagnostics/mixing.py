@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from samplax import checks
+
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 EBFMI_MIN = 0.3
@@ -38,8 +40,7 @@ def summary(data, *, var_names=None, kind: str = "all", round_to="none", ci_prob
 
     import warnings
 
-    if isinstance(ci_prob, bool) or not isinstance(ci_prob, (int, float, np.integer, np.floating)) \
-            or not 0 < ci_prob < 1:
+    if not checks.is_real(ci_prob) or not 0 < ci_prob < 1:
         raise ValueError(f"ci_prob must be a number in (0, 1), got {ci_prob!r}")
     dt = _as_datatree(data)
     with warnings.catch_warnings(record=True) as caught:
@@ -171,8 +172,7 @@ def check(data, *, rhat_max: float | None = None, ess_per_chain_min: float | Non
     for name, v, low, default in (("rhat_max", rhat_max, 1.0, f"{RHAT_MAX}, populations {POP_RHAT_MAX}"),
                                   ("ess_per_chain_min", ess_per_chain_min, 0.0, ESS_PER_CHAIN_MIN),
                                   ("ebfmi_min", ebfmi_min, 0.0, EBFMI_MIN)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
-                              or not v >= low):
+        if v is not None and (not checks.is_real(v) or not v >= low):
             raise ValueError(f"{name} must be a number >= {low:g} (default {default}), got {v!r}")
     dt = _as_datatree(data)
     if is_population(dt):

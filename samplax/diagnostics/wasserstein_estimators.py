@@ -134,8 +134,7 @@ def sinkhorn_w2(X, Y, *, epsilon: float = 0.01, threshold: float = 1e-3, max_ite
       the exact W2^2 on Gaussians in d = 2..10 (tests/test_wasserstein.py); smaller eps needs more iterations.
     """
     X, Y = _pair(X, Y)
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.integer, np.floating)) \
-            or not (epsilon > 0 and np.isfinite(epsilon)):
+    if not checks.is_real(epsilon) or not (epsilon > 0 and np.isfinite(epsilon)):
         raise ValueError(f"epsilon must be > 0 (a fraction of the spread tr Cov X + tr Cov Y), got {epsilon!r}")
     checks.positive("threshold", threshold)
     checks.integer("max_iterations", max_iterations, 1)
