@@ -76,10 +76,8 @@ def _sample_one(target, sampler, settings, args, out: pathlib.Path):
     from samplax.particles import families  # noqa: F401  (registers population samplers)
 
     if particles.is_population(target, sampler):
-        chain_only = {"--warmup": (args.warmup, 1000), "--samples": (args.samples, 1000),
-                      "--thinning": (args.thinning, 1), "--chain-method": (args.chain_method, None),
-                      "--checkpoint-every": (args.checkpoint_every, None), "--resume": (args.resume, False)}
-        given = [k for k, (v, default) in chain_only.items() if v != default]
+        defaults = subparser("sample")  # the flags' defaults as the parser has them, not restated here
+        given = [flag for dest, flag in CHAIN_ONLY_FLAGS.items() if getattr(args, dest) != defaults.get_default(dest)]
         if given:  # they shape chain runs; a population run is sized by --particles (and --chains populations)
             print(f"note: {', '.join(given)} set chain samplers' runs; population sampler {sampler} ignores them "
                   "(it is sized by --particles)", file=sys.stderr)
@@ -95,6 +93,18 @@ def _sample_one(target, sampler, settings, args, out: pathlib.Path):
         checkpoint=ckpt if (args.checkpoint_every or args.resume) else None,
         checkpoint_every=args.checkpoint_every, resume=resume, **settings,
     )
+
+
+# `sample` flags that shape chain runs only (a population run is sized by --particles)
+CHAIN_ONLY_FLAGS = {"warmup": "--warmup", "samples": "--samples", "thinning": "--thinning",
+                    "chain_method": "--chain-method", "checkpoint_every": "--checkpoint-every", "resume": "--resume"}
+
+
+def subparser(name: str) -> argparse.ArgumentParser:
+    """The parser of one command (`sample`, `compare`, ...)."""
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
 
 
 def _target(args):
