@@ -48,15 +48,16 @@ def load_function(spec: str) -> Callable:
     return fn
 
 
-def _to_array(key: str, value: Any, path: pathlib.Path):
+def _to_array(key: str, value: Any, source: str):
+    """A list as a numpy array; `source` names where it came from in errors ("data file 'd.json'", "--model-arg")."""
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
     try:
         arr = np.asarray(value)
     except ValueError as err:  # ragged lists
-        raise UserModelError(f"data file {str(path)!r}: entry {key!r} is not a rectangular array ({err})") from err
+        raise UserModelError(f"{source}: entry {key!r} is not a rectangular array ({err})") from err
     if arr.dtype == object:
-        raise UserModelError(f"data file {str(path)!r}: entry {key!r} is not a rectangular array of numbers")
+        raise UserModelError(f"{source}: entry {key!r} is not a rectangular array of numbers")
     return arr
 
 
@@ -73,7 +74,7 @@ def load_data(path) -> dict[str, Any]:
         if not isinstance(raw, dict):
             raise UserModelError(f"data file {str(path)!r} must hold a JSON object of argument name -> value, "
                                  f"got a {type(raw).__name__}")
-        return {k: _to_array(k, v, path) for k, v in raw.items()}
+        return {k: _to_array(k, v, f"data file {str(path)!r}") for k, v in raw.items()}
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as f:
