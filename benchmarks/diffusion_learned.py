@@ -7,6 +7,7 @@
     ... --targets funnel --methods scld_long smc_wf --scale 16 --seeds 0 1 2 3
                                     # 16x the budget (training iterations x 16), four seeds and their summary
     ... --targets funnel --methods dds_ref --scale 27.5 --steps 128   # K = 128 steps (default 64 at full settings)
+    ... --checkpoint-dir ckpt/   # PIS / DDS training resumable: run the same command again after a kill
 
 Targets (Blessing et al. 2024, "Beyond ELBOs", arXiv 2406.07423, the set CMCD / SCLD / NETS report on), with the
 reference scale sigma of their configs (configs/target/*.yaml: DDS `initial_scale`, PIS `max_diffusion` / 4):
@@ -67,7 +68,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
+import pathlib
+import re
 import time
 import warnings
 from typing import Any, Callable
@@ -154,6 +158,17 @@ class Fitted:
         return base.get(self.sampler, **self.sample_kwargs)
 
 
+CHECKPOINT_DIR: pathlib.Path | None = None  # --checkpoint-dir: PIS / DDS training resumable across processes
+
+
+def _resume_point(path) -> int:
+    """The iteration a training checkpoint holds (0 when there is none): its JSON header line's `iteration`."""
+    if path is None or not path.exists():
+        return 0
+    with open(path, "rb") as f:
+        return int(json.loads(f.readline())["iteration"])
+
+
 def _fit_learned(kind, **extra):
     def fit(target, spec, s, seed):
         t0 = time.perf_counter()
@@ -162,10 +177,24 @@ def _fit_learned(kind, **extra):
         iters = max(1, s["iters"] * s["K"] // (s["K"] + 1))
         opts = dict(learning_rate=1e-3, lr_schedule="cosine", grad_clip_value=1.0,
                     schedule="cosine" if kind == "dds" else "linear") | extra
+        label = f"{kind}[kl" + "".join(f", {k}={v}" for k, v in extra.items()) + "]"
+        ckpt, start = None, 0
+        if CHECKPOINT_DIR is not None:  # one file per target, method, seed and settings; the trainer refuses a
+            # checkpoint of other settings or another target, so a stale file is named, never silently reused
+            tag = re.sub(r"[^A-Za-z0-9.=-]+", "_", f"{spec.name}_{label}_K{s['K']}_it{iters}_b{s['batch']}_s{seed}")
+            ckpt = CHECKPOINT_DIR / f"{tag}.eqx"
+            start = _resume_point(ckpt)
+            opts |= dict(checkpoint=ckpt, checkpoint_every=25, resume=ckpt if start else None)
+            if start:
+                print(f"  {spec.name} {label}: resuming training at iteration {start:,} of {iters:,} from {ckpt}",
+                      flush=True)
         tr = train(target, kind, "kl", num_steps=s["K"], num_iterations=iters, batch_size=s["batch"],
                    sigma=spec.sigma, seed=seed, progress=False, **opts)
-        label = f"{kind}[kl" + "".join(f", {k}={v}" for k, v in extra.items()) + "]"
-        return Fitted(tr, int(tr.config["n_grad_train"]), {}, label, time.perf_counter() - t0)
+        train_s = time.perf_counter() - t0
+        if start:  # this process ran iterations start..iters: scale its time (compilation included) to all of them
+            train_s = train_s * iters / (iters - start) if start < iters else float("nan")
+            label += f" (resumed at {start:,}; train s estimated)"
+        return Fitted(tr, int(tr.config["n_grad_train"]), {}, label, train_s)
 
     return fit
 
@@ -467,5 +496,11 @@ if __name__ == "__main__":
                     help="training and sampling seeds; with several, a summary over all their populations")
     ap.add_argument("--steps", type=int, default=None,
                     help="number of steps K (default: 16 / 32 / 64 for --quick / --medium / full)")
+    ap.add_argument("--checkpoint-dir", type=pathlib.Path, default=None,
+                    help="write PIS / DDS training checkpoints here (every 25 iterations) and resume from them: a "
+                         "killed run started again with the same arguments continues where it stopped")
     a = ap.parse_args()
+    if a.checkpoint_dir is not None:
+        a.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        CHECKPOINT_DIR = a.checkpoint_dir
     main("quick" if a.quick else "medium" if a.medium else "full", a.targets, a.methods, a.scale, a.seeds, a.steps)
