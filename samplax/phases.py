@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from samplax.progress import Progress
-from samplax.samplers.base import Sampler
+from samplax.samplers.base import NONFINITE_FLAGS, Sampler
 from samplax.target import Target
 
 INIT_POSITION, WARMUP, SAMPLE, START = 0, 1, 2, 3
@@ -192,7 +192,7 @@ class Phases:
                     d = jnp.asarray(stats["diverging"], bool)
                     n_div = n_div + d.astype(jnp.int32)
                     nf = jnp.zeros_like(d)
-                    for k in ("diverging_nonfinite", "nonfinite"):
+                    for k in NONFINITE_FLAGS:
                         if k in stats:
                             nf = nf | jnp.asarray(stats[k], bool)
                     n_div_nf = n_div_nf + (d & nf).astype(jnp.int32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from samplax import checks
+from samplax.samplers.base import NONFINITE_FLAGS
 
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
@@ -316,7 +317,7 @@ def nonfinite_divergences(data) -> np.ndarray:
         return np.asarray(ss["n_divergent_nonfinite"]).sum(axis=1)
     div = np.asarray(ss["diverging"]).astype(bool)
     flag = np.zeros_like(div)
-    for k in ("diverging_nonfinite", "nonfinite"):
+    for k in NONFINITE_FLAGS:
         if k in ss:
             flag |= np.asarray(ss[k]).astype(bool)
     return (div & flag).sum(axis=1)

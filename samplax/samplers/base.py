@@ -30,6 +30,11 @@ from samplax.target import Target
 
 Params = dict[str, Any]
 
+# per-step stats that mark a step's divergence as a NaN/inf log-density or gradient rather than curvature: HMC / NUTS
+# `diverging_nonfinite`, and `nonfinite` of the samplers that revert non-finite steps (MCLMC, sECD); read by the run
+# loop (phases, counting a thinned window's) and by `mixing.nonfinite_divergences`
+NONFINITE_FLAGS = ("diverging_nonfinite", "nonfinite")
+
 
 class Algorithm(NamedTuple):
     """A blackjax-shaped pair with a key-taking `init` (some blackjax inits need one)."""
