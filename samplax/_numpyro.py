@@ -9,8 +9,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.primitives import Messenger
 
-from samplax._numpyro_checks import (check_names, check_sites, check_subsampling, diagnose_nonfinite, latent_names,
-                                     trace_model)
+from samplax._numpyro_checks import (NameClash, check_names, check_sites, check_subsampling, diagnose_nonfinite,
+                                     latent_names, trace_model)
 from samplax.init import MAX_INIT_TRIES, make_init, model_arguments
 
 
@@ -41,6 +41,8 @@ def build_numpyro_target(cls, model: Callable, args: tuple, kwargs: dict, *, nam
     model_arguments(model, args, kwargs)
     try:
         trace = trace_model(model, args, kwargs)
+    except NameClash:
+        raise
     except Exception as err:  # noqa: BLE001
         raise ValueError(f"model {name!r} failed when run with the given arguments: {err}") from err
     check_subsampling(trace, name)

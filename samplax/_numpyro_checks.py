@@ -7,15 +7,57 @@ import jax.numpy as jnp
 from samplax.init import callable_name, model_arguments
 
 
+class NameClash(ValueError):
+    """A site and a plate of one name (numpyro's trace keeps one entry per name, so the later hid the other)."""
+
+
 def trace_model(model, args, kwargs, seed=0):
-    """One trace of the model with continuous latents filled as numpyro's initialize_model fills them."""
+    """One trace of the model with continuous latents filled as numpyro's initialize_model fills them.
+
+    Refuses (NameClash) a sample / deterministic site and a plate of the same name: numpyro's trace keeps only the
+    later of the two, so a latent site `N` under a later `plate("N")` vanished ("no latent sample sites").
+    """
     from numpyro import handlers
     from numpyro.infer.initialization import init_to_uniform
+    from numpyro.primitives import Messenger
+
+    kinds: dict[str, set] = {}
+
+    class _Names(Messenger):
+        def process_message(self, msg):
+            if msg.get("name") is not None and msg["type"] in ("sample", "deterministic", "plate"):
+                kinds.setdefault(msg["name"], set()).add("plate" if msg["type"] == "plate" else "site")
 
     # init_to_uniform fills continuous latents as numpyro's initialize_model does, so sites that cannot be
     # sampled (ImproperUniform, e.g. Stan's flat or ordered parameters) trace; discrete ones still sample.
     seeded = handlers.substitute(handlers.seed(model, rng_seed=seed), substitute_fn=init_to_uniform)
-    return handlers.trace(seeded).get_trace(*args, **kwargs)
+    trace = handlers.trace(_Names(seeded)).get_trace(*args, **kwargs)
+    clash = sorted(n for n, k in kinds.items() if len(k) > 1)
+    if clash:
+        raise NameClash(f"model {callable_name(model)!r}: {clash} name(s) both a site and a plate; numpyro keeps "
+                        "one entry per name, so one of them would vanish. Rename the plate or the site")
+    return trace
+
+
+def is_factor(site) -> bool:
+    """A `numpyro.factor` term: an observed site of the `Unit` distribution (a log-density term, nothing to
+    simulate; samplax cannot tell a prior penalty from a likelihood written this way)."""
+    from numpyro.distributions.distribution import Unit
+
+    fn = site["fn"]
+    while hasattr(fn, "base_dist") and not isinstance(fn, Unit):  # masked / expanded / independent wrappers
+        fn = fn.base_dist
+    return isinstance(fn, Unit)
+
+
+def is_improper(site) -> bool:
+    """A site whose distribution cannot be sampled (ImproperUniform: Stan's flat and ordered parameters)."""
+    from numpyro.distributions import ImproperUniform
+
+    fn = site["fn"]
+    while hasattr(fn, "base_dist") and not isinstance(fn, ImproperUniform):
+        fn = fn.base_dist
+    return isinstance(fn, ImproperUniform)
 
 
 def dist_name(fn) -> str:
@@ -47,13 +89,26 @@ def check_subsampling(trace, name: str) -> None:
 RESERVED_NAMES = ("chain", "draw")  # the DataTree's sample dims
 
 
+def name_problem(n: str) -> str | None:
+    """Why `n` cannot name a variable or dim of the results (None when it can): the DataTree's sample dims, or a
+    "/" (xarray's DataTree refuses it, and sample() failed after sampling, losing the draws)."""
+    if n in RESERVED_NAMES:
+        return (f"has the name of a sample dimension of the results ({', '.join(RESERVED_NAMES)}); rename it "
+                f"(e.g. {n!r} -> {n + '_'!r})")
+    if "/" in n:
+        return ("contains '/', which the results' DataTree cannot hold (a numpyro scope's default divider); rename "
+                "it, e.g. handlers.scope(..., divider='.')")
+    return None
+
+
 def check_names(trace, name: str) -> None:
-    """Refuse sites and plates named as the DataTree's sample dims: a site "draw" became the draw coordinate (and
-    left the posterior), a plate "chain" relabelled another axis as the chain axis -- both without an error."""
+    """Refuse sites and plates whose name the results cannot carry (`name_problem`): a site "draw" became the draw
+    coordinate (and left the posterior), a plate "chain" relabelled another axis as the chain axis -- both without
+    an error -- and a site "grp/mu" lost the whole run when the DataTree was built after sampling."""
     for n, s in trace.items():
-        if n in RESERVED_NAMES and s["type"] in ("sample", "deterministic", "plate"):
-            raise ValueError(f"model {name!r}: {s['type']} {n!r} has the name of a sample dimension of the results "
-                             f"({', '.join(RESERVED_NAMES)}); rename it (e.g. {n!r} -> {n + '_'!r})")
+        problem = name_problem(n) if s["type"] in ("sample", "deterministic", "plate") else None
+        if problem:
+            raise ValueError(f"model {name!r}: {s['type']} {n!r} {problem}")
 
 
 def check_sites(model, args, kwargs, trace, allow_latent_leaves: bool) -> None:

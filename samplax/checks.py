@@ -14,6 +14,16 @@ def integer(name: str, v, low: int) -> int:
     return int(v)
 
 
+MAX_SEED = 2**32
+
+
+def seed(v, name: str = "seed") -> int:
+    """`v` as an int when it is a Python / numpy integer (not a bool) in [0, 2**32), else a ValueError naming it."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not 0 <= v < MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [0, 2**32) (a Python or numpy int), got {v!r}")
+    return int(v)
+
+
 def is_real(v) -> bool:
     """Whether `v` is a Python / numpy real number that is not a bool (a string, an array or None is not)."""
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)

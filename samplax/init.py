@@ -30,11 +30,16 @@ def model_arguments(model: Callable, args: tuple, kwargs: dict) -> dict[str, Any
     return dict(bound.arguments)
 
 
-def make_init(logdensity: Callable, dim: int, radius: float) -> Callable[[Array], Array]:
+def make_init(logdensity: Callable, dim: int, radius: float, name: str = "init_radius") -> Callable[[Array], Array]:
     """Uniform(-radius, radius) in unconstrained space, retried until log-density and gradient are finite.
 
-    Returns NaNs if no try succeeds, which `sample()` reports as an error naming the target.
+    radius must be a positive finite number, refused naming the argument `name` (a negative one gave every chain
+    the same start, a NaN one blamed the model). Returns NaNs if no try succeeds, which `sample()` reports as an
+    error naming the target.
     """
+    from samplax import checks
+
+    radius = checks.positive(name, radius)
     vg = jax.value_and_grad(logdensity)
 
     def ok(x):

@@ -1,5 +1,7 @@
 """What ArviZ users expect of a numpyro model's DataTree: plate-named dims, observed and constant data, and
-the pointwise log-likelihood (so `arviz_stats.loo` works)."""
+the pointwise log-likelihood (so `arviz_stats.loo` works). `numpyro.factor` terms are neither observed data nor
+log-likelihood here (arviz_base's numpyro converter puts them in both): samplax cannot tell a prior penalty from a
+likelihood written as a factor; write a likelihood as an observed site (`obs=`) for LOO."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from typing import Any
 
 import jax
 import numpy as np
+
+from samplax._numpyro_checks import is_factor
 
 
 def _model_parts(target):
@@ -63,7 +67,8 @@ def observed_and_constant(target) -> tuple[dict[str, np.ndarray], dict[str, np.n
         return {}, {}
     model, args, kwargs = parts
     tr = _trace(model, args, kwargs)
-    observed = {n: np.asarray(s["value"]) for n, s in tr.items() if s["type"] == "sample" and s["is_observed"]}
+    observed = {n: np.asarray(s["value"]) for n, s in tr.items()
+                if s["type"] == "sample" and s["is_observed"] and not is_factor(s)}
     from samplax.init import model_arguments  # the model's bound arguments by name
 
     constant = {}
@@ -79,17 +84,22 @@ def observed_and_constant(target) -> tuple[dict[str, np.ndarray], dict[str, np.n
     return observed, constant
 
 
-def pointwise_log_likelihood(target, posterior: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """log p(y_i | theta) per observed site, shape (chain, draw, *site shape), at each posterior draw."""
+def pointwise_log_likelihood(target, posterior: dict[str, np.ndarray], observed=None) -> dict[str, np.ndarray]:
+    """log p(y_i | theta) per observed site (the names `observed`), shape (chain, draw, *site shape), at each
+    posterior draw. numpyro's log_likelihood also returns `numpyro.factor` terms; they are left out, as from
+    observed_data: a factor is a log-density term, a prior penalty as often as a likelihood, and arviz_stats.loo
+    refused a log_likelihood group holding one beside the data ("several log likelihood arrays")."""
     parts = _model_parts(target)
     if parts is None:
         return {}
     from numpyro.infer.util import log_likelihood
 
     model, args, kwargs = parts
+    if observed is None:
+        observed = observed_and_constant(target)[0]
     # deterministic sites are substituted too: they equal what the model recomputes from the latent ones
     out = log_likelihood(model, {k: np.asarray(v) for k, v in posterior.items()}, *args, batch_ndims=2, **kwargs)
-    return {k: np.asarray(v) for k, v in out.items()}
+    return {k: np.asarray(v) for k, v in out.items() if k in observed}
 
 
 def numpyro_groups(target, posterior: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -101,7 +111,7 @@ def numpyro_groups(target, posterior: dict[str, np.ndarray]) -> tuple[dict[str, 
     groups: dict[str, Any] = {}
     if observed:
         groups["observed_data"] = observed
-        groups["log_likelihood"] = pointwise_log_likelihood(target, posterior)
+        groups["log_likelihood"] = pointwise_log_likelihood(target, posterior, observed)
     if constant:
         groups["constant_data"] = constant
     return groups, dims

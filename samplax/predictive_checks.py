@@ -19,19 +19,13 @@ import jax
 import numpy as np
 from numpyro.primitives import Messenger
 
+from samplax import checks
+from samplax._numpyro_checks import is_factor as _is_factor
+from samplax._numpyro_checks import is_improper
+
 __all__ = ["posterior_predictive", "predictive", "prior_predictive"]
 
 PRIOR_DRAWS = 500  # prior predictive draws when num_draws is not given
-
-
-def _is_factor(site) -> bool:
-    """A `numpyro.factor` term: an observed site of the `Unit` distribution, nothing to simulate."""
-    from numpyro.distributions.distribution import Unit
-
-    fn = site["fn"]
-    while hasattr(fn, "base_dist") and not isinstance(fn, Unit):  # masked / expanded / independent wrappers
-        fn = fn.base_dist
-    return isinstance(fn, Unit)
 
 
 class _Unobserve(Messenger):
@@ -57,15 +51,38 @@ def _model_parts(target, what: str):
     return info["model"], tuple(info.get("model_args", ())), dict(info.get("model_kwargs", {}))
 
 
+def _trace(model, args, kwargs):
+    from samplax._numpyro_checks import trace_model
+
+    return trace_model(model, args, kwargs)  # improper sites (flat priors) filled as initialize_model fills them
+
+
 def _site_kinds(model, args, kwargs):
     """(observed sample sites, latent sample sites, deterministic sites) of one seeded run of the model."""
-    from numpyro import handlers
-
-    tr = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
+    tr = _trace(model, args, kwargs)
     observed = [n for n, s in tr.items() if s["type"] == "sample" and s["is_observed"] and not _is_factor(s)]
     latent = [n for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]]
     determ = [n for n, s in tr.items() if s["type"] == "deterministic"]
     return observed, latent, determ
+
+
+def _prior_problems(model, args, kwargs, name: str) -> None:
+    """Refuse a prior predictive of a model with improper latent sites (nothing to draw from), and warn that
+    `numpyro.factor` terms are left out of forward simulation (a prior penalty written as a factor is not in the
+    draws; numpyro's Predictive skips it)."""
+    import warnings
+
+    tr = _trace(model, args, kwargs)
+    improper = [n for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"] and is_improper(s)]
+    if improper:
+        raise ValueError(f"prior_predictive of {name!r}: latent site(s) {improper} have an improper prior "
+                         "(ImproperUniform: a flat prior, as Stan's unbounded parameters), which cannot be drawn "
+                         "from; give them a proper prior in the model, or use the posterior predictive")
+    factors = [n for n, s in tr.items() if s["type"] == "sample" and _is_factor(s)]
+    if factors:
+        warnings.warn(f"prior_predictive of {name!r}: numpyro.factor term(s) {factors} are left out of the "
+                      "forward simulation, so these are draws of the model without them (a prior penalty written "
+                      "as a factor does not shape the prior draws)", UserWarning, stacklevel=3)
 
 
 def _dims(target, names):
@@ -98,6 +115,7 @@ def posterior_predictive(dt, target=None, *, seed: int = 0, num_draws: int | Non
                          f"returns), got {type(dt).__name__}"
                          + (f" with groups {sorted(dt.children)}" if hasattr(dt, "children") else ""))
     model, args, kwargs = _model_parts(target, "posterior_predictive")
+    seed = checks.seed(seed)
     observed, latent, determ = _site_kinds(model, args, kwargs)
     if not observed:
         raise ValueError(f"target {target.name!r} has no observed sites: nothing to predict "
@@ -111,9 +129,8 @@ def posterior_predictive(dt, target=None, *, seed: int = 0, num_draws: int | Non
     if num_draws is None:
         idx = np.arange(n_draw)
     else:
-        if int(num_draws) < 1:
-            raise ValueError(f"num_draws must be >= 1, got {num_draws}")
-        idx = np.unique(np.linspace(0, n_draw - 1, min(int(num_draws), n_draw)).round().astype(int))
+        num_draws = checks.integer("num_draws", num_draws, 1)
+        idx = np.unique(np.linspace(0, n_draw - 1, min(num_draws, n_draw)).round().astype(int))
     samples = {n: np.asarray(post[n].transpose("chain", "draw", ...).values)[:, idx] for n in latent}
 
     from numpyro.infer import Predictive
@@ -132,9 +149,7 @@ def posterior_predictive(dt, target=None, *, seed: int = 0, num_draws: int | Non
     ds = ds.assign_coords(draw=post["draw"].values[idx], chain=post["chain"].values)
     dt["posterior_predictive"] = ds
     if "observed_data" not in dt.children:
-        from numpyro import handlers
-
-        tr = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
+        tr = _trace(model, args, kwargs)
         obs = {n: np.asarray(tr[n]["value"]) for n in observed}
         dt["observed_data"] = _datasets({"observed_data": obs}, dims)["observed_data"]
     return dt
@@ -146,12 +161,9 @@ def prior_predictive(target, *, num_draws: int = PRIOR_DRAWS, seed: int = 0):
     from xarray import DataTree
 
     model, args, kwargs = _model_parts(target, "prior_predictive")
-    try:
-        num_draws = int(num_draws)
-    except (TypeError, ValueError):
-        raise TypeError(f"num_draws must be a positive integer, got {num_draws!r}") from None
-    if num_draws < 1:
-        raise ValueError(f"num_draws must be >= 1, got {num_draws}")
+    num_draws = checks.integer("num_draws", num_draws, 1)
+    seed = checks.seed(seed)
+    _prior_problems(model, args, kwargs, target.name)
     observed, latent, determ = _site_kinds(model, args, kwargs)
 
     from numpyro.infer import Predictive

@@ -36,7 +36,6 @@ from samplax.samplers.base import Sampler, from_pair
 from samplax.target import Target
 
 __all__ = ["CHAIN_METHODS", "resolve_sampler", "sample"]
-MAX_SEED = 2**32
 MAX_STEPS = 2**31 - 2  # per chain: warmup + sampling steps (int32 step counters; the progress total is steps - 1)
 SMALL_PARAM = 16  # params with at most this many entries are recorded in attrs in full
 
@@ -71,8 +70,7 @@ def _validate(target, num_chains, num_warmup, num_samples, thinning, chain_metho
     if steps > MAX_STEPS:  # step counters and the progress totals are int32 on the device
         raise ValueError(f"num_warmup + num_samples x thinning = {steps:,} steps per chain is more than samplax "
                          f"counts ({MAX_STEPS:,}); ask for fewer steps, or make several runs with different seeds")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < MAX_SEED:
-        raise ValueError(f"seed must be an integer in [0, 2**32) (a Python or numpy int), got {seed!r}")
+    checks.seed(seed)
     check_chain_method(chain_method, num_chains)
     if checkpoint_every is not None and (not isinstance(checkpoint_every, (int, np.integer))
                                          or isinstance(checkpoint_every, bool) or checkpoint_every < 1):

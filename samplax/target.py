@@ -120,12 +120,12 @@ class Target:
         else:
             shapes = {var_name: (dim,)}
             constrain = lambda x: {var_name: x}  # noqa: E731
-        from samplax._numpyro_checks import RESERVED_NAMES
+        from samplax._numpyro_checks import name_problem
 
-        reserved = [k for k in shapes if k in RESERVED_NAMES]
-        if reserved:  # they would become the results' sample dims, and the variable would vanish from the posterior
-            raise ValueError(f"variable name(s) {reserved} are the results' sample dimensions "
-                             f"({', '.join(RESERVED_NAMES)}); rename them (var_name=, or the example's keys)")
+        for k in shapes:  # a sample dim's name would make the variable vanish; a "/" lost the run after sampling
+            problem = name_problem(k)
+            if problem:
+                raise ValueError(f"variable {k!r} {problem} (var_name=, or the example's keys)")
         try:
             value = jax.eval_shape(fn, jax.ShapeDtypeStruct((dim,), jnp.result_type(float)))
         except Exception as err:  # noqa: BLE001 - re-raised with context
@@ -138,7 +138,7 @@ class Target:
             # Widening is exact; the value is not rounded.
             fn = _in_float_dtype(fn)
 
-        init = make_init(fn, dim, init_scale)
+        init = make_init(fn, dim, init_scale, "init_scale")
         return cls(logdensity=fn, dim=dim, init=init, constrain=constrain, var_shapes=shapes, name=name, **truth)
 
     @classmethod

@@ -124,8 +124,64 @@ def test_sample_dims_are_not_site_or_variable_names():
     for model, what in ((site_draw, "sample 'draw'"), (plate_chain, "plate 'chain'")):
         with pytest.raises(ValueError, match=f"{what} has the name of a sample dimension"):
             samplax.Target.from_numpyro(model)
-    with pytest.raises(ValueError, match="are the results' sample dimensions"):
+    with pytest.raises(ValueError, match="variable 'draw' has the name of a sample dimension"):
         samplax.Target.from_logdensity(lambda p: -jnp.sum(p["draw"] ** 2), example={"draw": jnp.zeros(2)})
+
+
+def test_names_the_results_cannot_hold_are_refused_before_sampling():
+    """A scoped site ("grp/mu", numpyro's default divider) sampled to the end and then lost the whole run in
+    DataTree.from_dict; a site and a plate of one name hid the site ("no latent sample sites")."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro import handlers
+
+    def sub(y):
+        mu = numpyro.sample("mu", dist.Normal(0, 1))
+        with numpyro.plate("N", len(y)):
+            numpyro.sample("y", dist.Normal(mu, 1), obs=y)
+
+    y = np.array([0.5, 1.5, -0.3])
+    with pytest.raises(ValueError, match=r"sample 'grp/mu' contains '/'.*divider='\.'"):
+        samplax.Target.from_numpyro(lambda y: handlers.scope(sub, prefix="grp")(y), y)
+    dotted = samplax.Target.from_numpyro(lambda y: handlers.scope(sub, prefix="grp", divider=".")(y), y)
+    dt = samplax.sample(dotted, "mala", num_chains=2, num_warmup=20, num_samples=10, seed=0, progress=False)
+    assert "grp.mu" in dt.posterior
+    with pytest.raises(ValueError, match="variable 'x/y' contains '/'"):
+        samplax.Target.from_logdensity(lambda p: -jnp.sum(p["x/y"] ** 2), example={"x/y": jnp.zeros(2)})
+
+    def clash(y):
+        n = numpyro.sample("N", dist.Normal(0, 1))
+        with numpyro.plate("N", len(y)):
+            numpyro.sample("y", dist.Normal(n, 1), obs=y)
+
+    with pytest.raises(ValueError, match=r"\['N'\] name\(s\) both a site and a plate"):
+        samplax.Target.from_numpyro(clash, y)
+
+
+def test_factor_terms_are_neither_data_nor_log_likelihood():
+    """arviz's converter (and samplax before) put a numpyro.factor prior penalty into observed_data (an empty
+    variable) and log_likelihood, and arviz_stats.loo then refused the group ("several log likelihood arrays")."""
+    import arviz_stats
+    import numpyro
+    import numpyro.distributions as dist
+
+    y = np.random.default_rng(0).normal(0.5, 1.0, 8)
+
+    def model(y):
+        mu = numpyro.sample("mu", dist.Normal(0, 1))
+        numpyro.factor("extra_prior", dist.Normal(0, 1).log_prob(mu))
+        with numpyro.plate("N", len(y)):
+            numpyro.sample("y", dist.Normal(mu, 1), obs=y)
+
+    dt = samplax.sample(samplax.Target.from_numpyro(model, y), "nuts", num_chains=2, num_warmup=200,
+                        num_samples=200, seed=0, progress=False)
+    assert list(dt["observed_data"].data_vars) == ["y"]
+    assert list(dt["log_likelihood"].data_vars) == ["y"]
+    mu = dt.posterior["mu"].values
+    np.testing.assert_allclose(dt["log_likelihood"]["y"].values,
+                               scipy.stats.norm.logpdf(y[None, None, :], mu[..., None], 1.0), rtol=1e-5)
+    assert np.isfinite(float(arviz_stats.loo(dt).elpd))
 
 
 def test_model_arguments_named_as_from_numpyro_options_reach_the_model(tmp_path):

@@ -181,3 +181,18 @@ def test_float32_log_density_under_x64_samples_right():
     dt = samplax.sample(t, "mclmc", num_chains=4, num_warmup=300, num_samples=12000, seed=3, progress=False)
     draws = np.asarray(dt.posterior["x"])
     assert_moments(draws, np.zeros(2), np.full(2, 4.0), what="mclmc on a float32 log-density")
+
+
+@pytest.mark.parametrize("value", [-2.0, 0.0, float("nan"), float("inf"), "2", True])
+def test_init_radius_and_init_scale_are_checked(value):
+    """init_radius=-2 gave every chain the same start [2, 2, ...] (uniform(+2, -2) clamps), NaN blamed the model."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model():
+        numpyro.sample("x", dist.Normal(0, 1).expand([3]))
+
+    with pytest.raises(ValueError, match="init_radius must be a positive finite number"):
+        Target.from_numpyro(model, init_radius=value)
+    with pytest.raises(ValueError, match="init_scale must be a positive finite number"):
+        Target.from_logdensity(lambda x: -0.5 * (x**2).sum(), 3, init_scale=value)
