@@ -433,3 +433,56 @@ def test_restricted_mean_runs_to_the_last_observed_time():
     s = summarize(res)
     assert s.horizon == 10.0 and s.mean == pytest.approx(1 + 0.75 * 2 + 0.5 * 7)
     assert "a lower bound" in s.describe()
+
+
+def test_runs_that_blow_up_are_marked_and_named():
+    """Runs whose state went NaN came back as hit=False at the budget, indistinguishable from runs that explored
+    the whole budget, and the summary said nothing: they are now marked (`nonfinite`), warned about and named in
+    the summary, and still count as never hitting (a dead run cannot hit)."""
+    from typing import NamedTuple
+
+    class Pos(NamedTuple):
+        position: jnp.ndarray
+
+    h = 0.5
+
+    def step(key, s):  # Euler-Maruyama on U = x^4 / 4: stable from -0.5, blows up from -5 within a few steps
+        x = s.position
+        return Pos(x - h * x**3 + 0.5 * jnp.sqrt(2 * h) * jax.random.normal(key, x.shape)), None
+
+    x0 = jnp.concatenate([jnp.full((20, 1), -0.5), jnp.full((20, 1), -5.0)])
+    with pytest.warns(RuntimeWarning, match="20 of 40 runs reached a NaN/inf position before hitting"):
+        res = first_hit_times(step, Pos(x0), ball(jnp.array([1.0]), 0.5), 300, jax.random.PRNGKey(0),
+                              grads_per_step=1)
+    np.testing.assert_array_equal(res.nonfinite, np.arange(40) >= 20)
+    assert res.hit[:20].all() and not res.hit[20:].any()
+    assert np.all(res.times[20:] == 300) and np.all(res.grads[20:] == 300)  # censored at the budget, as charged
+    assert "20 run(s) went non-finite" in summarize(res).describe()
+    # stored draws: a run with a NaN draw and no hit is marked the same way
+    draws = np.zeros((3, 5, 1))
+    draws[0, 2] = 1.0  # hits
+    draws[1, 3] = np.nan  # dies
+    with pytest.warns(RuntimeWarning, match="1 of 3 runs reached a NaN/inf position"):
+        r2 = hit_times_from_draws(draws, ball(jnp.array([1.0]), 0.1))
+    np.testing.assert_array_equal(r2.nonfinite, [False, True, False])
+
+
+def test_travel_time_through_zeros_and_unreachable_targets():
+    """A quadrature node on an isolated zero of v raised ZeroDivisionError (exact 4); an energy ceiling below the
+    barrier (speed 0 there) raised it too where the exact time is infinite; a wall at -inf whose travel time
+    diverges gave a finite 3.5."""
+    from samplax.samplers.ecd import secd_speed_1d
+
+    assert travel_time(lambda x: np.sqrt(np.abs(x)), -1.0, 1.0) == pytest.approx(4.0, rel=1e-9)
+    assert travel_time(lambda x: np.sqrt(np.abs(x)), -1.0, 0.9) == pytest.approx(2 + 2 * np.sqrt(0.9), rel=1e-9)
+    v = secd_speed_1d(lambda x: (x**2 - 1.0) ** 2 + 0.1, 0.0, eta=1.0, s=1.0)  # ceiling 1 < barrier 1.1
+    with pytest.warns(RuntimeWarning, match="speed is not positive"):
+        assert telegraph_mean_hitting_time(v, 0.5, -1.0, 1.0) == np.inf
+    from scipy.integrate import IntegrationWarning
+
+    with pytest.warns(IntegrationWarning):  # int_0 dx / x: not silent (quad's own warning passes through)
+        travel_time(lambda x: np.abs(x), 0.0, 1.0)
+    with pytest.warns(RuntimeWarning, match="diverges"):  # quad's "probably divergent": infinite
+        assert travel_time(lambda x: np.ones_like(x), -np.inf, 0.0) == np.inf
+    with pytest.raises(ValueError, match="never reflects there"), pytest.warns(RuntimeWarning):
+        telegraph_mean_hitting_time(lambda x: np.ones_like(x), 0.5, 0.0, 1.0, wall=-np.inf)

@@ -24,6 +24,9 @@ class HittingResult(NamedTuple):
     times: steps taken when the run first was in the set (0 if it started there), or the budget if never.
     grads: gradient evaluations spent up to the same moment (per run; NaN when no count was given).
     budget: steps available to every run.  dt: physical time per step.
+    nonfinite: per run, whether it reached a NaN/inf position before hitting (None: not recorded). Such a run
+      can never hit, so it counts as never hitting within the budget (censored at it), and says so: a blown-up
+      sampler reads as "k runs went non-finite", not as runs that explored the whole budget.
     """
 
     times: np.ndarray
@@ -31,6 +34,11 @@ class HittingResult(NamedTuple):
     grads: np.ndarray
     budget: int
     dt: float = 1.0
+    nonfinite: np.ndarray | None = None
+
+    @property
+    def num_nonfinite(self) -> int:
+        return 0 if self.nonfinite is None else int(np.sum(self.nonfinite))
 
     def in_units(self, unit: str = "steps") -> np.ndarray:
         """Times in "steps", "grads" (gradient evaluations) or "time" (steps * dt)."""
@@ -158,6 +166,7 @@ def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_s
     chunk = min(chunk, max_steps)
     run_keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(num_runs))
     inside = jax.vmap(lambda s: jnp.asarray(in_set(values(s)), bool).reshape(()))
+    finite = jax.vmap(lambda s: jnp.all(jnp.isfinite(jnp.asarray(position_fn(s)))))
     if n_grad is None:
         per_step = np.nan if grads_per_step is None else float(grads_per_step)
         cost = lambda states, infos: jnp.full(num_runs, per_step)  # noqa: E731
@@ -165,13 +174,14 @@ def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_s
         cost = jax.vmap(lambda s, i: jnp.asarray(n_grad(s, i), float).reshape(()))
 
     def one_step(carry, t):
-        states, hit, times, spent, grads = carry
+        states, hit, times, spent, grads, bad = carry
         keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(run_keys)
         states, infos = jax.vmap(step_fn)(keys, states)
         live = ~hit & (t < max_steps)  # steps past a run's hit (or the budget) are not charged to it
         spent = spent + jnp.where(live, cost(states, infos), 0.0)
         new = live & inside(states)
-        return (states, hit | new, jnp.where(new, t + 1, times), spent, jnp.where(new, spent, grads)), None
+        bad = bad | (live & ~new & ~finite(states))  # a NaN/inf position never enters a set: the run is dead
+        return (states, hit | new, jnp.where(new, t + 1, times), spent, jnp.where(new, spent, grads), bad), None
 
     @jax.jit
     def block(carry, t0):
@@ -183,8 +193,9 @@ def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_s
         hit0 = inside(states)
         times0 = jnp.where(hit0, 0, max_steps)
         zero = jnp.zeros(num_runs)
+        bad0 = ~hit0 & ~finite(states)
 
-        def cond(c):
+        def cond(c):  # dead runs are stepped (and charged) to the budget too, as the censored runs they count as
             (_, hit, *_), t0 = c
             return (t0 < max_steps) & ~jnp.all(hit)
 
@@ -192,13 +203,23 @@ def first_hit_times(step_fn: Callable, init_states: Any, in_set: Callable, max_s
             carry, t0 = c
             return block(carry, t0), t0 + chunk
 
-        (_, hit, times, spent, grads), _ = jax.lax.while_loop(
-            cond, body, ((states, hit0, times0, zero, zero), jnp.asarray(0)))
-        return hit, times, jnp.where(hit, grads, spent)
+        (_, hit, times, spent, grads, bad), _ = jax.lax.while_loop(
+            cond, body, ((states, hit0, times0, zero, zero, bad0), jnp.asarray(0)))
+        return hit, times, jnp.where(hit, grads, spent), bad & ~hit
 
-    hit, times, grads = run(init_states)
-    return HittingResult(times=np.asarray(times), hit=np.asarray(hit), grads=np.asarray(grads, float),
-                         budget=int(max_steps), dt=float(dt))
+    hit, times, grads, bad = run(init_states)
+    result = HittingResult(times=np.asarray(times), hit=np.asarray(hit), grads=np.asarray(grads, float),
+                           budget=int(max_steps), dt=float(dt), nonfinite=np.asarray(bad))
+    _warn_nonfinite(result)
+    return result
+
+
+def _warn_nonfinite(result: HittingResult) -> None:
+    if result.num_nonfinite:
+        warnings.warn(f"{result.num_nonfinite} of {len(result.hit)} runs reached a NaN/inf position before hitting "
+                      "the set: they count as never hitting within the budget (censored at it), which is what a "
+                      "blown-up run does; a smaller step size may avoid it (HittingResult.nonfinite marks them)",
+                      RuntimeWarning, stacklevel=3)
 
 
 def _posterior_values(draws, target) -> np.ndarray:
@@ -251,7 +272,11 @@ def hit_times_from_draws(draws, in_set: Callable, *, target=None, dt: float = 1.
         grads = np.cumsum(n_grad, axis=1)[np.arange(runs), first]
     else:
         grads = np.full(runs, np.nan)  # no count recorded: in_units("grads") refuses rather than guess
-    return HittingResult(times=times, hit=hit, grads=grads, budget=int(steps * thin), dt=float(dt))
+    nonfinite = ~hit & ~np.all(np.isfinite(x), axis=(1, 2))  # a NaN/inf draw never enters a set
+    result = HittingResult(times=times, hit=hit, grads=grads, budget=int(steps * thin), dt=float(dt),
+                           nonfinite=nonfinite)
+    _warn_nonfinite(result)
+    return result
 
 
 # ------------------------------------------------------------------------------------------- summary
@@ -282,6 +307,7 @@ class HittingSummary(NamedTuple):
     mean_kind: str
     horizon: float
     confidence: float
+    num_nonfinite: int = 0
 
     def describe(self) -> str:
         pct = int(round(100 * self.confidence))
@@ -294,8 +320,10 @@ class HittingSummary(NamedTuple):
         else:  # the curve reaches 0 at a hit after the last censoring: the area under it is the Kaplan-Meier mean
             what = (f"Kaplan-Meier mean ({100 * (1 - self.fraction_hit):.1f}% of runs censored before the last "
                     "hit)")
+        dead = (f"; {self.num_nonfinite} run(s) went non-finite (NaN/inf) before hitting, counted as never "
+                "hitting" if self.num_nonfinite else "")
         return (f"{self.fraction_hit:.1%} of {self.num_runs} runs hit; {what} = {self.mean:.4g} "
-                f"[{pct}% CI {lo:.4g}, {hi:.4g}] {self.unit}; median {self.median:.4g} {self.unit}")
+                f"[{pct}% CI {lo:.4g}, {hi:.4g}] {self.unit}; median {self.median:.4g} {self.unit}{dead}")
 
 
 def _first_crossing(times: np.ndarray, surv: np.ndarray) -> float:
@@ -348,7 +376,8 @@ def summarize(result: HittingResult, unit: str = "steps", *, confidence: float =
     return HittingSummary(unit=unit, num_runs=n, fraction_hit=float(hit.mean()), km_times=km_t,
                           km_survival=km_s, km_low=km_lo, km_high=km_hi, median=median,
                           median_ci=median_ci, mean=mean, mean_se=se, mean_ci=(mean - z * se, mean + z * se),
-                          mean_kind=kind, horizon=horizon, confidence=confidence)
+                          mean_kind=kind, horizon=horizon, confidence=confidence,
+                          num_nonfinite=result.num_nonfinite)
 
 
 def _restricted_mean(t: np.ndarray, hit: np.ndarray, horizon: float) -> tuple[float, float]:

@@ -6,6 +6,7 @@ Potentials and speeds are plain callables evaluated on float64 numpy grids (jax.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import jax
@@ -120,10 +121,53 @@ def _wall(v: Callable, x0: float, step: float) -> float:
     return inner
 
 
+class _NotPositive(Exception):
+    def __init__(self, x: float):
+        self.x = x
+
+
 def travel_time(v: Callable, a: float, b: float) -> float:
-    """tau = int_a^b dtheta / v(theta) by adaptive quadrature (integrable 1/sqrt zeros of v at ends are fine)."""
-    f = lambda x: 1.0 / float(_eval(v, np.array([x]))[0])
-    val, err = quad(f, a, b, limit=400, epsabs=0.0, epsrel=1e-11)
+    """tau = int_a^b dtheta / v(theta) by adaptive quadrature (integrable 1/sqrt zeros of v at ends are fine).
+
+    An isolated zero of v inside (a, b) that a quadrature node lands on splits the integral there (quad never
+    evaluates an end). Where v is not positive on a stretch (an ECD energy ceiling below a barrier) or the integral
+    diverges (v vanishing like |theta - c|), the far end is not reached in finite time: +inf, with one warning
+    naming why. A ZeroDivisionError used to come out of the quadrature instead, and a divergent integral gave a
+    finite number.
+    """
+    reasons: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        val = _travel(v, a, b, 0, reasons)
+    if not np.isfinite(val):
+        warnings.warn(f"travel_time from {a:g} to {b:g} is infinite: {reasons[0]}", RuntimeWarning, stacklevel=2)
+    else:
+        for w in caught:  # quad's other warnings, as it gave them
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return val
+
+
+def _travel(v: Callable, a: float, b: float, depth: int, reasons: list) -> float:
+    def f(x):
+        val = float(_eval(v, np.array([x]))[0])
+        if not (val > 0 and np.isfinite(val)):
+            raise _NotPositive(x)
+        return 1.0 / val
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            val, _ = quad(f, a, b, limit=400, epsabs=0.0, epsrel=1e-11)
+    except _NotPositive as stop:
+        if depth < 2 and a < stop.x < b:  # maybe an isolated zero: integrate up to it from both sides
+            return _travel(v, a, stop.x, depth + 1, reasons) + _travel(v, stop.x, b, depth + 1, reasons)
+        reasons.append(f"the speed is not positive at {stop.x:.6g}, a stretch that cannot be crossed")
+        return float("inf")
+    for w in caught:
+        if "divergent" in str(w.message):
+            reasons.append(f"int dtheta / v diverges on [{a:g}, {b:g}] (scipy: {str(w.message).strip()[:80]})")
+            return float("inf")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return float(val)
 
 
@@ -160,7 +204,13 @@ def telegraph_mean_hitting_time(v: Callable, rate: float, x0: float, b: float, *
     elif (wall - x0) * sgn > 0:
         raise ValueError(f"wall must be behind the start (on the side away from b), got wall={wall}, x0={x0}")
     s0 = abs(travel_time(v, min(wall, x0), max(wall, x0)))
+    if not np.isfinite(s0):  # the formula needs the reflection to happen in finite time
+        raise ValueError(f"the travel time from x0={x0} back to the wall {wall} is infinite, so the process never "
+                         "reflects there and this formula does not apply; give a wall that is reached in finite "
+                         "time (a finite point, or +-inf only where int dtheta / v converges)")
     B = s0 + abs(travel_time(v, min(x0, b), max(x0, b)))
+    if not np.isfinite(B):
+        return float("inf")  # b cannot be reached (travel_time warned where)
     common = rate * (B**2 - s0**2)
     if direction == 1:
         return float(B - s0 + common)
