@@ -57,6 +57,8 @@ class Phases:
         reverted = {}
         if "nonfinite" in trace:  # burn-in steps of a sampler that reverts non-finite steps: how many, per chain
             reverted["n_reverted_total"] = jnp.sum(jnp.asarray(trace["nonfinite"], jnp.int32), axis=1)
+        if "n_expensive" in trace:  # two_level's expensive evaluations, per chain (its warmup makes them too)
+            reverted["n_expensive_total"] = jnp.sum(trace["n_expensive"], axis=1)
         if not self.keep_warmup:
             trace = {"n_grad_total": (trace["n_grad_total"] if "n_grad_total" in trace
                                       else jnp.sum(trace["n_grad"], axis=1))}

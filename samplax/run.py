@@ -216,12 +216,15 @@ def sample(
             attrs["n_grad_warmup"] = _count(trace["n_grad_total"] if "n_grad_total" in trace else trace["n_grad"])
             if "n_reverted_total" in trace:  # burn-in steps reverted at a NaN/inf log-density: counted, not lost
                 attrs["n_reverted_warmup"] = int(np.sum(trace["n_reverted_total"]))
+            if "n_expensive_total" in trace:  # two_level: the expensive log-density evaluations of its warmup
+                attrs["n_expensive_warmup"] = int(np.sum(trace["n_expensive_total"]))
             if keep_warmup:
                 if "position" not in trace:
                     warnings.warn(f"keep_warmup=True: sampler {s.name!r} does not record warmup draws", stacklevel=2)
                 else:
                     warm_pos = trace.pop("position")
-                    warm_stats = {k: v for k, v in trace.items() if v.ndim >= 2 and k != "n_reverted_total"}
+                    warm_stats = {k: v for k, v in trace.items()
+                                  if v.ndim >= 2 and k not in ("n_reverted_total", "n_expensive_total")}
         else:
             params = jax.vmap(lambda _: s.initial_params(target))(chain_keys)
             states, _ = layout.run("start", phases.start, chain_keys, positions, params)

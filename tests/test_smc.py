@@ -283,10 +283,25 @@ def test_bad_inputs():
                        (dict(waste_free=False, num_mcmc_steps=20, max_mcmc_steps=10), "max_mcmc_steps"),
                        (dict(kernel="hmc", step_spread=0.5), "step_spread must be finite and >= 1"),
                        (dict(kernel="hmc", step_spread=float("inf")), "step_spread must be finite and >= 1"),
-                       (dict(kernel="mala", step_spread=2.0), "step_spread > 1 applies to kernel='hmc' only")]:
+                       (dict(kernel="mala", step_spread=2.0), "step_spread > 1 applies to kernel='hmc' only"),
+                       # NaN passed `any(diff <= 0)`; an acceptance target outside (0, 1) shrank the step to 1e-44
+                       (dict(schedule=[0.0, float("nan"), 1.0]), "strictly increasing"),
+                       (dict(target_acceptance=1.5), r"target_acceptance must be a number in \(0, 1\)"),
+                       (dict(target_acceptance=float("nan")), r"target_acceptance must be a number in \(0, 1\)"),
+                       (dict(target_acceptance=-1.0), r"target_acceptance must be a number in \(0, 1\)")]:
         # a value of the wrong kind (adapt_steps=1) is a TypeError from sample()'s own check; both name the setting
         with pytest.raises((ValueError, TypeError), match=match):
             samplax.sample(plain, "smc", num_particles=10, reference=(0.0, 1.0), **bad)
+
+
+def test_a_given_step_size_is_said_to_be_steered():
+    """step_size=0.05 was steered to 1.2 at later stages while settings said 0.05, without a word."""
+    plain = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x ** 2), 2)
+    with pytest.warns(UserWarning, match=r"step_size=0.05 is the starting step; SMC steers the step"):
+        dt = samplax.sample(plain, "smc", num_particles=50, num_chains=1, reference=(0.0, 2.0), step_size=0.05,
+                            progress=False)
+    steps = dt["stage_stats"]["step_size"].values.ravel()
+    assert steps[0] == pytest.approx(0.05) and np.nanmax(steps) > 0.1  # what the warning says happens
 
 
 def test_ess_threshold_refused_where_unused():

@@ -110,6 +110,37 @@ def test_expensive_evaluations_counted_are_those_that_ran():
         assert 0 <= made[0][kind] - reported[0][kind] <= 2 + 1, (kind, made, reported)  # init per chain (+ checks)
 
 
+@pytest.mark.parametrize("move,grads_per_step", [("mala", 3), ("rwm", 0)])
+def test_warmup_counts_are_those_that_ran(move, grads_per_step):
+    """The warmup counted one gradient per step (the Langevin module's stats) where two_level's mala makes
+    subchain_length (3) and rwm none, and its expensive evaluations were not reported at all; np.int64
+    subchain_length was refused."""
+    calls = {"expensive": 0, "surrogate_grad": 0}
+
+    def counted(kind, scale):
+        def lp(x):
+            jax.debug.callback(lambda: calls.__setitem__(kind, calls[kind] + 1))
+            return -0.5 * jnp.sum((x / scale) ** 2)
+        return lp
+
+    target = samplax.Target.from_logdensity(counted("expensive", 1.0), 2, name="counted_warmup")
+    cheap = counted("surrogate_grad", 1.1)
+    made, reported = [], []
+    for nw in (40, 70):  # the difference isolates the warmup steps from set-up calls
+        before = dict(calls)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # short runs fail their trust check
+            dt = samplax.sample(target, "two_level", surrogate=cheap, move=move, subchain_length=np.int64(3),
+                                num_warmup=nw, num_chains=1, num_samples=5, seed=0, progress=False)
+        jax.effects_barrier()
+        made.append({k: calls[k] - before[k] for k in calls})
+        reported.append((int(dt.attrs["n_grad_warmup"]), int(dt.attrs["n_expensive_warmup"])))
+    assert reported[0] == (40 * grads_per_step, 40)
+    assert made[1]["expensive"] - made[0]["expensive"] == reported[1][1] - reported[0][1] == 30
+    if move == "mala":  # a surrogate gradient is one traced call of the surrogate's log-density
+        assert made[1]["surrogate_grad"] - made[0]["surrogate_grad"] == reported[1][0] - reported[0][0] == 90
+
+
 def test_bad_surrogates_are_refused_by_name(models):
     t = samplax.models.get("gaussian", dim=2)
     with pytest.raises(ValueError, match="surrogate"):

@@ -45,11 +45,13 @@ def check_settings(mass_matrix, target_accept, step_size):
 
 
 def setup(name, *, mass_matrix, target_accept, step_size, inverse_mass_matrix, adapt, build, tune_build=None,
-          to_state=None):
+          to_state=None, step_stats=None):
     """(default_params, warmup, adapted) of a Langevin sampler.
 
     tune_build: the adjusted counterpart that tunes h for an unadjusted sampler (None: the sampler is adjusted);
-    to_state: converts the counterpart's final state into the sampler's.
+    to_state: converts the counterpart's final state into the sampler's. step_stats: the sampler's own `stats`
+    when its counts differ from this module's one gradient per step (two_level: subchain_length surrogate
+    gradients and one expensive evaluation), so its warmup is counted as it runs.
     """
     checks.given_inverse_mass_matrix(inverse_mass_matrix)  # step_size: check_settings, which every caller runs first
     tunable = ("step_size",) + (() if mass_matrix == "identity" else ("inverse_mass_matrix",))
@@ -70,7 +72,9 @@ def setup(name, *, mass_matrix, target_accept, step_size, inverse_mass_matrix, a
         return default_params, None, adapted
     adapt_step, adapt_mass = "step_size" in adapted, "inverse_mass_matrix" in adapted
     tuned_by_counterpart = adapt_step and tune_build is not None
-    warmup = window_warmup(tune_build if tuned_by_counterpart else build, stats, params, adapt_step=adapt_step,
+    warmup = window_warmup(tune_build if tuned_by_counterpart else build,
+                           stats if step_stats is None or tuned_by_counterpart else step_stats, params,
+                           adapt_step=adapt_step,
                            adapt_mass=adapt_mass, dense=mass_matrix == "dense", target_accept=target_accept,
                            initial_step_size=1.0 if adapt_mass else 0.1)
     if tuned_by_counterpart and to_state is not None:

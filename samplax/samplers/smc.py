@@ -277,7 +277,8 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
         temps = None
     else:
         temps = np.asarray(schedule, dtype=float)
-        if temps.ndim != 1 or temps.size < 2 or temps[0] != 0.0 or temps[-1] != 1.0 or np.any(np.diff(temps) <= 0):
+        if (temps.ndim != 1 or temps.size < 2 or not np.all(np.isfinite(temps)) or temps[0] != 0.0
+                or temps[-1] != 1.0 or not np.all(np.diff(temps) > 0)):  # NaN passed `any(diff <= 0)`
             raise ValueError("schedule must be 'adaptive' or a strictly increasing 1-D array of temperatures "
                              f"starting at 0 and ending at 1, got {schedule!r}")
     if not 0.0 < float(target_ess) < 1.0 and not persistent:
@@ -358,7 +359,16 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
     if mk.log_step_change is not None and target_acceptance is not None:
         raise ValueError(f"target_acceptance is not used with kernel={kernel!r} (its base step follows the steps the "
                          "move picks per state, not an acceptance rate): leave it None")
+    if target_acceptance is not None:
+        target_acceptance = checks.scalar(target_acceptance)
+        if not checks.is_real(target_acceptance) or not 0.0 < target_acceptance < 1.0:  # NaN fails both sides
+            raise ValueError(f"target_acceptance must be a number in (0, 1) (the acceptance rate the step is steered "
+                             f"towards), got {target_acceptance!r}")
     acc_target = TARGET_ACCEPTANCE.get(kernel) if target_acceptance is None else float(target_acceptance)
+    if step_size is not None:  # used as the first stage's step, then steered like the default one: said so
+        warnings.warn(f"smc: step_size={step_size!r} is the starting step; SMC steers the step towards the "
+                      f"target acceptance ({acc_target}) at every stage, so later stages use other steps "
+                      "(stage_stats['step_size'] holds them)", UserWarning, stacklevel=2)
 
     def run(model, key, num_particles, progress):
         from samplax.particles.run import as_target

@@ -143,8 +143,7 @@ def two_level(*, surrogate: Any = None, move: str = "mala", subchain_length: int
                          "dimension, e.g. the model solved on a coarse grid")
     if not checks.member(move, MOVES):
         raise ValueError(f"two_level: move must be one of {MOVES}, got {move!r}")
-    if isinstance(subchain_length, bool) or not isinstance(subchain_length, int) or subchain_length < 1:
-        raise ValueError(f"two_level: subchain_length must be an integer >= 1, got {subchain_length!r}")
+    subchain_length = checks.integer("two_level: subchain_length", subchain_length, 1)  # np.int64 too
     target_accept = TARGET_ACCEPT[move] if target_accept is None else target_accept
     lb.check_settings(mass_matrix, target_accept, step_size)
     stats = _stats(subchain_length, move)
@@ -165,7 +164,7 @@ def two_level(*, surrogate: Any = None, move: str = "mala", subchain_length: int
 
     default_params, warmup, adapted = lb.setup(
         "two_level", mass_matrix=mass_matrix, target_accept=target_accept, step_size=step_size,
-        inverse_mass_matrix=inverse_mass_matrix, adapt=adapt, build=build)
+        inverse_mass_matrix=inverse_mass_matrix, adapt=adapt, build=build, step_stats=stats)
     return Sampler(name="two_level", build=build, stats=stats, default_params=default_params, warmup=warmup,
                    adapted=adapted,
                    settings={"surrogate": surrogate, "move": move, "subchain_length": subchain_length,
