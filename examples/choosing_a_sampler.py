@@ -42,8 +42,9 @@ result = samplax.compare(target, SAMPLERS, budget=BUDGET, num_chains=4, seed=0, 
 print(result)
 
 # %% [markdown]
-# Every run spent the budget it was given (up to one draw of each chain), and the table says what it
-# really used:
+# Every run was sized from its pilot to spend the budget; a sampler whose cost per draw changes after the
+# pilot (NUTS' trees grow or shrink as warmup adapts) can miss it by tens of percent, so the table says what
+# each run really used:
 
 # %%
 for name, row in result.table.iterrows():

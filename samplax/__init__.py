@@ -26,3 +26,11 @@ from samplax.jax_cache import compilation_cache
 
 __all__ = ["Target", "compare", "compilation_cache", "diagnostics", "diffusion", "fkc", "html_report", "load", "models", "particles", "posterior_predictive", "predictive", "prior_predictive", "report", "sample", "samplers", "save", "text_report"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """Submodules not imported above (samplax.optimizers, samplax.experiments, samplax.meanfield, ...) load on
+    first use, so `import samplax; samplax.optimizers.minimize(...)` works as the docs write it."""
+    from samplax._lazy import submodule
+
+    return submodule(__name__, name)

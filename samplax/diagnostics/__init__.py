@@ -35,3 +35,10 @@ __all__ = [
 ]
 
 from samplax.diagnostics import report  # noqa: E402,F401  (the module; its function is report.report)
+
+
+def __getattr__(name):
+    """Submodules not imported above (hitting_theory, evidence_check, ...) load on first use."""
+    from samplax._lazy import submodule
+
+    return submodule(__name__, name)

@@ -20,3 +20,10 @@ def load_trained(path):
 
 
 __all__ = ["Process", "ScoreModel", "load_trained", "mixture_sample", "train", "ve", "vp", "vp_cosine"]
+
+
+def __getattr__(name):
+    """Submodules not imported above load on first use (`samplax._lazy`)."""
+    from samplax._lazy import submodule
+
+    return submodule(__name__, name)

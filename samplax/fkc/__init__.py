@@ -10,3 +10,10 @@ from samplax.fkc.compose import Composition, anneal, as_composition, geometric, 
 from samplax.fkc.weights import log_weight_rate, prior_log_z
 
 __all__ = ["Composition", "anneal", "as_composition", "geometric", "log_weight_rate", "prior_log_z", "product", "tilt"]
+
+
+def __getattr__(name):
+    """Submodules not imported above load on first use (`samplax._lazy`)."""
+    from samplax._lazy import submodule
+
+    return submodule(__name__, name)

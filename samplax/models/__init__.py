@@ -59,3 +59,10 @@ def get(name: str, **kwargs):
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name][0](**kwargs)
+
+
+def __getattr__(name):
+    """Submodules not imported above load on first use (`samplax._lazy`)."""
+    from samplax._lazy import submodule
+
+    return submodule(__name__, name)

@@ -11,3 +11,10 @@ __all__ = [
     "is_population", "maybe_resample", "normalized_weights", "pooled_log_z", "register", "resample", "reweight",
     "sample_population",
 ]
+
+
+def __getattr__(name):
+    """Submodules not imported above load on first use (`samplax._lazy`)."""
+    from samplax._lazy import submodule
+
+    return submodule(__name__, name)

@@ -7,3 +7,10 @@ from samplax.samplers import two_level  # noqa: F401,E402  (registers "two_level
 from samplax.samplers.base import Algorithm, Sampler, Warmup, available, from_pair, get, register
 
 __all__ = ["Algorithm", "Sampler", "Warmup", "available", "from_pair", "get", "register"]
+
+
+def __getattr__(name):
+    """Submodules not imported above load on first use (`samplax._lazy`)."""
+    from samplax._lazy import submodule
+
+    return submodule(__name__, name)
