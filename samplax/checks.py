@@ -8,7 +8,9 @@ import numpy as np
 
 
 def integer(name: str, v, low: int) -> int:
-    """`v` as an int when it is a Python / numpy integer (not a bool) >= `low`, else a ValueError naming `name`."""
+    """`v` as an int when it is a Python / numpy integer or a 0-d integer array (a value read back from a run),
+    not a bool, >= `low`; else a ValueError naming `name`."""
+    v = scalar(v)
     if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
     return int(v)
@@ -82,10 +84,16 @@ def _floats(v, refusal: str):
 
 
 def given_scale(name: str, v):
-    """A given step_size / L / friction (None: adapted or defaulted): positive and finite in every entry (a number,
-    a 0-d or per-chain array). Returned unchanged: the run uses it as given."""
+    """A given step_size / L / friction (None: adapted or defaulted): one positive finite number (a Python or numpy
+    number, or a 0-d array), shared by every chain. Arrays are refused: the run gives every chain the whole value,
+    so a (d,) array would silently become per-coordinate and a (num_chains,) one would not broadcast. Returned
+    unchanged: the run uses it as given."""
     refusal = f"{name} must be a positive finite number (or None to adapt it), got {v!r}"
     a = None if v is None else _floats(v, refusal)
+    if a is not None and a.ndim != 0:
+        what = "step sizes" if name == "step_size" else f"{name} values"
+        raise ValueError(f"{name} must be a number; per-chain (or per-coordinate) {what} are not supported: pass one "
+                         f"number shared by all chains, or None to adapt it (got an array of shape {a.shape})")
     if a is not None and (isinstance(v, (bool, np.bool_)) or a.size == 0 or not np.all(np.isfinite(a))
                           or not np.all(a > 0)):
         raise ValueError(refusal)

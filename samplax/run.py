@@ -373,7 +373,9 @@ def _adapted_names(s: Sampler, params, num_warmup: int) -> list[str]:
     names = getattr(s, "adapted", None)
     # A sampler that has a warmup adapts something; one not declaring what (or predating `adapted`)
     # is taken to adapt every param its warmup returns.
-    return list(names) if names else sorted(params)
+    names = list(names) if names else sorted(params)
+    unadapted = getattr(s.warmup, "unadapted", None)  # e.g. no mass matrix from a windowed warmup under 20 steps
+    return [n for n in names if unadapted is None or n not in unadapted(num_warmup)]
 
 
 def _params_summary(params) -> dict:

@@ -207,3 +207,23 @@ def test_physical_clock_energy_error_is_second_order():
         errs.append(np.max(np.abs(np.asarray(dE))))  # unprojected: dE is H(t) - E directly
     slope = _slope(eps, errs)
     assert 1.8 < slope < 2.3, f"physical clock: energy error slope {slope:.2f}, errors {errs}"
+
+
+@pytest.mark.parametrize("speed,s", [(2.0, 1.0), (10.0, 1.0), (0.0, 1.0), (-1.0, 1.0), (5.0, 0.05), (0.0, 0.0),
+                                     (-1.0, 0.0), (float("nan"), 0.0), (float("inf"), 0.0)])
+def test_an_impossible_start_speed_is_refused(speed, s):
+    """ECDSep's speed 2|p|/(s + |p|^2) is at most 1/sqrt(s): a faster speed started at rest, speed 0 gave an infinite
+    energy and a negative speed was taken as its absolute value, all silently."""
+    wg = ecd.loss_potential(lambda x: jnp.sum((x**2 - 1) ** 2) + 0.1, 1.0, 0.0)
+    with pytest.raises(ValueError, match=r"speed must be .*got speed="):
+        ecd.ecd_init(jnp.array([-1.0]), wg, jax.random.PRNGKey(0), speed=speed, s=s)
+    with pytest.raises(ValueError, match=r"speed must be"):
+        ecd.energy_for_speed(0.0, speed, s)
+
+
+@pytest.mark.parametrize("speed,s", [(0.5, 1.0), (1.0, 1.0), (1 / np.sqrt(0.05), 0.05), (7.0, 0.0)])
+def test_a_possible_start_speed_is_the_start_speed(speed, s):
+    wg = ecd.loss_potential(lambda x: jnp.sum((x**2 - 1) ** 2) + 0.1, 1.0, 0.0)
+    st = ecd.ecd_init(jnp.array([-1.0, 0.5]), wg, jax.random.PRNGKey(0), speed=speed, s=s)
+    v = np.linalg.norm(np.asarray(ecd.velocity(st.momentum, s)))
+    np.testing.assert_allclose(v, speed, rtol=1e-5)

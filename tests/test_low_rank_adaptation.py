@@ -103,3 +103,29 @@ def test_metric_settings_are_checked():
     with pytest.raises(ValueError, match="inverse_mass_matrix must have shape"):
         samplax.sample(t, "nuts", metric="low_rank", inverse_mass_matrix=np.eye(2), adapt=True, num_chains=1,
                        num_warmup=50, num_samples=10, seed=0, progress=False)
+
+
+@pytest.mark.parametrize("v", [-1, 0, 1.7, "2", True])
+def test_max_rank_must_be_a_positive_integer(v):
+    """max_rank=-1 / 1.7 / "2" ran silently at another rank (int() in effective_rank)."""
+    for name in ("nuts", "hmc"):
+        with pytest.raises(ValueError, match=r"max_rank must be an integer >= 1"):
+            samplax.samplers.get(name, max_rank=v)
+
+
+@pytest.mark.parametrize("metric", ["diag", "dense", "fisher_diag"])
+def test_max_rank_is_refused_with_a_metric_that_is_not_low_rank(metric):
+    with pytest.raises(ValueError, match=rf"max_rank=3 .*metric='{metric}'.*metric='low_rank'"):
+        samplax.samplers.get("nuts", metric=metric, max_rank=3)
+    for v in (np.int64(3), jnp.asarray(3)):
+        assert samplax.samplers.get("nuts", metric="low_rank", max_rank=v).settings["max_rank"] == 3
+    assert samplax.samplers.get("hmc", max_rank=2).settings["metric"] == "low_rank"
+
+
+def test_effective_rank_refuses_what_is_not_an_integer():
+    from samplax.samplers.adapt_low_rank import effective_rank
+
+    assert effective_rank(None, 5) == 5 and effective_rank(3, 2) == 2 and effective_rank(0, 4) == 0
+    for v in (1.7, "2", -1):
+        with pytest.raises(ValueError, match="max_rank must be an integer"):
+            effective_rank(v, 5)

@@ -86,3 +86,13 @@ def test_mams_given_and_adapted_values_start_the_warmup(monkeypatch):
     assert set(_attr(dt.attrs["adapted"])) >= {"L", "step_size"}
     np.testing.assert_allclose(seen["L"], 2.75)
     np.testing.assert_allclose(seen["step_size"], 0.61)
+
+
+@pytest.mark.parametrize("settings", [{"num_warmup": 20}, {"num_warmup": 0, "L": 1.0, "step_size": 0.5}],
+                         ids=["warmup", "given"])
+def test_mams_refuses_a_1d_target(settings):
+    """Isokinetic dynamics are degenerate in 1-D (mclmc is refused by blackjax): mams ran, never moved and spent
+    thousands of gradients per draw."""
+    t = Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), 1)
+    with pytest.raises(ValueError, match=r"mams needs a target of dimension >= 2.*degenerate in 1-D.*use nuts"):
+        samplax.sample(t, "mams", num_chains=1, num_samples=5, seed=0, progress=False, **settings)

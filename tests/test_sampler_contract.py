@@ -209,3 +209,44 @@ def test_chain_run_does_not_import_the_diffusion_stack():
                          env={**__import__('os').environ, "SAMPLAX_COMPILATION_CACHE": "0"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "LOADED []" in out.stdout, out.stdout[-2000:]
+
+
+@pytest.mark.parametrize("sampler,settings", [
+    ("nuts", {"step_size": [0.05, 1.0]}),  # d = 2 chains = 2: was silently per-coordinate
+    ("nuts", {"step_size": np.array([0.05, 0.2, 1.0])}),  # per-chain: was a broadcasting error
+    ("mala", {"step_size": jnp.array([0.3, 0.5])}),
+    ("mclmc", {"step_size": jnp.array([0.3, 0.5]), "L": 1.0}),
+    ("secd", {"step_size": jnp.array([0.3, 0.5]), "L": 1.0}),
+    ("secd", {"step_size": 0.3, "L": jnp.array([1.0, 2.0])}),
+    ("hmc", {"step_size": np.array([0.1])}),
+], ids=["nuts-per-coordinate", "nuts-per-chain", "mala", "mclmc", "secd-step", "secd-L", "hmc-shape-1"])
+def test_an_array_step_size_or_L_is_refused_naming_it(sampler, settings):
+    """checks.given_scale promised per-chain arrays, but a run gives every chain the whole value: a (d,) step was
+    used per coordinate by nuts and a (num_chains,) one crashed secd / mclmc / mala with raw JAX errors."""
+    name = next(k for k, v in settings.items() if np.ndim(v))
+    t = Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), 2)
+    with pytest.raises(ValueError, match=rf"{name} must be a number; per-chain .* not supported"):
+        samplax.sample(t, sampler, num_chains=len(np.ravel(settings[name])), num_warmup=0, num_samples=5, seed=0,
+                       progress=False, **settings)
+
+
+def test_a_number_or_0d_step_size_is_still_accepted():
+    from samplax import checks
+
+    for v in (0.3, np.float32(0.3), np.array(0.3), jnp.asarray(0.3), 2):
+        assert checks.given_scale("step_size", v) is v
+    assert checks.given_scale("L", None) is None
+
+
+@pytest.mark.parametrize("adapt", [0, 1, 2.5])
+def test_adapt_must_be_a_bool_a_name_or_names(adapt):
+    """adapt=0 / 1 raised "TypeError: 'int' object is not iterable" from tuple(adapt)."""
+    with pytest.raises(ValueError, match=r"adapt must be None, True, False, a param name or a tuple of names"):
+        samplax.samplers.get("nuts", adapt=adapt)
+
+
+def test_a_numpy_bool_adapt_is_a_bool():
+    for np_b, b in ((np.True_, True), (np.False_, False), (jnp.asarray(True), True)):
+        got = samplax.samplers.get("mala", step_size=0.1, adapt=np_b).adapted
+        assert got == samplax.samplers.get("mala", step_size=0.1, adapt=b).adapted
+    assert samplax.samplers.get("nuts", step_size=0.1, adapt=np.True_).adapted == ("step_size", "inverse_mass_matrix")

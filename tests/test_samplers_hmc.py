@@ -1,5 +1,7 @@
 """Foundation samplers (NUTS, HMC, MALA, MCLMC, MAMS) against exact ground truth, gated on MCSE."""
 
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -124,3 +126,46 @@ def test_unadjusted_variance_bias_falls_with_the_energy_error_target(name):
         assert abs(b1) / abs(b2) > 4 ** 0.25, f"{name}: bias {b1:.4f} at 2e-3 vs {b2:.4f} at 5e-4"
         for b, se, v in ((b1, se1, 2e-3), (b2, se2, 5e-4)):
             assert abs(b) < energy_error_bias_bound(v) + K * se, f"{name}: bias {b:.4f} at desired_energy_var={v}"
+
+
+@pytest.mark.parametrize("v", [0, -2, 1.5, "3", True])
+def test_max_num_doublings_must_be_a_positive_integer(v):
+    """0 / -2 gave a raw IndexError / TypeError from inside the NUTS kernel."""
+    with pytest.raises(ValueError, match=r"max_num_doublings must be an integer >= 1"):
+        samplax.samplers.get("nuts", max_num_doublings=v)
+
+
+def test_max_num_doublings_read_back_from_a_run_is_still_accepted():
+    for v in (8, np.int64(8), jnp.asarray(8)):  # api.check_setting_types takes a 0-d integer array as its scalar
+        assert samplax.samplers.get("nuts", max_num_doublings=v).settings["max_num_doublings"] is v
+
+
+def test_a_short_windowed_warmup_warns_that_the_mass_matrix_is_not_adapted():
+    """Below 20 steps blackjax's (Stan's) window schedule estimates no mass matrix: the identity was kept silently."""
+    import jax
+
+    t = Target.from_logdensity(lambda x: -0.5 * jnp.sum((x / jnp.array([0.01, 1.0])) ** 2), 2)
+    key, x0 = jax.random.PRNGKey(0), jnp.array([0.01, 1.0])
+    with pytest.warns(UserWarning, match=r"num_warmup=19 is below the 20 warmup steps.*NOT adapted"):
+        w = samplax.samplers.get("nuts", metric="diag").warmup(t, key, x0, 19)
+    np.testing.assert_array_equal(w.params["inverse_mass_matrix"], [1.0, 1.0])  # what the warning says: kept
+    with pytest.warns(UserWarning, match=r"num_warmup=5 is below"):
+        jax.eval_shape(lambda k, x: samplax.samplers.get("nuts", metric="dense").warmup(t, k, x, 5), key, x0)
+    # 20 steps, or a mass matrix not adapted: no warning (traced only)
+    for metric, n, kw in (("diag", 20, {}), ("dense", 20, {}), ("diag", 10, {"inverse_mass_matrix": jnp.ones(2)})):
+        s = samplax.samplers.get("nuts", metric=metric, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            jax.eval_shape(lambda k, x, s=s, n=n: s.warmup(t, k, x, n), key, x0)
+
+
+def test_a_short_windowed_warmup_does_not_record_the_mass_matrix_as_adapted():
+    """attrs["adapted"] listed inverse_mass_matrix after a 19-step warmup that kept the identity."""
+    t = Target.from_logdensity(lambda x: -0.5 * jnp.sum((x / jnp.array([0.01, 1.0])) ** 2), 2)
+    kw = dict(num_chains=1, num_samples=5, seed=0, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        short = samplax.sample(t, "nuts", metric="diag", num_warmup=19, **kw)
+        full = samplax.sample(t, "nuts", metric="diag", num_warmup=40, **kw)
+    assert short.attrs["adapted"] == ["step_size"]
+    assert sorted(full.attrs["adapted"]) == ["inverse_mass_matrix", "step_size"]

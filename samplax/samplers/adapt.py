@@ -10,6 +10,7 @@ family share it.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import jax
@@ -19,6 +20,10 @@ from blackjax.adaptation.staged_adaptation import build_schedule
 from samplax.samplers.dual_averaging import dual_averaging_adaptation  # blackjax's, rewrite-stable across layouts
 
 from samplax.samplers.base import Warmup
+
+
+# blackjax's build_schedule (as Stan) estimates no mass matrix in a warmup shorter than this: all steps are fast
+MIN_MASS_WARMUP = 20
 
 
 def window_warmup(build, stats, initial_params: Callable, *, adapt_step: bool, adapt_mass: bool, dense: bool = False,
@@ -47,6 +52,13 @@ def window_warmup(build, stats, initial_params: Callable, *, adapt_step: bool, a
         mm = mm_init(target.dim, params["inverse_mass_matrix"]) if adapt_mass else None
         # Stan's windows when the mass matrix is estimated; otherwise every step is a "fast" (step size) step
         schedule = build_schedule(num_steps) if adapt_mass else jnp.zeros((num_steps, 2), int)
+        if adapt_mass and num_steps < MIN_MASS_WARMUP:
+            # build_schedule (as Stan) gives up on the mass matrix: every step is a fast one
+            warnings.warn(f"num_warmup={num_steps} is below the {MIN_MASS_WARMUP} warmup steps the windowed warmup "
+                          "needs to estimate the mass matrix: inverse_mass_matrix is NOT adapted (it stays the "
+                          "identity, or the given one) and only the step size is; use num_warmup >= "
+                          f"{MIN_MASS_WARMUP}, or pass inverse_mass_matrix=... with adapt='step_size'",
+                          UserWarning, stacklevel=2)
 
         def one(carry, xs):
             state, params, da, mm = carry
@@ -74,4 +86,8 @@ def window_warmup(build, stats, initial_params: Callable, *, adapt_step: bool, a
             params = {**params, "step_size": da_final(da)}
         return Warmup(state, params, trace)
 
+    # what a warmup of num_steps leaves unadapted although the sampler declares it adapted: the run's
+    # attrs["adapted"] leaves it out (samplax.run._adapted_names)
+    warmup.unadapted = lambda num_steps: (("inverse_mass_matrix",) if adapt_mass and num_steps < MIN_MASS_WARMUP
+                                          else ())
     return warmup

@@ -48,6 +48,7 @@ from blackjax.adaptation.metric_recipes import _shift_buffer_left, seed_low_rank
 from blackjax.mcmc.metrics import LowRankInverseMassMatrix, Metric, generate_gaussian_noise
 from jax.flatten_util import ravel_pytree
 
+from samplax import checks
 from samplax.samplers.base import Warmup
 from samplax.samplers.dual_averaging import dual_averaging_adaptation
 
@@ -130,8 +131,9 @@ def kernel_metric(params: dict):
 
 
 def effective_rank(max_rank: int | None, dim: int) -> int:
-    """`max_rank` capped at the dimension (None: the full dimension up to DEFAULT_MAX_RANK)."""
-    return min(dim, DEFAULT_MAX_RANK) if max_rank is None else min(int(max_rank), dim)
+    """`max_rank` capped at the dimension (None: the full dimension up to DEFAULT_MAX_RANK); an integer >= 0 (0: the
+    diagonal alone), else a ValueError (int() would truncate 1.7 or parse "2")."""
+    return min(dim, DEFAULT_MAX_RANK) if max_rank is None else min(checks.integer("max_rank", max_rank, 0), dim)
 
 
 class _Buffer(NamedTuple):

@@ -25,6 +25,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from samplax.target import Target
 
@@ -139,13 +140,22 @@ def adapted_names(adapt, tunable: tuple[str, ...], given: dict[str, Any]) -> tup
     adapt: None (default) adapts every tunable param not given; True adapts all of them (given values are
       then initial values); False adapts none; a name or tuple of names adapts exactly those (given or not).
     """
+    if getattr(adapt, "shape", None) == () and hasattr(adapt, "dtype") and np.dtype(adapt.dtype).kind == "b":
+        adapt = bool(adapt)  # a numpy bool or a 0-d bool array is a bool
     if adapt is None:
         return tuple(n for n in tunable if given.get(n) is None)
     if adapt is True:
         return tuple(tunable)
     if adapt is False:
         return ()
-    names = (adapt,) if isinstance(adapt, str) else tuple(adapt)
+    if isinstance(adapt, str):
+        names = (adapt,)
+    else:
+        try:
+            names = tuple(adapt)
+        except TypeError:
+            raise ValueError(f"adapt must be None, True, False, a param name or a tuple of names from "
+                             f"{list(tunable)}, got {adapt!r}") from None
     unknown = [n for n in names if n not in tunable]
     if unknown:
         raise ValueError(f"adapt: {unknown} cannot be adapted here; choose from {list(tunable)}, or pass adapt=True "

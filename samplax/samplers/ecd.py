@@ -41,6 +41,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from blackjax.mcmc import integrators
 
 from samplax import checks
@@ -91,8 +92,25 @@ def speed_from_energy(energy, potential, s):
     return 2.0 * jnp.sqrt(jnp.clip(a - s, 0.0, None)) / a
 
 
+def _check_speed(speed, s):
+    """ECDSep's speed 2|p|/(s + |p|^2) is at most 1/sqrt(s) (at |p|^2 = s; unbounded at s = 0) and 0 only at rest:
+    refuse a concrete `speed` outside (0, 1/sqrt(s)] (it was silently clipped: a start at rest, an infinite energy,
+    or |speed|). Traced values are not checked."""
+    if isinstance(speed, jax.core.Tracer) or isinstance(s, jax.core.Tracer):
+        return
+    v, s = np.asarray(speed, dtype=float), float(np.asarray(s, dtype=float))
+    bound = np.inf if s <= 0 else 1.0 / np.sqrt(s)
+    # the bound itself is reachable; 1e-12 absorbs rounding of a speed computed as 1/sqrt(s)
+    if not (np.all(np.isfinite(v)) and np.all(v > 0) and np.all(v <= bound * (1 + 1e-12))):
+        limit = "a positive finite number" if bound == np.inf else f"in (0, 1/sqrt(s)] = (0, {bound:.6g}] for s={s:g}"
+        raise ValueError(f"speed must be {limit}: ECDSep's speed 2|p|/(s + |p|^2) is at most 1/sqrt(s) and 0 only at "
+                         f"rest, got speed={speed!r}; pass a speed in that range, or energy=... directly")
+
+
 def energy_for_speed(potential, speed, s=0.0):
-    """E such that the speed at potential w equals `speed` (the faster-momentum branch, |p|^2 >= s)."""
+    """E such that the speed at potential w equals `speed` (the faster-momentum branch, |p|^2 >= s); `speed` must be
+    in (0, 1/sqrt(s)] (ValueError otherwise)."""
+    _check_speed(speed, s)
     speed = jnp.asarray(speed, float)
     disc = 1.0 - speed**2 * s
     a = 2.0 * (1.0 + jnp.sqrt(jnp.clip(disc, 0.0, None))) / speed**2
@@ -101,7 +119,8 @@ def energy_for_speed(potential, speed, s=0.0):
 
 def ecd_init(position: Array, w_and_grad: Callable, key: Array, *, energy=None, speed=1.0,
              s=0.0) -> ECDState:
-    """Random direction; energy `energy`, or the one giving `speed` at the start."""
+    """Random direction; energy `energy`, or the one giving `speed` at the start (`speed` in (0, 1/sqrt(s)]: ECDSep's
+    largest speed; ValueError otherwise)."""
     w, g = w_and_grad(position)
     e = energy_for_speed(w, speed, s) if energy is None else jnp.asarray(energy, float)
     p2 = jnp.clip(jnp.exp(e - w) - s, 0.0, None)

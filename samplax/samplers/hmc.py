@@ -45,6 +45,11 @@ def _metric(metric, dense_mass):
 
 def _setup(name, metric, max_rank, target_accept, step_size, inverse_mass_matrix, adapt, build, stats):
     """(default_params, warmup, adapted): given values are used as given; the rest is adapted."""
+    if max_rank is not None:
+        checks.integer("max_rank", max_rank, 1)
+        if metric != "low_rank":
+            raise ValueError(f"max_rank={max_rank!r} bounds the low-rank metric and is not used by metric={metric!r}: "
+                             "drop max_rank, or pass metric='low_rank'")
     checks.given_scale("step_size", step_size)
     checks.given_inverse_mass_matrix(inverse_mass_matrix)
     given = {"step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix}
@@ -136,6 +141,7 @@ def nuts(*, metric: str | None = None, dense_mass: bool = False, max_rank: int |
         step_jitter = 0.0 if step_size is not None else DEFAULT_STEP_JITTER
     if not 0 <= step_jitter < 1:
         raise ValueError(f"step_jitter must be in [0, 1) (a fraction of the step size), got {step_jitter}")
+    checks.integer("max_num_doublings", max_num_doublings, 1)
     metric = _metric(metric, dense_mass)
 
     def build(target, params):

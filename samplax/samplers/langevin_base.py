@@ -87,4 +87,6 @@ def convert_warmup(warmup, convert):
         w = warmup(target, key, position, num_steps)
         return Warmup(convert(w.state), w.params, w.trace)
 
+    if hasattr(warmup, "unadapted"):
+        run.unadapted = warmup.unadapted
     return run

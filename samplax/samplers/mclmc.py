@@ -565,6 +565,15 @@ MAMS_INTEGRATORS = {"leapfrog": (integrators.isokinetic_velocity_verlet, 1),
                     "mclachlan": (integrators.isokinetic_mclachlan, 2)}
 
 
+def _mams_dimension(target):
+    """Refuses a 1-d target: a 1-d isokinetic velocity is +1 or -1 and the dynamics are degenerate (mclmc is refused
+    by blackjax; mams ran, never moved and spent thousands of gradients per draw)."""
+    if target.dim < 2:
+        raise ValueError(f"mams needs a target of dimension >= 2, got dim={target.dim}: isokinetic (fixed-speed) "
+                         "dynamics are degenerate in 1-D (the velocity can only be +1 or -1); use nuts for a 1-D "
+                         "target")
+
+
 @register("mams")
 def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l_factor: float = 0.4,
          desired_energy_var: float = 5e-4, integrator: str = "mclachlan", metric: str = "fisher_low_rank",
@@ -592,6 +601,8 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
                                               desired_energy_var, l_factor=l_factor)
 
     def build(target, params):
+        _mams_dimension(target)
+
         def step(key, state):
             return kernel(key, state, target.logdensity, params["step_size"],
                           inverse_mass_matrix=kernel_metric(params),
@@ -600,6 +611,7 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
         return Algorithm(lambda x, key: adjusted_mclmc_dynamic.init(x, target.logdensity, key), step)
 
     def tune(fixed, state, key, target, num_steps, start):
+        _mams_dimension(target)
         d = target.dim
         momentum_key, unadjusted_key, adjusted_key = jax.random.split(key, 3)
         n_adjusted = 0 if "step_size" in fixed else max(int(round((1 - MAMS_UNADJUSTED_SHARE) * num_steps)), 1)
@@ -635,8 +647,12 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
                 "energy": info.energy, "n_grad": grads * jnp.asarray(info.num_integration_steps),
                 "step_size": params["step_size"], "L": params["L"]}
 
+    def default_params(target):
+        _mams_dimension(target)
+        return mc.default_params(target)
+
     return Sampler(
-        name="mams", build=build, stats=stats, default_params=mc.default_params, adapted=mc.adapted,
+        name="mams", build=build, stats=stats, default_params=default_params, adapted=mc.adapted,
         # L comes from the unadjusted chain's autocorrelation in units of time: a fixed step size does not rescale it
         warmup=mc.warmup(adjusted_mclmc_dynamic.init, tune, 1, lambda n: False),
         settings={"target_accept": target_accept, "diagonal_preconditioning": diagonal_preconditioning,
