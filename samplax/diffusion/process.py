@@ -83,10 +83,37 @@ class Process:
         return ts[::-1] if reverse else ts
 
 
+def _time_range(kind: str, t_min, t_max) -> tuple[float, float]:
+    """(t_min, t_max) as floats when finite with 0 <= t_min < t_max, else a ValueError naming the argument: an empty
+    or reversed range would hand back the prior draws untouched as if they were the target's."""
+    t_min, t_max = checks.finite("t_min", t_min), checks.finite("t_max", t_max)
+    if t_min < 0:
+        raise ValueError(f"{kind}: t_min must be >= 0 (times run forward from the data at t = 0), got {t_min!r}")
+    if not t_min < t_max:
+        raise ValueError(f"{kind} needs t_min < t_max (the reverse samplers integrate from t_max down to t_min), got "
+                         f"t_min={t_min!r}, t_max={t_max!r}; give a t_max above t_min")
+    return t_min, t_max
+
+
+def _checked(proc: "Process") -> "Process":
+    """`proc` when sigma is finite and > 0 at t_min and at t_max (where the reverse samplers start and stop), else a
+    ValueError naming the end and what to change."""
+    for end in ("t_min", "t_max"):
+        t = getattr(proc, end)
+        with jax.ensure_compile_time_eval():  # a concrete number even when a process is built inside a trace
+            s = float(proc.sigma(jnp.asarray(t, float)))
+        if not (math.isfinite(s) and s > 0):
+            raise ValueError(f"{proc.name}: sigma({end}={t!r}) = {s!r}, but the noise scale must be finite and > 0 at "
+                             f"both ends of the time range; move {end} inside the schedule's range (e.g. t_min > 0 for "
+                             "a variance-preserving process)")
+    return proc
+
+
 def vp(beta_min: float = 0.1, beta_max: float = 20.0, t_min: float = 1e-3, t_max: float = 1.0) -> Process:
     """Variance-preserving SDE with linear beta(t) (DDPM's continuous limit, Song et al. 2021)."""
     if not 0 < beta_min < beta_max:
         raise ValueError(f"vp needs 0 < beta_min < beta_max, got {beta_min}, {beta_max}")
+    t_min, t_max = _time_range("vp", t_min, t_max)
 
     def log_alpha(t):
         return -0.5 * (beta_min * t + 0.5 * (beta_max - beta_min) * t ** 2)
@@ -94,12 +121,13 @@ def vp(beta_min: float = 0.1, beta_max: float = 20.0, t_min: float = 1e-3, t_max
     def sigma(t):
         return jnp.sqrt(-jnp.expm1(2.0 * log_alpha(t)))
 
-    return Process("vp", log_alpha, sigma, t_min, t_max, (beta_min, beta_max))
+    return _checked(Process("vp", log_alpha, sigma, t_min, t_max, (beta_min, beta_max)))
 
 
 def vp_cosine(s: float = 0.008, t_min: float = 1e-3, t_max: float = 0.995) -> Process:
     """Variance-preserving with the cosine schedule alpha^2 = cos^2((t+s)/(1+s) pi/2) / cos^2(s/(1+s) pi/2)
     (Nichol & Dhariwal 2021); t_max < 1 keeps g^2 finite."""
+    t_min, t_max = _time_range("vp_cosine", t_min, t_max)
     c0 = math.log(math.cos(s / (1 + s) * math.pi / 2))
 
     def log_alpha(t):
@@ -108,13 +136,14 @@ def vp_cosine(s: float = 0.008, t_min: float = 1e-3, t_max: float = 0.995) -> Pr
     def sigma(t):
         return jnp.sqrt(-jnp.expm1(2.0 * log_alpha(t)))
 
-    return Process("vp_cosine", log_alpha, sigma, t_min, t_max, (s,))
+    return _checked(Process("vp_cosine", log_alpha, sigma, t_min, t_max, (s,)))
 
 
 def ve(sigma_min: float = 0.01, sigma_max: float = 10.0, t_min: float = 0.0, t_max: float = 1.0) -> Process:
     """Variance-exploding SDE, sigma(t) = sigma_min (sigma_max / sigma_min)^t (Song et al. 2021)."""
     if not 0 < sigma_min < sigma_max:
         raise ValueError(f"ve needs 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    t_min, t_max = _time_range("ve", t_min, t_max)
     r = math.log(sigma_max / sigma_min)
 
     def log_alpha(t):
@@ -123,7 +152,7 @@ def ve(sigma_min: float = 0.01, sigma_max: float = 10.0, t_min: float = 0.0, t_m
     def sigma(t):
         return sigma_min * jnp.exp(r * t)
 
-    return Process("ve", log_alpha, sigma, t_min, t_max, (sigma_min, sigma_max))
+    return _checked(Process("ve", log_alpha, sigma, t_min, t_max, (sigma_min, sigma_max)))
 
 
 def get(process) -> Process:

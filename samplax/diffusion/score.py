@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from samplax import checks
 from samplax.diffusion.process import Process, get as get_process
 
 Array = jax.Array
@@ -44,7 +45,9 @@ class ScoreModel:
 
     @classmethod
     def from_function(cls, score, dim: int, process="vp", name: str = "score_model") -> "ScoreModel":
-        return cls(score=score, process=get_process(process), dim=int(dim), name=name)
+        # checked before int(): int(2.7) = 2 and int(True) = 1 would run a different model than the one given
+        dim = checks.integer("dim", dim, 1)
+        return cls(score=score, process=get_process(process), dim=dim, name=name)
 
     @classmethod
     def gaussian_mixture(cls, weights, means, covs, process="vp", name: str = "gaussian_mixture") -> "ScoreModel":
@@ -107,15 +110,42 @@ def _check_mixture(weights, means, covs):
     k, d = m.shape
     if w.shape != (k,):
         raise ValueError(f"weights must have shape ({k},) to match means {m.shape}, got {w.shape}")
-    if np.any(np.asarray(w) <= 0):
-        raise ValueError("weights must be positive")
+    wn, mn, cn = np.asarray(w), np.asarray(m), np.asarray(c)
+    if not np.all(np.isfinite(wn)) or np.any(wn <= 0):
+        raise ValueError(f"weights must be positive finite numbers (they are normalised to sum to 1), got "
+                         f"{wn.tolist()}")
+    if not np.all(np.isfinite(mn)):
+        bad = sorted({int(i) for i in np.argwhere(~np.isfinite(mn))[:, 0]})
+        raise ValueError(f"means must be finite; component(s) {bad[:5]} have NaN/inf entries")
+    if not np.all(np.isfinite(cn)):
+        raise ValueError(f"covs must be finite; {int(np.sum(~np.isfinite(cn)))} of {cn.size} entries are NaN/inf")
     if c.ndim == 1 and c.shape == (k,):  # isotropic variance per component
+        if np.any(cn < 0):
+            raise ValueError(f"covs given as one variance per component must be >= 0; component(s) "
+                             f"{np.flatnonzero(cn < 0)[:5].tolist()} have {cn[cn < 0][:5].tolist()}")
         c = c[:, None, None] * jnp.eye(d)
     elif c.shape == (d, d):
         c = jnp.broadcast_to(c, (k, d, d))
     if c.shape != (k, d, d):
         raise ValueError(f"covs must have shape ({k}, {d}, {d}), ({d}, {d}) or ({k},), got {c.shape}")
+    _check_covs(np.asarray(c), cn.shape == (d, d) and k == d)
     return w / w.sum(), m, c
+
+
+def _check_covs(c, shared: bool):
+    """Each (d, d) covariance symmetric and positive semi-definite (a zero variance is a point mass at t = 0, still a
+    Gaussian of covariance sigma(t)^2 I > 0 at every t of the process), else a ValueError naming the component."""
+    hint = (" (a (d, d) array with K = d components is read as one covariance shared by every component; give shape "
+            "(K, d, d) for one covariance per component)" if shared else "")
+    scale = max(float(np.max(np.abs(c))), 1e-300)
+    for i, ci in enumerate(c):
+        asym = float(np.max(np.abs(ci - ci.T)))
+        if asym > 1e-8 * scale:
+            raise ValueError(f"covs must be symmetric; component {i} has max |C - C^T| = {asym:.3g}{hint}")
+        low = float(np.linalg.eigvalsh(ci)[0])
+        if low < -1e-10 * scale:
+            raise ValueError(f"covs must be positive semi-definite; component {i} has smallest eigenvalue {low:.3g}"
+                             f"{hint}")
 
 
 def mixture_sample(key, n, weights, means, covs):

@@ -18,7 +18,8 @@ Euler step is a Gaussian proposal kernel, so E[w] = Z exactly: Z^ = mean_i w_i i
 low by Jensen, by about Var(w)/(2 N Z^2)). The alternative unbiased estimate E[f(Z)] = Z at t = 0 is plain
 importance sampling from N(0, I), useless for peaked targets. Particles are resampled by these weights at the end.
 n_grad = num_particles * num_steps * num_mc gradient evaluations (+ one log-density evaluation per particle at x_K)
-+ the stability check's Hessian-vector products (CURV_POINTS * CURV_ITERS, counted in the first step).
++ the stability check's Hessian-vector products (CURV_POINTS * CURV_ITERS, counted once per `sample()` call, in the
+first step of population 0: the check runs once, however many populations).
 
 Stability (checked before each run, `check_stability=True`): the Monte Carlo drift is sigma^2 times a score of pi~ at
 nearby points, so one Euler step of variance s^2 = sigma^2 / K is stable only when s^2 lambda < 2, lambda the
@@ -80,6 +81,22 @@ def check_step(target, key, num_steps: int, sigma: float):
     return lam
 
 
+def _count_once(count: int, key):
+    """`count` for the first population that runs this traced program and 0 for the others, as a traced count: the
+    stability check ran once per trace (once per `sample()` call, however many populations), so its Hessian-vector
+    products are counted once, in population 0 (before: in every population, C times the work done). A host callback
+    on the population's key: vmapped, it runs per population, in order."""
+    from jax.experimental import io_callback
+
+    left = [int(count)]
+
+    def take(_key_data):
+        v, left[0] = left[0], 0
+        return np.asarray(v, np.dtype(base.count_dtype()))
+
+    return io_callback(take, jax.ShapeDtypeStruct((), base.count_dtype()), jax.random.key_data(key), ordered=False)
+
+
 def follmer_drift(logdensity, x, t, key, num_mc: int, sigma: float = 1.0):
     """Monte Carlo estimate of b(x, t) / sigma^2 for one x of shape (d,) from num_mc draws of N(0, I)."""
     z = jax.random.normal(key, (num_mc, x.shape[0]), x.dtype)
@@ -98,9 +115,9 @@ def run_sfs(target, key, num_particles: int, num_steps: int, num_mc: int, resamp
     k_path, k_res = jax.random.split(key)
     extra = 0
     if check_stability:
-        with jax.ensure_compile_time_eval():  # run() is traced per population; the check runs once, eagerly, with a
-            check_step(target, jax.random.PRNGKey(0), K, sigma)  # fixed key (the same verdict for every population)
-        extra = CURV_POINTS * CURV_ITERS
+        with jax.ensure_compile_time_eval():  # run() is traced once for all populations; the check runs once,
+            check_step(target, jax.random.PRNGKey(0), K, sigma)  # eagerly, with a fixed key (one verdict for all)
+        extra = _count_once(CURV_POINTS * CURV_ITERS, key)
     drift = jax.vmap(lambda x, t, k: follmer_drift(target.logdensity, x, t, k, num_mc, sigma), in_axes=(0, None, 0))
     x0 = jnp.zeros((n, d), jnp.result_type(float))
 
@@ -124,7 +141,7 @@ def run_sfs(target, key, num_particles: int, num_steps: int, num_mc: int, resamp
     log_z = logsumexp(log_w) - jnp.log(n)
     state, _ = resample(k_res, ParticleState(x, log_w, log_z), resampling)
     stats = {"time": jnp.asarray((np.arange(K) + 1) * h), "ess": ess_path.at[-1].set(ess(log_w)),
-             "n_grad": base.stage_counts(np.full(K, n * num_mc) + extra * (np.arange(K) == 0))}
+             "n_grad": base.stage_counts(np.full(K, n * num_mc)).at[0].add(extra)}
     return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))  # host re-sums in int64
 
 

@@ -13,8 +13,8 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from samplax import checks
 from samplax.diffusion.score import ScoreModel
 
 Array = jax.Array
@@ -106,10 +106,8 @@ def _same_process(m1: ScoreModel, m2: ScoreModel):
 
 
 def _positive(value, what: str) -> float:
-    v = float(value)
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{what} must be a positive finite number, got {value!r}")
-    return v
+    # not float(value): float("2") and float(True) would turn a string or a flag into an exponent
+    return checks.positive(what, value)
 
 
 def anneal(m: ScoreModel, beta: float) -> Composition:
@@ -130,9 +128,7 @@ def geometric(m1: ScoreModel, m2: ScoreModel, gamma: float) -> Composition:
     """p1^gamma p2^(1-gamma) (classifier-free-guidance style; gamma > 1 extrapolates); drift gamma s1 + (1-gamma) s2."""
     m1, m2 = _check_model(m1, "m1"), _check_model(m2, "m2")
     _same_process(m1, m2)
-    gamma = float(gamma)
-    if not np.isfinite(gamma):
-        raise ValueError(f"gamma must be finite, got {gamma!r}")
+    gamma = checks.finite("gamma", gamma)  # a real number, not a string or a bool coerced by float()
     return Composition("geometric", (m1, m2), (gamma, 1.0 - gamma), name=f"{m1.name}^{gamma:g}*{m2.name}^{1 - gamma:g}")
 
 
@@ -144,9 +140,7 @@ def tilt(m: ScoreModel, reward: Callable[[Array], Array], lam: float) -> Composi
     out = jax.eval_shape(reward, jax.ShapeDtypeStruct((m.dim,), jnp.result_type(float)))
     if out.shape != ():
         raise ValueError(f"reward(x) must return a scalar for x of shape ({m.dim},), got shape {out.shape}")
-    lam = float(lam)
-    if not np.isfinite(lam):
-        raise ValueError(f"lam must be finite, got {lam!r}")
+    lam = checks.finite("lam", lam)  # a real number, not a string or a bool coerced by float()
     return Composition("tilt", (m,), (1.0,), reward=reward, lam=lam, name=f"{m.name}*exp({lam:g}r)")
 
 

@@ -14,7 +14,9 @@ step's end), step_size, n_grad (score evaluations and JVPs in that step), ess (=
 weighted). adaptive pf_ode: one row (time t_min, n_grad, num_steps, num_accepted, num_rejected from
 diffrax's stats). adaptive_sde: `num_bins` rows over equal time bins of [t_min, t_max] (the per-step
 record is variable-length): accepted, rejected, n_grad (2 per try) of steps starting in the bin.
-particle_stats: pf_ode "log_prob"; adaptive_sde "nfe", "accepted", "rejected" per particle.
+particle_stats: pf_ode "log_prob" (NaN for a particle that ends NaN/inf) and, with adaptive steps, "finished";
+adaptive_sde "nfe", "accepted", "rejected", "finished" per particle. "finished" is False for a particle whose solve
+used up max_steps before t_min: it is NaN, and the trust check names max_steps and how many did not finish.
 """
 
 from __future__ import annotations
@@ -150,21 +152,26 @@ def pf_ode(num_steps: int | None = None, solver: str = "heun", rtol: float | Non
     else:
         num_steps = 100 if num_steps is None else num_steps
         grid = "uniform" if grid is None else grid
-        checks.integer("num_steps", num_steps, 1)
+        num_steps = checks.integer("num_steps", num_steps, 1)
         if not checks.member(grid, integrators.GRIDS):
             raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
     checks.integer("exact_trace_max_dim", exact_trace_max_dim, 0)
     checks.integer("num_probes", num_probes, 1)
-    checks.integer("max_steps", max_steps, 1)
+    max_steps = checks.integer("max_steps", max_steps, 1)
+    if not adaptive_steps and num_steps > max_steps:  # diffrax would stop the fixed grid part-way, deep in the solve
+        raise ValueError(f"pf_ode: num_steps={num_steps} exceeds max_steps={max_steps} (the solver's step budget); "
+                         f"raise max_steps to at least {num_steps}, or use fewer num_steps")
     per_step, initial = likelihood.evals_per_step(likelihood.SOLVERS[solver]())
 
     def run(model, key, n, progress):
         m = _score_model(model)
         x, key = _start(m, key, n)
         ts = None if adaptive_steps else integrators.time_grid(m.process, num_steps, grid)
-        x, lp, steps, acc, rej = likelihood.solve(m, key, x, solver=solver, ts=ts, rtol=rtol, atol=atol,
-                                                  max_steps=max_steps, with_log_prob=log_prob,
-                                                  exact_trace_max_dim=exact_trace_max_dim, num_probes=num_probes)
+        x, lp, steps, acc, rej, finished = likelihood.solve(
+            m, key, x, solver=solver, ts=ts, rtol=rtol, atol=atol, max_steps=max_steps, with_log_prob=log_prob,
+            exact_trace_max_dim=exact_trace_max_dim, num_probes=num_probes)
+        if log_prob:  # a particle that ended NaN/inf has no density: NaN, not the finite integral it carried
+            lp = jnp.where(jnp.all(jnp.isfinite(x), axis=-1), lp, jnp.nan)
         progress.update(0, m.process.t_min, n)
         # each vector-field evaluation: 1 score evaluation, + with log_prob the divergence's JVPs of the score
         # (d for the exact trace, one per Hutchinson probe); see likelihood.evals_per_field
@@ -177,7 +184,10 @@ def pf_ode(num_steps: int | None = None, solver: str = "heun", rtol: float | Non
                      "num_rejected": rej[None].astype(it), "ess": jnp.full((1,), float(n))}
         else:
             stats = _grid_stats(ts, n, per_step * per_field, initial * per_field)
-        return _population(x, stats, {"log_prob": lp} if log_prob else {})
+        per = {"log_prob": lp} if log_prob else {}
+        if adaptive_steps:  # False: the solve used up max_steps before t_min; those particles are NaN
+            per["finished"] = finished
+        return _population(x, stats, per)
 
     settings = dict(num_steps=num_steps, solver=solver, rtol=rtol, atol=atol, grid=grid, log_prob=log_prob,
                     exact_trace_max_dim=exact_trace_max_dim, num_probes=num_probes, max_steps=max_steps)
@@ -198,7 +208,7 @@ def adaptive_sde(tol: float = 1e-2, abs_tol: float = adaptive.DEFAULTS["abs_tol"
     for name, v in (("tol", tol), ("abs_tol", abs_tol), ("h_init", h_init), ("safety", safety),
                     ("exponent", exponent)):
         checks.positive(name, v)
-    checks.integer("max_steps", max_steps, 1)
+    max_steps = checks.integer("max_steps", max_steps, 1)  # a Python int: the trust check reads it back
     checks.integer("num_bins", num_bins, 1)
     if not checks.member(error, adaptive.ERRORS):
         raise ValueError(f"error must be one of {adaptive.ERRORS}, got {error!r}")

@@ -164,20 +164,19 @@ def _run_factory(num_steps: int, ess_threshold: float, resampling: str, init: st
 def _check(num_steps, ess_threshold, resampling, init, sde="target"):
     if not checks.member(sde, SDES):
         raise ValueError(f"sde must be one of {SDES} (see samplax.fkc.weights, eq. 6), got {sde!r}")
-    if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
-        raise ValueError(f"num_steps must be an integer >= 1 (Euler-Maruyama steps from t_max to t_min), got {num_steps!r}")
+    num_steps = checks.integer("num_steps", num_steps, 1)  # Euler-Maruyama steps t_max -> t_min; a numpy int too
     scheme(resampling)
     if not checks.member(init, INITS):
         raise ValueError(f"init must be one of {INITS} ('prior': inputs assumed at N(0, sigma^2) at t_max; "
                          f"'exact': initial weights from the models' log_prob), got {init!r}")
-    return check_threshold(ess_threshold)
+    return num_steps, check_threshold(ess_threshold)
 
 
 @base.register("fkc")
 def fkc(num_steps: int = 500, ess_threshold: float = 0.5, resampling: str = "systematic", init: str = "prior",
         sde: str = "matched"):
     """Feynman-Kac correctors: weighted reverse SDE of a `samplax.fkc` composition, ESS-triggered resampling."""
-    thr = _check(num_steps, ess_threshold, resampling, init, sde)
+    num_steps, thr = _check(num_steps, ess_threshold, resampling, init, sde)
     settings = {"num_steps": num_steps, "ess_threshold": thr, "resampling": resampling, "init": init, "sde": sde}
     return base.PopulationSampler("fkc", _run_factory(num_steps, thr, resampling, init, True, sde), settings, "time")
 
@@ -185,6 +184,6 @@ def fkc(num_steps: int = 500, ess_threshold: float = 0.5, resampling: str = "sys
 @base.register("fkc_naive")
 def fkc_naive(num_steps: int = 500):
     """The unweighted baseline: the same corrected-drift SDE (sum of scores, beta-scaled score), no weights."""
-    _check(num_steps, 0.0, "systematic", "prior")
+    num_steps, _ = _check(num_steps, 0.0, "systematic", "prior")
     return base.PopulationSampler("fkc_naive", _run_factory(num_steps, 0.0, "systematic", "prior", False, "target"),
                                   {"num_steps": num_steps}, "time", estimates_log_z=False)
