@@ -22,6 +22,12 @@ reweights the particles, which are resampled when the ESS falls below a threshol
 moves, mcmc_kernel="hmc", with L leapfrog steps and optionally a widely spread random step; or, when sampling only,
 AutoStep HMC moves whose step is doubled or halved per state, mcmc_kernel="autostep") that leave
 gamma_{k_{s+1}} invariant; log Z is the sum of the SMC increments log sum_i W_i G_s,i. S = 1 without moves is CMCD.
+Each population also reports its own variance of log Z (stage_stats["log_z_var_increment"]: per resampling epoch the
+delta-method term (N / ESS - 1) / N of the epoch's weights), which `sample()` pools into log_z_se.
+A target of bounded support (log pi~ = -inf outside): the weights telescope over the boundaries (a path outside at a
+boundary but inside at the end keeps its exact weight), so CMCD and SCLD without resampling or moves stay unbiased;
+with them the boundary targets are truncated and the Gaussian backward kernels' mass outside the support is missed,
+so SCLD's log Z is biased low there (measured -0.12 on N(0, 1) restricted to x > 0, untrained, S = 2, K = 8).
 
 Training, as in both papers' code (DenisBless/variational_sampling_methods, anonymous3141/SCLD): the log-variance
 loss (paths detached, variance over the batch of log w -- for SCLD the mean over sub-trajectories of the variance of
@@ -53,7 +59,7 @@ from samplax.checks import integer as _int, positive as _pos
 from samplax.checkpoint import target_fingerprint
 from samplax.diffusion.learned import affine, resume as ckpt
 from samplax.diffusion.learned.network import Control
-from samplax.diffusion.learned.sampler import read_model, write_model
+from samplax.diffusion.learned.sampler import log_z_var, read_model, refuse_unknown, write_model
 from samplax.particles import base, temperatures
 from samplax.particles.resampling import check_threshold, scheme
 from samplax.particles.state import ess
@@ -149,6 +155,12 @@ def prior(model: CMCDModel, config: dict):
     return mean, std
 
 
+def _tempered(b, log_r, lp):
+    """(1 - b) log r + b log pi~ with b log pi~ = 0 at b = 0: outside the target's support (log pi~ = -inf) the
+    reference end of the path is finite, where 0 * -inf would be NaN."""
+    return (1.0 - b) * log_r + jnp.where(b == 0, 0.0, b * lp)
+
+
 def _ref_logpdf(x, mean, std):
     z = (x - mean) / std
     return jnp.sum(-0.5 * z**2 - jnp.log(std) - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
@@ -164,7 +176,9 @@ def boundaries(num_steps: int, num_subtrajectories: int) -> np.ndarray:
 def _segment(model, config, logdensity, key, x, lp, g, k0: int, L: int, detach: bool):
     """Move particles (n, d) with log pi~ values lp and gradients g through steps k0..k0+L-1.
 
-    Returns (x, lp, g, log_G (n,), log_F (n,)): log_G = gamma_{k0+L}(x_end) - gamma_{k0}(x_start) + sum [log B - log F],
+    Returns (x, lp, g, log_G (n,), log_F (n,), (kernels, end)): log_G = gamma_{k0+L}(x_end) - gamma_{k0}(x_start) +
+    kernels, kernels = sum [log B - log F], end = gamma_{k0+L}(x_end) (the parts, for weights that telescope over
+    boundaries where gamma_{k0}(x_start) = -inf),
     log_F = sum log F_k(x_{k+1} | x_k) with its normaliser (up to the 2 pi constant): the model's log-likelihood of the
     path, whose gradient the log-derivative KL estimator needs.
     detach: stop gradients through the positions (log-variance, log-derivative KL); else reparametrised (KL).
@@ -180,7 +194,7 @@ def _segment(model, config, logdensity, key, x, lp, g, k0: int, L: int, detach: 
         return -(x - mean0) / std0**2
 
     def gamma(k, x, lp):
-        return (1.0 - b[k]) * _ref_logpdf(x, mean0, std0) + b[k] * lp
+        return _tempered(b[k], _ref_logpdf(x, mean0, std0), lp)
 
     # u's score input is the target's score, not the annealed one, so u(x_{k+1}, t_{k+1}) of step k's backward
     # kernel is also step k+1's forward control: one network evaluation per step instead of two.
@@ -210,7 +224,8 @@ def _segment(model, config, logdensity, key, x, lp, g, k0: int, L: int, detach: 
     u0 = ctrl(x, k0 / K, g)
     zero = jnp.zeros(x.shape[:1], x.dtype)
     (x, lp, g, _, acc, logf), _ = jax.lax.scan(body, (x, lp, g, u0, zero, zero), k0 + jnp.arange(L))
-    return x, lp, g, gamma(k0 + L, x, lp) - start + acc, logf
+    end = gamma(k0 + L, x, lp)
+    return x, lp, g, end - start + acc, logf, (acc, end)
 
 
 def mcmc_kernel(config: dict) -> tuple[str, int]:
@@ -248,7 +263,7 @@ def _moves(model, config, logdensity, key, x, lp, g, W, k: int, h, num_moves: in
     c = jnp.sqrt(jnp.sum(W[:, None] * (x - m) ** 2, axis=0)) + 1e-8 * jnp.std(x) + 1e-12
 
     def logg(x, lp):
-        return (1.0 - b) * _ref_logpdf(x, mean0, std0) + b * lp
+        return _tempered(b, _ref_logpdf(x, mean0, std0), lp)
 
     def score(x, g):
         return (1.0 - b) * (-(x - mean0) / std0**2) + b * g
@@ -366,23 +381,39 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
     log_r0 = _ref_logpdf(x, mean0, std0)  # depends on the model only through a learned prior
     lp, g = jax.vmap(jax.value_and_grad(logdensity))(x)
     lw = jnp.zeros((n,), x.dtype)
+    # running log weights lw = A + gamma_k(x) with A = the kernels' log-ratios since the last resampling minus gamma
+    # at that point: the intermediate gammas telescope, so a path outside the target's support at a boundary
+    # (gamma = -inf there) but back inside at the end keeps its exact weight instead of -inf - (-inf) = NaN
+    A = -jax.lax.stop_gradient(log_r0)
     h = jnp.asarray(config["mcmc_step_size"], x.dtype)
     nan = jnp.asarray(jnp.nan, x.dtype)
+    b_all = jax.lax.stop_gradient(betas(model, config))
+
+    def gamma_at(k, x, lp):
+        m, sd = jax.lax.stop_gradient((mean0, std0))
+        return _tempered(b_all[k], _ref_logpdf(x, m, sd), lp)
 
     def seg(carry, s):
-        x, lp, g, lw, h = carry
+        x, lp, g, lw, A, h = carry
         ks, kr, km = jax.random.split(jax.random.fold_in(key, s), 3)
         W = jax.nn.softmax(jax.lax.stop_gradient(lw))
-        x, lp, g, G, logF = _segment(model, config, logdensity, ks, x, lp, g, s * L, L, detach)
-        inc = logsumexp(jnp.log(W) + G)
-        lw = jax.lax.stop_gradient(lw + G)
-        e = ess(lw)
+        x, lp, g, G, logF, (kern, end) = _segment(model, config, logdensity, ks, x, lp, g, s * L, L, detach)
+        # the training losses' G of a particle of weight zero (gamma(x_start) = -inf): -inf, not NaN (W = 0 there)
+        G = jnp.where(jnp.isneginf(jax.lax.stop_gradient(lw)), -jnp.inf, G)
+        A = jax.lax.stop_gradient(A + kern)
+        lw_new = jax.lax.stop_gradient(A + end)
+        # log sum W G = the change of log sum exp(lw) (equal where gamma(x_start) is finite)
+        inc = logsumexp(lw_new) - logsumexp(jax.lax.stop_gradient(lw))
+        lw = lw_new
+        e, lw_end = ess(lw), lw
         x, lp, g = jax.lax.stop_gradient((x, lp, g))
         inner = s + 1 < S
         do = inner & (e < thr * n) if (thr > 0 and not waste_free) else jnp.array(False)
         idx = scheme(resampling)(kr, jax.nn.softmax(lw), n)
-        x, lp, g, lw = jax.tree.map(lambda a, b: jnp.where(do, a, b),
-                                    (x[idx], lp[idx], g[idx], jnp.zeros_like(lw)), (x, lp, g, lw))
+        x, lp, g, lw, A = jax.tree.map(lambda a, b: jnp.where(do, a, b),
+                                       (x[idx], lp[idx], g[idx], jnp.zeros_like(lw), -jax.lax.stop_gradient(end)[idx]),
+                                       (x, lp, g, lw, A))
+        k_end = (s + 1) * L
         if waste_free:
             def move_wf(args):
                 x, lp, g, lw, h = args
@@ -399,6 +430,7 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
                 return args + (nan, jnp.zeros((), jnp.int32))
 
             x, lp, g, lw, h, rate, ng = jax.lax.cond(inner, move_wf, stay, (x, lp, g, lw, h))
+            A = jnp.where(inner, -gamma_at(k_end, x, lp), A)  # equally weighted states of gamma_k: lw = 0
             do = do | inner
         elif moves > 0:
             def move(args):
@@ -409,13 +441,19 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
 
             x, lp, g, h, rate, ng = jax.lax.cond(inner, move, lambda a: a + (nan, jnp.zeros((), jnp.int32)),
                                                  (x, lp, g, h))
+            # moves leave gamma_k invariant: the weights stay, A follows the new gamma_k(x) (a weight-zero particle
+            # stays at zero)
+            A = jnp.where(jnp.isneginf(lw), -jnp.inf, lw - gamma_at(k_end, x, lp))
         else:
             rate, ng = nan, jnp.zeros((), jnp.int32)
+        # the population's variance of log Z: one delta-method term per resampling epoch (its accumulated weights
+        # before the resampling, or at the end), summed over the stages by samplax.particles.results
+        var = jnp.where(do | ~inner, log_z_var(lw_end), jnp.zeros((), lw_end.dtype))
         row = {"ess": e, "log_z_increment": jax.lax.stop_gradient(inc), "resampled": do, "acceptance_rate": rate,
-               "n_grad_moves": ng}
-        return (x, lp, g, lw, h), (G, logF, W, inc, row)
+               "n_grad_moves": ng, "log_z_var_increment": var}
+        return (x, lp, g, lw, A, h), (G, logF, W, inc, row)
 
-    (x, lp, g, lw, h), (log_G, log_F, Ws, incs, stats) = jax.lax.scan(seg, (x, lp, g, lw, h), jnp.arange(S))
+    (x, lp, g, lw, A, h), (log_G, log_F, Ws, incs, stats) = jax.lax.scan(seg, (x, lp, g, lw, A, h), jnp.arange(S))
     gm = grads_per_move(config)
     # autostep and waste-free chains: stats["n_grad_moves"] (waste-free: ceil(n / P) (P - 1) L per boundary)
     per_particle = None if (gm is None or waste_free) else K + 1 + (S - 1) * moves * gm
@@ -425,7 +463,13 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
 
 
 def loss_fn(model, config, logdensity, key, batch_size: int):
-    """(loss, log Z estimate of the batch). See the module docstring.
+    """(loss, log Z estimate of the batch). See the module docstring and `_loss`."""
+    value, (log_z, _) = _loss(model, config, logdensity, key, batch_size)
+    return value, log_z
+
+
+def _loss(model, config, logdensity, key, batch_size: int):
+    """(loss, (log Z estimate of the batch, its sub-trajectory log-weights log_G (S, n), detached)).
 
     KL with kl_gradient="log_derivative" (CMCD): the value is the reverse KL -mean(log w) + const, and its gradient
     is the score-function (REINFORCE) estimate on detached paths,
@@ -448,7 +492,7 @@ def loss_fn(model, config, logdensity, key, batch_size: int):
         log_p = out["log_r0"] + out["log_F"][0]
         surrogate = jnp.mean(coef * log_p)
         value = jnp.mean(f) + surrogate - jax.lax.stop_gradient(surrogate)
-    return value, jax.lax.stop_gradient(out["log_z"])
+    return value, jax.lax.stop_gradient((out["log_z"], G))
 
 
 # ------------------------------------------------------------------------------------------------ trained object
@@ -470,13 +514,14 @@ class ControlledSampler:
                               mcmc_kernel: str | None = None, mcmc_leapfrog: int | None = None,
                               mcmc_step_size: float | None = None,
                               mcmc_step_spread: float | None = None,
-                              waste_free: int | None = None) -> base.PopulationSampler:
+                              waste_free: int | None = None, **unknown) -> base.PopulationSampler:
         """Sampling settings default to the training ones; SCLD's boundaries can be changed (S must divide K), and
         its boundary moves (mcmc_kernel "mala" / "hmc" / "autostep", mcmc_leapfrog, mcmc_step_spread, the initial
         mcmc_step_size). With "autostep" the moves count their own gradients (stage_stats n_grad) and
         settings["grads_per_particle"] is None. waste_free=P (MALA / HMC): at every inner boundary resample
         ceil(N / P) ancestors and run each as a chain of P states, keeping the first N states (`simulate`); it
         replaces mcmc_steps, and the moves count their own gradients as autostep's."""
+        refuse_unknown(f"sampling a trained {self.kind} sampler", unknown, ControlledSampler.as_population_sampler)
         c = dict(self.config)
         c.setdefault("mcmc_kernel", "mala")
         c.setdefault("mcmc_leapfrog", 1)
@@ -568,6 +613,13 @@ def _spread(kernel: str, spread: float) -> float:
     return check_step_spread(spread, kernel, "mcmc_step_spread", "mcmc_kernel")
 
 
+def _flag(name: str, v) -> bool:
+    """A True / False option (a numpy bool too); anything else ('no', 0, None) is refused, not read as truthy."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {v!r}")
+    return bool(v)
+
+
 def _default_step(kernel: str, dim: int) -> float:
     """Optimal-scaling orders for a unit-variance target (relative to the particle sd); adapted from there."""
     return 0.5 / dim ** (1 / 3) if kernel == "mala" else 0.5 / dim ** 0.25
@@ -616,7 +668,8 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
     boundaries(num_steps, num_subtrajectories)
     if beta_init == "two_ended" and num_steps < 2:
         raise ValueError(f"beta_init='two_ended' needs num_steps >= 2, got num_steps={num_steps}")
-    if not 0.0 < float(beta_tail) < 0.5:
+    beta_tail = checks.scalar(beta_tail)
+    if not checks.is_real(beta_tail) or not 0.0 < float(beta_tail) < 0.5:
         raise ValueError(f"beta_tail (the 1 - beta two_ended's geometric tail heads for) must be in (0, 0.5), got "
                          f"{beta_tail!r}")
     if beta_tail != 1e-3 and beta_init != "two_ended":
@@ -636,9 +689,10 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
         "mcmc_step_spread": _spread(mcmc_kernel, mcmc_step_spread),
         "sigma": _pos("sigma", sigma), "sigma_max": _pos("sigma_max", sigma_max),
         "sigma_min": _pos("sigma_min", sigma_min),
-        "diffusion_schedule": diffusion_schedule, "learn_betas": bool(learn_betas),
+        "diffusion_schedule": diffusion_schedule, "learn_betas": _flag("learn_betas", learn_betas),
         "beta_init": beta_init,
-        "learn_diffusion": bool(learn_diffusion), "learn_prior": bool(learn_prior),
+        "learn_diffusion": _flag("learn_diffusion", learn_diffusion),
+        "learn_prior": _flag("learn_prior", learn_prior),
         "width": _int("width", width, 1), "depth": _int("depth", depth, 1),
         "num_freqs": _int("num_freqs", num_freqs, 1),
         "clip": _pos("clip", clip), "batch_size": _int("batch_size", batch_size, 2),
@@ -698,19 +752,19 @@ def train_controlled(target, kind: str = "cmcd", loss: str = "log_variance", *, 
 
     @eqx.filter_jit
     def step(model, opt_state, key):
-        (value, lz), grads = eqx.filter_value_and_grad(
-            lambda m: loss_fn(m, config, logdensity, key, bs), has_aux=True)(model)
+        (value, (lz, log_G)), grads = eqx.filter_value_and_grad(
+            lambda m: _loss(m, config, logdensity, key, bs), has_aux=True)(model)
         updates, opt_state = opt.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
-        return eqx.apply_updates(model, updates), opt_state, value, lz
+        return eqx.apply_updates(model, updates), opt_state, value, lz, log_G
 
     n_iter = config["num_iterations"]
     bar = training_bar(progress, n_iter, f"train {kind}[{loss}]", initial=start)
     t0 = time.perf_counter()
     try:
         for it in range(start, n_iter):
-            model, opt_state, value, lz = step(model, opt_state, jax.random.fold_in(root, it))
+            model, opt_state, value, lz, log_G = step(model, opt_state, jax.random.fold_in(root, it))
             value = finite_loss(value, it, f"{kind}[{loss}]", "lower learning_rate or sigma_max, or choose sigma "
-                                f"to cover the target (sigma={config['sigma']})")
+                                f"to cover the target (sigma={config['sigma']})", log_G)
             history.append(value)
             log_z.append(float(lz))
             if bar is not None:

@@ -64,7 +64,7 @@ from samplax.checks import integer as _int, positive as _pos
 from samplax.checkpoint import target_fingerprint
 from samplax.diffusion.learned import affine, resume as ckpt
 from samplax.diffusion.learned.network import fourier_features, zero_last
-from samplax.diffusion.learned.sampler import read_model, write_model
+from samplax.diffusion.learned.sampler import log_z_var, read_model, refuse_unknown, write_model
 from samplax.particles import base
 from samplax.particles.resampling import resample, scheme
 from samplax.particles.state import ParticleState, ess
@@ -174,8 +174,8 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
     zero = jnp.zeros((n,), x0.dtype)
     resample_on = resample_threshold > 0
 
-    def log_gamma(x, lp, t):  # log of the unnormalised rho_t: (1 - t) log rho_0 + t log pi~
-        return (1.0 - t) * _log_base(x, sigma) + t * lp
+    def log_gamma(x, lp, t):  # log of the unnormalised rho_t: (1 - t) log rho_0 + t log pi~ (0 log pi~ = 0)
+        return (1.0 - t) * _log_base(x, sigma) + jnp.where(t == 0, 0.0, t * lp)
 
     def residual(x, lp, gp, t):
         """div b - grad U_t . b - d_t U_t at (x, t), and the Langevin-plus-transport drift there."""
@@ -193,9 +193,9 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
         mean_b = x1 + h * (-epsilon * _clip(_grad_u(x1, gp1, t1, sigma), clip) - drift(x1, t1))
         # log [gamma_{k+1}(x_{k+1}) B_k(x_k | x_{k+1}) / (gamma_k(x_k) F_k(x_{k+1} | x_k))]: the equal Gaussian
         # normalisers cancel; the product over k telescopes to pi~(x_K) prod B / (rho_0(x_0) prod F)
-        inc = (jnp.sum((x1 - mean_f) ** 2, -1) - jnp.sum((x - mean_b) ** 2, -1)) / (4.0 * epsilon * h) \
-            + log_gamma(x1, lp1, t1) - log_gamma(x, lp, t)
-        return {"x": x1, "lp": lp1, "gp": gp1}, inc
+        # (kernels' log-ratio, log gamma_{k+1}(x_{k+1})); the log gamma_k(x_k) it cancels is in the carried A (body)
+        kern = (jnp.sum((x1 - mean_f) ** 2, -1) - jnp.sum((x - mean_b) ** 2, -1)) / (4.0 * epsilon * h)
+        return {"x": x1, "lp": lp1, "gp": gp1}, (kern, log_gamma(x1, lp1, t1))
 
     def jarzynski_step(state, k):
         x = state["x"]
@@ -206,30 +206,39 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
         r1, f1 = residual(x1, lp1, gp1, t1)
         # trapezoid in time along the path: the left-point sum alone misses h/2 (r(x_K, 1) - r(x_0, 0)), an O(h)
         # error of the deterministic part of A that is large when d_t F varies much over [0, 1]
-        return {"x": x1, "r": r1, "f": f1}, 0.5 * h * (state["r"] + r1)
+        return {"x": x1, "r": r1, "f": f1}, (0.5 * h * (state["r"] + r1), jnp.zeros_like(r1))
 
     move = exact_step if weights == "exact" else jarzynski_step
 
     def body(carry, k):
-        state, lw, log_z = carry
-        state, inc = move(state, k)
-        lw = lw + inc
+        # running log weights lw = A + log gamma_k(x_k) (exact weights; Jarzynski: lw = A, the accumulated A_t), A the
+        # kernels' log-ratios since the last resampling minus log gamma there: the intermediate gammas telescope, so a
+        # path outside the target's support at a grid time (gamma = -inf) but back inside at the end keeps its exact
+        # weight rather than -inf - (-inf) = NaN
+        state, lw, A, log_z = carry
+        state, (kern, g1) = move(state, k)
+        A = A + kern
+        lw = A + g1
         e = ess(lw)
         resampled = jnp.asarray(False)
         if resample_on:
             resampled = (e < resample_threshold * n) & (k < K - 1)
+        # the population's variance of log Z: one delta-method term per resampling epoch (its weights before the
+        # resampling, or at the end), summed over the steps by samplax.particles.results
+        var = jnp.where(resampled | (k == K - 1), log_z_var(lw), jnp.zeros((), lw.dtype))
+        if resample_on:
 
             def do(args):
-                st, w, lz = args
+                st, w, a, lz = args
                 lz = lz + logsumexp(w) - jnp.log(n)
                 idx = scheme(resampling)(jax.random.fold_in(k_res, k), jax.nn.softmax(w), n)
-                return jax.tree.map(lambda v: v[idx], st), jnp.zeros_like(w), lz
+                return jax.tree.map(lambda v: v[idx], st), jnp.zeros_like(w), -g1[idx], lz
 
-            state, lw, log_z = jax.lax.cond(resampled, do, lambda args: args, (state, lw, log_z))
+            state, lw, A, log_z = jax.lax.cond(resampled, do, lambda args: args, (state, lw, A, log_z))
         if progress is not None:
             progress.update(k, grid[k + 1], e)
-        out = (e, resampled, (state["x"], state["lp"], state["gp"], grid[k + 1], lw)) if keep else (e, resampled, None)
-        return (state, lw, log_z), out
+        out = (e, resampled, var, (state["x"], state["lp"], state["gp"], grid[k + 1], lw) if keep else None)
+        return (state, lw, A, log_z), out
 
     if weights == "exact":
         # t_0 = 0: gamma_0 = rho_0 and grad U_0 do not involve the target, so x_0 needs no evaluation (lp = gp = 0
@@ -239,10 +248,12 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
         lp0, gp0 = vg(x0)
         r0, f0 = residual(x0, lp0, gp0, 0.0)
         init = {"x": x0, "r": r0, "f": f0}
-    (state, lw, log_z), (e, resampled, kept) = jax.lax.scan(body, (init, zero, jnp.zeros((), x0.dtype)),
-                                                            jnp.arange(K))
+    # A_0 = -log gamma_0(x_0) = -log rho_0(x_0) for the exact weights (0 for Jarzynski's)
+    A0 = -_log_base(x0, sigma) if weights == "exact" else zero
+    (state, lw, _, log_z), (e, resampled, var, kept) = jax.lax.scan(
+        body, (init, zero, A0, jnp.zeros((), x0.dtype)), jnp.arange(K))
     res = {"x": state["x"], "x0": x0, "log_w": lw, "log_z": log_z + logsumexp(lw) - jnp.log(n), "ess": e,
-           "resampled": resampled}
+           "resampled": resampled, "log_z_var": var}
     if keep:
         res.update(xs=kept[0], lps=kept[1], gps=kept[2], ts=kept[3], lws=kept[4])
     return res
@@ -326,13 +337,14 @@ class NetsSampler:
 
     def as_population_sampler(self, num_steps: int | None = None, weights: str | None = None,
                               epsilon: float | None = None, resampling: str = "systematic",
-                              resample_threshold: float = 0.0) -> base.PopulationSampler:
+                              resample_threshold: float = 0.0, **unknown) -> base.PopulationSampler:
         """num_steps / epsilon: the trained ones by default (another value keeps the weights valid, the drift was
         fit with the trained grid); weights: "exact" (default) or "jarzynski"; resample_threshold in [0, 1): resample
         when the running ESS falls below it times N (0: never, the paper's plain NETS estimator)."""
-        if isinstance(resample_threshold, bool) or not isinstance(resample_threshold, (int, float)) \
-                or not 0.0 <= resample_threshold < 1.0:
-            raise ValueError(f"resample_threshold must be in [0, 1), got {resample_threshold!r}")
+        refuse_unknown("sampling a trained nets sampler", unknown, NetsSampler.as_population_sampler)
+        resample_threshold = checks.scalar(resample_threshold)  # np.float32(0.5) / a 0-d array pass as numbers
+        if not checks.is_real(resample_threshold) or not 0.0 <= resample_threshold < 1.0:
+            raise ValueError(f"resample_threshold must be a number in [0, 1), got {resample_threshold!r}")
         c = self.config
         K = c["num_steps"] if num_steps is None else num_steps
         if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1:
@@ -361,7 +373,8 @@ class NetsSampler:
             counts = np.full(K, num_particles)
             counts[0] += num_particles * (weights == "jarzynski")
             stats = {"time": jnp.asarray((np.arange(K) + 1) / K), "ess": out["ess"],
-                     "resampled": out["resampled"], "n_grad": base.stage_counts(counts)}
+                     "resampled": out["resampled"], "n_grad": base.stage_counts(counts),
+                     "log_z_var_increment": out["log_z_var"]}
             return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
 
         return affine.wrap(base.PopulationSampler(f"nets[{c['loss']}]", run,
@@ -384,7 +397,7 @@ def load_nets(path) -> NetsSampler:
 # ------------------------------------------------------------------------------------------------ training
 def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch_size: int = 256,
                learning_rate: float = 1e-3, loss: str = "pinn", epsilon: float = 1.0, sigma: float = 1.0,
-               seed: int = 0, weights: str = "exact", divergence: str = "exact", loss_times: int | None = 16,
+               seed: int = 0, weights: str = "exact", divergence: str = "exact", loss_times: int | str | None = "auto",
                width: int = 64, depth: int = 2, num_freqs: int | None = None, clip: float | None = 100.0,
                grad_clip_norm: float = 10.0, final_lr_fraction: float = 0.1,
                progress: bool | None = None, checkpoint=None, checkpoint_every: int = 100,
@@ -393,8 +406,9 @@ def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch
 
     Each iteration simulates `batch_size` paths of `num_steps` Euler-Maruyama steps with the current drift
     (detached) on the uniform time grid (action matching: a freshly drawn stratified grid), then takes one Adam
-    step (global-norm clipping at `grad_clip_norm`, cosine decay of the learning
-    rate to `final_lr_fraction` of it) on the loss evaluated at `loss_times` random grid times (all K when None).
+    step (global-norm clipping at `grad_clip_norm`, cosine decay of the learning rate to `final_lr_fraction` of it)
+    on the loss evaluated at `loss_times` random grid times (all of them when None; "auto": 16, or all when there are
+    fewer; a number above K + 1 (pinn) / K (action) is refused).
     sigma: std of the Gaussian base rho_0 (choose it to cover the target). epsilon: Langevin diffusion coefficient.
     weights: the sampler's default weighting ("exact" or "jarzynski"). divergence: "exact" | "hutchinson" (PINN
     training only). num_freqs: Fourier time features of the network, default 8 for "pinn" and 2 for "action": the
@@ -423,7 +437,17 @@ def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch
     if num_freqs is None:
         num_freqs = 2 if loss == "action" else 8
     n_times = K + (loss == "pinn")  # PINN: the grid times 0..1; action: t_1..t_K (t = 0 enters through phi_0)
-    m = n_times if loss_times is None else min(_int("loss_times", loss_times, 1), n_times)
+    if loss_times is None:
+        m = n_times
+    elif isinstance(loss_times, str) and loss_times == "auto":
+        m = min(16, n_times)
+    else:
+        m = _int("loss_times", loss_times, 1)
+        if m > n_times:
+            grid = "K + 1 (the grid times 0, 1/K, .., 1)" if loss == "pinn" else "K (the grid times 1/K, .., 1)"
+            raise ValueError(f"loss_times={loss_times!r} is more than the {n_times} times loss={loss!r} can draw "
+                             f"without replacement from num_steps={K}: at most {grid}; pass loss_times <= {n_times}, "
+                             "None (all of them) or raise num_steps")
     config = {"kind": "nets", "loss": loss, "dim": target.dim, "num_steps": K, "sigma": _pos("sigma", sigma),
               "epsilon": _pos("epsilon", epsilon), "weights": weights, "divergence": divergence, "loss_times": m,
               "width": _int("width", width, 1), "depth": _int("depth", depth, 1),
@@ -454,7 +478,7 @@ def train_nets(target, *, num_steps: int = 64, num_iterations: int = 1000, batch
         for it in range(start, num_iterations):
             model, opt_state, value, aux = step(model, opt_state, jax.random.fold_in(root, it))
             value = finite_loss(value, it, f"nets[{loss}]", "lower learning_rate or epsilon, raise num_steps, or "
-                                f"choose sigma to cover the target (sigma={sigma})")
+                                f"choose sigma to cover the target (sigma={sigma})", aux["log_w"])
             history["loss"].append(value)
             for k in ("log_z_pinn", "ess", "log_z_batch"):
                 history[k].append(float(aux[k]))
@@ -513,7 +537,8 @@ def _make_step(logdensity, c, opt):
             lambda mdl: loss_fn(mdl, batch, k_loss, sigma=sigma, divergence_kind=c["divergence"]),
             has_aux=True)(model)
         updates, opt_state = opt.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
-        aux = {**aux, "ess": ess(out["log_w"]), "log_z_batch": logsumexp(out["log_w"]) - jnp.log(n)}
+        aux = {**aux, "ess": ess(out["log_w"]), "log_z_batch": logsumexp(out["log_w"]) - jnp.log(n),
+               "log_w": out["log_w"]}  # log_w: for the non-finite loss's message
         return eqx.apply_updates(model, updates), opt_state, value, aux
 
     return step

@@ -158,7 +158,13 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
         raise ValueError(f"stl must be True or False, got {stl!r}")
     if stl and loss != "kl":
         raise ValueError(f"stl applies to the 'kl' loss only, got loss={loss!r}: drop stl or use loss='kl'")
-    _pos("beta_min", beta_min), _pos("beta_max", beta_max)
+    beta_min, beta_max = _pos("beta_min", beta_min), _pos("beta_max", beta_max)
+    if kind == "pis":  # DDS's OU time grid: PIS's Brownian reference has none (recorded as the defaults)
+        for name, value, default in (("schedule", schedule, "linear"), ("beta_min", beta_min, 0.1),
+                                     ("beta_max", beta_max, 10.0)):
+            if value != default:
+                raise ValueError(f"{name}={value!r} is a DDS option (the OU time grid); kind='pis' (Brownian motion "
+                                 f"from 0) has none: drop {name} or use kind='dds'")
     dim = target.dim
     config = {"kind": kind, "loss": loss, "dim": dim, "num_steps": num_steps, "sigma": sigma,
               "beta_min": float(beta_min), "beta_max": float(beta_max), "width": _int("width", width, 1),
@@ -186,9 +192,9 @@ def train_diffusion(target, kind: str, loss: str = "kl", *, num_steps: int = 64,
     bar = training_bar(progress, num_iterations, f"train {kind}[{loss}]", initial=start)
     try:
         for it in range(start, num_iterations):
-            control, opt_state, value = step(control, opt_state, jax.random.fold_in(root, it))
+            control, opt_state, value, log_w = step(control, opt_state, jax.random.fold_in(root, it))
             value = finite_loss(value, it, f"{kind}[{loss}]", "lower learning_rate, lower clip, or choose sigma to "
-                                f"cover the target (sigma={sigma})")
+                                f"cover the target (sigma={sigma})", log_w)
             history.append(value)
             if bar is not None:
                 bar.update(1)
@@ -226,11 +232,11 @@ def _step_fn(logdensity, path, config):
 
     @eqx.filter_jit
     def step(control, opt_state, key):
-        (value, _), grads = eqx.filter_value_and_grad(
+        (value, log_w), grads = eqx.filter_value_and_grad(
             lambda ctl: loss_fn(ctl, path, logdensity, key, batch_size, dim, loss, detach_score, stl),
             has_aux=True)(control)
         updates, opt_state = opt.update(grads, opt_state, eqx.filter(control, eqx.is_inexact_array))
-        return eqx.apply_updates(control, updates), opt_state, value
+        return eqx.apply_updates(control, updates), opt_state, value, log_w  # log_w: the non-finite loss's message
 
     if len(_STEP_CACHE) >= 8:
         _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
