@@ -481,3 +481,30 @@ def test_reference_without_finite_draws_advises_another_setting(reference, advic
         tempering_parts(t, reference, warn=False)
     assert advice in str(err.value)
     assert not_advised not in str(err.value).split("check the model, or")[1].split(". The reference")[0]
+
+
+def test_waste_free_log_z_is_unbiased_with_many_small_stages():
+    """Waste-free SMC (the default) at target_ess=0.99 (~35 stages) put log Z 3 SE above the truth, trusted: the
+    spacing between kept states was decided from the kept chains' own jumps and the step steered by their own
+    acceptances within the stage (+0.067 se 0.008 over 32 populations of 200 on this target; each per-stage
+    selection is small, but they add up over many stages). Both are now set once per stage, from the stage before.
+    Prior N(0, 3^2 I_2), y_i | x ~ N(x_i, 0.5^2) at y = (1, 1): log Z exact. Judged on the mean error over 24
+    independent populations against the SE of that mean (their sd / sqrt(24): the reported within-run SE is not
+    what is under test here)."""
+    d, s0, s, y = 2, 3.0, 0.5, 1.0
+    v = s0**2 + s**2
+    exact = d * (-0.5 * y**2 / v - 0.5 * math.log(2 * math.pi * v))
+
+    def log_prior(x):
+        return jnp.sum(-0.5 * (x / s0) ** 2 - math.log(s0) - 0.5 * math.log(2 * math.pi))
+
+    def log_lik(x):
+        return jnp.sum(-0.5 * ((y - x) / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi))
+
+    t = samplax.Target.from_logdensity(lambda x: log_prior(x) + log_lik(x), d, name="conj_wf", log_prior=log_prior,
+                                       log_likelihood=log_lik, sample_prior=lambda k, n: s0 * jax.random.normal(k, (n, d)))
+    dt = samplax.sample(t, "smc", target_ess=0.99, num_particles=200, num_chains=24, seed=3, progress=False)
+    err = np.asarray(dt.attrs["log_z_per_population"]) - exact
+    se = err.std(ddof=1) / math.sqrt(err.size)
+    assert 0 < se < 0.025, f"SE of the mean error {se:.4f}: too noisy to judge a bias of 0.06"
+    assert abs(err.mean()) < 3 * se, f"mean log Z error {err.mean():+.4f} vs its SE {se:.4f}"

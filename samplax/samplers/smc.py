@@ -78,7 +78,7 @@ from samplax.particles.progress import StageProgress
 from samplax.particles.resampling import check_threshold, maybe_resample, scheme
 from samplax.particles.state import ParticleState, conditional_ess, ess, reweight
 from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, MoveSettings, cross_whitening,
-                                          make_kernel, move, whitening)
+                                          make_kernel, move, next_spacing, whitening)
 
 FAMILY_DEPTH = 2
 MIN_FIXED_DENSE_SWEEPS = 5  # fewer fixed sweeps with the dense mass: warned (smc_kernels, cross-fitting)
@@ -105,6 +105,7 @@ class SMCState(NamedTuple):
     parents: Array
     stage: Array
     buffers: Any = None
+    spacing: Any = None  # waste-free with adapt_steps: sweeps between kept states at the next stage
 
 
 class StageInfo(NamedTuple):
@@ -451,7 +452,10 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
 
     def init(key):
         state, n_logd, n_bad = initial_state(parts, dim, key, n, st, mk)
-        return state._replace(buffers=jnp.arange(n, dtype=jnp.int32) % 2), n_logd, n_bad
+        # the first stage keeps every sweep's state (spacing 1); later stages space them by the rho the stage
+        # before measured (smc_kernels.move: never by the current stage's own jumps)
+        return state._replace(buffers=jnp.arange(n, dtype=jnp.int32) % 2,
+                              spacing=jnp.array(1, jnp.int32)), n_logd, n_bad
 
     def step(key, state: SMCState):
         k_res, k_move = jax.random.split(key)
@@ -487,7 +491,7 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
             starts = ps.particles
             g_starts = jnp.where(resampled, group[idx], group)
         out, mi = move(mk, k_move, starts, tempered(log_prior, log_lik, beta_new), white, state.log_step, ms,
-                       group=g_starts if cross else None)
+                       group=g_starts if cross else None, spacing_given=state.spacing if waste_free else None)
         if waste_free:
             x = out.reshape(n_chains * P, dim)[:n]
             new_group = jnp.repeat(g_starts, P)[:n]
@@ -512,8 +516,9 @@ def tempered_strategy(parts, dim, n, st, mk, acc_target, temps) -> Strategy:
             n_logdensity=n_chains * (mk.logd_init + sweeps * mk.logd_step) + n, n_nonfinite=bad,
             step_size=jnp.exp(state.log_step), n_steps=sweeps, rho=mi.rho, correlation=mi.correlation,
             active=jnp.array(True))
+        spacing = next_spacing(mi.rho, ms).astype(jnp.int32) if waste_free else state.spacing
         new = SMCState(x, lw, ps.log_z, ll, beta_new, mi.log_step, anc.astype(state.ancestors.dtype),
-                       par.astype(state.parents.dtype), state.stage, new_group)
+                       par.astype(state.parents.dtype), state.stage, new_group, spacing)
         return new, info
 
     return Strategy("waste_free" if waste_free else "standard", init, step, st["resampling"])
