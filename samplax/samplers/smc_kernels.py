@@ -7,7 +7,9 @@ relative ridge); when the weights' ESS is below 2d (the covariance is then singu
 is not finite, the diagonal is used. Above DENSE_MAX_DIM coordinates "dense" means "diag" (the matvec per gradient
 and the Cholesky per stage cost d^2 and d^3). `mass="diag"`: A = diag(weighted sd); `mass="identity"`: A = I.
 The constant Jacobian of the map cancels in every Metropolis ratio; the step size is a dimensionless number
-steered towards the kernel's target acceptance after every sweep from the population's acceptance rate.
+steered towards the kernel's target acceptance after every sweep from the population's acceptance rate (standard
+and persistent SMC, which keep only each stage's last state), or once per stage by the same total (waste-free,
+which keeps every sweep's states: steering by the kept chains' own acceptances biased its log Z, see `move`).
 
 Cross-fitting (`cross_whitening`, used by standard and persistent SMC and by waste-free SMC with fixed spacing;
 not by the adaptive waste-free default, whose cloud is ceil(N / P) chains of P correlated states: a factor from
@@ -331,7 +333,8 @@ def move(kernel: MoveKernel, key, x, logdensity, white: Whitening, log_step, ms:
     spacing_given (waste-free with ms.adapt): the sweeps between kept states, fixed for the stage (the previous
     stage's `next_spacing`). Deciding it from this stage's own jumps (keep a state once the rho measured so far,
     this sweep's jump included, says enough sweeps have passed) selects states by their own moves: waste-free log Z
-    came out high, +0.055 se 0.005 on a 2-d conjugate Gaussian at target_ess 0.99 (benchmarks/README)."""
+    came out high, +0.055 se 0.005 on a 2-d conjugate Gaussian at target_ess 0.99 with a fixed schedule and
+    identity mass (tests/test_smc.py::test_waste_free_log_z_is_unbiased_with_many_small_stages has the default)."""
     n, d = x.shape
     dtype = x.dtype
     groups = jnp.zeros((n,), jnp.int32) if group is None else jnp.asarray(group, jnp.int32)
