@@ -81,19 +81,20 @@ def test_the_surrogate_alone_is_biased(models, reference):
     assert any(m[1] == "mean" for m in _mismatches(dt, reference))
 
 
+def _counted(calls: dict, kind: str, scale: float):
+    """A Gaussian log-density of scale `scale` that adds 1 to calls[kind] each time the program evaluates it."""
+    def lp(x):
+        jax.debug.callback(lambda: calls.__setitem__(kind, calls[kind] + 1))
+        return -0.5 * jnp.sum((x / scale) ** 2)
+    return lp
+
+
 def test_expensive_evaluations_counted_are_those_that_ran():
     """n_expensive per draw sums to the expensive log-density calls the program really made (counted by a host
     callback inside the log-density), and the surrogate's calls to n_surrogate."""
     calls = {"expensive": 0, "surrogate": 0}
-
-    def counted(kind, scale):
-        def lp(x):
-            jax.debug.callback(lambda: calls.__setitem__(kind, calls[kind] + 1))
-            return -0.5 * jnp.sum((x / scale) ** 2)
-        return lp
-
-    target = samplax.Target.from_logdensity(counted("expensive", 1.0), 2, name="counted")
-    cheap = counted("surrogate", 1.1)
+    target = samplax.Target.from_logdensity(_counted(calls, "expensive", 1.0), 2, name="counted")
+    cheap = _counted(calls, "surrogate", 1.1)
     made, reported = [], []
     for n in (50, 80):  # the difference between two run lengths isolates the sampling steps from set-up calls
         before = dict(calls)
@@ -116,15 +117,8 @@ def test_warmup_counts_are_those_that_ran(move, grads_per_step):
     subchain_length (3) and rwm none, and its expensive evaluations were not reported at all; np.int64
     subchain_length was refused."""
     calls = {"expensive": 0, "surrogate_grad": 0}
-
-    def counted(kind, scale):
-        def lp(x):
-            jax.debug.callback(lambda: calls.__setitem__(kind, calls[kind] + 1))
-            return -0.5 * jnp.sum((x / scale) ** 2)
-        return lp
-
-    target = samplax.Target.from_logdensity(counted("expensive", 1.0), 2, name="counted_warmup")
-    cheap = counted("surrogate_grad", 1.1)
+    target = samplax.Target.from_logdensity(_counted(calls, "expensive", 1.0), 2, name="counted_warmup")
+    cheap = _counted(calls, "surrogate_grad", 1.1)
     made, reported = [], []
     for nw in (40, 70):  # the difference isolates the warmup steps from set-up calls
         before = dict(calls)
