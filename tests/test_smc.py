@@ -290,7 +290,8 @@ def test_bad_inputs():
                        (dict(target_acceptance=float("nan")), r"target_acceptance must be a number in \(0, 1\)"),
                        (dict(target_acceptance=-1.0), r"target_acceptance must be a number in \(0, 1\)"),
                        (dict(persistent="no"), "persistent"),
-                       (dict(waste_free=1), "waste_free must be True or False")]:
+                       (dict(waste_free=1), "waste_free must be True or False"),
+                       (dict(persistent=True, target_ess=float("inf")), "target_ess")]:
         # a value of the wrong kind (adapt_steps=1) is a TypeError from sample()'s own check; both name the setting
         with pytest.raises((ValueError, TypeError), match=match):
             samplax.sample(plain, "smc", num_particles=10, reference=(0.0, 1.0), **bad)

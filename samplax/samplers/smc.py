@@ -64,6 +64,8 @@ really used).
 
 from __future__ import annotations
 
+import math
+
 import warnings
 from typing import Any, Callable, NamedTuple
 
@@ -284,7 +286,7 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
                              f"starting at 0 and ending at 1, got {schedule!r}")
     if not 0.0 < float(target_ess) < 1.0 and not persistent:
         raise ValueError(f"target_ess must be a fraction of the particles in (0, 1), got {target_ess!r}")
-    if persistent and not float(target_ess) > 0:
+    if persistent and not 0 < float(target_ess) < math.inf:  # inf was accepted, never reached, ran every stage
         raise ValueError(f"target_ess (persistent: ESS over all stored particles / N, may exceed 1) must be > 0, "
                          f"got {target_ess!r}")
     if not checks.member(kernel, KERNELS):
