@@ -159,10 +159,6 @@ def _check_split(target, log_prior, log_likelihood, sample_prior, what, advice):
     lp, ll, ld = (np.asarray(jax.jit(jax.vmap(f))(x)) for f in (log_prior, log_likelihood, target.logdensity))
     ok = np.isfinite(ld)
     if not np.any(ok):
-        with np.errstate(invalid="ignore"):
-            zero = np.isneginf(ld) & np.isneginf(lp + ll)
-        if np.all(zero):  # a likelihood that is zero at these draws (a narrow box): consistent, nothing to compare;
-            return        # a valid model was refused here, and SMC gives such particles weight zero
         raise ValueError(f"target {target.name!r}: log-density is not finite at any of {CHECK_POINTS} prior draws "
                          f"({what}); check the model, or {advice}")
     err = np.abs(lp + ll - ld)[ok]

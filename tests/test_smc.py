@@ -304,7 +304,7 @@ def test_a_given_step_size_is_said_to_be_steered():
         dt = samplax.sample(plain, "smc", num_particles=50, num_chains=1, reference=(0.0, 2.0), step_size=0.05,
                             progress=False)
     steps = dt["stage_stats"]["step_size"].values.ravel()
-    assert steps[0] == pytest.approx(0.05) and np.nanmax(steps) > 0.1  # what the warning says happens
+    assert steps[0] == pytest.approx(0.05) and steps[1] != pytest.approx(0.05)  # what the warning says happens
 
 
 def test_ess_threshold_refused_where_unused():
@@ -485,13 +485,13 @@ def test_reference_without_finite_draws_advises_another_setting(reference, advic
 
 
 def test_waste_free_log_z_is_unbiased_with_many_small_stages():
-    """Waste-free SMC (the default) at target_ess=0.99 (~35 stages) put log Z 3 SE above the truth, trusted: the
-    spacing between kept states was decided from the kept chains' own jumps and the step steered by their own
-    acceptances within the stage (+0.067 se 0.008 over 32 populations of 200 on this target; each per-stage
-    selection is small, but they add up over many stages). Both are now set once per stage, from the stage before.
-    Prior N(0, 3^2 I_2), y_i | x ~ N(x_i, 0.5^2) at y = (1, 1): log Z exact. Judged on the mean error over 24
-    independent populations against the SE of that mean (their sd / sqrt(24): the reported within-run SE is not
-    what is under test here)."""
+    """Waste-free SMC put log Z far above the truth, trusted, when it ran many small stages: the spacing between kept
+    states was decided from the kept chains' own jumps and the step steered by their own acceptances within the
+    stage. Both are now set once per stage, from the stage before. Prior N(0, 3^2 I_2), y_i | x ~ N(x_i, 0.5^2) at
+    y = (1, 1): log Z exact. 40 fixed temperatures (k / 40)^3 and identity mass, so neither the adaptive
+    temperatures nor the whitening (each a smaller, separate effect) is under test: the old code gave +0.055 se
+    0.005 here (96 populations of 200). Judged on the mean error over 24 independent populations against the SE of
+    that mean (their sd / sqrt(24))."""
     d, s0, s, y = 2, 3.0, 0.5, 1.0
     v = s0**2 + s**2
     exact = d * (-0.5 * y**2 / v - 0.5 * math.log(2 * math.pi * v))
@@ -504,8 +504,10 @@ def test_waste_free_log_z_is_unbiased_with_many_small_stages():
 
     t = samplax.Target.from_logdensity(lambda x: log_prior(x) + log_lik(x), d, name="conj_wf", log_prior=log_prior,
                                        log_likelihood=log_lik, sample_prior=lambda k, n: s0 * jax.random.normal(k, (n, d)))
-    dt = samplax.sample(t, "smc", target_ess=0.99, num_particles=200, num_chains=24, seed=3, progress=False)
+    schedule = list(np.linspace(0.0, 1.0, 41) ** 3)
+    dt = samplax.sample(t, "smc", schedule=schedule, mass="identity", num_particles=200, num_chains=24, seed=3,
+                        progress=False)
     err = np.asarray(dt.attrs["log_z_per_population"]) - exact
     se = err.std(ddof=1) / math.sqrt(err.size)
-    assert 0 < se < 0.025, f"SE of the mean error {se:.4f}: too noisy to judge a bias of 0.06"
+    assert 0 < se < 0.02, f"SE of the mean error {se:.4f}: too noisy to judge a bias of 0.055"
     assert abs(err.mean()) < 3 * se, f"mean log Z error {err.mean():+.4f} vs its SE {se:.4f}"

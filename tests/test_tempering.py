@@ -236,22 +236,3 @@ def test_auto_on_a_funnel_neck_warns():
     said += [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert any("flat or not concave" in s for s in said), said
 
-
-def test_a_likelihood_zero_at_the_check_draws_is_not_refused():
-    """A box likelihood holding 0.1% of the prior (y ~ U-box observed: x in [3, 3.5]) is zero at the split check's
-    few prior draws; the valid model was refused as "log-density is not finite at any of 3 prior draws". A NaN
-    log-density still is."""
-    def box(x):
-        return jnp.where((x[0] >= 3.0) & (x[0] <= 3.5), 0.0, -jnp.inf)
-
-    def log_prior(x):
-        return -0.5 * x[0] ** 2 - 0.5 * math.log(2 * math.pi)
-
-    kw = dict(log_prior=log_prior, sample_prior=lambda k, n: jax.random.normal(k, (n, 1)))
-    t = samplax.Target.from_logdensity(lambda x: log_prior(x) + box(x), 1, name="box", log_likelihood=box, **kw)
-    parts = tempering.tempering_parts(t)
-    assert len(parts) == 3
-    nan = samplax.Target.from_logdensity(lambda x: log_prior(x) + jnp.nan, 1, name="nan",
-                                         log_likelihood=lambda x: jnp.nan + 0 * x[0], **kw)
-    with pytest.raises(ValueError, match="not finite at any of"):
-        tempering.tempering_parts(nan)
