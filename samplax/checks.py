@@ -26,6 +26,14 @@ def seed(v, name: str = "seed") -> int:
     return int(v)
 
 
+def flag(name: str, v) -> bool:
+    """`v` as a bool when it is True / False (a numpy bool too), else a ValueError naming `name`: 'no', 0 or None
+    would otherwise be read as truthy or falsy and do what the user did not write."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {v!r}")
+    return bool(v)
+
+
 def is_real(v) -> bool:
     """Whether `v` is a Python / numpy real number that is not a bool (a string, an array or None is not)."""
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)

@@ -235,4 +235,3 @@ def test_auto_on_a_funnel_neck_warns():
             said.append(str(err))
     said += [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert any("flat or not concave" in s for s in said), said
-

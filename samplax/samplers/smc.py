@@ -331,11 +331,8 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
     waste_free=None (default) means True unless persistent=True: at equal gradients it gave the lowest log Z
     sd in benchmarks/smc_blackjax.py (see docs/DESIGN.md).
     """
-    for name, flag in (("waste_free", waste_free), ("persistent", persistent)):  # "yes" / "no" were truthy
-        if not (flag is None and name == "waste_free") and not isinstance(flag, (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {flag!r}")
-    waste_free = None if waste_free is None else bool(waste_free)
-    persistent = bool(persistent)
+    waste_free = None if waste_free is None else checks.flag("waste_free", waste_free)  # "yes" / "no" were truthy
+    persistent = checks.flag("persistent", persistent)
     if waste_free is None:
         waste_free = not persistent
     temps = _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integration_steps, step_size,

@@ -613,13 +613,6 @@ def _spread(kernel: str, spread: float) -> float:
     return check_step_spread(spread, kernel, "mcmc_step_spread", "mcmc_kernel")
 
 
-def _flag(name: str, v) -> bool:
-    """A True / False option (a numpy bool too); anything else ('no', 0, None) is refused, not read as truthy."""
-    if not isinstance(v, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {v!r}")
-    return bool(v)
-
-
 def _default_step(kernel: str, dim: int) -> float:
     """Optimal-scaling orders for a unit-variance target (relative to the particle sd); adapted from there."""
     return 0.5 / dim ** (1 / 3) if kernel == "mala" else 0.5 / dim ** 0.25
@@ -689,10 +682,10 @@ def make_config(target, kind: str = "cmcd", loss: str = "log_variance", *, num_s
         "mcmc_step_spread": _spread(mcmc_kernel, mcmc_step_spread),
         "sigma": _pos("sigma", sigma), "sigma_max": _pos("sigma_max", sigma_max),
         "sigma_min": _pos("sigma_min", sigma_min),
-        "diffusion_schedule": diffusion_schedule, "learn_betas": _flag("learn_betas", learn_betas),
+        "diffusion_schedule": diffusion_schedule, "learn_betas": checks.flag("learn_betas", learn_betas),
         "beta_init": beta_init,
-        "learn_diffusion": _flag("learn_diffusion", learn_diffusion),
-        "learn_prior": _flag("learn_prior", learn_prior),
+        "learn_diffusion": checks.flag("learn_diffusion", learn_diffusion),
+        "learn_prior": checks.flag("learn_prior", learn_prior),
         "width": _int("width", width, 1), "depth": _int("depth", depth, 1),
         "num_freqs": _int("num_freqs", num_freqs, 1),
         "clip": _pos("clip", clip), "batch_size": _int("batch_size", batch_size, 2),
