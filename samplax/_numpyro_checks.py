@@ -39,25 +39,27 @@ def trace_model(model, args, kwargs, seed=0):
     return trace
 
 
+def _is_base(site, cls) -> bool:
+    """Whether the site's distribution, under masked / expanded / independent wrappers, is a `cls`."""
+    fn = site["fn"]
+    while hasattr(fn, "base_dist") and not isinstance(fn, cls):
+        fn = fn.base_dist
+    return isinstance(fn, cls)
+
+
 def is_factor(site) -> bool:
     """A `numpyro.factor` term: an observed site of the `Unit` distribution (a log-density term, nothing to
     simulate; samplax cannot tell a prior penalty from a likelihood written this way)."""
     from numpyro.distributions.distribution import Unit
 
-    fn = site["fn"]
-    while hasattr(fn, "base_dist") and not isinstance(fn, Unit):  # masked / expanded / independent wrappers
-        fn = fn.base_dist
-    return isinstance(fn, Unit)
+    return _is_base(site, Unit)
 
 
 def is_improper(site) -> bool:
     """A site whose distribution cannot be sampled (ImproperUniform: Stan's flat and ordered parameters)."""
     from numpyro.distributions import ImproperUniform
 
-    fn = site["fn"]
-    while hasattr(fn, "base_dist") and not isinstance(fn, ImproperUniform):
-        fn = fn.base_dist
-    return isinstance(fn, ImproperUniform)
+    return _is_base(site, ImproperUniform)
 
 
 def dist_name(fn) -> str:
