@@ -1,7 +1,7 @@
 """JAX's persistent compilation cache, on by default, so the second run of a script skips compilation.
 
 On `import samplax` the cache directory is set to `$SAMPLAX_COMPILATION_CACHE` if that is a path, else
-`$XDG_CACHE_HOME/samplax/jax` (`~/.cache/samplax/jax`), unless the user already set
+`$XDG_CACHE_HOME/samplax/jax/<machine>` (`~/.cache/samplax/jax/<machine>`), unless the user already set
 `jax_compilation_cache_dir` (theirs is kept) or turned it off with `SAMPLAX_COMPILATION_CACHE=0` (also
 `off`, `false`, `no`). `samplax.compilation_cache(None)` turns it off in a running process,
 `samplax.compilation_cache(path)` points it elsewhere.
@@ -9,12 +9,21 @@ On `import samplax` the cache directory is set to `$SAMPLAX_COMPILATION_CACHE` i
 JAX keys each entry on the compiled program itself (its HLO, with any constants such as the data, the
 compile options, the backend and the jaxlib version), so an entry is only reused for the same computation;
 the cache holds programs, never draws. Programs that compile in under `MIN_COMPILE_SECONDS` are not written.
+
+JAX's key does not include the CPU: every x86 CPU is device kind "cpu", yet XLA compiles for the instruction set
+of the CPU it runs on, and a program compiled where AVX-512 exists crashes the process (no Python error) where it
+does not. A home directory shared between machines (a cluster's NFS home, a container image that carries
+`~/.cache`) would serve such programs, so the default directory has one subdirectory per machine kind,
+`<machine>` = architecture + a digest of the CPU model and its feature flags (`machine_tag()`). A path the user
+gives is used as given: share it only between machines of one kind.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
+import platform
 
 import jax
 
@@ -23,9 +32,34 @@ OFF = ("0", "off", "false", "no")
 MIN_COMPILE_SECONDS = 0.3
 
 
+def _cpu_description() -> str:
+    """The CPU model and feature flags XLA compiles for (Linux: /proc/cpuinfo's first processor)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            fields = {}
+            for line in f:
+                if not line.strip():
+                    break  # the first processor's block
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+        keys = ("vendor_id", "model name", "flags", "CPU implementer", "CPU part", "Features")
+        described = "|".join(f"{k}={fields[k]}" for k in keys if k in fields)
+        if described:
+            return described
+    except OSError:
+        pass
+    return f"{platform.processor()}|{platform.platform()}"
+
+
+def machine_tag() -> str:
+    """`<architecture>-<12 hex digits>`: equal on machines whose CPUs run each other's compiled programs."""
+    digest = hashlib.sha256(_cpu_description().encode()).hexdigest()[:12]
+    return f"{platform.machine() or 'unknown'}-{digest}"
+
+
 def default_dir() -> pathlib.Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base) / "samplax" / "jax"
+    return pathlib.Path(base) / "samplax" / "jax" / machine_tag()
 
 
 def current_dir() -> str | None:

@@ -170,3 +170,17 @@ def test_log_densities_differing_in_a_closed_over_number_are_different_programs(
     assert program_digest(make(1.0)) == program_digest(make(1.0))
     assert program_digest(make(1.0)) != program_digest(make(1.0 + 1e-15))
     assert program_digest(make(0.1)) != program_digest(make(np.float32(0.1)))  # 0.1 rounded to float32
+
+
+def test_default_directory_is_per_machine_kind(monkeypatch, tmp_path):
+    """JAX's key has no CPU in it: programs compiled for one instruction set must not be read on another."""
+    from samplax import jax_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    here = jax_cache.default_dir()
+    assert here.parent == tmp_path / "samplax" / "jax" and here.name == jax_cache.machine_tag()
+    described = jax_cache._cpu_description()
+    monkeypatch.setattr(jax_cache, "_cpu_description", lambda: described.replace("flags=", "flags=avx512f "))
+    assert jax_cache.default_dir() != here  # one more feature flag: another directory
+    monkeypatch.setattr(jax_cache, "_cpu_description", lambda: described)
+    assert jax_cache.default_dir() == here  # and the same description the same one
