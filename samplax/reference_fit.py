@@ -16,6 +16,8 @@ biased with no other sign (a 2-d banana from N(0, I): log Z 24 SE off, sd 2x too
   multiplied by `INFLATE` (sds x 2): tails beyond the fit's are covered, at the cost of a few more stages.
   (blackjax's Pathfinder was tried as the fit and was worse on every test target: earn_height's sds came out
   0.02 for a 2e4-wide intercept, Pareto k 0.77-1.65 vs the Laplace fit's -0.5-0.37 on earn_height and banana.)
+- `tally()`: the target evaluations these fits and probes really make, counted as they happen (a cached fit
+  counts nothing when it is reused), so a run can report the evaluations it made outside its traced part.
 - `coverage_findings(...)`: does a reference cover the posterior? Two cheap probes, each finding a string:
   the Laplace fit (posterior sd along a coordinate or direction more than `NARROW` x the reference's, or the
   mode more than `OFFSET` reference sds from its mean) and importance sampling from `PROBE_DRAWS` reference
@@ -25,6 +27,7 @@ biased with no other sign (a 2-d banana from N(0, I): log Z 24 SE off, sd 2x too
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import weakref
 from typing import NamedTuple
@@ -44,6 +47,45 @@ REFINE_ROUNDS = 4      # importance-sampling refinements of the automatic refere
 NEWTON_MAX_DIM = 500   # Newton polish of the mode (dense Hessians) up to this dimension
 IMPROPER_SD = 1e3     # a Laplace sd above this x (1 + |mode|) in a coordinate suggests an improper posterior
 FLAT_SD = 10.0         # sd (x the widest curved direction, at least 1) of a direction with no curvature
+
+
+@dataclasses.dataclass
+class Cost:
+    """Target evaluations made outside a sampler's traced run: `n_grad` value-and-gradient evaluations of the
+    log-density, `n_logdensity` values without a gradient (the log-density, or the log-likelihood of a prior /
+    likelihood split), `n_hessian` dense Hessians (each about `dim` gradients). One gradient per optimiser
+    start is counted for `target.init`; the retries it makes where a start's log-density is not finite are not
+    seen."""
+
+    n_grad: int = 0
+    n_logdensity: int = 0
+    n_hessian: int = 0
+
+    def attrs(self, prefix: str = "n_setup_") -> dict[str, int]:
+        return {f"{prefix}grad": self.n_grad, f"{prefix}logdensity": self.n_logdensity,
+                f"{prefix}hessian": self.n_hessian}
+
+
+_TALLIES: list[Cost] = []
+
+
+def count(n_grad: int = 0, n_logdensity: int = 0, n_hessian: int = 0) -> None:
+    """Record evaluations in every open `tally()`."""
+    for c in _TALLIES:
+        c.n_grad += int(n_grad)
+        c.n_logdensity += int(n_logdensity)
+        c.n_hessian += int(n_hessian)
+
+
+@contextlib.contextmanager
+def tally():
+    """`with tally() as cost:` counts the evaluations the fits and probes here make inside the block."""
+    cost = Cost()
+    _TALLIES.append(cost)
+    try:
+        yield cost
+    finally:
+        _TALLIES.remove(cost)
 
 
 class Gaussian(NamedTuple):
@@ -128,12 +170,14 @@ def _laplace(target, num_starts, seed) -> Laplace:
     hess = jax.jit(jax.hessian(lambda x: -target.logdensity(x)))
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.arange(num_starts))
     starts = np.asarray(jax.jit(jax.vmap(target.init))(keys), float)
+    count(n_grad=num_starts)  # target.init checks each start's value and gradient (its retries are not seen)
     starts = [s for s in starts if np.all(np.isfinite(s))]
     if not starts:
         raise ValueError(f"reference='auto' for target {target.name!r}: target.init found no start with a finite "
                          "log-density and gradient; pass reference=(mean, scale)")
 
     def fg(x):
+        count(n_grad=1)
         v, g = neg_vg(jnp.asarray(x, dtype))
         v, g = float(v), np.asarray(g, float)
         if not (np.isfinite(v) and np.all(np.isfinite(g))):
@@ -141,6 +185,7 @@ def _laplace(target, num_starts, seed) -> Laplace:
         return v, g
 
     def hess_np(x):
+        count(n_hessian=1)
         return np.asarray(hess(jnp.asarray(x, dtype)), float)
 
     found = []
@@ -168,7 +213,7 @@ def _laplace(target, num_starts, seed) -> Laplace:
     modes = []  # (logdensity, mode, cov, log sqrt det cov)
     flat = 0
     for f, x in found:
-        cov, note, n_flat = _inverse_hessian(np.asarray(hess(jnp.asarray(x, dtype)), float))
+        cov, note, n_flat = _inverse_hessian(hess_np(x))
         if any(_same_mode(x, m[1], m[2]) and _same_mode(m[1], x, cov) for m in modes):
             continue
         if not modes:
@@ -312,6 +357,7 @@ def _auto_reference(target, inflate, refine):
         g = Gaussian(mean, cholesky(inflate * cov))
         log_q, sample_q = gaussian_functions(g)
         x = sample_q(jax.random.PRNGKey(104729 + r), PROBE_DRAWS)
+        count(n_logdensity=PROBE_DRAWS)
         lp = np.asarray(logdensity(x), float)
         lq = np.asarray(jax.jit(jax.vmap(log_q))(x), float)
         x = np.asarray(x, float)
@@ -395,6 +441,7 @@ def _coverage(target, log_ref, sample_ref, mean, sd, chol, fit, what, num_draws,
     findings = []
     x = sample_ref(jax.random.PRNGKey(seed + 7919), num_draws)
     lq = np.asarray(jax.jit(jax.vmap(log_ref))(x), float)
+    count(n_logdensity=num_draws)
     lp = np.asarray(jax.jit(jax.vmap(target.logdensity))(x), float)
     x = np.asarray(x, float)
     if mean is None:

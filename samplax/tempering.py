@@ -157,6 +157,7 @@ def _check_split(target, log_prior, log_likelihood, sample_prior, what, advice):
     # jit, not a bare vmap: this runs eagerly inside a traced sampler (ensure_compile_time_eval), where under jax
     # 0.12.1 a bare vmap of a log-density with a vmap inside returned a tracer that np.asarray refused
     lp, ll, ld = (np.asarray(jax.jit(jax.vmap(f))(x)) for f in (log_prior, log_likelihood, target.logdensity))
+    reference_fit.count(n_logdensity=2 * CHECK_POINTS)  # the log-likelihood and the log-density
     ok = np.isfinite(ld)
     if not np.any(ok):
         raise ValueError(f"target {target.name!r}: log-density is not finite at any of {CHECK_POINTS} prior draws "

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp
 
+from samplax import reference_fit
 from samplax.reference_fit import Gaussian, cholesky, pareto_khat
 
 NUM_DRAWS = 4096
@@ -41,6 +42,7 @@ def gaussian_importance_log_z(logdensity, proposal: Gaussian, num_draws: int = N
     draws = proposal.mean + z @ proposal.chol.T
     log_q = -0.5 * np.sum(z ** 2, axis=1) - np.sum(np.log(np.diag(proposal.chol))) - 0.5 * d * math.log(2 * math.pi)
     dtype = jnp.result_type(float)
+    reference_fit.count(n_logdensity=num_draws)
     log_p = np.asarray(jax.jit(jax.vmap(logdensity))(jnp.asarray(draws, dtype)), dtype=np.float64)
     if np.any(np.isnan(log_p)):
         return None

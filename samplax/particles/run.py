@@ -74,22 +74,26 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
 
     batched = jax.jit(jax.vmap(one))
     cache = _program_cache(s, target, (num_particles, chain_method, bar.enabled))
-    t0 = time.perf_counter()
-    if chain_method == "vectorized":
-        exe = _compile(cache, batched, keys, bar, s, num_chains, num_particles)
-        compile_time = time.perf_counter() - t0
-        bar.start()
-        t1 = time.perf_counter()
-        out = jax.block_until_ready(exe(keys))
-        run_time = time.perf_counter() - t1
-    else:
-        exe = _compile(cache, batched, keys[:1], bar, s, num_chains, num_particles)
-        compile_time = time.perf_counter() - t0
-        bar.start()
-        t1 = time.perf_counter()
-        parts = [jax.block_until_ready(exe(keys[c:c + 1])) for c in range(num_chains)]
-        out = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
-        run_time = time.perf_counter() - t1
+    from samplax.reference_fit import tally
+
+    # reference fits and checks made while tracing (tempering), outside the traced run's own counts
+    with tally() as setup_cost:
+        t0 = time.perf_counter()
+        if chain_method == "vectorized":
+            exe = _compile(cache, batched, keys, bar, s, num_chains, num_particles)
+            compile_time = time.perf_counter() - t0
+            bar.start()
+            t1 = time.perf_counter()
+            out = jax.block_until_ready(exe(keys))
+            run_time = time.perf_counter() - t1
+        else:
+            exe = _compile(cache, batched, keys[:1], bar, s, num_chains, num_particles)
+            compile_time = time.perf_counter() - t0
+            bar.start()
+            t1 = time.perf_counter()
+            parts = [jax.block_until_ready(exe(keys[c:c + 1])) for c in range(num_chains)]
+            out = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+            run_time = time.perf_counter() - t1
     bar.close()
 
     from samplax.particles.results import to_population_datatree
@@ -109,13 +113,17 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
     per_particle = {k: np.asarray(v) for k, v in out.particle_stats.items()}
     # int64 totals on the host: a float32/int32 run's per-population total may exceed 2**31
     n_grad = base.total_n_grad(out.n_grad, stats)
+    with tally() as findings_cost:  # cached with the fit: normally nothing
+        extra = _sampler_findings(s, target)
+    attrs.update({k: v + findings_cost.attrs()[k] for k, v in setup_cost.attrs().items()})
     dt = to_population_datatree(target, particles, stats, out.log_z, n_grad, attrs, per_particle)
-    extra = _sampler_findings(s, target)
     if attrs["estimates_log_z"]:  # an independent importance-sampling check of log Z (diagnostics.evidence_check)
         from samplax.diagnostics.evidence_check import log_z_check
 
-        is_attrs, found = log_z_check(target, particles, float(dt.attrs["log_z"]), float(dt.attrs["log_z_se"]))
+        with tally() as check_cost:
+            is_attrs, found = log_z_check(target, particles, float(dt.attrs["log_z"]), float(dt.attrs["log_z_se"]))
         dt.attrs.update(is_attrs)
+        dt.attrs["n_check_logdensity"] = check_cost.n_logdensity
         extra += found
     verify(dt, stacklevel=4, extra=extra)
     return dt

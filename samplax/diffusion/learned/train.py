@@ -86,13 +86,17 @@ def train(target, kind: str, loss: str | None = None, reference=None, **options)
         from samplax.diffusion.learned import affine
         from samplax.particles.run import as_target
 
+        from samplax.reference_fit import tally
+
         target = as_target(target)
-        entry, notes = affine.fit(target, reference)
+        with tally() as setup_cost:  # the automatic fit's evaluations (none when this Target's fit is cached)
+            entry, notes = affine.fit(target, reference)
         if notes:  # informational, as tempering's reference='auto' says which reference it built
             warnings.warn(f"reference={reference!r} for {target.name!r}: " + "; ".join(notes), UserWarning,
                           stacklevel=2)
         trained = train(affine.whiten(target, entry), kind, loss, **options)
         trained.config["affine"] = entry
+        trained.config.update(setup_cost.attrs("n_reference_fit_"))
         return trained
     if kind in ("cmcd", "scld"):
         from samplax.diffusion.learned.cmcd import train_controlled
