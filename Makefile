@@ -32,8 +32,13 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: chromium not found, the report's browser test will be skipped (install it: apt-get install chromium)"; fi; }
 
+# Tests use a compilation cache of their own, emptied first: a run neither reads programs another machine or
+# jaxlib wrote nor depends on what an earlier run left (CI time is measured cold).
+TEST_ENV := SAMPLAX_COMPILATION_CACHE=$(CURDIR)/.cache/jax-tests
+
 test: venv browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	rm -rf .cache/jax-tests
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 test-slow: venv browser
 	SAMPLAX_SLOW=1 $(PY) -m pytest $(PYTEST_ARGS)
