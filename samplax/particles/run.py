@@ -94,6 +94,7 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
             parts = [jax.block_until_ready(exe(keys[c:c + 1])) for c in range(num_chains)]
             out = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
             run_time = time.perf_counter() - t1
+        extra = _sampler_findings(s, target)  # cached with the reference fit: normally no evaluations
     bar.close()
 
     from samplax.particles.results import to_population_datatree
@@ -113,9 +114,7 @@ def sample_population(model, sampler, *, num_particles: int = 1000, num_chains: 
     per_particle = {k: np.asarray(v) for k, v in out.particle_stats.items()}
     # int64 totals on the host: a float32/int32 run's per-population total may exceed 2**31
     n_grad = base.total_n_grad(out.n_grad, stats)
-    with tally() as findings_cost:  # cached with the fit: normally nothing
-        extra = _sampler_findings(s, target)
-    attrs.update({k: v + findings_cost.attrs()[k] for k, v in setup_cost.attrs().items()})
+    attrs.update(setup_cost.attrs())
     dt = to_population_datatree(target, particles, stats, out.log_z, n_grad, attrs, per_particle)
     if attrs["estimates_log_z"]:  # an independent importance-sampling check of log Z (diagnostics.evidence_check)
         from samplax.diagnostics.evidence_check import log_z_check

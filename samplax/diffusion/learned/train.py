@@ -85,7 +85,6 @@ def train(target, kind: str, loss: str | None = None, reference=None, **options)
 
         from samplax.diffusion.learned import affine
         from samplax.particles.run import as_target
-
         from samplax.reference_fit import tally
 
         target = as_target(target)
