@@ -56,6 +56,17 @@ API_CASES = {
     "misspelled setting says it is one": (_sample(sampler="nuts", target_acept=0.9), TypeError,
                                           "did you mean target_accept (a setting of sampler 'nuts')"),
     "target_accept out of range": (_sample(sampler="nuts", target_accept=1.5), ValueError, "target_accept"),
+    # a setting that nothing would use is refused, not ignored: target_accept tunes a step size that is given
+    "target_accept with a given step (nuts)": (_sample(sampler="nuts", step_size=0.1, target_accept=0.9), ValueError,
+                                               "nuts: target_accept=0.9 tunes the step size in warmup, but step_size "
+                                               "is given and not adapted"),
+    "target_accept with a given step (mala)": (_sample(step_size=0.1, target_accept=0.6), ValueError,
+                                               "mala: target_accept=0.6 tunes the step size"),
+    "target_accept with a given step (mams)": (_sample(sampler="mams", step_size=0.1, target_accept=0.9), ValueError,
+                                               "mams: target_accept=0.9 tunes the step size"),
+    "smc num_integration_steps with mala": (lambda: samplax.sample(GAUSS, "smc", num_particles=64,
+                                                                   num_integration_steps=3, progress=False),
+                                            ValueError, "num_integration_steps=3 is not used by kernel='mala'"),
     "bad chain method": (_sample(chain_method="threads"), ValueError, "chain_method must be None (the backend's default) or one of"),
     "chain method an array": (_sample(chain_method=np.zeros(2)), ValueError, "chain_method must be None"),
     "diffusion process an array": (lambda: samplax.diffusion.process.get(np.zeros(2)), ValueError,
@@ -186,6 +197,17 @@ def test_api_bad_input(name):
     with pytest.raises(exc) as info:
         fn()
     assert message.lower() in str(info.value).lower(), str(info.value)
+
+
+@pytest.mark.parametrize("name,default", [("nuts", 0.8), ("hmc", 0.8), ("mala", 0.574), ("ula", 0.9),
+                                          ("underdamped", 0.9), ("mams", 0.9), ("sgld", 0.9)])
+def test_target_accept_recorded_as_used(name, default):
+    """The settings record the acceptance the warmup really tunes for: the default, the given value (also when a
+    given step size only starts the tuning, adapt=True), and None when the step size is given and not tuned."""
+    get = samplax.samplers.base.get
+    assert get(name).settings["target_accept"] == default
+    assert get(name, target_accept=0.7, step_size=0.1, adapt=True).settings["target_accept"] == 0.7
+    assert get(name, step_size=0.1).settings["target_accept"] is None
 
 
 def test_corrupt_checkpoint_is_named(tmp_path):

@@ -134,6 +134,32 @@ def generic_stats(state, info, params) -> dict[str, jax.Array]:
     return out
 
 
+class DefaultValue(float):
+    """A setting's default number, told apart from the same number given by the user (`isinstance`), so a given
+    value that nothing would use can be refused while signatures and `samplax samplers` still show the number."""
+
+    __slots__ = ()
+
+
+def resolve_target_accept(name: str, target_accept, default: float, step_adapted: bool) -> float | None:
+    """The acceptance rate the warmup tunes the step size for: as given, or the default (a `DefaultValue`, or
+    `default` for None). A value given for a step size that is given and not adapted would be ignored, so it is
+    refused; None is returned when nothing uses it."""
+    if target_accept is None or isinstance(target_accept, DefaultValue):
+        return float(default if target_accept is None else target_accept) if step_adapted else None
+    if not step_adapted:
+        raise ValueError(f"{name}: target_accept={target_accept!r} tunes the step size in warmup, but step_size is "
+                         "given and not adapted, so nothing would use it: drop target_accept, or drop step_size "
+                         "(or pass adapt='step_size' to start the tuning from it)")
+    try:
+        ok = 0 < float(target_accept) < 1  # NaN fails too
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"target_accept must be a number in (0, 1), got {target_accept!r}")
+    return float(target_accept)
+
+
 def adapted_names(adapt, tunable: tuple[str, ...], given: dict[str, Any]) -> tuple[str, ...]:
     """Which of `tunable` a warmup adapts: those the user did not give, unless `adapt` says otherwise.
 

@@ -22,11 +22,13 @@ from samplax import checks
 from samplax.samplers.adapt import window_warmup
 from samplax.samplers.adapt_low_rank import LowRankWarmup, low_rank_warmup
 from samplax.samplers.adapt_low_rank import kernel_metric as _imm
-from samplax.samplers.base import Algorithm, Sampler, adapted_names, register
+from samplax.samplers.base import (Algorithm, DefaultValue, Sampler, adapted_names, register,
+                                   resolve_target_accept)
 from samplax.samplers.nuts_kernel import nuts as robust_nuts
 
 
 TUNABLE = ("step_size", "inverse_mass_matrix")
+DEFAULT_TARGET_ACCEPT = DefaultValue(0.8)  # Stan's, numpyro's and blackjax's
 DEFAULT_STEP_JITTER = 0.1  # nuts-rs StepSizeSettings.jitter
 METRICS = ("diag", "dense", "low_rank", "fisher_diag")
 DEFAULT_METRIC = "low_rank"  # nutpie's warmup; "diag" is Stan's (benchmarks/README.md, NUTS vs nutpie)
@@ -44,7 +46,8 @@ def _metric(metric, dense_mass):
 
 
 def _setup(name, metric, max_rank, target_accept, step_size, inverse_mass_matrix, adapt, build, stats):
-    """(default_params, warmup, adapted): given values are used as given; the rest is adapted."""
+    """(default_params, warmup, adapted, target_accept): given values are used as given; the rest is adapted;
+    target_accept: as given, or the default when the step size is adapted (`resolve_target_accept`)."""
     if max_rank is not None:
         checks.integer("max_rank", max_rank, 1)
         if metric != "low_rank":
@@ -80,6 +83,7 @@ def _setup(name, metric, max_rank, target_accept, step_size, inverse_mass_matrix
 
     if "step_size" not in adapted and step_size is None:
         raise ValueError(f"{name}: adapt={adapt!r} leaves step_size neither given nor adapted: pass step_size=...")
+    target_accept = resolve_target_accept(name, target_accept, DEFAULT_TARGET_ACCEPT, "step_size" in adapted)
     warmup = None
     if adapt_mass and metric in ("low_rank", "fisher_diag"):
         warmup = low_rank_warmup(build, stats, params, max_rank=0 if metric == "fisher_diag" else max_rank,
@@ -88,7 +92,7 @@ def _setup(name, metric, max_rank, target_accept, step_size, inverse_mass_matrix
     elif adapted:
         warmup = window_warmup(build, stats, params, adapt_step="step_size" in adapted, adapt_mass=adapt_mass,
                                dense=dense, target_accept=target_accept)
-    return default_params, warmup, adapted
+    return default_params, warmup, adapted, target_accept
 
 
 def _nonfinite(*states):
@@ -123,7 +127,7 @@ def _nuts_stats(state, info, params):
 
 @register("nuts")
 def nuts(*, metric: str | None = None, dense_mass: bool = False, max_rank: int | None = None,
-         target_accept: float = 0.8, max_num_doublings: int = 10, step_size: float | None = None,
+         target_accept: float = DEFAULT_TARGET_ACCEPT, max_num_doublings: int = 10, step_size: float | None = None,
          inverse_mass_matrix=None, adapt=None, step_jitter: float | None = None) -> Sampler:
     """No-U-Turn sampler (multinomial, blackjax's, with Stan's seam U-turn checks: `nuts_kernel`); `metric` picks
     the adapted metric (module docstring).
@@ -135,8 +139,6 @@ def nuts(*, metric: str | None = None, dense_mass: bool = False, max_rank: int |
       state leaves the target invariant. ESS per 1k gradients over 5 seeds (`benchmarks/nutpie.py --seeds`):
       non-centred funnel 239 -> 263 (nutpie 264), gauss100 unchanged (169), kidscore_momiq 537 -> 492 and
       diamonds 275 -> 257 (about 2 se each); net about even."""
-    if not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
     if step_jitter is None:
         step_jitter = 0.0 if step_size is not None else DEFAULT_STEP_JITTER
     if not 0 <= step_jitter < 1:
@@ -156,8 +158,8 @@ def nuts(*, metric: str | None = None, dense_mass: bool = False, max_rank: int |
 
         return Algorithm(lambda x, key: alg.init(x), step)
 
-    default_params, warmup, adapted = _setup("nuts", metric, max_rank, target_accept, step_size, inverse_mass_matrix,
-                                             adapt, build, _nuts_stats)
+    default_params, warmup, adapted, target_accept = _setup("nuts", metric, max_rank, target_accept, step_size,
+                                                            inverse_mass_matrix, adapt, build, _nuts_stats)
     return Sampler(
         name="nuts", build=build, stats=_nuts_stats, default_params=default_params, warmup=warmup, adapted=adapted,
         adaptation=warmup if isinstance(warmup, LowRankWarmup) else None,
@@ -168,21 +170,19 @@ def nuts(*, metric: str | None = None, dense_mass: bool = False, max_rank: int |
 
 @register("hmc")
 def hmc(*, num_integration_steps: int = 16, metric: str | None = None, dense_mass: bool = False,
-        max_rank: int | None = None, target_accept: float = 0.8, step_size: float | None = None,
+        max_rank: int | None = None, target_accept: float = DEFAULT_TARGET_ACCEPT, step_size: float | None = None,
         inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Static HMC (fixed number of leapfrog steps); `metric` picks the adapted metric (module docstring)."""
     if num_integration_steps < 1:
         raise ValueError(f"num_integration_steps must be >= 1, got {num_integration_steps}")
-    if not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
     metric = _metric(metric, dense_mass)
 
     def build(target, params):
         alg = blackjax.hmc(target.logdensity, params["step_size"], _imm(params), num_integration_steps)
         return Algorithm(lambda x, key: alg.init(x), alg.step)
 
-    default_params, warmup, adapted = _setup("hmc", metric, max_rank, target_accept, step_size, inverse_mass_matrix,
-                                             adapt, build, _hmc_stats)
+    default_params, warmup, adapted, target_accept = _setup("hmc", metric, max_rank, target_accept, step_size,
+                                                            inverse_mass_matrix, adapt, build, _hmc_stats)
     return Sampler(
         name="hmc", build=build, stats=_hmc_stats, default_params=default_params, warmup=warmup, adapted=adapted,
         adaptation=warmup if isinstance(warmup, LowRankWarmup) else None,

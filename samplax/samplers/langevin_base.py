@@ -20,10 +20,10 @@ import jax.numpy as jnp
 
 from samplax import checks
 from samplax.samplers.adapt import window_warmup
-from samplax.samplers.base import Warmup, adapted_names
+from samplax.samplers.base import DefaultValue, Warmup, adapted_names, resolve_target_accept
 from samplax.samplers.precondition import MASS_MATRICES, initial_imm
 
-UNADJUSTED_TARGET_ACCEPT = 0.9
+UNADJUSTED_TARGET_ACCEPT = DefaultValue(0.9)
 
 
 def stats(state, info, params, n_grad=1):
@@ -36,17 +36,16 @@ def stats(state, info, params, n_grad=1):
     return out
 
 
-def check_settings(mass_matrix, target_accept, step_size):
+def check_settings(mass_matrix, step_size):
     if not checks.member(mass_matrix, MASS_MATRICES):
         raise ValueError(f"mass_matrix must be one of {MASS_MATRICES}, got {mass_matrix!r}")
-    if not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
     checks.given_scale("step_size", step_size)
 
 
-def setup(name, *, mass_matrix, target_accept, step_size, inverse_mass_matrix, adapt, build, tune_build=None,
-          to_state=None, step_stats=None):
-    """(default_params, warmup, adapted) of a Langevin sampler.
+def setup(name, *, mass_matrix, target_accept, default_target_accept, step_size, inverse_mass_matrix, adapt, build,
+          tune_build=None, to_state=None, step_stats=None):
+    """(default_params, warmup, adapted, target_accept) of a Langevin sampler; target_accept as given, or
+    `default_target_accept` when the step size is adapted (None when it is not: `resolve_target_accept`).
 
     tune_build: the adjusted counterpart that tunes h for an unadjusted sampler (None: the sampler is adjusted);
     to_state: converts the counterpart's final state into the sampler's. step_stats: the sampler's own `stats`
@@ -58,6 +57,7 @@ def setup(name, *, mass_matrix, target_accept, step_size, inverse_mass_matrix, a
     adapted = adapted_names(adapt, tunable, {"step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix})
     if "step_size" not in adapted and step_size is None:
         raise ValueError(f"{name}: adapt={adapt!r} leaves step_size neither given nor adapted: pass step_size=...")
+    target_accept = resolve_target_accept(name, target_accept, default_target_accept, "step_size" in adapted)
 
     def params(target):
         return {"step_size": None if step_size is None else jnp.asarray(step_size, float),
@@ -69,7 +69,7 @@ def setup(name, *, mass_matrix, target_accept, step_size, inverse_mass_matrix, a
         return params(target)
 
     if not adapted:
-        return default_params, None, adapted
+        return default_params, None, adapted, target_accept
     adapt_step, adapt_mass = "step_size" in adapted, "inverse_mass_matrix" in adapted
     tuned_by_counterpart = adapt_step and tune_build is not None
     warmup = window_warmup(tune_build if tuned_by_counterpart else build,
@@ -79,7 +79,7 @@ def setup(name, *, mass_matrix, target_accept, step_size, inverse_mass_matrix, a
                            initial_step_size=1.0 if adapt_mass else 0.1)
     if tuned_by_counterpart and to_state is not None:
         warmup = convert_warmup(warmup, to_state)
-    return default_params, warmup, adapted
+    return default_params, warmup, adapted, target_accept
 
 
 def convert_warmup(warmup, convert):

@@ -15,8 +15,10 @@ from blackjax.mcmc import proposal
 from blackjax.mcmc.mala import MALAInfo, MALAState
 
 from samplax.samplers import langevin_base as lb
-from samplax.samplers.base import Algorithm, Sampler, register
+from samplax.samplers.base import Algorithm, DefaultValue, Sampler, register
 from samplax.samplers.precondition import Precond, precond
+
+MALA_TARGET_ACCEPT = DefaultValue(0.574)  # optimal for MALA (Roberts & Rosenthal 1998)
 
 
 def overdamped_move(key, state: MALAState, logdensity_fn, step_size, pc: Precond) -> MALAState:
@@ -66,16 +68,17 @@ def mala_build(plain: bool):
 
 
 @register("mala")
-def mala(*, target_accept: float = 0.574, mass_matrix: str = "identity", step_size: float | None = None,
+def mala(*, target_accept: float = MALA_TARGET_ACCEPT, mass_matrix: str = "identity", step_size: float | None = None,
          inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Metropolis-adjusted Langevin; 0.574 is optimal for MALA (Roberts & Rosenthal 1998).
 
     mass_matrix: "identity" (blackjax MALA), or "diagonal" / "dense" C estimated in warmup (own kernel).
     """
-    lb.check_settings(mass_matrix, target_accept, step_size)
+    lb.check_settings(mass_matrix, step_size)
     build = mala_build(mass_matrix == "identity" and inverse_mass_matrix is None)
-    default_params, warmup, adapted = lb.setup(
-        "mala", mass_matrix=mass_matrix, target_accept=target_accept, step_size=step_size,
+    default_params, warmup, adapted, target_accept = lb.setup(
+        "mala", mass_matrix=mass_matrix, target_accept=target_accept, default_target_accept=MALA_TARGET_ACCEPT,
+        step_size=step_size,
         inverse_mass_matrix=inverse_mass_matrix, adapt=adapt, build=build)
     return Sampler(name="mala", build=build, stats=lb.stats, default_params=default_params, warmup=warmup,
                    adapted=adapted, settings={"target_accept": target_accept, "mass_matrix": mass_matrix})
@@ -85,15 +88,16 @@ def mala(*, target_accept: float = 0.574, mass_matrix: str = "identity", step_si
 def ula(*, target_accept: float = lb.UNADJUSTED_TARGET_ACCEPT, mass_matrix: str = "identity",
         step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Unadjusted Langevin x' = x + h C grad log p + sqrt(2h) C^{1/2} xi; h from MALA warmup at `target_accept`."""
-    lb.check_settings(mass_matrix, target_accept, step_size)
+    lb.check_settings(mass_matrix, step_size)
 
     def build(target, params):
         return Algorithm(
             lambda x, key: blackjax.mala.init(x, target.logdensity),
             lambda key, s: ula_kernel(key, s, target.logdensity, params["step_size"], params["inverse_mass_matrix"]))
 
-    default_params, warmup, adapted = lb.setup(
-        "ula", mass_matrix=mass_matrix, target_accept=target_accept, step_size=step_size,
+    default_params, warmup, adapted, target_accept = lb.setup(
+        "ula", mass_matrix=mass_matrix, target_accept=target_accept,
+        default_target_accept=lb.UNADJUSTED_TARGET_ACCEPT, step_size=step_size,
         inverse_mass_matrix=inverse_mass_matrix, adapt=adapt, build=build, tune_build=mala_build(False))
     return Sampler(name="ula", build=build, stats=lb.stats, default_params=default_params, warmup=warmup,
                    adapted=adapted, settings={"target_accept": target_accept, "mass_matrix": mass_matrix})

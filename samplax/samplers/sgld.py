@@ -11,7 +11,7 @@ from blackjax.sgmcmc import gradients
 
 from samplax import checks
 from samplax.samplers import langevin_base as lb
-from samplax.samplers.base import Algorithm, Sampler, Warmup, adapted_names, register
+from samplax.samplers.base import Algorithm, Sampler, Warmup, adapted_names, register, resolve_target_accept
 from samplax.samplers.overdamped import mala_build
 from samplax.target import Target
 
@@ -76,11 +76,10 @@ def sgld(*, step_size: float | None = None, target_accept: float = lb.UNADJUSTED
     (one per step); `data_fraction` = batch_size / data_size converts them to full-data gradient equivalents.
     """
     checks.given_scale("step_size", step_size)
-    if not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
     adapted = adapted_names(adapt, ("step_size",), {"step_size": step_size})
     if not adapted and step_size is None:
         raise ValueError(f"sgld: adapt={adapt!r} leaves step_size neither given nor adapted: pass step_size=...")
+    target_accept = resolve_target_accept("sgld", target_accept, lb.UNADJUSTED_TARGET_ACCEPT, bool(adapted))
 
     def build(target, params):
         mb = _minibatch(target)
@@ -106,9 +105,10 @@ def sgld(*, step_size: float | None = None, target_accept: float = lb.UNADJUSTED
 
     warmup = None
     if adapted:
-        _, tune, _ = lb.setup("sgld", mass_matrix="identity", target_accept=target_accept, step_size=step_size,
-                              inverse_mass_matrix=None, adapt=True, build=mala_build(False),
-                              tune_build=mala_build(False))
+        _, tune, _, _ = lb.setup("sgld", mass_matrix="identity", target_accept=target_accept,
+                                 default_target_accept=lb.UNADJUSTED_TARGET_ACCEPT, step_size=step_size,
+                                 inverse_mass_matrix=None, adapt=True, build=mala_build(False),
+                                 tune_build=mala_build(False))
 
         def warmup(target, key, position, num_steps):
             w = tune(target, key, position, num_steps)

@@ -34,7 +34,8 @@ Settings: schedule ("adaptive"; "pilot": the temperatures of an adaptive run on 
 with them, twice the cost, for an unbiased Z (`run_with_pilot`); or increasing temperatures 0 .. 1),
 target_ess (0.5), kernel ("mala", "hmc", "rwm", "autostep": HMC whose step is doubled / halved per state,
 samplers/autostep.py, for funnel-shaped intermediate distributions, ~5x HMC's gradients per sweep), num_mcmc_steps
-(10: P for waste-free, the minimum sweeps per stage otherwise), num_integration_steps (hmc / autostep L, 5),
+(10: P for waste-free, the minimum sweeps per stage otherwise), num_integration_steps (hmc / autostep L, 5;
+refused with rwm / mala),
 step_size (None: the kernel's default, then adapted), mass ("dense" default, "diag", "identity"),
 target_acceptance (None: the kernel's), resampling ("systematic"), ess_threshold (None), waste_free (None),
 persistent (False), max_stages (200), adapt_steps (True; False: exactly num_mcmc_steps sweeps, or P states
@@ -83,6 +84,7 @@ from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, Mo
                                           make_kernel, move, next_spacing, whitening)
 
 FAMILY_DEPTH = 2
+DEFAULT_INTEGRATION_STEPS = 5  # hmc / autostep leapfrog steps per proposal when num_integration_steps is None
 MIN_FIXED_DENSE_SWEEPS = 5  # fewer fixed sweeps with the dense mass: warned (smc_kernels, cross-fitting)
 CROSS_FIT = True  # cross-fitted whitening (private switch for probes; waste-free only with adapt_steps=False)
 MEASURED_STOP = True  # standard SMC: sweep until the measured start-to-end correlation is below threshold too
@@ -267,6 +269,17 @@ def run_smc(strategy: Strategy, key, max_stages: int, progress) -> base.Populati
     return finish(particles, state.log_z, state.temperature, stats._asdict(), S)
 
 
+def _integration_steps(kernel, num_integration_steps):
+    """num_integration_steps as given for the kernels that integrate (hmc, autostep; None: 5); refused for the
+    one-step kernels (rwm, mala), which would silently ignore it."""
+    if num_integration_steps is None:
+        return DEFAULT_INTEGRATION_STEPS if kernel in ("hmc", "autostep") else None
+    if kernel in ("rwm", "mala"):
+        raise ValueError(f"num_integration_steps={num_integration_steps!r} is not used by kernel={kernel!r}, which "
+                         "makes one proposal per sweep: drop it, or use kernel='hmc' or 'autostep'")
+    return num_integration_steps
+
+
 def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integration_steps, step_size,
                     resampling, ess_threshold, waste_free, persistent, max_stages, mass, max_mcmc_steps,
                     correlation_threshold, adapt_steps):
@@ -295,7 +308,8 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
         raise ValueError(f"mass must be one of {MASSES}, got {mass!r}")
     for name, v, low in (("num_mcmc_steps", num_mcmc_steps, 1), ("num_integration_steps", num_integration_steps, 1),
                          ("max_stages", max_stages, 1), ("max_mcmc_steps", max_mcmc_steps, 1)):
-        checks.integer(name, v, low)
+        if v is not None:  # num_integration_steps of a one-step kernel
+            checks.integer(name, v, low)
     if not isinstance(adapt_steps, bool):
         raise ValueError(f"adapt_steps must be True or False, got {adapt_steps!r}")
     if not 0.0 < float(correlation_threshold) < 1.0:
@@ -319,7 +333,7 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
 
 
 @base.register("smc")
-def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, num_integration_steps=5,
+def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, num_integration_steps=None,
         step_size=None, mass="dense", target_acceptance=None, resampling="systematic", ess_threshold=None,
         waste_free=None, persistent=False, max_stages=200, adapt_steps=True, max_mcmc_steps=100,
         correlation_threshold=0.1, reference=None, step_spread=1.0) -> base.PopulationSampler:
@@ -338,6 +352,7 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
     temps = _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integration_steps, step_size,
                             resampling, ess_threshold, waste_free, persistent, max_stages, mass, max_mcmc_steps,
                             correlation_threshold, adapt_steps)
+    num_integration_steps = _integration_steps(kernel, num_integration_steps)
     if ess_threshold is None and not (waste_free or persistent):
         ess_threshold = 0.5
     if mass == "dense" and not adapt_steps and not waste_free and num_mcmc_steps < MIN_FIXED_DENSE_SWEEPS:
@@ -360,7 +375,7 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
                     max_stages=max_stages if temps is None else temps.size - 1, adapt_steps=adapt_steps,
                     max_mcmc_steps=max_mcmc_steps, correlation_threshold=correlation_threshold, reference=reference,
                     step_spread=step_spread)
-    mk = make_kernel(kernel, num_integration_steps, step_spread)
+    mk = make_kernel(kernel, num_integration_steps or DEFAULT_INTEGRATION_STEPS, step_spread)
     if mk.log_step_change is not None and target_acceptance is not None:
         raise ValueError(f"target_acceptance is not used with kernel={kernel!r} (its base step follows the steps the "
                          "move picks per state, not an acceptance rate): leave it None")

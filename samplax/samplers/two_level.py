@@ -144,8 +144,7 @@ def two_level(*, surrogate: Any = None, move: str = "mala", subchain_length: int
     if not checks.member(move, MOVES):
         raise ValueError(f"two_level: move must be one of {MOVES}, got {move!r}")
     subchain_length = checks.integer("two_level: subchain_length", subchain_length, 1)  # np.int64 too
-    target_accept = TARGET_ACCEPT[move] if target_accept is None else target_accept
-    lb.check_settings(mass_matrix, target_accept, step_size)
+    lb.check_settings(mass_matrix, step_size)
     stats = _stats(subchain_length, move)
 
     def build(target, params):
@@ -162,8 +161,9 @@ def two_level(*, surrogate: Any = None, move: str = "mala", subchain_length: int
 
         return Algorithm(init, step)
 
-    default_params, warmup, adapted = lb.setup(
-        "two_level", mass_matrix=mass_matrix, target_accept=target_accept, step_size=step_size,
+    default_params, warmup, adapted, target_accept = lb.setup(
+        "two_level", mass_matrix=mass_matrix, target_accept=target_accept, default_target_accept=TARGET_ACCEPT[move],
+        step_size=step_size,
         inverse_mass_matrix=inverse_mass_matrix, adapt=adapt, build=build, step_stats=stats)
     return Sampler(name="two_level", build=build, stats=stats, default_params=default_params, warmup=warmup,
                    adapted=adapted,

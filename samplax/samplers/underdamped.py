@@ -111,9 +111,7 @@ def underdamped(*, splitting: str = "obabo", gamma: float = 1.0, adjusted: bool 
                          "BAOAB's O sits inside it)")
     if not gamma > 0:
         raise ValueError(f"gamma (friction) must be > 0, got {gamma}")
-    if target_accept is None:
-        target_accept = 0.8 if adjusted else lb.UNADJUSTED_TARGET_ACCEPT
-    lb.check_settings(mass_matrix, target_accept, step_size)
+    lb.check_settings(mass_matrix, step_size)
     kernel = underdamped_kernel(splitting)
 
     def build_adjusted(target, params):
@@ -130,8 +128,9 @@ def underdamped(*, splitting: str = "obabo", gamma: float = 1.0, adjusted: bool 
                                                      params["inverse_mass_matrix"], gamma))
 
     build = build_adjusted if adjusted else build_unadjusted
-    default_params, warmup, adapted = lb.setup(
-        "underdamped", mass_matrix=mass_matrix, target_accept=target_accept, step_size=step_size,
+    default_params, warmup, adapted, target_accept = lb.setup(
+        "underdamped", mass_matrix=mass_matrix, target_accept=target_accept,
+        default_target_accept=0.8 if adjusted else lb.UNADJUSTED_TARGET_ACCEPT, step_size=step_size,
         inverse_mass_matrix=inverse_mass_matrix, adapt=adapt, build=build,
         tune_build=None if adjusted else build_adjusted, to_state=None if adjusted else _to_unadjusted)
     return Sampler(
