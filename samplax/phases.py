@@ -61,7 +61,9 @@ class Phases:
             reverted["n_expensive_total"] = jnp.sum(trace["n_expensive"], axis=1)
         if not self.keep_warmup:
             trace = {"n_grad_total": (trace["n_grad_total"] if "n_grad_total" in trace
-                                      else jnp.sum(trace["n_grad"], axis=1))}
+                                      else jnp.sum(trace["n_grad"], axis=1)),
+                     # an adaptive warmup's own count of reverted steps (the microcanonical Fisher tuner)
+                     **({"n_reverted_total": trace["n_reverted_total"]} if "n_reverted_total" in trace else {})}
         return states, params, {**trace, **reverted}
 
     # ------------------------------------------------------------------ warmup carried through the sampling program

@@ -25,7 +25,8 @@ def _listed_slow() -> set[str]:
 def pytest_collection_modifyitems(config, items):
     listed = _listed_slow()
     for item in items:
-        if item.nodeid in listed or item.nodeid.split("::")[0] in listed:  # a node id, or a whole file
+        # a node id, a test with all its parameters (the id without "[...]"), or a whole file
+        if {item.nodeid, item.nodeid.split("[")[0], item.nodeid.split("::")[0]} & listed:
             item.add_marker(pytest.mark.slow)
     if SLOW:
         return

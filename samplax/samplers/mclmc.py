@@ -21,7 +21,8 @@ from blackjax.mcmc.dynamic_hmc import DynamicHMCState
 from blackjax.util import generate_unit_vector
 
 from samplax import checks
-from samplax.samplers.base import Algorithm, Sampler, Warmup, adapted_names, register
+from samplax.samplers.base import (Algorithm, DefaultValue, Sampler, Warmup, adapted_names, register,
+                                   resolve_target_accept)
 
 # Both use the isokinetic McLachlan integrator: two gradient evaluations per step
 # (blackjax default; Robnik et al. 2023, "Microcanonical Hamiltonian Monte Carlo").
@@ -87,7 +88,7 @@ class Microcanonical:
         """None when nothing is adapted (plain burn-in); else warmup(target, key, position, num_steps).
 
         tune(fixed, state, key, target, num_steps, start) -> (state, MCLMCAdaptationState, kernel steps, other
-        gradients evaluated), with
+        gradients evaluated, steps reverted at a non-finite value (None: not known)), with
         `start` the given values (a dict; starting values of what is adapted); L_scales_with_step(num_steps):
         whether the tuner's final L is proportional to its own step size (then a fixed step size rescales it).
         """
@@ -102,7 +103,7 @@ class Microcanonical:
             start = {k: jnp.asarray(v, float) for k, v in self.given.items() if v is not None}
             if "inverse_mass_matrix" in start:
                 start["inverse_mass_matrix"] = self.imm(target)
-            state, p, n_tune, n_extra = tune(fixed, state, tune_key, target, num_steps, start)
+            state, p, n_tune, n_extra, n_rev = tune(fixed, state, tune_key, target, num_steps, start)
             L = p.L
             if "step_size" in fixed and "L" not in fixed and L_scales_with_step(num_steps):
                 L = p.L * fixed["step_size"] / p.step_size
@@ -110,7 +111,10 @@ class Microcanonical:
             params.update(metric_params(p.inverse_mass_matrix, d, self.rank(d)))
             if "inverse_mass_matrix" in fixed:
                 params.update(inverse_mass_matrix=fixed["inverse_mass_matrix"], **self.no_low_rank(target))
-            return Warmup(state, params, {"n_grad_total": jnp.asarray(n_tune * grads_per_step + n_extra)})
+            trace = {"n_grad_total": jnp.asarray(n_tune * grads_per_step + n_extra)}
+            if n_rev is not None:
+                trace["n_reverted_total"] = jnp.asarray(n_rev)
+            return Warmup(state, params, trace)
 
         return warmup
 
@@ -315,8 +319,9 @@ def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, rank=0, trust_in_esti
        Var E ~ eps^6, reverted non-finite steps cap the step); then L = `l_factor` x step x the autocorrelation
        time of the last L_SHARE of the steps (blackjax's `make_adaptation_L`).
     Values in `fixed` are used as given (the kernel always runs with them); `start` holds given values that are
-    adapted (starting points). Returns (state, MCLMCAdaptationState, kernel steps run, descent gradients); the
-    state's inverse_mass_matrix is the kernel's metric (a diagonal, or blackjax's LowRankInverseMassMatrix)."""
+    adapted (starting points). Returns (state, MCLMCAdaptationState, kernel steps run, descent gradients, steps
+    reverted at a non-finite log-density or gradient); the state's inverse_mass_matrix is the kernel's metric (a
+    diagonal, or blackjax's LowRankInverseMassMatrix)."""
     from blackjax.adaptation.mclmc_adaptation import handle_nans
     from blackjax.diagnostics import effective_sample_size
 
@@ -367,14 +372,14 @@ def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, rank=0, trust_in_esti
 
         def window(carry, xs):
             size, update, first, l_stage = xs
-            state, metric, eps, step_avg, prev, late, trail = carry
+            state, metric, eps, step_avg, prev, late, trail, n_rev = carry
             kmetric = kernel_metric(metric)
             # the last window measures L (blackjax's `make_adaptation_L`, here in the same loop, so the kernel is
             # compiled once): the step size held, L from the whitened size, every position kept for the ESS
             L_now = jnp.where(l_stage, whitened_size(late, metric), L0) if adapt_L and n_L else L0
 
             def one(j, c):
-                state, eps, step_avg, cur, late, trail = c
+                state, eps, step_avg, cur, late, trail, n_rev = c
                 t = first + j
                 k_step, k_nan = jax.random.split(jax.random.fold_in(key, t))
                 new, info = kernel(rng_key=k_step, state=state, logdensity_fn=logdensity,
@@ -396,10 +401,10 @@ def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, rank=0, trust_in_esti
                 wt = jnp.where(success & update, 1.0, 0.0)
                 cur = (cur[0].at[row].set(x), cur[1].at[row].set(g), cur[2].at[row].set(wt))
                 late = fisher.moments_update(late, x, g, jnp.where((t >= late_from) & (t < n_main) & success, 1.0, 0.0))
-                return new, eps, (time, x_avg, eps_max), cur, late, trail
+                return new, eps, (time, x_avg, eps_max), cur, late, trail, n_rev + (~success).astype(n_rev.dtype)
 
-            state, eps, step_avg, cur, late, trail = jax.lax.fori_loop(0, size, one,
-                                                                       (state, eps, step_avg, empty, late, trail))
+            state, eps, step_avg, cur, late, trail, n_rev = jax.lax.fori_loop(
+                0, size, one, (state, eps, step_avg, empty, late, trail, n_rev))
             rows = [jnp.concatenate([a, b]) for a, b in zip(prev, cur)]
             if k:
                 new_metric = fisher.low_rank(rows[0], rows[1], k, weights=rows[2], previous=metric)
@@ -419,22 +424,23 @@ def fisher_tuner(kernel, desired_energy_var, l_factor=0.4, rank=0, trust_in_esti
             metric = jax.tree.map(lambda a, b: jnp.where(enough, a, b), new_metric, metric)
             step_avg = jax.tree.map(lambda a, b: jnp.where(enough, a, b), fresh_step, step_avg)
             prev = jax.tree.map(lambda a, b: jnp.where(update, a, b), cur, prev)
-            return (state, metric, eps, step_avg, prev, late, trail), None
+            return (state, metric, eps, step_avg, prev, late, trail, n_rev), None
 
         l_stage = np.zeros(len(sizes), bool)
         if n_L:
             sizes, updates, l_stage = np.append(sizes, n_L), np.append(updates, False), np.append(l_stage, True)
         starts = (np.cumsum(sizes) - sizes).astype(int)
         trail = jnp.zeros((max(n_L, 1), d), imm.dtype)
-        carry = (state, metric, eps0, fresh_step, empty, fisher.moments_init(d, imm.dtype), trail)
-        (state, metric, eps, _, _, late, trail), _ = jax.lax.scan(
+        carry = (state, metric, eps0, fresh_step, empty, fisher.moments_init(d, imm.dtype), trail,
+                 jnp.zeros((), jnp.int32))
+        (state, metric, eps, _, _, late, trail, n_rev), _ = jax.lax.scan(
             window, carry, (jnp.asarray(sizes), jnp.asarray(updates), jnp.asarray(starts), jnp.asarray(l_stage)))
         L = whitened_size(late, metric) if adapt_L else L0
         if n_L:  # L = l_factor x step size x the autocorrelation time, over the informative (finite) dimensions
             tau = n_L / effective_sample_size(trail[None])
             finite = jnp.isfinite(tau)
             L = jnp.where(jnp.any(finite), l_factor * eps * jnp.mean(tau, where=finite), L)
-        return state, MCLMCAdaptationState(L, eps, kernel_metric(metric)), n_main + n_L, n_descent
+        return state, MCLMCAdaptationState(L, eps, kernel_metric(metric)), n_main + n_L, n_descent, n_rev
 
     def L_scales(num_steps):  # L is measured with the step size the kernel really used
         return False
@@ -464,7 +470,7 @@ def mclmc_tuner(kernel, fractions, desired_energy_var, l_factor=None):
             logdensity_fn=target.logdensity, frac_tune1=fractions[0], frac_tune2=fractions[1],
             frac_tune3=fractions[2], desired_energy_var=desired_energy_var,
             diagonal_preconditioning="inverse_mass_matrix" not in fixed,
-            params=start, **extra), 0
+            params=start, **extra), 0, None  # blackjax reverts non-finite steps inside, uncounted
 
     def L_scales(num_steps):  # stage 3 (L = l_factor * step_size * autocorrelation time) runs
         return round(tuning_budget(num_steps, fractions) * fractions[2]) >= 2
@@ -560,6 +566,7 @@ def _step_size_dual_averaging(kernel, logdensity_fn, state, p, num_steps, key, t
 # adjusted kernel's step size to `target_accept` at that fixed L (`_step_size_dual_averaging`). Share of the
 # num_warmup steps run unadjusted (one integration step each); the rest are adjusted trajectories.
 MAMS_UNADJUSTED_SHARE = 0.75
+MAMS_TARGET_ACCEPT = DefaultValue(0.9)
 # the adjusted kernel's isokinetic integrator: (blackjax integrator, gradients per step)
 MAMS_INTEGRATORS = {"leapfrog": (integrators.isokinetic_velocity_verlet, 1),
                     "mclachlan": (integrators.isokinetic_mclachlan, 2)}
@@ -575,7 +582,7 @@ def _mams_dimension(target):
 
 
 @register("mams")
-def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l_factor: float = 0.4,
+def mams(*, target_accept: float = MAMS_TARGET_ACCEPT, diagonal_preconditioning: bool = True, l_factor: float = 0.4,
          desired_energy_var: float = 5e-4, integrator: str = "mclachlan", metric: str = "fisher_low_rank",
          L: float | None = None, step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Metropolis-adjusted microcanonical sampler (adjusted MCLMC, random trajectory length).
@@ -585,8 +592,6 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
     that chain); then the step size is tuned by dual averaging to `target_accept` at that L (a given step size with
     adapt=True starts it). The unadjusted chain's own step size is internal to the warmup.
     """
-    if not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
     if not l_factor > 0:
         raise ValueError(f"l_factor must be > 0, got {l_factor}")
     checks.positive("desired_energy_var", desired_energy_var)
@@ -595,6 +600,7 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
     integrate, grads = MAMS_INTEGRATORS[integrator]
     mc = Microcanonical("mams", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
                         diagonal_preconditioning=diagonal_preconditioning, adapt=adapt, rank=metric_rank(metric))
+    target_accept = resolve_target_accept("mams", target_accept, MAMS_TARGET_ACCEPT, "step_size" in mc.adapted)
     steps_fn = adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True)
     kernel = adjusted_mclmc_dynamic.build_kernel(integration_steps_fn=steps_fn, integrator=integrate)
     unadjusted_tune, _ = microcanonical_tuner(metric, bj_mclmc.build_kernel(desired_energy_var=desired_energy_var),
@@ -618,7 +624,7 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
         n_unadjusted = num_steps - n_adjusted
         p = MCLMCAdaptationState(fixed.get("L", jnp.sqrt(d)), fixed.get("step_size", 0.25 * jnp.sqrt(d)),
                                  fixed.get("inverse_mass_matrix", jnp.ones(d)))
-        n_tune = 0
+        n_tune, n_rev = 0, jnp.zeros((), jnp.int32)
         if n_unadjusted > 0 and ("L" not in fixed or "inverse_mass_matrix" not in fixed or n_adjusted > 0):
             # the unadjusted chain starts from the warmup's state (its gradient reused: no extra evaluation) and
             # holds a given L / preconditioner; a given step size belongs to the adjusted kernel, not to it
@@ -627,8 +633,8 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
             u_fixed = {k: v for k, v in fixed.items() if k != "step_size"}
             # given-and-adapted L / preconditioner start it; the adjusted step size is not its step size
             u_start = {k: v for k, v in start.items() if k != "step_size"}
-            u_state, u, n_u, n_extra = unadjusted_tune(u_fixed, u_state, unadjusted_key, target, n_unadjusted,
-                                                       u_start)
+            u_state, u, n_u, n_extra, n_rev = unadjusted_tune(u_fixed, u_state, unadjusted_key, target,
+                                                              n_unadjusted, u_start)
             state = DynamicHMCState(u_state.position, u_state.logdensity, u_state.logdensity_grad,
                                     state.random_generator_arg)
             # L: a length in time, so it carries over from the unadjusted chain as it is
@@ -640,7 +646,7 @@ def mams(*, target_accept: float = 0.9, diagonal_preconditioning: bool = True, l
                                                        target_accept)
             p = p._replace(step_size=h)
             n_tune += grads * n_a
-        return state, p, n_tune, 0  # gradients, not integration steps (two integrators)
+        return state, p, n_tune, 0, n_rev  # gradients, not integration steps (two integrators)
 
     def stats(state, info, params):
         return {"lp": state.logdensity, "acceptance_rate": info.acceptance_rate, "diverging": info.is_divergent,
