@@ -52,3 +52,17 @@ def reweight(state: ParticleState, log_increments: Array) -> ParticleState:
     # -inf increments (particles outside a support) are legitimate; NaN is not and propagates to log Z.
     step = logsumexp(lw + log_increments)
     return ParticleState(state.particles, state.log_weights + log_increments, state.log_z + step)
+
+
+def increment_variance(log_weights, inc, ancestors):
+    """Within-population variance of log(sum_i W_i w_i) from families: with W the normalised `log_weights` before the
+    increment `inc`, l = sum W w and families f the particles sharing an ancestor at the last resampling
+    (`ancestors`), var = sum_f (sum_{i in f} W_i (w_i / l - 1))^2 (a one-generation Lee & Whiteley 2018 estimator;
+    families of one give the delta method's sum W_i^2 (w_i / l - 1)^2). Used by SMC and NETS."""
+    n = log_weights.shape[0]
+    lw = log_weights - logsumexp(log_weights)
+    log_l = logsumexp(lw + inc)
+    dev = jnp.exp(lw) * (jnp.exp(inc - log_l) - 1.0)
+    dev = jnp.where(lw == -jnp.inf, 0.0, dev)
+    fam = jax.ops.segment_sum(dev, ancestors, num_segments=n)
+    return jnp.sum(fam ** 2)

@@ -79,7 +79,7 @@ from samplax import checks
 from samplax.particles import base
 from samplax.particles.progress import StageProgress
 from samplax.particles.resampling import check_threshold, maybe_resample, scheme
-from samplax.particles.state import ParticleState, conditional_ess, ess, reweight
+from samplax.particles.state import ParticleState, conditional_ess, ess, increment_variance, reweight
 from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, MoveSettings, cross_whitening,
                                           make_kernel, move, next_spacing, whitening)
 
@@ -208,17 +208,6 @@ def next_temperature(beta, log_weights, ll, target_ess, iterations: int = 64):
     delta = jnp.where(f(hi0) >= 0, top, jnp.exp(a))
     new = beta + delta
     return jnp.where(1.0 - new < 1e-10, 1.0, new)
-
-
-def increment_variance(log_weights, inc, ancestors):
-    """Within-population variance of log(sum_i W_i w_i) from families (module docstring)."""
-    n = log_weights.shape[0]
-    lw = log_weights - logsumexp(log_weights)
-    log_l = logsumexp(lw + inc)
-    dev = jnp.exp(lw) * (jnp.exp(inc - log_l) - 1.0)
-    dev = jnp.where(lw == -jnp.inf, 0.0, dev)
-    fam = jax.ops.segment_sum(dev, ancestors, num_segments=n)
-    return jnp.sum(fam ** 2)
 
 
 def _int():
