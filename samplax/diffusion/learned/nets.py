@@ -249,7 +249,8 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
                 st, w, a, lz, ev, _ = args
                 lz = lz + logsumexp(w) - jnp.log(n)
                 idx = scheme(resampling)(jax.random.fold_in(k_res, k), jax.nn.softmax(w), n)
-                return jax.tree.map(lambda v: v[idx], st), jnp.zeros_like(w), -g1[idx], lz, ev[idx], idx.astype(ev.dtype)
+                return (jax.tree.map(lambda v: v[idx], st), jnp.zeros_like(w), -g1[idx], lz, ev[idx],
+                        idx.astype(ev.dtype))
 
             state, lw, A, log_z, eve, anc = jax.lax.cond(resampled, do, lambda args: args,
                                                          (state, lw, A, log_z, eve, anc))
