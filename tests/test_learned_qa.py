@@ -34,11 +34,15 @@ def _sampler(kind):
         return train(GAUSS, "pis", num_iterations=1, batch_size=2, learning_rate=1e-12, progress=False, **SMALL)
     if kind.startswith("nets"):
         return train(GAUSS, "nets", num_iterations=0, **SMALL)
+    if kind == "scld_resampling":
+        return untrained(GAUSS, "scld", **SMALL, num_subtrajectories=8)
     return untrained(GAUSS, kind, **SMALL, **({"num_subtrajectories": 4} if kind == "scld" else {}))
 
 
-# NETS resampling at 7 of its 8 steps (the default multinomial scheme: Lee & Whiteley's variance estimate)
-SETTINGS = {"nets_resampling": {"resample_threshold": 0.99}}
+# NETS resampling at 7 of its 8 steps (the default multinomial scheme: Lee & Whiteley's variance estimate); SCLD
+# resampling at most of its 8 boundaries without moves, multinomially (Lee & Whiteley's estimate too)
+SETTINGS = {"nets_resampling": {"resample_threshold": 0.99},
+            "scld_resampling": {"ess_threshold": 0.99, "mcmc_steps": 0, "resampling": "multinomial"}}
 
 
 def _calibration_z(kind, settings, R=200, c=4, n=150, seed=11):
@@ -56,26 +60,30 @@ def _calibration_z(kind, settings, R=200, c=4, n=150, seed=11):
                      for g, v in zip(lz.reshape(R, c), var.reshape(R, c))])
 
 
-@pytest.mark.parametrize("kind", ["pis", "cmcd", "scld", "nets", "nets_resampling"])
+@pytest.mark.parametrize("kind", ["pis", "cmcd", "scld", "nets", "nets_resampling", "scld_resampling"])
 def test_log_z_se_calibrated_at_four_populations(kind):
     """z = (log Z - truth) / log_z_se over R = 200 runs of the default 4 populations: sd(z) ~ 1 (its Monte Carlo
     error 1 / sqrt(2R) = 0.05; band ~ +-4 of it plus the delta method's own slack). The spread of 4 estimates alone
     (the SE before each population reported its variance) is a t with 3 degrees of freedom, sd ~ 1.6-1.7 (fuzzer:
     1.6); with each population's own variance the fuzzer measured 0.94-1.05. NETS resampling at most steps: 1.03-1.07
-    with Lee & Whiteley's estimate (seeds 11, 12), 1.40-1.47 with one term per epoch (next test)."""
+    with Lee & Whiteley's estimate (seeds 11, 12), 1.40-1.47 with one term per epoch (next test); SCLD resampling at
+    most boundaries without moves: 1.01 with it, 1.68 with one term per epoch (warned)."""
     R = 200
     z = _calibration_z(kind, SETTINGS.get(kind, {}), R=R)
     assert 0.8 < z.std() < 1.25, f"sd of z {z.std():.3f}"
     assert abs(z.mean()) < 4 * z.std() / np.sqrt(R), f"mean z {z.mean():.3f}"
 
 
-def test_nets_systematic_resampling_warns_that_its_se_is_too_small():
+def test_one_term_per_epoch_se_fails_the_check_and_warns():
     """The calibration check has power: NETS resampling at most steps with the systematic scheme (the per-epoch
-    one-generation sum, what the default used before Lee & Whiteley's estimate) fails it, and the run warns."""
+    one-generation sum, what the default used before Lee & Whiteley's estimate) fails it, and the run warns; so does
+    SCLD without moves and with its default (systematic) scheme."""
     with pytest.warns(UserWarning, match="log_z_se then sums one term per resampling epoch"):
         _sampler("nets").as_population_sampler(resample_threshold=0.99, resampling="systematic")
     z = _calibration_z("nets", {"resample_threshold": 0.99, "resampling": "systematic"})
     assert z.std() > 1.25, f"sd of z {z.std():.3f}"
+    with pytest.warns(UserWarning, match="log_z_se then sums one term per resampling epoch"):
+        _sampler("scld_resampling").as_population_sampler(ess_threshold=0.99, mcmc_steps=0)
 
 
 def test_log_z_se_from_one_population():

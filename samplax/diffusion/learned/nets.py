@@ -69,7 +69,7 @@ from samplax.diffusion.learned.network import fourier_features, zero_last
 from samplax.diffusion.learned.sampler import read_model, refuse_unknown, write_model
 from samplax.particles import base
 from samplax.particles.resampling import resample, scheme
-from samplax.particles.state import ParticleState, ess, increment_variance
+from samplax.particles.state import ParticleState, ess, eve_log_z_variance, increment_variance
 from samplax.diffusion.learned.checks import finite_loss, training_bar
 
 FORMAT = "samplax-nets/1"
@@ -136,18 +136,6 @@ def new_model(config: dict, key):
 def _log_base(x, sigma):
     d = x.shape[-1]
     return -0.5 * jnp.sum(x**2, axis=-1) / sigma**2 - d * jnp.log(sigma) - 0.5 * d * jnp.log(2 * jnp.pi)
-
-
-def eve_log_z_variance(log_w, eve, num_resamplings):
-    """The population's variance of log Z (relative variance of Z-hat) by Lee & Whiteley's (2018) estimator:
-    1 - (N / (N - 1))^(m + 1) (1 - sum_e S_e^2), with S_e the final normalised weight of the particles descending from
-    initial draw e and m the resamplings. Without resampling it is the delta method's (N / ESS - 1) / (N - 1); with it,
-    it counts the correlation of relatives across all epochs, which a sum of one term per epoch missed (log_z_se too
-    small, z of sd 1.3-1.5, when NETS resamples at most steps). When the lineages coalesce into one ancestor it is 1:
-    large, never falsely small."""
-    n = log_w.shape[0]
-    S = jax.ops.segment_sum(jax.nn.softmax(log_w), eve, num_segments=n)
-    return 1.0 - (n / (n - 1.0)) ** (num_resamplings + 1) * (1.0 - jnp.sum(S**2))
 
 
 def _grad_u(x, gp, t, sigma):
