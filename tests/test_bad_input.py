@@ -64,6 +64,8 @@ API_CASES = {
                                                "mala: target_accept=0.6 tunes the step size"),
     "target_accept with a given step (mams)": (_sample(sampler="mams", step_size=0.1, target_accept=0.9), ValueError,
                                                "mams: target_accept=0.9 tunes the step size"),
+    "l_factor with a given L (mams)": (_sample(sampler="mams", L=1.0, l_factor=0.3), ValueError,
+                                       "mams: l_factor=0.3 scales the L the warmup measures, but L is given"),
     "smc num_integration_steps with mala": (lambda: samplax.sample(GAUSS, "smc", num_particles=64,
                                                                    num_integration_steps=3, progress=False),
                                             ValueError, "num_integration_steps=3 is not used by kernel='mala'"),
@@ -208,6 +210,9 @@ def test_target_accept_recorded_as_used(name, default):
     assert get(name).settings["target_accept"] == default
     assert get(name, target_accept=0.7, step_size=0.1, adapt=True).settings["target_accept"] == 0.7
     assert get(name, step_size=0.1).settings["target_accept"] is None
+    if name == "mams":  # likewise l_factor, which scales the measured L
+        assert get(name).settings["l_factor"] == 0.4 and get(name, L=1.0).settings["l_factor"] is None
+        assert get(name, L=1.0, l_factor=0.3, adapt=True).settings["l_factor"] == 0.3
 
 
 def test_corrupt_checkpoint_is_named(tmp_path):

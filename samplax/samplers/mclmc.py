@@ -567,6 +567,7 @@ def _step_size_dual_averaging(kernel, logdensity_fn, state, p, num_steps, key, t
 # num_warmup steps run unadjusted (one integration step each); the rest are adjusted trajectories.
 MAMS_UNADJUSTED_SHARE = 0.75
 MAMS_TARGET_ACCEPT = DefaultValue(0.9)
+MAMS_L_FACTOR = DefaultValue(0.4)  # L = l_factor x the autocorrelation time of the unadjusted chain
 # the adjusted kernel's isokinetic integrator: (blackjax integrator, gradients per step)
 MAMS_INTEGRATORS = {"leapfrog": (integrators.isokinetic_velocity_verlet, 1),
                     "mclachlan": (integrators.isokinetic_mclachlan, 2)}
@@ -582,7 +583,8 @@ def _mams_dimension(target):
 
 
 @register("mams")
-def mams(*, target_accept: float = MAMS_TARGET_ACCEPT, diagonal_preconditioning: bool = True, l_factor: float = 0.4,
+def mams(*, target_accept: float = MAMS_TARGET_ACCEPT, diagonal_preconditioning: bool = True,
+         l_factor: float = MAMS_L_FACTOR,
          desired_energy_var: float = 5e-4, integrator: str = "mclachlan", metric: str = "fisher_low_rank",
          L: float | None = None, step_size: float | None = None, inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Metropolis-adjusted microcanonical sampler (adjusted MCLMC, random trajectory length).
@@ -601,10 +603,16 @@ def mams(*, target_accept: float = MAMS_TARGET_ACCEPT, diagonal_preconditioning:
     mc = Microcanonical("mams", L=L, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix,
                         diagonal_preconditioning=diagonal_preconditioning, adapt=adapt, rank=metric_rank(metric))
     target_accept = resolve_target_accept("mams", target_accept, MAMS_TARGET_ACCEPT, "step_size" in mc.adapted)
+    if "L" not in mc.adapted:
+        if not isinstance(l_factor, DefaultValue):  # it scales the measured L, and L is given, not measured
+            raise ValueError(f"mams: l_factor={l_factor!r} scales the L the warmup measures, but L is given and not "
+                             "adapted, so nothing would use it: drop l_factor, or drop L (or pass adapt='L')")
+        l_factor = None
+    l_factor_value = MAMS_L_FACTOR if l_factor is None else float(l_factor)
     steps_fn = adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True)
     kernel = adjusted_mclmc_dynamic.build_kernel(integration_steps_fn=steps_fn, integrator=integrate)
     unadjusted_tune, _ = microcanonical_tuner(metric, bj_mclmc.build_kernel(desired_energy_var=desired_energy_var),
-                                              desired_energy_var, l_factor=l_factor)
+                                              desired_energy_var, l_factor=l_factor_value)
 
     def build(target, params):
         _mams_dimension(target)
