@@ -66,6 +66,10 @@ API_CASES = {
                                                "mams: target_accept=0.9 tunes the step size"),
     "l_factor with a given L (mams)": (_sample(sampler="mams", L=1.0, l_factor=0.3), ValueError,
                                        "mams: l_factor=0.3 scales the L the warmup measures, but L is given"),
+    "smc sweep settings with adapt_steps=False": (
+        lambda: samplax.sample(GAUSS, "smc", num_particles=64, adapt_steps=False, correlation_threshold=0.05,
+                               progress=False),
+        ValueError, "correlation_threshold=0.05 steers the adaptive number of sweeps, which adapt_steps=False"),
     "smc num_integration_steps with mala": (lambda: samplax.sample(GAUSS, "smc", num_particles=64,
                                                                    num_integration_steps=3, progress=False),
                                             ValueError, "num_integration_steps=3 is not used by kernel='mala'"),

@@ -141,6 +141,12 @@ class DefaultValue(float):
     __slots__ = ()
 
 
+class DefaultInt(int):
+    """`DefaultValue` for an integer setting."""
+
+    __slots__ = ()
+
+
 def resolve_target_accept(name: str, target_accept, default: float, step_adapted: bool) -> float | None:
     """The acceptance rate the warmup tunes the step size for: as given, or the default (a `DefaultValue`, or
     `default` for None). A value given for a step size that is given and not adapted would be ignored, so it is

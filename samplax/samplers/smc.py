@@ -80,11 +80,14 @@ from samplax.particles import base
 from samplax.particles.progress import StageProgress
 from samplax.particles.resampling import check_threshold, maybe_resample, scheme
 from samplax.particles.state import ParticleState, conditional_ess, ess, increment_variance, reweight
+from samplax.samplers.base import DefaultInt, DefaultValue
 from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, MoveSettings, cross_whitening,
                                           make_kernel, move, next_spacing, whitening)
 
 FAMILY_DEPTH = 2
 DEFAULT_INTEGRATION_STEPS = 5  # hmc / autostep leapfrog steps per proposal when num_integration_steps is None
+DEFAULT_MAX_MCMC_STEPS = DefaultInt(100)  # the adaptive sweeps' cap (per stage and chain)
+DEFAULT_CORRELATION = DefaultValue(0.1)  # the start-to-end correlation the adaptive sweeps aim for
 MIN_FIXED_DENSE_SWEEPS = 5  # fewer fixed sweeps with the dense mass: warned (smc_kernels, cross-fitting)
 CROSS_FIT = True  # cross-fitted whitening (private switch for probes; waste-free only with adapt_steps=False)
 MEASURED_STOP = True  # standard SMC: sweep until the measured start-to-end correlation is below threshold too
@@ -324,8 +327,8 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
 @base.register("smc")
 def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, num_integration_steps=None,
         step_size=None, mass="dense", target_acceptance=None, resampling="systematic", ess_threshold=None,
-        waste_free=None, persistent=False, max_stages=200, adapt_steps=True, max_mcmc_steps=100,
-        correlation_threshold=0.1, reference=None, step_spread=1.0) -> base.PopulationSampler:
+        waste_free=None, persistent=False, max_stages=200, adapt_steps=True, max_mcmc_steps=DEFAULT_MAX_MCMC_STEPS,
+        correlation_threshold=DEFAULT_CORRELATION, reference=None, step_spread=1.0) -> base.PopulationSampler:
     """Tempered SMC (module docstring); `reference=(mean, scale)` sets a Gaussian reference as the prior.
 
     step_spread=R > 1 (kernel="hmc"): each particle's HMC step is log-uniform in [h / R, h R] per sweep instead of
@@ -342,6 +345,16 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
                             resampling, ess_threshold, waste_free, persistent, max_stages, mass, max_mcmc_steps,
                             correlation_threshold, adapt_steps)
     num_integration_steps = _integration_steps(kernel, num_integration_steps)
+    if not adapt_steps:  # they steer the adaptive sweeps, which adapt_steps=False turns off
+        given = [f"{k}={v!r}" for k, v, d in (("max_mcmc_steps", max_mcmc_steps, DefaultInt),
+                                               ("correlation_threshold", correlation_threshold, DefaultValue))
+                 if not isinstance(v, d)]
+        if given:
+            raise ValueError(f"smc: {', '.join(given)} {'steers' if len(given) == 1 else 'steer'} the adaptive "
+                             "number of sweeps, which adapt_steps=False "
+                             "turns off (exactly num_mcmc_steps sweeps, or kept states one sweep apart), so nothing "
+                             "would use them: drop them, or keep adapt_steps=True")
+    max_mcmc_steps, correlation_threshold = int(max_mcmc_steps), float(correlation_threshold)
     if ess_threshold is None and not (waste_free or persistent):
         ess_threshold = 0.5
     if mass == "dense" and not adapt_steps and not waste_free and num_mcmc_steps < MIN_FIXED_DENSE_SWEEPS:
