@@ -147,6 +147,18 @@ class DefaultInt(int):
     __slots__ = ()
 
 
+class DefaultStr(str):
+    """`DefaultValue` for a string setting."""
+
+    __slots__ = ()
+
+
+def given_settings(**settings) -> list[str]:
+    """"name=value" of the settings the user gave: those not left at a DefaultValue / DefaultInt / DefaultStr
+    default. For refusing settings that nothing would use in the configuration chosen."""
+    return [f"{k}={v!r}" for k, v in settings.items() if not isinstance(v, (DefaultValue, DefaultInt, DefaultStr))]
+
+
 def resolve_target_accept(name: str, target_accept, default: float, step_adapted: bool) -> float | None:
     """The acceptance rate the warmup tunes the step size for: as given, or the default (a `DefaultValue`, or
     `default` for None). A value given for a step size that is given and not adapted would be ignored, so it is

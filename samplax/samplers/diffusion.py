@@ -28,6 +28,7 @@ import numpy as np
 from samplax import checks
 from samplax.diffusion import adaptive, deis as deis_mod, integrators, likelihood
 from samplax.particles import base
+from samplax.samplers.base import DefaultInt, DefaultStr, DefaultValue, given_settings
 
 
 def _score_model(model):
@@ -82,12 +83,17 @@ def reverse_sde(num_steps: int = 1000, grid: str = "uniform") -> base.Population
 
 
 @base.register("pc")
-def pc(num_steps: int = 500, num_corrector_steps: int = 1, snr: float = 0.16,
+def pc(num_steps: int = 500, num_corrector_steps: int = 1, snr: float = DefaultValue(0.16),
        grid: str = "uniform") -> base.PopulationSampler:
-    """Predictor–corrector (Song et al. 2021 Alg. 1/2): Langevin corrections then an Euler–Maruyama step."""
+    """Predictor–corrector (Song et al. 2021 Alg. 1/2): Langevin corrections then an Euler–Maruyama step; `snr` sets
+    the corrections' step (refused with num_corrector_steps=0, which makes none)."""
     checks.integer("num_steps", num_steps, 1)
     checks.integer("num_corrector_steps", num_corrector_steps, 0)
     checks.positive("snr", snr)
+    if num_corrector_steps == 0 and given_settings(snr=snr):
+        raise ValueError(f"pc: snr={snr!r} sets the Langevin corrections' step, but num_corrector_steps=0 makes none, "
+                         "so nothing would use it: drop snr, or use num_corrector_steps >= 1")
+    snr = float(snr)
     if not checks.member(grid, integrators.GRIDS):
         raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
 
@@ -98,13 +104,16 @@ def pc(num_steps: int = 500, num_corrector_steps: int = 1, snr: float = 0.16,
         x = integrators.predictor_corrector(m, key, x, ts, num_corrector_steps, snr, progress)
         return _population(x, _grid_stats(ts, n, 1 + num_corrector_steps))
 
-    settings = dict(num_steps=num_steps, num_corrector_steps=num_corrector_steps, snr=snr, grid=grid)
+    settings = dict(num_steps=num_steps, num_corrector_steps=num_corrector_steps,
+                    snr=snr if num_corrector_steps else None, grid=grid)  # None: not used
     return base.PopulationSampler("pc", run, settings, stage_label="time", estimates_log_z=False)
 
 
 @base.register("deis")
-def deis(num_steps: int = 20, order: int = 2, grid: str = "quadratic", startup: str = "rk4") -> base.PopulationSampler:
-    """DEIS (tAB-DEIS, Zhang & Chen 2022): exponential integrator of the PF ODE, eps extrapolated at `order`."""
+def deis(num_steps: int = 20, order: int = 2, grid: str = "quadratic",
+         startup: str = DefaultStr("rk4")) -> base.PopulationSampler:
+    """DEIS (tAB-DEIS, Zhang & Chen 2022): exponential integrator of the PF ODE, eps extrapolated at `order`;
+    `startup` takes the first order - 1 steps (refused with order 0 / 1, which need no start-up)."""
     checks.integer("num_steps", num_steps, 1)
     if isinstance(order, bool) or not checks.member(order, deis_mod.ORDERS):
         raise ValueError(f"order must be one of {deis_mod.ORDERS} (0 = DDIM), got {order!r}")
@@ -112,6 +121,10 @@ def deis(num_steps: int = 20, order: int = 2, grid: str = "quadratic", startup: 
         raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
     if not checks.member(startup, deis_mod.STARTUPS):
         raise ValueError(f"startup must be one of {deis_mod.STARTUPS}, got {startup!r}")
+    if order < 2 and given_settings(startup=startup):
+        raise ValueError(f"deis: startup={startup!r} takes the first order - 1 steps, but order={order} needs no "
+                         "start-up, so nothing would use it: drop startup, or use order >= 2")
+    startup = str(startup)
 
     def run(model, key, n, progress):
         m = _score_model(model)
@@ -122,14 +135,14 @@ def deis(num_steps: int = 20, order: int = 2, grid: str = "quadratic", startup: 
         stats = _grid_stats(ts, n, 1, startup_steps=k_rk, startup_extra=3)  # RK4 start-up steps: 4 evaluations each
         return _population(x, stats)
 
-    settings = dict(num_steps=num_steps, order=order, grid=grid, startup=startup)
+    settings = dict(num_steps=num_steps, order=order, grid=grid, startup=startup if order >= 2 else None)
     return base.PopulationSampler("deis", run, settings, stage_label="time", estimates_log_z=False)
 
 
 @base.register("pf_ode")
 def pf_ode(num_steps: int | None = None, solver: str = "heun", rtol: float | None = None, atol: float | None = None,
-           grid: str | None = None, log_prob: bool = True, exact_trace_max_dim: int = 16, num_probes: int = 1,
-           max_steps: int = 4096) -> base.PopulationSampler:
+           grid: str | None = None, log_prob: bool = True, exact_trace_max_dim: int = DefaultInt(16),
+           num_probes: int = DefaultInt(1), max_steps: int = 4096) -> base.PopulationSampler:
     """Probability-flow ODE (diffrax), fixed `num_steps` (default 100) on `grid` (default "uniform"), or adaptive
     when rtol and atol are given (then num_steps and grid are refused: the controller picks the steps); with each
     sample's log-density (particle_stats["log_prob"]) unless log_prob=False."""
@@ -157,6 +170,11 @@ def pf_ode(num_steps: int | None = None, solver: str = "heun", rtol: float | Non
             raise ValueError(f"grid must be one of {integrators.GRIDS}, got {grid!r}")
     checks.integer("exact_trace_max_dim", exact_trace_max_dim, 0)
     checks.integer("num_probes", num_probes, 1)
+    given = given_settings(exact_trace_max_dim=exact_trace_max_dim, num_probes=num_probes)
+    if not log_prob and given:
+        raise ValueError(f"pf_ode: {', '.join(given)} set how the log-density's divergence is computed, but "
+                         "log_prob=False computes none, so nothing would use them: drop them, or keep log_prob=True")
+    exact_trace_max_dim, num_probes = int(exact_trace_max_dim), int(num_probes)
     max_steps = checks.integer("max_steps", max_steps, 1)
     if not adaptive_steps and num_steps > max_steps:  # diffrax would stop the fixed grid part-way, deep in the solve
         raise ValueError(f"pf_ode: num_steps={num_steps} exceeds max_steps={max_steps} (the solver's step budget); "
@@ -190,7 +208,8 @@ def pf_ode(num_steps: int | None = None, solver: str = "heun", rtol: float | Non
         return _population(x, stats, per)
 
     settings = dict(num_steps=num_steps, solver=solver, rtol=rtol, atol=atol, grid=grid, log_prob=log_prob,
-                    exact_trace_max_dim=exact_trace_max_dim, num_probes=num_probes, max_steps=max_steps)
+                    exact_trace_max_dim=exact_trace_max_dim if log_prob else None,
+                    num_probes=num_probes if log_prob else None, max_steps=max_steps)
     return base.PopulationSampler("pf_ode", run, settings, stage_label="time", estimates_log_z=False)
 
 

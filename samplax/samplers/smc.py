@@ -80,7 +80,7 @@ from samplax.particles import base
 from samplax.particles.progress import StageProgress
 from samplax.particles.resampling import check_threshold, maybe_resample, scheme
 from samplax.particles.state import ParticleState, conditional_ess, ess, increment_variance, reweight
-from samplax.samplers.base import DefaultInt, DefaultValue
+from samplax.samplers.base import DefaultInt, DefaultValue, given_settings
 from samplax.samplers.smc_kernels import (KERNELS, MASSES, TARGET_ACCEPTANCE, MoveSettings, cross_whitening,
                                           make_kernel, move, next_spacing, whitening)
 
@@ -346,9 +346,7 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
                             correlation_threshold, adapt_steps)
     num_integration_steps = _integration_steps(kernel, num_integration_steps)
     if not adapt_steps:  # they steer the adaptive sweeps, which adapt_steps=False turns off
-        given = [f"{k}={v!r}" for k, v, d in (("max_mcmc_steps", max_mcmc_steps, DefaultInt),
-                                               ("correlation_threshold", correlation_threshold, DefaultValue))
-                 if not isinstance(v, d)]
+        given = given_settings(max_mcmc_steps=max_mcmc_steps, correlation_threshold=correlation_threshold)
         if given:
             raise ValueError(f"smc: {', '.join(given)} {'steers' if len(given) == 1 else 'steer'} the adaptive "
                              "number of sweeps, which adapt_steps=False "
