@@ -55,13 +55,21 @@ def test_mclmc_reports_reverted_steps_once():
     assert len(trust) == 1
 
 
+def walled_model():
+    # a NaN region the samplers meet often: the log-density is NaN where |x| > 1.5 (x ~ N(0, 1) otherwise); the
+    # warmups below revert 100-390 steps on it (seeds 0-2), where nan_model_2d gave secd and mams one each
+    x = numpyro.sample("x", dist.Normal(0.0, 1.0))
+    numpyro.sample("y", dist.Normal(0.0, 1.0))
+    numpyro.factor("wall", jnp.where(jnp.abs(x) < 1.5, 0.0, jnp.nan))
+
+
 @pytest.mark.parametrize("sampler", ["mclmc", "secd", "mams"])
 def test_microcanonical_warmup_counts_its_reverted_steps(sampler):
     """The Fisher tuner reverts a step that meets NaN/inf (blackjax's handle_nans) and counts it: before, its
     reverted steps were in no count (attrs had no n_reverted_warmup for an adaptive warmup)."""
-    dt, _ = _run(samplax.Target.from_numpyro(nan_model_2d), sampler, num_chains=2, num_warmup=300, num_samples=300)
+    dt, _ = _run(samplax.Target.from_numpyro(walled_model), sampler, num_chains=2, num_warmup=300, num_samples=50)
     n = dt.attrs["n_reverted_warmup"]
-    assert n > 0
+    assert n >= 20
     findings = samplax.diagnostics.check(dt)
     assert sum(f.startswith(f"note: {n} warmup step(s) met a NaN/inf log-density") for f in findings) == 1
     clean = samplax.sample(samplax.models.get("gaussian", dim=2), sampler, num_chains=1, num_warmup=100,
