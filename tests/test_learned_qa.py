@@ -120,6 +120,26 @@ def test_bounded_support_log_z_exact(kind):
     err, se = dt.attrs["log_z"] - HALF_LOG_Z, dt.attrs["log_z_se"]
     assert abs(err) < 4 * se, (err, se)
     assert np.all(np.asarray(dt.posterior["x"]) > 0)  # resampled particles are in the support
+    assert int(dt["stage_stats"]["n_outside_support"].sum()) == 0  # nothing resampled or moved: nothing truncated
+    assert not any("outside the target's support" in f for f in samplax.diagnostics.check(dt))
+
+
+@pytest.mark.parametrize("kind", ["scld", "nets"])
+def test_bounded_support_truncated_by_resampling_is_said(kind):
+    """With resampling (and SCLD's moves) particles outside the support at a boundary are dropped, the intermediate
+    targets truncated, and log Z biased low: the run counts them and its trust check says so (before: silent)."""
+    if kind == "nets":
+        s, settings = train(HALF, "nets", num_iterations=0, **HALF_SMALL), {"resample_threshold": 0.9}
+    else:
+        s, settings = untrained(HALF, "scld", num_subtrajectories=2, **HALF_SMALL), {"ess_threshold": 0.99}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dt = samplax.sample(HALF, s, num_particles=500, num_chains=4, seed=2, progress=False, **settings)
+    n = int(dt["stage_stats"]["n_outside_support"].sum())
+    assert n > 0
+    assert f"{n} particle(s) were outside the target's support" in dt.attrs["trust_findings"]
+    assert dt.attrs["trusted"] == 0
+    assert any("outside the target's support" in str(w.message) for w in caught)  # said at the end of sample()
 
 
 @pytest.mark.parametrize("kind,extra", [("pis", {}), ("cmcd", {}), ("scld", {"num_subtrajectories": 2}),

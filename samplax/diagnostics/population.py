@@ -125,6 +125,12 @@ def check(dt, *, rhat_max: float = POP_RHAT_MAX) -> list[str]:
     if n_nonfinite:
         out.append(f"{n_nonfinite} log-likelihood evaluation(s) were NaN/inf; those particles got weight zero (the "
                    "model is NaN/inf somewhere the particles went: check it, e.g. a log of a negative number).")
+    outside = _stage(dt, "n_outside_support")
+    if outside is not None and np.nansum(outside) > 0:
+        out.append(f"{int(np.nansum(outside))} particle(s) were outside the target's support (log-density -inf) where "
+                   "the population resampled or moved: the intermediate targets are truncated there and log Z is "
+                   "biased low (on a half-normal, untrained: SCLD -0.11, NETS -0.79, 15 and 89 standard errors). "
+                   "Sample in unconstrained coordinates (e.g. a numpyro model), or run without resampling and moves.")
     estimates = bool(a.get("estimates_log_z", 1))
     lz = np.atleast_1d(np.asarray(a.get("log_z_per_population", []), dtype=float))
     if estimates and lz.size and not np.all(np.isfinite(lz)):

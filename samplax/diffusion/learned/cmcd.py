@@ -23,11 +23,14 @@ moves, mcmc_kernel="hmc", with L leapfrog steps and optionally a widely spread r
 AutoStep HMC moves whose step is doubled or halved per state, mcmc_kernel="autostep") that leave
 gamma_{k_{s+1}} invariant; log Z is the sum of the SMC increments log sum_i W_i G_s,i. S = 1 without moves is CMCD.
 Each population also reports its own variance of log Z (stage_stats["log_z_var_increment"]: per resampling epoch the
-delta-method term (N / ESS - 1) / N of the epoch's weights), which `sample()` pools into log_z_se.
+delta-method term (N / ESS - 1) / N of the epoch's weights, or with multinomial resampling Lee & Whiteley's estimate
+over the initial ancestors), which `sample()` pools into log_z_se.
 A target of bounded support (log pi~ = -inf outside): the weights telescope over the boundaries (a path outside at a
 boundary but inside at the end keeps its exact weight), so CMCD and SCLD without resampling or moves stay unbiased;
 with them the boundary targets are truncated and the Gaussian backward kernels' mass outside the support is missed,
-so SCLD's log Z is biased low there (measured -0.12 on N(0, 1) restricted to x > 0, untrained, S = 2, K = 8).
+so SCLD's log Z is biased low there (measured -0.12 on N(0, 1) restricted to x > 0, untrained, S = 2, K = 8). The
+particles outside the support at such a boundary are counted (stage_stats["n_outside_support"]) and the run's check
+says the log Z is biased low when there are any.
 
 Training, as in both papers' code (DenisBless/variational_sampling_methods, anonymous3141/SCLD): the log-variance
 loss (paths detached, variance over the batch of log w -- for SCLD the mean over sub-trajectories of the variance of
@@ -451,8 +454,12 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
         # the population's variance of log Z: one delta-method term per resampling epoch (its accumulated weights
         # before the resampling, or at the end), summed over the stages by samplax.particles.results
         var = jnp.where(do | ~inner, log_z_var(lw_end), jnp.zeros((), lw_end.dtype))
+        # particles outside the target's support (weight zero) at an inner boundary where SCLD resamples or moves:
+        # the boundary target is truncated there and log Z is biased low (module docstring); the run's check says so
+        truncating = inner & (do | (moves > 0) | bool(waste_free))
+        n_out = jnp.where(truncating, jnp.sum(jnp.isneginf(lw_end)), 0).astype(jnp.int32)
         row = {"ess": e, "log_z_increment": jax.lax.stop_gradient(inc), "resampled": do, "acceptance_rate": rate,
-               "n_grad_moves": ng, "log_z_var_increment": var}
+               "n_grad_moves": ng, "log_z_var_increment": var, "n_outside_support": n_out}
         return (x, lp, g, lw, A, h, eve), (G, logF, W, inc, row)
 
     # eve: each particle's ancestor among the n initial draws (the resamplings' lineages; waste-free's are not tracked)

@@ -227,6 +227,10 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
         resampled = jnp.asarray(False)
         if resample_on:
             resampled = (e < resample_threshold * n) & (k < K - 1)
+        # particles outside the target's support (weight zero) when the population resamples: they are dropped, the
+        # running weights of the next epoch no longer telescope over them, and log Z is biased low (counted; the
+        # run's check says so)
+        n_out = jnp.where(resampled, jnp.sum(jnp.isneginf(lw)), 0).astype(jnp.int32)
         # one-generation term of the epoch that ends here (its particles are families by their parent at the epoch's
         # resampling; the epoch starts equally weighted): the log Z variance for schemes other than multinomial
         var_epoch = jnp.where(resampled | (k == K - 1), increment_variance(jnp.zeros_like(lw), lw, anc),
@@ -244,7 +248,8 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
                                                          (state, lw, A, log_z, eve, anc))
         if progress is not None:
             progress.update(k, grid[k + 1], e)
-        out = (e, resampled, var_epoch, (state["x"], state["lp"], state["gp"], grid[k + 1], lw) if keep else None)
+        out = (e, resampled, var_epoch, n_out,
+               (state["x"], state["lp"], state["gp"], grid[k + 1], lw) if keep else None)
         return (state, lw, A, log_z, eve, anc), out
 
     if weights == "exact":
@@ -258,7 +263,7 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
     # A_0 = -log gamma_0(x_0) = -log rho_0(x_0) for the exact weights (0 for Jarzynski's)
     A0 = -_log_base(x0, sigma) if weights == "exact" else zero
     # eve: each particle's ancestor among the n initial draws; anc: its parent at the last resampling
-    (state, lw, _, log_z, eve, _), (e, resampled, var_epochs, kept) = jax.lax.scan(
+    (state, lw, _, log_z, eve, _), (e, resampled, var_epochs, n_out, kept) = jax.lax.scan(
         body, (init, zero, A0, jnp.zeros((), x0.dtype), jnp.arange(n), jnp.arange(n)), jnp.arange(K))
     m = jnp.sum(resampled)
     if resampling == "multinomial" or not resample_on:
@@ -268,7 +273,7 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
     else:  # Lee & Whiteley's estimator needs multinomial resampling (it went negative with systematic)
         var = var_epochs
     res = {"x": state["x"], "x0": x0, "log_w": lw, "log_z": log_z + logsumexp(lw) - jnp.log(n), "ess": e,
-           "resampled": resampled, "log_z_var": var}
+           "resampled": resampled, "log_z_var": var, "n_outside_support": n_out}
     if keep:
         res.update(xs=kept[0], lps=kept[1], gps=kept[2], ts=kept[3], lws=kept[4])
     return res
@@ -403,6 +408,7 @@ class NetsSampler:
             counts[0] += num_particles * (weights == "jarzynski")
             stats = {"time": jnp.asarray((np.arange(K) + 1) / K), "ess": out["ess"],
                      "resampled": out["resampled"], "n_grad": base.stage_counts(counts),
+                     "n_outside_support": out["n_outside_support"],
                      "log_z_var_increment": out["log_z_var"]}
             return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
 
