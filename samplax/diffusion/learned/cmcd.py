@@ -66,7 +66,7 @@ from samplax.diffusion.learned.network import Control
 from samplax.diffusion.learned.sampler import log_z_var, read_model, refuse_unknown, write_model
 from samplax.particles import base, temperatures
 from samplax.particles.resampling import check_threshold, scheme
-from samplax.particles.state import ess, eve_log_z_variance
+from samplax.particles.state import ess, eve_log_z_variance_per_stage
 from samplax.samplers.smc_kernels import check_step_spread, step_factors
 from samplax.diffusion.learned.checks import finite_loss, training_bar
 
@@ -468,10 +468,9 @@ def simulate(model, config, logdensity, key, n: int, *, detach: bool, num_subtra
     if resampling == "multinomial" and not waste_free and thr > 0:
         # Lee & Whiteley's estimate over the initial ancestors (state.eve_log_z_variance; floored by the per-epoch
         # sum): the per-epoch terms alone ignore the ancestry the epochs share (z of sd 1.68 without moves)
-        v = stats["log_z_var_increment"]
-        total = jnp.maximum(eve_log_z_variance(jax.lax.stop_gradient(lw), eve, jnp.sum(stats["resampled"])),
-                            jnp.sum(v))
-        stats = {**stats, "log_z_var_increment": jnp.zeros_like(v).at[-1].set(total)}
+        var = eve_log_z_variance_per_stage(jax.lax.stop_gradient(lw), eve, jnp.sum(stats["resampled"]),
+                                           stats["log_z_var_increment"])
+        stats = {**stats, "log_z_var_increment": var}
     gm = grads_per_move(config)
     # autostep and waste-free chains: stats["n_grad_moves"] (waste-free: ceil(n / P) (P - 1) L per boundary)
     per_particle = None if (gm is None or waste_free) else K + 1 + (S - 1) * moves * gm

@@ -69,7 +69,7 @@ from samplax.diffusion.learned.network import fourier_features, zero_last
 from samplax.diffusion.learned.sampler import read_model, refuse_unknown, write_model
 from samplax.particles import base
 from samplax.particles.resampling import resample, scheme
-from samplax.particles.state import ParticleState, ess, eve_log_z_variance, increment_variance
+from samplax.particles.state import ParticleState, ess, eve_log_z_variance_per_stage, increment_variance
 from samplax.diffusion.learned.checks import finite_loss, training_bar
 
 FORMAT = "samplax-nets/1"
@@ -267,9 +267,7 @@ def rollout(model, logdensity, key, n, dim, *, num_steps, sigma, epsilon, weight
         body, (init, zero, A0, jnp.zeros((), x0.dtype), jnp.arange(n), jnp.arange(n)), jnp.arange(K))
     m = jnp.sum(resampled)
     if resampling == "multinomial" or not resample_on:
-        # Lee & Whiteley's estimate is unbiased, not positive (below 0 in 2% of the populations at 7 resamplings of
-        # 150 particles): the epochs' one-generation sum, smaller on average but positive, is its floor
-        var = jnp.zeros((K,), lw.dtype).at[-1].set(jnp.maximum(eve_log_z_variance(lw, eve, m), jnp.sum(var_epochs)))
+        var = eve_log_z_variance_per_stage(lw, eve, m, var_epochs)
     else:  # Lee & Whiteley's estimator needs multinomial resampling (it went negative with systematic)
         var = var_epochs
     res = {"x": state["x"], "x0": x0, "log_w": lw, "log_z": log_z + logsumexp(lw) - jnp.log(n), "ess": e,
