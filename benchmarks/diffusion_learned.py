@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/diffusion_learned.py             # full settings (sized to <= 1 hour on 2 cores)
     .venv/bin/python benchmarks/diffusion_learned.py --medium    # ~1/4 of the full budget
-    .venv/bin/python benchmarks/diffusion_learned.py --quick     # small settings (< 3 min on 2 cores when idle)
+    .venv/bin/python benchmarks/diffusion_learned.py --quick     # small settings (< 3 min on 2 cores when idle,
+                                                                 # compilation cache cold; see "--quick" below)
     ... --targets funnel many_well --methods dds smc                # a subset
     ... --targets funnel --methods scld_long smc_wf --scale 16 --seeds 0 1 2 3
                                     # 16x the budget (training iterations x 16), four seeds and their summary
     ... --targets funnel --methods dds_ref --scale 27.5 --steps 128   # K = 128 steps (default 64 at full settings)
     ... --checkpoint-dir ckpt/   # PIS / DDS training resumable: run the same command again after a kill
+    ... --jobs 2                 # targets in 2 processes (the default at --quick only: timings then share the cores)
 
 Targets (Blessing et al. 2024, "Beyond ELBOs", arXiv 2406.07423, the set CMCD / SCLD / NETS report on), with the
 reference scale sigma of their configs (configs/target/*.yaml: DDS `initial_scale`, PIS `max_diffusion` / 4):
@@ -56,6 +58,15 @@ the earlier setting (4 sub-trajectories, 1 move, at training and sampling). `scl
 sampled at 32 boundaries with 2 HMC moves of 6 leapfrog steps each (step spread 5, `cmcd.py`'s
 mcmc_step_spread), the same budget rule. CMCD and SCLD start their learned annealing at (k / K)^3
 (`beta_init="cubic"`, the SMC row's schedule; `scld_linear`: SCLD from the linear one).
+
+`--quick` is a smoke test of the harness: each method the issue names once (`QUICK_METHODS`; the variant rows
+smc_tail, smc_wf and scld_hmc with --methods) on every target, at 18,240 gradients per method (1/390 of the full
+budget). Compilation is most of its time: two big programs per learned method and target (training step, sampling
+run), compiled anew for each target's dimension. So it compiles at XLA's lowest optimisation level
+(`jax_disable_most_optimizations`; on the funnel 141 s -> 80 s cold, 35 s -> 45 s warm, the rows the same to the
+printed digits) and runs the targets in two processes (`--jobs 2`), so its wall-time columns are contended ones:
+166 s cold, 69 s warm on 2 cores (benchmarks/README). `--medium` and the full settings compile at the default level
+and run one target after another unless `--jobs` says otherwise.
 
 PIS / DDS train with the reverse-KL loss at learning rate 1e-3 decayed to 0 (cosine). `pis_stl` / `dds_stl` add the
 sticking-the-landing gradient (`stl=True`, the DDS code's `detach_stl_drift`); `pis_ref` / `dds_ref` also take the
@@ -128,7 +139,7 @@ def _settings(mode: str, scale: float = 1.0, steps: int | None = None) -> dict:
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 2):
         raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
     if mode == "quick":
-        s = dict(K=16, iters=40, batch=64, N=500, pops=2)
+        s = dict(K=16, iters=20, batch=32, N=250, pops=2)
     elif mode == "medium":
         s = dict(K=32, iters=300, batch=128, N=1000, pops=4)
     else:
@@ -276,6 +287,9 @@ def _fit_trained(kind, loss, per_path, **options):
     return fit
 
 
+_SCLD_TRAINED: dict = {}  # SCLD trainings of this process, by their full arguments (see _fit_scld)
+
+
 def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_kernel="mala", leapfrog=1,
               spread=1.0, beta_init="cubic", beta_tail=None, waste_free=None):
     """SCLD trained with train_S sub-trajectories (train_moves MALA moves at each inner boundary) and sampled with
@@ -305,13 +319,20 @@ def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_ker
                                            f"particle > half the budget ({half})")
         iters = max(1, (s["budget"] - s["pops"] * s["N"] * per_sample) // (s["batch"] * per_train))
         extra = {} if beta_tail is None else {"beta_tail": beta_tail}
-        tr = train(target, "scld", "log_variance", num_steps=K, num_subtrajectories=S_tr, mcmc_steps=train_moves,
-                   num_iterations=iters, batch_size=s["batch"], sigma=spec.sigma, seed=seed, progress=False,
-                   beta_init=beta_init, **extra)
+        args = dict(num_steps=K, num_subtrajectories=S_tr, mcmc_steps=train_moves, num_iterations=iters,
+                    batch_size=s["batch"], sigma=spec.sigma, seed=seed, beta_init=beta_init, **extra)
+        # two rows with the same training (scld and scld_hmc at --quick, where no HMC move fits the budget) train once:
+        # the key is every argument of this deterministic call and the target's name and dimension
+        key = (spec.name, target.dim, tuple(sorted(args.items())))
+        tr = _SCLD_TRAINED.get(key)
+        # a shared training's train s is the lookup's, and the label says so
+        shared = "" if tr is None else " (trained once, for an earlier row with these settings)"
+        if tr is None:
+            tr = _SCLD_TRAINED[key] = train(target, "scld", "log_variance", progress=False, **args)
         start = f"beta_init={beta_init}" + ("" if beta_tail is None else f"({beta_tail:g})")
         if waste_free:
             label = (f"scld[log_variance, S={S_tr}/{S_sa}, m={train_moves}, {start}, sampled waste-free "
-                     f"P={waste_free}, hmc(L={L}, spread={spread:g})]")
+                     f"P={waste_free}, hmc(L={L}, spread={spread:g})]{shared}")
             opts = dict(num_subtrajectories=S_sa, waste_free=waste_free, mcmc_kernel="hmc", mcmc_leapfrog=L,
                         mcmc_step_spread=spread)
             return Fitted(tr, int(tr.config["n_grad_train"]), opts, label, time.perf_counter() - t0)
@@ -320,7 +341,7 @@ def _fit_scld(train_S=16, train_moves=1, sample_S=64, sample_moves=4, sample_ker
         if sample_kernel == "hmc" and moves:
             label = label[:-1] + f", sampled with hmc(L={L}, spread={spread:g})]"
             opts.update(mcmc_kernel="hmc", mcmc_leapfrog=L, mcmc_step_spread=spread)
-        return Fitted(tr, int(tr.config["n_grad_train"]), opts, label, time.perf_counter() - t0)
+        return Fitted(tr, int(tr.config["n_grad_train"]), opts, label + shared, time.perf_counter() - t0)
 
     return fit
 
@@ -465,21 +486,66 @@ def summarise(runs: list, title: str, tol: float = 0.1) -> list:
     return out
 
 
-def main(mode: str = "full", targets=STANDARD, methods=tuple(m for m in METHODS if m not in ABLATIONS),
-         scale: float = 1.0, seeds=(0,), steps: int | None = None) -> None:
+def _in_processes(targets, jobs: int, argv: list) -> None:
+    """Run `targets` in `jobs` processes of this script (round-robin), each with `argv` (the other options) and
+    --jobs 1; each process's output is printed whole when it ends, in the order the processes were started."""
+    import subprocess
+    import sys
+    import tempfile
+
+    groups = [list(targets[i::jobs]) for i in range(jobs) if targets[i::jobs]]
+    procs = []
+    for g in groups:
+        out = tempfile.TemporaryFile(mode="w+")
+        cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), *argv, "--jobs", "1", "--targets", *g]
+        procs.append((g, out, subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)))
+    failed = []
+    for g, out, p in procs:
+        rc = p.wait()
+        out.seek(0)
+        print(f"\n=== targets {', '.join(g)} (one process) ===\n" + out.read(), flush=True)
+        if rc:
+            failed.append((g, rc))
+    if failed:
+        raise SystemExit(f"diffusion_learned: the process of targets {failed[0][0]} exited with {failed[0][1]}")
+
+
+# --quick's rows: each method the issue names once (PIS, DDS, SFS, tempered SMC, CMCD, SCLD, NETS); the variants of
+# the full table (smc_tail, smc_wf, scld_hmc) on request (--methods), as they add a third of the run's compilation
+QUICK_METHODS = ("pis", "dds", "sfs", "smc", "cmcd", "scld", "nets_h")
+
+
+def default_methods(mode: str) -> tuple:
+    return QUICK_METHODS if mode == "quick" else tuple(m for m in METHODS if m not in ABLATIONS)
+
+
+def main(mode: str = "full", targets=STANDARD, methods=None, scale: float = 1.0, seeds=(0,), steps: int | None = None,
+         jobs: int = 1, argv: list | None = None) -> None:
+    """`methods` None: `default_methods(mode)`. `jobs` > 1 runs the targets in that many processes of this script,
+    given `argv` (the command line's options other than --targets / --jobs); the default 1 runs them here, one after
+    another."""
     if isinstance(mode, bool):  # benchmarks/diffusion.py calls main(quick)
         mode = "quick" if mode else "full"
+    methods = default_methods(mode) if methods is None else tuple(methods)
     s = _settings(mode, scale, steps)
+    if mode == "quick":  # compilation is most of a quick run: XLA's lowest optimisation level (module docstring)
+        jax.config.update("jax_disable_most_optimizations", True)
     t0 = time.perf_counter()
-    for key in targets:
-        t1 = time.perf_counter()
-        runs = [run_target(key, s, methods, seed=seed) for seed in seeds]
-        if len(seeds) > 1:
-            summarise(runs, f"{TARGETS[key].name}: seeds {', '.join(map(str, seeds))} together "
-                            f"({s['pops']} populations each; ± is the standard error of the mean)")
-        print(f"({TARGETS[key].name}: {time.perf_counter() - t1:.0f} s)")
-    print(f"\ndiffusion_learned ({mode} settings, K = {s['K']}, budget x {scale:g}) "
-          f"took {time.perf_counter() - t0:.0f} s")
+    if jobs > 1 and len(targets) > 1:
+        if argv is None:
+            raise ValueError("jobs > 1 needs argv, the options each process of this script is started with")
+        _in_processes(list(targets), jobs, argv)
+    else:
+        for key in targets:
+            t1 = time.perf_counter()
+            runs = [run_target(key, s, methods, seed=seed) for seed in seeds]
+            if len(seeds) > 1:
+                summarise(runs, f"{TARGETS[key].name}: seeds {', '.join(map(str, seeds))} together "
+                                f"({s['pops']} populations each; ± is the standard error of the mean)")
+            print(f"({TARGETS[key].name}: {time.perf_counter() - t1:.0f} s)")
+    print(f"\ndiffusion_learned ({mode} settings, K = {s['K']}, budget x {scale:g}"
+          f"{', XLA at its lowest optimisation level' if mode == 'quick' else ''}"
+          f"{f', {jobs} processes' if jobs > 1 and len(targets) > 1 else ''}) took {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
@@ -488,8 +554,8 @@ if __name__ == "__main__":
     g.add_argument("--quick", action="store_true")
     g.add_argument("--medium", action="store_true")
     ap.add_argument("--targets", nargs="+", default=list(STANDARD), choices=list(TARGETS))
-    ap.add_argument("--methods", nargs="+", default=[m for m in METHODS if m not in ABLATIONS],
-                    choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=None, choices=list(METHODS),
+                    help="default: all but the ablations; with --quick, each method once (QUICK_METHODS)")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply the training iterations, and so every method's budget, by this factor")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0],
@@ -499,8 +565,20 @@ if __name__ == "__main__":
     ap.add_argument("--checkpoint-dir", type=pathlib.Path, default=None,
                     help="write PIS / DDS training checkpoints here (every 25 iterations) and resume from them: a "
                          "killed run started again with the same arguments continues where it stopped")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="run the targets in this many processes (default: 2 with --quick, else 1); the wall times "
+                         "of processes sharing the cores are contended ones")
     a = ap.parse_args()
+    jobs = a.jobs if a.jobs is not None else (2 if a.quick else 1)
+    if jobs < 1:
+        ap.error(f"--jobs must be at least 1, got {jobs}")
     if a.checkpoint_dir is not None:
         a.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         CHECKPOINT_DIR = a.checkpoint_dir
-    main("quick" if a.quick else "medium" if a.medium else "full", a.targets, a.methods, a.scale, a.seeds, a.steps)
+    mode = "quick" if a.quick else "medium" if a.medium else "full"
+    methods = default_methods(mode) if a.methods is None else a.methods
+    argv = (["--quick"] if a.quick else ["--medium"] if a.medium else []) + [
+        "--methods", *methods, "--scale", repr(a.scale), "--seeds", *map(str, a.seeds)]
+    argv += ([] if a.steps is None else ["--steps", str(a.steps)])
+    argv += ([] if a.checkpoint_dir is None else ["--checkpoint-dir", str(a.checkpoint_dir)])
+    main(mode, a.targets, methods, a.scale, a.seeds, a.steps, jobs, argv)
