@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import pathlib
+import sys
 import time
 
 import jax
@@ -114,9 +115,11 @@ def main(quick: bool = False):
     if learned.exists():
         spec = importlib.util.spec_from_file_location("diffusion_learned", learned)
         mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # its dataclasses resolve their (string) annotations through sys.modules
         spec.loader.exec_module(mod)
         print("\n=== learned diffusion samplers (benchmarks/diffusion_learned.py) ===")
-        mod.main(quick)
+        # --quick as that script runs it alone: its targets in two processes (diffusion_learned's docstring)
+        mod.main(quick, jobs=2, argv=["--quick"]) if quick else mod.main(quick)
 
 
 if __name__ == "__main__":
