@@ -11,6 +11,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 import samplax
@@ -32,13 +33,13 @@ def reference(models):
     return samplax.sample(models["exact"], "nuts", num_chains=4, num_samples=10_000, seed=11, progress=False)
 
 
-def _mismatches(dt, ref, scale_sd=1.0, shift=0.0):
+def _mismatches(dt, ref, scale_sd=1.0, shift=0.0, sites=SITES):
     """Sites whose mean or sd differs from the reference's by >= K combined MCSE; refuses too few ESS.
-    Deliberately wrong answers for the power check: scale_sd stretches the run's sd, shift moves its mean by
-    that many sds."""
-    s, r = summary(dt), summary(ref)
+    `ref` is a run, or a summary table of exact answers (mcse 0, ess inf). Deliberately wrong answers for the
+    power check: scale_sd stretches the run's sd, shift moves its mean by that many sds."""
+    s, r = summary(dt), (ref if isinstance(ref, pd.DataFrame) else summary(ref))
     bad = []
-    for site in SITES:
+    for site in sites:
         row, rrow = s.loc[site], r.loc[site]
         assert row["ess_bulk"] >= MIN_ESS and rrow["ess_bulk"] >= MIN_ESS, (site, "too few effective draws", row)
         se_mean, se_sd = np.hypot(row["mcse_mean"], rrow["mcse_mean"]), np.hypot(row["mcse_sd"], rrow["mcse_sd"])
@@ -73,6 +74,33 @@ def test_two_level_matches_nuts_on_the_fine_model(models, reference, expensive, 
     for wrong in (dict(shift=0.1), dict(shift=-0.1)):
         assert {m[0] for m in _mismatches(dt, reference, **wrong) if m[1] == "mean"} == set(SITES), wrong
     assert 0.3 < float(dt["sample_stats"]["correction_acceptance"].mean()) < 1.0
+
+
+MU, SD = np.array([1.0, -0.5, 0.3]), np.array([1.0, 2.0, 0.5])
+GAUSS_SITES = tuple(f"x[{i}]" for i in range(3))
+
+
+def test_two_level_is_exact_where_its_surrogate_is_not():
+    """On a Gaussian with exact moments and a surrogate off by half an sd in the mean and 30% in the sd: two-level
+    MALA gets every mean and sd within 5 MCSE, the same check rejects a variance 10% off and a mean 0.1 sd off at
+    every site (power), and MALA on the surrogate alone fails it."""
+    target = samplax.Target.from_logdensity(lambda x: -0.5 * jnp.sum(((x - MU) / SD) ** 2), 3, name="gauss3_exact")
+    cheap = lambda x: -0.5 * jnp.sum(((x - MU - 0.5 * SD) / (1.3 * SD)) ** 2)  # noqa: E731
+    exact = pd.DataFrame({"mean": MU, "sd": SD, "mcse_mean": 0.0, "mcse_sd": 0.0, "ess_bulk": np.inf},
+                         index=list(GAUSS_SITES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        dt = samplax.sample(target, "two_level", surrogate=cheap, move="mala", num_chains=4, num_samples=20_000,
+                            seed=3, progress=False)
+    assert _mismatches(dt, exact, sites=GAUSS_SITES) == []
+    for wrong in (dict(scale_sd=np.sqrt(1.1)), dict(scale_sd=np.sqrt(1 / 1.1))):
+        assert {m[0] for m in _mismatches(dt, exact, sites=GAUSS_SITES, **wrong) if m[1] == "sd"} == set(GAUSS_SITES)
+    for wrong in (dict(shift=0.1), dict(shift=-0.1)):
+        assert {m[0] for m in _mismatches(dt, exact, sites=GAUSS_SITES, **wrong) if m[1] == "mean"} == set(GAUSS_SITES)
+    assert 0.3 < float(dt["sample_stats"]["correction_acceptance"].mean()) < 1.0
+    alone = samplax.Target.from_logdensity(cheap, 3, name="gauss3_surrogate")
+    dt = samplax.sample(alone, "mala", num_chains=4, num_samples=5000, seed=3, progress=False)
+    assert {m[0] for m in _mismatches(dt, exact, sites=GAUSS_SITES) if m[1] == "mean"} == set(GAUSS_SITES)
 
 
 def test_the_surrogate_alone_is_biased(models, reference):
