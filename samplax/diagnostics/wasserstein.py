@@ -229,12 +229,6 @@ def _second_moment_truth(target, assume_gaussian: bool, n_ref: int, seed: int):
     return ex2, var2
 
 
-def second_moment_bias(draws2d, ex2, var2) -> tuple[float, float]:
-    """(b2_avg, b2_max) of one set of draws (n, d) given E[x^2] and Var[x^2]."""
-    b = (np.mean(np.asarray(draws2d) ** 2, axis=0) - ex2) ** 2 / var2
-    return float(b.mean()), float(b.max())
-
-
 def second_moment_bias_curve(data, target, *, assume_gaussian: bool = False, n_ref: int = 100_000,
                              seed: int = 0, include_warmup: bool = False) -> dict[str, np.ndarray]:
     """Squared bias of second moments after each draw, against gradient evaluations.

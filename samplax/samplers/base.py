@@ -205,12 +205,3 @@ def adapted_names(adapt, tunable: tuple[str, ...], given: dict[str, Any]) -> tup
         raise ValueError(f"adapt: {unknown} cannot be adapted here; choose from {list(tunable)}, or pass adapt=True "
                          "(all) / False (none)")
     return tuple(n for n in tunable if n in names)
-
-
-def fixed_params(given: dict[str, Any], adapted: tuple[str, ...]) -> dict[str, Any]:
-    """The given values the warmup must use unchanged (given and not adapted)."""
-    return {k: v for k, v in given.items() if v is not None and k not in adapted}
-
-
-def mass_matrix_default(target: Target, dense: bool) -> jax.Array:
-    return jnp.eye(target.dim) if dense else jnp.ones(target.dim)
