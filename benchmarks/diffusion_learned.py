@@ -528,14 +528,14 @@ def main(mode: str = "full", targets=STANDARD, methods=None, scale: float = 1.0,
         mode = "quick" if mode else "full"
     methods = default_methods(mode) if methods is None else tuple(methods)
     s = _settings(mode, scale, steps)
-    if mode == "quick":  # compilation is most of a quick run: XLA's lowest optimisation level (module docstring)
-        jax.config.update("jax_disable_most_optimizations", True)
     t0 = time.perf_counter()
     if jobs > 1 and len(targets) > 1:
         if argv is None:
             raise ValueError("jobs > 1 needs argv, the options each process of this script is started with")
         _in_processes(list(targets), jobs, argv)
     else:
+        if mode == "quick":  # compilation is most of a quick run: XLA's lowest optimisation level (module docstring)
+            jax.config.update("jax_disable_most_optimizations", True)
         for key in targets:
             t1 = time.perf_counter()
             runs = [run_target(key, s, methods, seed=seed) for seed in seeds]
@@ -576,9 +576,9 @@ if __name__ == "__main__":
         a.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         CHECKPOINT_DIR = a.checkpoint_dir
     mode = "quick" if a.quick else "medium" if a.medium else "full"
-    methods = default_methods(mode) if a.methods is None else a.methods
     argv = (["--quick"] if a.quick else ["--medium"] if a.medium else []) + [
-        "--methods", *methods, "--scale", repr(a.scale), "--seeds", *map(str, a.seeds)]
+        "--scale", repr(a.scale), "--seeds", *map(str, a.seeds)]
+    argv += ([] if a.methods is None else ["--methods", *a.methods])
     argv += ([] if a.steps is None else ["--steps", str(a.steps)])
     argv += ([] if a.checkpoint_dir is None else ["--checkpoint-dir", str(a.checkpoint_dir)])
-    main(mode, a.targets, methods, a.scale, a.seeds, a.steps, jobs, argv)
+    main(mode, a.targets, a.methods, a.scale, a.seeds, a.steps, jobs, argv)
