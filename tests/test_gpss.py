@@ -13,7 +13,7 @@ from scipy import stats as sps
 import samplax
 from moments import K, MIN_ESS, ess_bulk, mcse_mean
 from samplax import Target, models
-from samplax.diagnostics.mixing import summary
+from samplax.diagnostics.mixing import entry_label, summary
 
 VAR_OFF = 1.1  # the wrong variance the pooled check must reject, both ways
 
@@ -112,7 +112,7 @@ def test_posteriordb_eight_schools_noncentered_matches_reference():
     for site, ref in t.reference_draws.items():
         post = np.asarray(dt.posterior[site]).reshape(-1, *t.var_shapes[site])
         for idx in np.ndindex(*t.var_shapes[site]):
-            label = site if idx == () else f"{site}[{','.join(map(str, idx))}]"
+            label = entry_label(dt.posterior[site], idx)
             r, ours, row = ref[(slice(None), *idx)], post[(slice(None), *idx)], s.loc[label]
             assert row["ess_bulk"] >= MIN_ESS and row["ess_tail"] >= 100, (label, "too few effective draws", row)
             ref_se = lambda m: float(az_mcse(np.asarray(r, float)[None, :, None], method=m,  # noqa: E731

@@ -81,6 +81,42 @@ def test_ebfmi_known_values():
     assert np.all(np.isnan(ebfmi(_with_stats())))
 
 
+def test_ebfmi_is_betancourts_ratio_on_short_chains():
+    """E-BFMI = sum of squared energy changes / sum of squared deviations (Betancourt 2016), as arviz-stats has it;
+    it used to divide by the ddof-0 variance, N / (N - 1) too large (11 % at N = 10)."""
+    from arviz_stats import bfmi
+
+    rng = np.random.default_rng(7)
+    energy = rng.standard_normal((2, 10)).cumsum(axis=1)
+    exact = (np.diff(energy, axis=1) ** 2).sum(axis=1) / ((energy - energy.mean(axis=1, keepdims=True)) ** 2).sum(1)
+    ours = ebfmi(_with_stats(energy=energy))
+    np.testing.assert_allclose(ours, exact, rtol=1e-12)
+    np.testing.assert_allclose(ours, np.asarray(bfmi(energy)).ravel(), rtol=1e-12)
+    assert not np.allclose(exact * 10 / 9, exact, rtol=0.05)  # the old value would fail the first check
+
+
+@pytest.mark.parametrize("fill", ["one +inf", "half -inf"])
+def test_nonfinite_draws_are_reported_even_where_rhat_stays_finite(fill):
+    """R-hat and ESS rank the draws, so +inf draws of one sign (a deterministic site that overflows) leave them
+    finite: the run was judged trusted with an infinite mean. The draws themselves are checked now."""
+    from samplax.diagnostics.report import verdict
+
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal((4, 1000))
+    if fill == "one +inf":
+        y[1, 500] = np.inf
+    else:
+        y[:, ::2] = -np.inf
+    dt = from_dict({"posterior": {"y": y, "z": rng.standard_normal((4, 1000))}})
+    assert np.isfinite(summary(dt).loc["y", "r_hat"])  # what the old check keyed on
+    found = [f for f in check(dt) if "NaN/inf" in f]
+    k = int(np.isinf(y).sum())
+    assert len(found) == 1 and f"{k} value(s) in 1 variable(s) (e.g. {k} of the 4000 values of y, the first in y)" in found[0], check(dt)
+    assert verdict(dt)[0] is False
+    y[np.isinf(y)] = 0.0
+    assert check(from_dict({"posterior": {"y": y}})) == []
+
+
 def test_divergences_counted_and_reported():
     div = np.zeros((4, 1000), bool)
     div[2, [5, 9]] = True
@@ -222,7 +258,7 @@ def test_a_nan_rhat_gets_its_real_reason():
     draws = rng.normal(size=(4, 500, 2))
     draws[1, 7, 0] = np.nan
     with_nan = check(draws)
-    assert any("NaN/inf values" in f and "x[0]" in f for f in with_nan), with_nan
+    assert any("NaN/inf values" in f and "the first in x[0]" in f for f in with_nan), with_nan
     assert not any("chain (e.g." in f for f in with_nan), with_nan
 
 

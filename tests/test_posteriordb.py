@@ -8,7 +8,7 @@ from jax.flatten_util import ravel_pytree
 
 import samplax
 from samplax import models
-from samplax.diagnostics.mixing import summary
+from samplax.diagnostics.mixing import entry_label, summary
 from samplax.models.posteriordb import DATA_DIR, PORTS
 
 ALL = sorted(PORTS) + ["eight_schools_noncentered", "eight_schools_centered"]
@@ -147,7 +147,7 @@ def test_nuts_matches_posteriordb_reference(targets, nuts_runs, name):
     for site, ref in t.reference_draws.items():
         post = np.asarray(dt["posterior"][site]).reshape(-1, *t.var_shapes[site])
         for idx in np.ndindex(*t.var_shapes[site]):
-            label = site if idx == () else f"{site}[{','.join(map(str, idx))}]"
+            label = entry_label(dt.posterior[site], idx)
             r, ours, row = ref[(slice(None), *idx)], post[(slice(None), *idx)], s.loc[label]
             assert row["r_hat"] < 1.05, (label, row)
             assert row["ess_bulk"] >= 400 and row["ess_tail"] >= 100, (label, "too few effective draws", row)

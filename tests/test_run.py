@@ -110,7 +110,7 @@ def test_thinned_divergences_and_ebfmi_count_every_step():
     assert np.all(any_in_window < div)  # what the kept draws alone said
     e = np.asarray(full.sample_stats.energy)
     num = np.mean(np.diff(e, axis=1) ** 2, axis=1)
-    np.testing.assert_allclose(ebfmi(thin) * np.var(e[:, 3::4], axis=1), num, rtol=1e-6)
+    np.testing.assert_allclose(ebfmi(thin) * np.var(e[:, 3::4], axis=1, ddof=1), num, rtol=1e-6)
 
 
 def test_checkpoint_resume_gives_the_uninterrupted_run(target, tmp_path):

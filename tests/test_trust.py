@@ -84,6 +84,23 @@ def test_clean_run_is_trusted_and_silent():
     assert dt.attrs["trusted"] == 1
 
 
+def overflow_model():
+    x = numpyro.sample("x", dist.Normal(0.0, 1.0))
+    numpyro.deterministic("y", jnp.exp(1000.0 * x))  # +inf wherever x > 0.71: about a quarter of the draws
+
+
+def test_a_run_whose_draws_overflow_warns():
+    """The log-density is finite everywhere, so nothing counts the overflow but the draws: R-hat and ESS of `y`
+    rank its draws and stay finite, and the run used to end trusted with an infinite mean of y."""
+    dt, trust = _run(samplax.Target.from_numpyro(overflow_model), "nuts", num_chains=2, num_warmup=200,
+                     num_samples=400, seed=0)
+    n_inf = int(np.isinf(np.asarray(dt.posterior["y"])).sum())
+    assert n_inf > 50
+    assert np.isfinite(samplax.diagnostics.summary(dt).loc["y", "r_hat"])
+    assert len(trust) == 1 and f"{n_inf} value(s) in 1 variable(s)" in str(trust[0].message)
+    assert dt.attrs["trusted"] == 0
+
+
 def _pop_tree(x, *, log_z=None, log_z_se=None, ess=None, acc=None):
     c, n = x.shape[:2]
     stages = {"ess": np.full((c, 3), float(n)) if ess is None else ess,

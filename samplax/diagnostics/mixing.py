@@ -97,8 +97,32 @@ def ebfmi(data) -> np.ndarray:
         num = (within.sum(axis=1) + across.sum(axis=1)) / (steps - 1)
     else:
         num = np.mean(np.diff(energy, axis=1) ** 2, axis=1)
-    den = np.var(energy, axis=1)
+    den = np.var(energy, axis=1, ddof=1)  # Betancourt's sum of squared changes over sum of squared deviations
     return num / den
+
+
+def entry_label(da, idx: tuple) -> str:
+    """The summary row label of entry `idx` of posterior variable `da` (dims chain, draw, ...), as arviz-stats writes
+    it: `s`, `m[0, 1]`, `theta[Choate]` (the entry's coordinate values, or its position where a dim has none)."""
+    if idx == ():
+        return str(da.name)
+    vals = [str(da[d].values[i]) if d in da.coords else str(i) for d, i in zip(da.dims[2:], idx)]
+    return f"{da.name}[{', '.join(vals)}]"
+
+
+def nonfinite_draws(dt) -> dict:
+    """{variable: (NaN/inf values, all values, label of its first entry with one)} for each posterior variable with a
+    non-finite draw. R-hat and ESS rank the draws, so they stay finite when every non-finite value has one sign
+    (+inf draws of a deterministic site that overflows): their finiteness says nothing about the draws'."""
+    out = {}
+    for name, v in dt["posterior"].data_vars.items():
+        a = np.asarray(v)
+        if np.issubdtype(a.dtype, np.inexact):
+            bad = ~np.isfinite(a)
+            if bad.any():
+                first = np.argwhere(bad.reshape(-1, *a.shape[2:]))[0][1:]
+                out[str(name)] = (int(bad.sum()), int(a.size), entry_label(v, tuple(int(i) for i in first)))
+    return out
 
 
 def divergences(data) -> np.ndarray:
@@ -207,6 +231,14 @@ def check(data, *, rhat_max: float | None = None, ess_per_chain_min: float | Non
                    f"({', '.join(map(str, constant[:5]))}{', ...' if len(constant) > 5 else ''}): R-hat and ESS are "
                    "undefined there and not judged (expected for fixed entries such as an LKJ factor's first row).")
         table = table.drop(index=constant)
+    bad_draws = nonfinite_draws(dt)
+    if bad_draws:
+        name, (k, size, label) = next(iter(bad_draws.items()))
+        out.append(f"the draws hold NaN/inf values: {sum(v[0] for v in bad_draws.values())} value(s) in "
+                   f"{len(bad_draws)} variable(s) (e.g. {k} of the {size} values of {name}, the first in {label}); "
+                   "their means and sds are not finite, "
+                   "so they cannot be estimated or judged (a NaN/inf the sampler met, or a deterministic site that "
+                   "overflows: check the model there).")
     bad_rhat = table[table["r_hat"] > rhat_max]
     if len(bad_rhat):
         worst = bad_rhat["r_hat"].idxmax()
@@ -218,8 +250,9 @@ def check(data, *, rhat_max: float | None = None, ess_per_chain_min: float | Non
         finite = np.isfinite(nan_rhat["mean"].to_numpy(float)) if "mean" in nan_rhat else np.zeros(len(nan_rhat), bool)
         e = nan_rhat.index[0]
         if not finite.all():
-            out.append(f"R-hat is NaN for {int((~finite).sum())} variable(s) (e.g. {nan_rhat.index[~finite][0]}): "
-                       "the draws hold NaN/inf values, so mixing cannot be judged.")
+            if not bad_draws:  # finite draws whose mean overflows
+                out.append(f"R-hat is NaN for {int((~finite).sum())} variable(s) (e.g. {nan_rhat.index[~finite][0]}): "
+                           "their means are not finite, so mixing cannot be judged.")
         elif n_chains < 2:
             out.append(f"R-hat is not defined with {n_chains} chain (e.g. {e}): whether chains started apart agree "
                        "cannot be judged; run num_chains >= 2 (4 is usual).")

@@ -20,7 +20,7 @@ def reference_z(dt, reference_draws: dict) -> pd.DataFrame:
     The run's MCSEs (mean and sd) come from arviz-stats (they account for autocorrelation); the
     reference draws (posteriordb's are thinned to near-independence) use iid formulas.
     """
-    from samplax.diagnostics.mixing import summary
+    from samplax.diagnostics.mixing import entry_label, summary
 
     s = summary(dt)
     rows = {}
@@ -32,7 +32,7 @@ def reference_z(dt, reference_draws: dict) -> pd.DataFrame:
         post = post.reshape(-1, *post.shape[2:])
         ref = np.asarray(ref, float)
         for idx in np.ndindex(*ref.shape[1:]):
-            label = site if idx == () else f"{site}[{','.join(map(str, idx))}]"
+            label = entry_label(dt.posterior[site], idx)
             r, ours = ref[(slice(None), *idx)], post[(slice(None), *idx)]
             se_m = float(np.hypot(s.loc[label, "mcse_mean"], r.std() / np.sqrt(r.size)))
             se_s = float(np.hypot(s.loc[label, "mcse_sd"], mcse_sd_iid(r)))
