@@ -15,7 +15,10 @@ run needs around that pair:
   (`lp`, `acceptance_rate`, `diverging`, `energy`, `n_grad`, `step_size`, `tree_depth` ...).
   `n_grad` (gradient evaluations this step) is required: ESS per gradient is how samplers
   are compared. It is the count really made, NaN when unknown (a user's pair that reports none).
-  Samplers that revert non-finite steps (MCLMC, sECD) report them in a bool stat `nonfinite`.
+  Samplers that revert non-finite steps (MCLMC, sECD) report them in a bool stat `nonfinite`; the others mark a
+  step that met a NaN/inf log-density or gradient as `diverging` and `diverging_nonfinite`, so it is named as the
+  model's NaN/inf region, never as curvature (HMC / NUTS / MAMS / adjusted underdamped: a trajectory end; MALA,
+  ULA, underdamped, two_level: the proposal; GPSS: any log-density evaluation of the step).
 """
 
 from __future__ import annotations
@@ -35,6 +38,14 @@ Params = dict[str, Any]
 # `diverging_nonfinite`, and `nonfinite` of the samplers that revert non-finite steps (MCLMC, sECD); read by the run
 # loop (phases, counting a thinned window's) and by `mixing.nonfinite_divergences`
 NONFINITE_FLAGS = ("diverging_nonfinite", "nonfinite")
+
+
+def nonfinite_state(*states):
+    """Whether any of these states (with `logdensity` and `logdensity_grad`) has a NaN/inf log-density or gradient."""
+    bad = jnp.zeros((), bool)
+    for st in states:
+        bad = bad | ~jnp.isfinite(st.logdensity) | ~jnp.all(jnp.isfinite(st.logdensity_grad))
+    return bad
 
 
 class Algorithm(NamedTuple):

@@ -47,6 +47,12 @@ class GPSSInfo(NamedTuple):
     n_direction: jax.Array  # of which direction proposals
     n_radius: jax.Array  # of which stepping-out tests and radius proposals
     is_divergent: jax.Array  # a loop hit max_proposals (the old direction / radius was kept)
+    nonfinite: jax.Array  # a log-density evaluation of the step was NaN or +inf (outside every slice, so never kept)
+
+
+def _bad(lp):
+    """NaN or +inf: a value the model should not give (-inf is zero density, which slice sampling handles exactly)."""
+    return jnp.isnan(lp) | (lp == jnp.inf)
 
 
 def init(position, logdensity_fn) -> GPSSState:
@@ -60,7 +66,8 @@ def _unit_orthogonal(key, theta):
 
 
 def _direction(key, logdensity_fn, center, r, theta, level_lp, max_proposals):
-    """Geodesic shrinkage on the great circle through theta: (theta', log p there, tests made, capped)."""
+    """Geodesic shrinkage on the great circle through theta: (theta', log p there, tests made, capped, whether a
+    test met a NaN / +inf log-density)."""
     k_y, k_w, key = jax.random.split(key, 3)
     y = _unit_orthogonal(k_y, theta)
 
@@ -73,27 +80,28 @@ def _direction(key, logdensity_fn, center, r, theta, level_lp, max_proposals):
     th, lp = at(omega)
 
     def cond(c):
-        _, lp, _, _, _, n, _ = c
+        _, lp, _, _, _, n, _, _ = c
         return ~(lp > level_lp) & (n < max_proposals)
 
     def body(c):
-        omega, lp, lo, hi, th, n, key = c
+        omega, lp, lo, hi, th, n, key, bad = c
         lo, hi = jnp.where(omega < 0, omega, lo), jnp.where(omega < 0, hi, omega)
         key, sub = jax.random.split(key)
         omega = jax.random.uniform(sub, (), minval=lo, maxval=hi)
         th, lp = at(omega)
-        return omega, lp, lo, hi, th, n + 1, key
+        return omega, lp, lo, hi, th, n + 1, key, bad | _bad(lp)
 
-    c0 = (omega, lp, omega - 2 * jnp.pi, omega, th, jnp.asarray(1, jnp.int32), key)
-    _, lp, _, _, th, n, _ = jax.lax.while_loop(cond, body, c0)
+    c0 = (omega, lp, omega - 2 * jnp.pi, omega, th, jnp.asarray(1, jnp.int32), key, _bad(lp))
+    _, lp, _, _, th, n, _, bad = jax.lax.while_loop(cond, body, c0)
     ok = lp > level_lp
-    return jnp.where(ok, th, theta), lp, n, ~ok
+    return jnp.where(ok, th, theta), lp, n, ~ok, bad
 
 
 def _radius(key, logdensity_fn, center, r, theta, level, w, lp_r, max_proposals):
     """Stepping-out (width w, clamped at 0) and shrinkage towards r on the ray c + r' theta.
 
-    Returns (r', log p at r', tests made, capped). lp_r: log p(c + r theta), in the slice by construction.
+    Returns (r', log p at r', tests made, capped, whether a test met a NaN / +inf log-density). lp_r: log p(c + r
+    theta), in the slice by construction.
     """
     d = theta.shape[0]
     k_u, k_s = jax.random.split(key)
@@ -108,48 +116,51 @@ def _radius(key, logdensity_fn, center, r, theta, level, w, lp_r, max_proposals)
     lo, hi = jnp.maximum(r - u * w, 0.0), r + (1 - u) * w
 
     # stepping-out: each test evaluates log p once (the failing one included); none at r' = 0, outside the slice
+    no = jnp.asarray(False)
+
     def down_cond(c):
-        lo, n, go = c
+        lo, n, go, _ = c
         return go & (lo > 0)
 
     def down_body(c):
-        lo, n, _ = c
-        ins = inside(lo, lp_at(lo))
+        lo, n, _, bad = c
+        lp = lp_at(lo)
+        ins = inside(lo, lp)
         n = n + 1
-        return jnp.where(ins, jnp.maximum(lo - w, 0.0), lo), n, ins & (n < max_proposals)
+        return jnp.where(ins, jnp.maximum(lo - w, 0.0), lo), n, ins & (n < max_proposals), bad | _bad(lp)
 
-    lo, n_lo, _ = jax.lax.while_loop(down_cond, down_body, (lo, jnp.asarray(0, jnp.int32), jnp.asarray(True)))
+    lo, n_lo, _, bad_lo = jax.lax.while_loop(down_cond, down_body, (lo, jnp.asarray(0, jnp.int32), ~no, no))
 
     def up_cond(c):
-        hi, n, go = c
-        return go
+        return c[2]
 
     def up_body(c):
-        hi, n, _ = c
-        ins = inside(hi, lp_at(hi))
+        hi, n, _, bad = c
+        lp = lp_at(hi)
+        ins = inside(hi, lp)
         n = n + 1
-        return jnp.where(ins, hi + w, hi), n, ins & (n < max_proposals)
+        return jnp.where(ins, hi + w, hi), n, ins & (n < max_proposals), bad | _bad(lp)
 
-    hi, n_hi, _ = jax.lax.while_loop(up_cond, up_body, (hi, jnp.asarray(0, jnp.int32), jnp.asarray(True)))
+    hi, n_hi, _, bad_hi = jax.lax.while_loop(up_cond, up_body, (hi, jnp.asarray(0, jnp.int32), ~no, no))
 
     def s_cond(c):
-        s, lp, lo, hi, n, key, ok = c
+        s, lp, lo, hi, n, key, ok, _ = c
         return ~ok & (n < max_proposals)
 
     def s_body(c):
-        s, lp, lo, hi, n, key, ok = c
+        s, lp, lo, hi, n, key, ok, bad = c
         # shrink with the last rejected proposal (none before the first draw: n == 0)
         lo = jnp.where((n > 0) & (s < r), s, lo)
         hi = jnp.where((n > 0) & (s >= r), s, hi)
         key, sub = jax.random.split(key)
         s = jax.random.uniform(sub, (), minval=lo, maxval=hi)
         lp = lp_at(s)
-        return s, lp, lo, hi, n + 1, key, inside(s, lp)
+        return s, lp, lo, hi, n + 1, key, inside(s, lp), bad | _bad(lp)
 
-    c0 = (r, lp_r, lo, hi, jnp.asarray(0, jnp.int32), k_s, jnp.asarray(False))
-    s, lp, _, _, n_s, _, ok = jax.lax.while_loop(s_cond, s_body, c0)
+    c0 = (r, lp_r, lo, hi, jnp.asarray(0, jnp.int32), k_s, no, no)
+    s, lp, _, _, n_s, _, ok, bad_s = jax.lax.while_loop(s_cond, s_body, c0)
     capped = ~ok | (n_lo >= max_proposals) | (n_hi >= max_proposals)
-    return jnp.where(ok, s, r), jnp.where(ok, lp, lp_r), n_lo + n_hi + n_s, capped
+    return jnp.where(ok, s, r), jnp.where(ok, lp, lp_r), n_lo + n_hi + n_s, capped, bad_lo | bad_hi | bad_s
 
 
 def kernel(key, state: GPSSState, logdensity_fn, w, center, scale=None, max_proposals: int = 1000):
@@ -176,12 +187,12 @@ def kernel(key, state: GPSSState, logdensity_fn, w, center, scale=None, max_prop
     e = jax.random.exponential(k_level, (), dtype=x.dtype)
     level = (d - 1) * jnp.log(r) + lp - e  # log t, on the scale of log rho1
     zero = jnp.zeros_like(z)
-    theta, lp_dir, n_dir, cap_dir = _direction(k_dir, logp_z, zero, r, theta, lp - e, max_proposals)
+    theta, lp_dir, n_dir, cap_dir, bad_dir = _direction(k_dir, logp_z, zero, r, theta, lp - e, max_proposals)
     lp_dir = jnp.where(cap_dir, lp, lp_dir)
-    r, lp_new, n_rad, cap_rad = _radius(k_rad, logp_z, zero, r, theta, level, w, lp_dir, max_proposals)
+    r, lp_new, n_rad, cap_rad, bad_rad = _radius(k_rad, logp_z, zero, r, theta, level, w, lp_dir, max_proposals)
     n = n_dir + n_rad + at_center.astype(jnp.int32)
     new = GPSSState(center + scale * (r * theta), lp_new, state.n_logp_total + n)
-    return new, GPSSInfo(n, n_dir, n_rad, cap_dir | cap_rad)
+    return new, GPSSInfo(n, n_dir, n_rad, cap_dir | cap_rad, bad_dir | bad_rad | (at_center & _bad(lp)))
 
 
 def _build(max_proposals):
@@ -198,7 +209,8 @@ def stats(state, info, params):
     return {"lp": state.logdensity, "n_grad": jnp.asarray(0.0), "n_logp": info.n_logp,
             "n_logp_total": state.n_logp_total,
             "n_direction": info.n_direction, "n_radius": info.n_radius, "w": params["w"],
-            "diverging": info.is_divergent | ~jnp.isfinite(state.logdensity)}
+            "diverging": info.is_divergent | info.nonfinite | ~jnp.isfinite(state.logdensity),
+            "diverging_nonfinite": info.nonfinite | ~jnp.isfinite(state.logdensity)}
 
 
 def gpss_warmup(build, initial_params, adapt, w0: float = 1.0):

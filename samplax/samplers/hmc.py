@@ -22,7 +22,7 @@ from samplax import checks
 from samplax.samplers.adapt import window_warmup
 from samplax.samplers.adapt_low_rank import LowRankWarmup, low_rank_warmup
 from samplax.samplers.adapt_low_rank import kernel_metric as _imm
-from samplax.samplers.base import (Algorithm, DefaultValue, Sampler, adapted_names, register,
+from samplax.samplers.base import (Algorithm, DefaultValue, Sampler, adapted_names, nonfinite_state, register,
                                    resolve_target_accept)
 from samplax.samplers.nuts_kernel import nuts as robust_nuts
 
@@ -95,14 +95,6 @@ def _setup(name, metric, max_rank, target_accept, step_size, inverse_mass_matrix
     return default_params, warmup, adapted, target_accept
 
 
-def _nonfinite(*states):
-    """Whether any of these integrator states has a NaN/inf log-density or gradient."""
-    bad = jnp.zeros((), bool)
-    for st in states:
-        bad = bad | ~jnp.isfinite(st.logdensity) | ~jnp.all(jnp.isfinite(st.logdensity_grad))
-    return bad
-
-
 def _hmc_stats(state, info, params):
     # a divergence whose trajectory ended on a NaN/inf log-density is the model's NaN region, not curvature:
     # blackjax turns a NaN energy into a divergence, so the ends of the trajectory are what tell them apart
@@ -112,7 +104,7 @@ def _hmc_stats(state, info, params):
         "lp": state.logdensity,
         "acceptance_rate": info.acceptance_rate,
         "diverging": info.is_divergent,
-        "diverging_nonfinite": info.is_divergent & _nonfinite(*ends),
+        "diverging_nonfinite": info.is_divergent & nonfinite_state(*ends),
         "energy": info.energy,
         "n_grad": jnp.asarray(info.num_integration_steps),
         "step_size": params["step_size"],

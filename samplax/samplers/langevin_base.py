@@ -20,17 +20,24 @@ import jax.numpy as jnp
 
 from samplax import checks
 from samplax.samplers.adapt import window_warmup
-from samplax.samplers.base import DefaultValue, Warmup, adapted_names, resolve_target_accept
+from samplax.samplers.base import DefaultValue, Warmup, adapted_names, nonfinite_state, resolve_target_accept
 from samplax.samplers.precondition import MASS_MATRICES, initial_imm
 
 UNADJUSTED_TARGET_ACCEPT = DefaultValue(0.9)
 
 
 def stats(state, info, params, n_grad=1):
+    """One step's sample_stats. A step whose proposal met a NaN/inf log-density or gradient (`info.nonfinite`, or
+    the end of adjusted OBABO's trajectory, `info.proposal`) is `diverging` and `diverging_nonfinite`: the model's
+    NaN region, which a rejection hides from the draws and an unadjusted step carries into them."""
     out = {"lp": state.logdensity, "n_grad": jnp.asarray(n_grad), "step_size": params["step_size"]}
     if hasattr(info, "acceptance_rate"):
         out["acceptance_rate"] = info.acceptance_rate
-    out["diverging"] = getattr(info, "is_divergent", ~jnp.isfinite(state.logdensity))
+    nonfinite = (info.nonfinite if hasattr(info, "nonfinite")
+                 else nonfinite_state(info.proposal) if hasattr(info, "proposal")
+                 else ~jnp.isfinite(state.logdensity))
+    out["diverging"] = getattr(info, "is_divergent", nonfinite)
+    out["diverging_nonfinite"] = out["diverging"] & nonfinite
     if hasattr(info, "energy"):
         out["energy"] = info.energy
     return out

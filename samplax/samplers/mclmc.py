@@ -21,7 +21,7 @@ from blackjax.mcmc.dynamic_hmc import DynamicHMCState
 from blackjax.util import generate_unit_vector
 
 from samplax import checks
-from samplax.samplers.base import (Algorithm, DefaultValue, Sampler, Warmup, adapted_names, register,
+from samplax.samplers.base import (Algorithm, DefaultValue, Sampler, Warmup, adapted_names, nonfinite_state, register,
                                    resolve_target_accept)
 
 # Both use the isokinetic McLachlan integrator: two gradient evaluations per step
@@ -657,7 +657,9 @@ def mams(*, target_accept: float = MAMS_TARGET_ACCEPT, diagonal_preconditioning:
         return state, p, n_tune, 0, n_rev  # gradients, not integration steps (two integrators)
 
     def stats(state, info, params):
+        # a divergence whose trajectory ended on a NaN/inf log-density or gradient is the model's, not curvature
         return {"lp": state.logdensity, "acceptance_rate": info.acceptance_rate, "diverging": info.is_divergent,
+                "diverging_nonfinite": info.is_divergent & nonfinite_state(info.proposal),
                 "energy": info.energy, "n_grad": grads * jnp.asarray(info.num_integration_steps),
                 "step_size": params["step_size"], "L": params["L"]}
 

@@ -12,10 +12,10 @@ import blackjax
 import jax
 import jax.numpy as jnp
 from blackjax.mcmc import proposal
-from blackjax.mcmc.mala import MALAInfo, MALAState
+from blackjax.mcmc.mala import MALAState
 
 from samplax.samplers import langevin_base as lb
-from samplax.samplers.base import Algorithm, DefaultValue, Sampler, register
+from samplax.samplers.base import Algorithm, DefaultValue, Sampler, nonfinite_state, register
 from samplax.samplers.precondition import Precond, precond
 
 MALA_TARGET_ACCEPT = DefaultValue(0.574)  # optimal for MALA (Roberts & Rosenthal 1998)
@@ -31,15 +31,26 @@ def overdamped_move(key, state: MALAState, logdensity_fn, step_size, pc: Precond
 
 class ULAInfo(NamedTuple):
     is_divergent: jax.Array
+    nonfinite: jax.Array  # the step reached a NaN/inf log-density or gradient
+
+
+class PMALAInfo(NamedTuple):
+    acceptance_rate: jax.Array
+    is_accepted: jax.Array
+    nonfinite: jax.Array  # the proposal met a NaN / +inf log-density, or a non-finite gradient where it is finite
 
 
 def ula_kernel(rng_key, state: MALAState, logdensity_fn, step_size, inverse_mass_matrix):
     new = overdamped_move(rng_key, state, logdensity_fn, step_size, precond(inverse_mass_matrix))
-    return new, ULAInfo(~jnp.isfinite(new.logdensity))
+    bad = nonfinite_state(new)
+    return new, ULAInfo(bad, bad)
 
 
 def pmala_kernel(rng_key, state: MALAState, logdensity_fn, step_size, inverse_mass_matrix):
-    """Preconditioned MALA (blackjax's MALA takes no mass matrix): ULA proposal + MH with its Gaussian q."""
+    """Preconditioned MALA: ULA proposal + MH with its Gaussian q. With C = 1 it is blackjax's MALA step for step
+    (tests/test_langevin.py), which reports nothing of a proposal it rejects: this kernel also says whether the
+    proposal met a NaN / +inf log-density or a non-finite gradient (the model's NaN region, rejected, never
+    counted before). A clean -inf (zero density) is only a rejection, exact for MH."""
     pc = precond(inverse_mass_matrix)
     key_move, key_mh = jax.random.split(rng_key)
     new = overdamped_move(key_move, state, logdensity_fn, step_size, pc)
@@ -51,14 +62,12 @@ def pmala_kernel(rng_key, state: MALAState, logdensity_fn, step_size, inverse_ma
     log_ratio = new.logdensity - state.logdensity + log_q(state, new) - log_q(new, state)
     log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
     out, (accepted, p_accept, _) = proposal.static_binomial_sampling(key_mh, log_ratio, state, new)
-    return out, MALAInfo(p_accept, accepted)
+    zero_density = new.logdensity == -jnp.inf
+    return out, PMALAInfo(p_accept, accepted, nonfinite_state(new) & ~zero_density)
 
 
-def mala_build(plain: bool):
+def mala_build():
     def build(target, params):
-        if plain:  # blackjax's own MALA when C is fixed at the identity
-            alg = blackjax.mala(target.logdensity, params["step_size"])
-            return Algorithm(lambda x, key: alg.init(x), alg.step)
         return Algorithm(
             lambda x, key: blackjax.mala.init(x, target.logdensity),
             lambda key, s: pmala_kernel(key, s, target.logdensity, params["step_size"],
@@ -72,10 +81,11 @@ def mala(*, target_accept: float = MALA_TARGET_ACCEPT, mass_matrix: str = "ident
          inverse_mass_matrix=None, adapt=None) -> Sampler:
     """Metropolis-adjusted Langevin; 0.574 is optimal for MALA (Roberts & Rosenthal 1998).
 
-    mass_matrix: "identity" (blackjax MALA), or "diagonal" / "dense" C estimated in warmup (own kernel).
+    mass_matrix: "identity" (C = 1: blackjax's MALA step for step), or "diagonal" / "dense" C estimated in warmup.
+    A proposal that meets a NaN / +inf log-density is rejected and reported (`diverging_nonfinite`).
     """
     lb.check_settings(mass_matrix, step_size)
-    build = mala_build(mass_matrix == "identity" and inverse_mass_matrix is None)
+    build = mala_build()
     default_params, warmup, adapted, target_accept = lb.setup(
         "mala", mass_matrix=mass_matrix, target_accept=target_accept, default_target_accept=MALA_TARGET_ACCEPT,
         step_size=step_size,
@@ -98,6 +108,6 @@ def ula(*, target_accept: float = lb.UNADJUSTED_TARGET_ACCEPT, mass_matrix: str 
     default_params, warmup, adapted, target_accept = lb.setup(
         "ula", mass_matrix=mass_matrix, target_accept=target_accept,
         default_target_accept=lb.UNADJUSTED_TARGET_ACCEPT, step_size=step_size,
-        inverse_mass_matrix=inverse_mass_matrix, adapt=adapt, build=build, tune_build=mala_build(False))
+        inverse_mass_matrix=inverse_mass_matrix, adapt=adapt, build=build, tune_build=mala_build())
     return Sampler(name="ula", build=build, stats=lb.stats, default_params=default_params, warmup=warmup,
                    adapted=adapted, settings={"target_accept": target_accept, "mass_matrix": mass_matrix})

@@ -107,8 +107,8 @@ def sgld(*, step_size: float | None = None, target_accept: float = lb.UNADJUSTED
     if adapted:
         _, tune, _, _ = lb.setup("sgld", mass_matrix="identity", target_accept=target_accept,
                                  default_target_accept=lb.UNADJUSTED_TARGET_ACCEPT, step_size=step_size,
-                                 inverse_mass_matrix=None, adapt=True, build=mala_build(False),
-                                 tune_build=mala_build(False))
+                                 inverse_mass_matrix=None, adapt=True, build=mala_build(),
+                                 tune_build=mala_build())
 
         def warmup(target, key, position, num_steps):
             w = tune(target, key, position, num_steps)

@@ -50,6 +50,7 @@ class TwoLevelInfo(NamedTuple):
     correction_acceptance: jax.Array  # second-stage acceptance probability
     is_accepted: jax.Array
     is_divergent: jax.Array  # the proposal's expensive log-density was NaN/inf
+    nonfinite: jax.Array  # the same (a NaN region of the model, not curvature)
 
 
 def _rwm_kernel(key, state: MALAState, logdensity_fn, step_size, inverse_mass_matrix):
@@ -85,7 +86,7 @@ def two_level_kernel(key, state: TwoLevelState, logdensity_fn, surrogate_fn, mov
     log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
     proposed = TwoLevelState(end.position, lp, end.logdensity, end.logdensity_grad)
     out, (accepted, p2, _) = proposal.static_binomial_sampling(key_mh, log_ratio, state, proposed)
-    return out, TwoLevelInfo(jnp.mean(p_accept), p2, accepted, ~jnp.isfinite(lp))
+    return out, TwoLevelInfo(jnp.mean(p_accept), p2, accepted, ~jnp.isfinite(lp), ~jnp.isfinite(lp))
 
 
 def as_logdensity(surrogate, dim: int) -> Callable:

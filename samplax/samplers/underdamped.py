@@ -14,7 +14,7 @@ from blackjax.mcmc import ghmc
 
 from samplax import checks
 from samplax.samplers import langevin_base as lb
-from samplax.samplers.base import Algorithm, Sampler, register
+from samplax.samplers.base import Algorithm, Sampler, nonfinite_state, register
 from samplax.samplers.precondition import precond
 
 SPLITTINGS = ("baoab", "obabo")
@@ -30,6 +30,7 @@ class UnderdampedState(NamedTuple):
 class UnderdampedInfo(NamedTuple):
     energy: jax.Array
     is_divergent: jax.Array
+    nonfinite: jax.Array  # the step reached a NaN/inf log-density or gradient
 
 
 def underdamped_kernel(splitting: str):
@@ -62,7 +63,8 @@ def underdamped_kernel(splitting: str):
             p = p + h / 2 * g
             p = O(k2, p, h / 2)
         energy = -lp + 0.5 * jnp.dot(p, pc.apply(p))
-        return UnderdampedState(x, p, lp, g), UnderdampedInfo(energy, ~jnp.isfinite(energy))
+        new = UnderdampedState(x, p, lp, g)
+        return new, UnderdampedInfo(energy, ~jnp.isfinite(energy), nonfinite_state(new))
 
     return kernel
 
