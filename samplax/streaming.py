@@ -121,6 +121,7 @@ class StreamWriter:
         self.started = False
         self.moments: dict[str, Any] = {}
         self.stat_sums: dict[str, np.ndarray] = {}
+        self.nonfinite: dict[str, list[int]] = {}  # written variable -> [NaN/inf values, all values] so far
 
     # a failure anywhere between the first append and the rename removes the temporary store
     def __enter__(self):
@@ -152,6 +153,12 @@ class StreamWriter:
         data, dims = draw_groups(self.target, positions, stats, total_draws=self.num_draws)
         self.dims = dims if self.dims is None else self.dims
         self._filter(data)
+        for name, x in data.get("posterior", {}).items():  # every draw's, for a trust check that reads every k-th
+            x = np.asarray(x)
+            if np.issubdtype(x.dtype, np.inexact):
+                c = self.nonfinite.setdefault(name, [0, 0])
+                c[0] += int((~np.isfinite(x)).sum())
+                c[1] += int(x.size)
         first = not self.started
         if first:
             self._create()
@@ -287,26 +294,69 @@ def _thinned(path):
     return lazy.map_over_datasets(thin), k
 
 
+def moments_findings(dt) -> list[str]:
+    """What a `moments_only` run's own counts and moments show: divergences (from `sample_stats_summary`, every
+    step's with thinning) and variables whose running mean or variance is not finite (NaN/inf draws)."""
+    from samplax.diagnostics.mixing import NONFINITE_DRAWS, divergence_findings
+
+    out = []
+    bad = [str(k) for k in dt["posterior_mean"].data_vars
+           if not (np.all(np.isfinite(np.asarray(dt["posterior_mean"][k])))
+                   and np.all(np.isfinite(np.asarray(dt["posterior_variance"][k]))))]
+    if bad:
+        out.append(f"{NONFINITE_DRAWS} in {len(bad)} variable(s) ({', '.join(bad[:5])}"
+                   f"{', ...' if len(bad) > 5 else ''}): their running means or variances are not finite, so they "
+                   "cannot be estimated (a NaN/inf the sampler met, or a deterministic site that overflows: check "
+                   "the model there).")
+    s = dt["sample_stats_summary"]
+    n = np.asarray(s["num_draws"], dtype=np.float64)
+
+    def count(thinned, flag):  # per chain: a thinned run's every-step count, else the kept draws' flags
+        if f"{thinned}_mean" in s:
+            return np.rint(np.asarray(s[f"{thinned}_mean"], dtype=np.float64) * n)
+        return np.asarray(s[f"{flag}_count"], dtype=np.float64) if f"{flag}_count" in s else np.zeros_like(n)
+
+    div = count("n_divergent", "diverging")
+    # a divergence that met a NaN/inf: HMC-like samplers flag it `diverging_nonfinite`, reverting ones (MCLMC,
+    # sECD) `nonfinite`, whose divergences are exactly their reverted steps
+    nan_div = count("n_divergent_nonfinite", "diverging_nonfinite" if "diverging_nonfinite_count" in s else "nonfinite")
+    if "nonfinite_count" in s:  # reverted steps are reported once, as such, by count_findings
+        div, nan_div = div - nan_div, np.zeros_like(nan_div)
+    return out + divergence_findings(div, nan_div)
+
+
 def record_trust(dt, writer, *, stacklevel: int = 3) -> None:
     """The trust check of a streamed run, written into the finished store's attrs too.
 
     It reads a separately opened view of the store thinned to TRUST_DRAWS draws per chain, so the returned run
     stays lazy and the check's memory does not grow with the run (R-hat and ESS of every k-th draw are
-    conservative). A `moments_only` store has no draws: only its counts are judged there."""
+    conservative). A `moments_only` store has no draws: its counts, divergences and running moments are judged
+    there (`moments_findings`), R-hat and ESS cannot be."""
     import zarr
 
+    from samplax.diagnostics.mixing import NONFINITE_DRAWS
     from samplax.diagnostics.trust import verify
 
     if writer.moments_only:
-        note = "note: moments_only=True keeps no draws, so R-hat, ESS and divergences were not checked."
-        verify(dt, stacklevel=stacklevel + 1, extra=[note], draws=False)
+        note = ("note: moments_only=True keeps no draws, so R-hat and ESS were not checked (divergences and "
+                "non-finite values were, from the running counts and moments).")
+        verify(dt, stacklevel=stacklevel + 1, extra=[note, *moments_findings(dt)], draws=False)
     else:
         probe, k = _thinned(writer.out)
-        extra = []
+        extra, replaces = [], ()
         if k > 1:
             extra.append(f"note: the trust check of this streamed run read every {k}th draw ({TRUST_DRAWS} per "
                          "chain at most), so its ESS figures are conservative.")
-        verify(probe, stacklevel=stacklevel + 1, extra=extra)
+            # non-finite values are counted over every draw written, not only the ones the check reads
+            replaces = (NONFINITE_DRAWS,)
+            bad = {name: c for name, c in writer.nonfinite.items() if c[0]}
+            if bad:
+                name, (n_bad, size) = next(iter(bad.items()))
+                extra.append(f"{NONFINITE_DRAWS}: {sum(c[0] for c in bad.values())} value(s) in {len(bad)} "
+                             f"variable(s) (e.g. {n_bad} of the {size} values of {name}), counted over every draw "
+                             "written; their means and sds are not finite (a NaN/inf the sampler met, or a "
+                             "deterministic site that overflows: check the model there).")
+        verify(probe, stacklevel=stacklevel + 1, extra=extra, replaces=replaces)
         record = {key: probe.attrs[key] for key in ("trusted", "trust_findings")}
         dt.attrs.update(record)
         if "posterior" in dt.children:

@@ -217,3 +217,63 @@ def test_trust_check_reads_exactly_every_kth_draw(tmp_path, monkeypatch):
             for name in full[group].data_vars:
                 want = full[group][name].isel(draw=slice(None, None, k)).values
                 np.testing.assert_array_equal(probe[group][name].values, want, err_msg=f"{n} {group}/{name}")
+
+
+def _walled():
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model():
+        x = numpyro.sample("x", dist.Normal(0.0, 1.0))
+        numpyro.sample("z", dist.Normal(0.0, 1.0))
+        numpyro.factor("wall", jnp.where(jnp.abs(x) < 1.5, 0.0, jnp.nan))  # NaN where |x| > 1.5
+        numpyro.deterministic("y", jnp.exp(1000.0 * x))  # +inf wherever x > 0.71
+
+    return samplax.Target.from_numpyro(model)
+
+
+@pytest.mark.parametrize("thinning", [1, 2])
+def test_moments_only_run_judges_its_divergences_and_non_finite_moments(tmp_path, thinning):
+    """A moments_only run kept no draws and its trust check read only the counts: a run with NaN divergences and
+    a variable whose draws overflow to inf ended trusted. Its divergence counts and running moments are judged now,
+    and they say what the in-memory run of the same draws says."""
+    import warnings
+
+    from samplax.diagnostics.mixing import divergences, nonfinite_divergences
+
+    t = _walled()
+    kw = dict(num_chains=2, num_warmup=100, num_samples=100, seed=0, progress=False, thinning=thinning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem = sample(t, "mala", **kw)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dt = sample(t, "mala", out=tmp_path / "m.zarr", moments_only=True, **kw)
+    div, nf = int(divergences(mem).sum()), int(nonfinite_divergences(mem).sum())
+    assert div >= 3 and nf == div
+    findings = dt.attrs["trust_findings"]
+    assert dt.attrs["trusted"] == 0
+    assert f"{div} divergent transition(s)" in findings and f"{nf} met a NaN/inf" in findings, findings
+    assert "NaN/inf values in 1 variable(s) (y)" in findings, findings
+    assert sum("trust check" in str(w.message) for w in caught) == 1
+
+
+def test_thinned_trust_check_counts_non_finite_values_of_every_draw(tmp_path, monkeypatch):
+    """A streamed run's trust check reads every k-th draw, so non-finite values between them were missed (or
+    undercounted): the writer counts them over every draw it writes, and the finding says that count."""
+    import warnings
+
+    monkeypatch.setattr(streaming, "TRUST_DRAWS", 40)
+    t = _walled()
+    kw = dict(num_chains=2, num_warmup=100, num_samples=400, seed=1, progress=False, chunk_size=70)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem = sample(t, "mala", **kw)
+        dt = sample(t, "mala", out=tmp_path / "s.zarr", **kw)
+    n_inf = int(np.isinf(mem.posterior["y"].values).sum())
+    every_kth = int(np.isinf(mem.posterior["y"].values[:, ::10]).sum())
+    assert n_inf > every_kth > 0
+    findings = dt.attrs["trust_findings"]
+    assert f"the draws hold NaN/inf values: {n_inf} value(s) in 1 variable(s)" in findings, findings
+    assert findings.count("the draws hold NaN/inf values") == 1, findings

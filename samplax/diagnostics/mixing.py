@@ -11,6 +11,7 @@ RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 EBFMI_MIN = 0.3
 ENERGY_VAR_FACTOR = 10.0  # Var[energy change] / d above this x desired_energy_var flags an unadjusted run
+NONFINITE_DRAWS = "the draws hold NaN/inf values"  # how the finding about them begins (streaming.py says it too)
 CONSTANT_RTOL = 1e-12  # an entry whose sd is below this x |mean| does not vary (a fixed 0.3 has sd ~1e-16 in float64)
 
 
@@ -234,7 +235,7 @@ def check(data, *, rhat_max: float | None = None, ess_per_chain_min: float | Non
     bad_draws = nonfinite_draws(dt)
     if bad_draws:
         name, (k, size, label) = next(iter(bad_draws.items()))
-        out.append(f"the draws hold NaN/inf values: {sum(v[0] for v in bad_draws.values())} value(s) in "
+        out.append(f"{NONFINITE_DRAWS}: {sum(v[0] for v in bad_draws.values())} value(s) in "
                    f"{len(bad_draws)} variable(s) (e.g. {k} of the {size} values of {name}, the first in {label}); "
                    "their means and sds are not finite, "
                    "so they cannot be estimated or judged (a NaN/inf the sampler met, or a deterministic site that "
@@ -273,17 +274,7 @@ def check(data, *, rhat_max: float | None = None, ess_per_chain_min: float | Non
         # samplers that revert a non-finite step (MCLMC, sECD) flag it as a divergence too: it is reported once,
         # as a reverted step, below
         div, nan_div = div - nan_div, np.zeros_like(nan_div)
-    if div.sum():
-        k = int(nan_div.sum())
-        curv = int(div.sum()) - k
-        parts = []
-        if k:
-            parts.append(f"{k} met a NaN/inf log-density or gradient (not curvature: the model is NaN/inf where the "
-                         "sampler went; check it, e.g. a log or sqrt of a negative number)")
-        if curv:
-            parts.append(f"{curv} met curvature the sampler cannot integrate (raise target_accept or reparametrise, "
-                         "e.g. non-centred)")
-        out.append(f"{int(div.sum())} divergent transition(s) (per chain {div.tolist()}): " + "; ".join(parts) + ".")
+    out += divergence_findings(div, nan_div)
     e = ebfmi(dt)
     low = np.where(e < ebfmi_min)[0]
     if low.size:
@@ -292,6 +283,23 @@ def check(data, *, rhat_max: float | None = None, ess_per_chain_min: float | Non
     out += _energy_error_findings(dt)
     out += count_findings(dt.attrs)
     return out
+
+
+def divergence_findings(div, nan_div) -> list[str]:
+    """The finding for divergent transitions per chain (`div`), of which `nan_div` met a NaN/inf (none: [])."""
+    div, nan_div = np.asarray(div, dtype=np.int64), np.asarray(nan_div, dtype=np.int64)
+    if not div.sum():
+        return []
+    k = int(nan_div.sum())
+    curv = int(div.sum()) - k
+    parts = []
+    if k:
+        parts.append(f"{k} met a NaN/inf log-density or gradient (not curvature: the model is NaN/inf where the "
+                     "sampler went; check it, e.g. a log or sqrt of a negative number)")
+    if curv:
+        parts.append(f"{curv} met curvature the sampler cannot integrate (raise target_accept or reparametrise, "
+                     "e.g. non-centred)")
+    return [f"{int(div.sum())} divergent transition(s) (per chain {div.tolist()}): " + "; ".join(parts) + "."]
 
 
 def count_findings(attrs) -> list[str]:

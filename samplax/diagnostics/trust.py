@@ -15,16 +15,20 @@ def problems(findings: list[str]) -> list[str]:
     return [f for f in findings if not f.startswith("note:")]
 
 
-def verify(dt, *, stacklevel: int = 3, extra: list[str] | None = None, draws: bool = True) -> list[str]:
+def verify(dt, *, stacklevel: int = 3, extra: list[str] | None = None, draws: bool = True,
+           replaces: tuple[str, ...] = ()) -> list[str]:
     """Check a finished run, record the findings in its attrs and warn once when any is a failure.
 
     extra: findings the run itself made (e.g. a reference that does not cover the posterior), listed first.
     draws=False: the run kept no draws (a streamed `moments_only` run); only its counts are judged.
+    replaces: the check's own findings that begin so are dropped: `extra` says it from all of the run (a streamed
+    run's check reads every k-th draw; its writer counted the non-finite values of every draw).
     """
     from samplax.diagnostics.mixing import check, count_findings
 
     try:
         found = check(dt) if draws else count_findings(dt.attrs)
+        found = [f for f in found if not f.startswith(tuple(replaces))]
         findings = list(extra or []) + [f for f in found if f not in (extra or [])]
     except Exception as err:  # a diagnostic that cannot run is itself a finding, never a silent pass
         findings = list(extra or []) + [f"the trust check could not run ({type(err).__name__}: {err})"]
