@@ -26,6 +26,7 @@ from samplax import checkpoint as _ckpt
 from samplax import streaming as _streaming
 from samplax import samplers as _samplers
 from samplax.compile_cache import compiled, executable_cache
+from samplax.diagnostics import stein as _stein
 from samplax.diagnostics.trust import verify
 from samplax.init_values import is_site_dict, positions_from_sites
 from samplax.layout import CHAIN_METHODS, Layout, check_chain_method, is_writer, resolve_chain_method
@@ -239,6 +240,8 @@ def sample(
                    n_reverted_warmup=attrs.get("n_reverted_warmup"),
                    times={**times, "compile_time": times["compile_time"] + layout.compile_time})
 
+    stein_every = _stein.stride(num_samples) if _stein.applies(s.name, s.settings) else 0
+    stein_kept = []  # streamed: the draws the bias check reads (every stein_every-th), the only ones kept
     if writer is not None:  # streamed: chunks are written and dropped; only per-chain tallies stay in memory
         writer.num_draws, tally = num_samples, None
     bar.start(t_done, passes=num_chains if layout.chain_method in ("mapped", "sequential") else 1)
@@ -267,6 +270,8 @@ def sample(
             else:
                 writer.append(pos, stats)
                 tally = _tally(tally, pos, stats, t_done)
+                if stein_every:
+                    stein_kept.append(pos[:, (-t_done) % stein_every::stein_every])
             t_done += n
             if checkpoint is not None:
                 save_checkpoint(checkpoint, fingerprint)
@@ -302,12 +307,18 @@ def sample(
     attrs["params"] = _params_summary(params)
     attrs.update(times)
     _count_nonfinite(tally, attrs)
+    bias = []
+    if stein_every:  # unadjusted samplers: their step-size bias against the target's Stein identities
+        kept = (np.concatenate(stein_kept, axis=1) if writer is not None
+                else positions[:, ::stein_every])
+        bias, info = _stein.check(target.logdensity, kept, _stein.coordinate_names(target))
+        attrs.update(info)
     if writer is not None:
         dt = writer.finish(attrs, warmup_positions=warm_pos, warmup_stats=warm_stats)
-        _streaming.record_trust(dt, writer, stacklevel=4)
+        _streaming.record_trust(dt, writer, stacklevel=4, extra=bias)
         return dt
     dt = to_datatree(target, positions, stats, warmup_positions=warm_pos, warmup_stats=warm_stats, attrs=attrs)
-    verify(dt, stacklevel=4)
+    verify(dt, stacklevel=4, extra=bias)
     return dt
 
 

@@ -325,7 +325,7 @@ def moments_findings(dt) -> list[str]:
     return out + divergence_findings(div, nan_div)
 
 
-def record_trust(dt, writer, *, stacklevel: int = 3) -> None:
+def record_trust(dt, writer, *, stacklevel: int = 3, extra: list[str] = ()) -> None:
     """The trust check of a streamed run, written into the finished store's attrs too.
 
     It reads a separately opened view of the store thinned to TRUST_DRAWS draws per chain, so the returned run
@@ -340,10 +340,10 @@ def record_trust(dt, writer, *, stacklevel: int = 3) -> None:
     if writer.moments_only:
         note = ("note: moments_only=True keeps no draws, so R-hat and ESS were not checked (divergences and "
                 "non-finite values were, from the running counts and moments).")
-        verify(dt, stacklevel=stacklevel + 1, extra=[note, *moments_findings(dt)], draws=False)
+        verify(dt, stacklevel=stacklevel + 1, extra=[note, *extra, *moments_findings(dt)], draws=False)
     else:
         probe, k = _thinned(writer.out)
-        extra, replaces = [], ()
+        extra, replaces = list(extra), ()
         if k > 1:
             extra.append(f"note: the trust check of this streamed run read every {k}th draw ({TRUST_DRAWS} per "
                          "chain at most), so its ESS figures are conservative.")

@@ -552,7 +552,7 @@ def _step_size_dual_averaging(kernel, logdensity_fn, state, p, num_steps, key, t
         state, da = carry
         h = jnp.exp(da.log_step_size)
         state, info = kernel(k, state, logdensity_fn, h, inverse_mass_matrix=p.inverse_mass_matrix,
-                             integration_steps_params=(p.L / h,))
+                             integration_steps_params=(mams_steps(p.L, h),))
         acc = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
         return (state, da_update(da, acc)), info.num_integration_steps
 
@@ -567,6 +567,16 @@ def _step_size_dual_averaging(kernel, logdensity_fn, state, p, num_steps, key, t
 # num_warmup steps run unadjusted (one integration step each); the rest are adjusted trajectories.
 MAMS_UNADJUSTED_SHARE = 0.75
 MAMS_TARGET_ACCEPT = DefaultValue(0.9)
+# the mean trajectory length in integration steps is L / step_size, at most this: a step size that dual averaging
+# drives towards 0 (every proposal rejected, e.g. at a NaN region) made L / h ~ 1e8 steps per trajectory, and a
+# 2-d warmup ran for minutes (17.9 M gradients in 300 warmup steps); NUTS stops at 1023 steps (max depth 10) alike.
+# The length does not depend on the state, so the cap keeps the kernel exact.
+MAMS_MAX_MEAN_STEPS = 1024
+
+
+def mams_steps(L, step_size):
+    """The mean number of integration steps of a MAMS trajectory: L / step_size, capped at MAMS_MAX_MEAN_STEPS."""
+    return jnp.minimum(L / step_size, MAMS_MAX_MEAN_STEPS)
 MAMS_L_FACTOR = DefaultValue(0.4)  # L = l_factor x the autocorrelation time of the unadjusted chain
 # the adjusted kernel's isokinetic integrator: (blackjax integrator, gradients per step)
 MAMS_INTEGRATORS = {"leapfrog": (integrators.isokinetic_velocity_verlet, 1),
@@ -620,7 +630,7 @@ def mams(*, target_accept: float = MAMS_TARGET_ACCEPT, diagonal_preconditioning:
         def step(key, state):
             return kernel(key, state, target.logdensity, params["step_size"],
                           inverse_mass_matrix=kernel_metric(params),
-                          integration_steps_params=(params["L"] / params["step_size"],))
+                          integration_steps_params=(mams_steps(params["L"], params["step_size"]),))
 
         return Algorithm(lambda x, key: adjusted_mclmc_dynamic.init(x, target.logdensity, key), step)
 
