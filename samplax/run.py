@@ -240,7 +240,8 @@ def sample(
                    n_reverted_warmup=attrs.get("n_reverted_warmup"),
                    times={**times, "compile_time": times["compile_time"] + layout.compile_time})
 
-    stein_every = _stein.stride(num_samples) if _stein.applies(s.name, s.settings) else 0
+    stein_every = (_stein.stride(num_samples, _streaming.TRUST_DRAWS if writer is not None else None)
+                   if _stein.applies(s.name, s.settings) else 0)
     stein_kept = []  # streamed: the draws the bias check reads (every stein_every-th), the only ones kept
     if writer is not None:  # streamed: chunks are written and dropped; only per-chain tallies stay in memory
         writer.num_draws, tally = num_samples, None

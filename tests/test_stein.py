@@ -66,7 +66,12 @@ def test_ula_with_too_large_a_step_warns_in_memory_and_streamed(tmp_path, monkey
     """ULA at a given step 0.4 on N(m, I): stationary variance 1 / (1 - h / 2) = 1.25x the target's, which R-hat
     and ESS cannot see; the run now says so. The streamed run checks the same draws (every
     k-th of all written, across chunk edges) and says the same."""
-    monkeypatch.setattr(stein, "STEIN_DRAWS", 400)  # every 8th draw: the streamed chunks of 700 cut across it
+    from samplax import streaming
+
+    # every 8th draw (a streamed run checks at most its trust check's TRUST_DRAWS per chain, so both are set):
+    # the streamed chunks of 700 cut across the stride
+    monkeypatch.setattr(stein, "STEIN_DRAWS", 400)
+    monkeypatch.setattr(streaming, "TRUST_DRAWS", 400)
     dt, trust = _ula(step_size=0.4)
     assert dt.attrs["trusted"] == 0 and len(trust) == 1 and "Stein identity" in trust[0], dt.attrs["trust_findings"]
     assert dt.attrs["n_grad_check"] == 4 * 375  # the check's own gradients, apart from the run's

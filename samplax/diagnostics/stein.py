@@ -11,7 +11,8 @@ a standard Gaussian ULA's stationary variance is 1 / (1 - h / 2), so the second 
 Here each identity is estimated from the run's draws (at most STEIN_DRAWS evenly spaced per chain, c_i the
 draws' mean) with its MCSE from arviz-stats (autocorrelation included), and a coordinate whose estimate is more
 than STEIN_Z MCSEs from the exact value is a finding: the bias is larger than the run's Monte Carlo error.
-Coordinates whose statistic has fewer than MIN_ESS effective draws are not judged. The gradients are evaluated
+Coordinates whose statistic has fewer than MIN_ESS effective draws are not judged. A streamed run checks at most
+its trust check's TRUST_DRAWS per chain (the only draws it keeps in memory). The gradients are evaluated
 afresh at the checked draws (counted apart, in attrs["n_grad_check"], not in the run's n_grad).
 """
 
@@ -24,9 +25,10 @@ STEIN_Z = 5.0  # |estimate - exact| / MCSE above this is a finding
 MIN_ESS = 400  # a coordinate's statistic needs this many effective draws to be judged
 
 
-def stride(num_draws: int) -> int:
-    """Every k-th draw is checked: k = ceil(num_draws / STEIN_DRAWS)."""
-    return max(1, -(-int(num_draws) // STEIN_DRAWS))
+def stride(num_draws: int, per_chain: int | None = None) -> int:
+    """Every k-th draw is checked: k = ceil(num_draws / per_chain), per_chain STEIN_DRAWS unless given (a streamed
+    run keeps only the draws it checks, at most as many as its trust check reads, so its memory stays flat)."""
+    return max(1, -(-int(num_draws) // int(STEIN_DRAWS if per_chain is None else per_chain)))
 
 
 def identities(logdensity, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
