@@ -237,9 +237,8 @@ def check(data, *, rhat_max: float | None = None, ess_per_chain_min: float | Non
         name, (k, size, label) = next(iter(bad_draws.items()))
         out.append(f"{NONFINITE_DRAWS}: {sum(v[0] for v in bad_draws.values())} value(s) in "
                    f"{len(bad_draws)} variable(s) (e.g. {k} of the {size} values of {name}, the first in {label}); "
-                   "their means and sds are not finite, "
-                   "so they cannot be estimated or judged (a NaN/inf the sampler met, or a deterministic site that "
-                   "overflows: check the model there).")
+                   "their means and sds are not finite, so they cannot be estimated or judged (a NaN/inf the sampler "
+                   "met, or a deterministic site that overflows: check the model there).")
     bad_rhat = table[table["r_hat"] > rhat_max]
     if len(bad_rhat):
         worst = bad_rhat["r_hat"].idxmax()

@@ -567,6 +567,10 @@ def _step_size_dual_averaging(kernel, logdensity_fn, state, p, num_steps, key, t
 # num_warmup steps run unadjusted (one integration step each); the rest are adjusted trajectories.
 MAMS_UNADJUSTED_SHARE = 0.75
 MAMS_TARGET_ACCEPT = DefaultValue(0.9)
+MAMS_L_FACTOR = DefaultValue(0.4)  # L = l_factor x the autocorrelation time of the unadjusted chain
+# the adjusted kernel's isokinetic integrator: (blackjax integrator, gradients per step)
+MAMS_INTEGRATORS = {"leapfrog": (integrators.isokinetic_velocity_verlet, 1),
+                    "mclachlan": (integrators.isokinetic_mclachlan, 2)}
 # the mean trajectory length in integration steps is L / step_size, at most this: a step size that dual averaging
 # drives towards 0 (every proposal rejected, e.g. at a NaN region) made L / h ~ 1e8 steps per trajectory, and a
 # 2-d warmup ran for minutes (17.9 M gradients in 300 warmup steps); NUTS stops at 1023 steps (max depth 10) alike.
@@ -577,10 +581,6 @@ MAMS_MAX_MEAN_STEPS = 1024
 def mams_steps(L, step_size):
     """The mean number of integration steps of a MAMS trajectory: L / step_size, capped at MAMS_MAX_MEAN_STEPS."""
     return jnp.minimum(L / step_size, MAMS_MAX_MEAN_STEPS)
-MAMS_L_FACTOR = DefaultValue(0.4)  # L = l_factor x the autocorrelation time of the unadjusted chain
-# the adjusted kernel's isokinetic integrator: (blackjax integrator, gradients per step)
-MAMS_INTEGRATORS = {"leapfrog": (integrators.isokinetic_velocity_verlet, 1),
-                    "mclachlan": (integrators.isokinetic_mclachlan, 2)}
 
 
 def _mams_dimension(target):
