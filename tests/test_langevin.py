@@ -260,3 +260,20 @@ def test_baoab_dense_mass_has_exact_gaussian_positions():
     x = np.asarray(dt["posterior"]["x"])
     moments = np.stack([x[..., 0], x[..., 1], x[..., 0] ** 2, x[..., 1] ** 2, x[..., 0] * x[..., 1]], axis=-1)
     assert_mean_within_mcse(moments, [0, 0, cov[0, 0], cov[1, 1], cov[0, 1]], "BAOAB dense-mass moments")
+
+
+def test_mala_builds_from_a_step_size_alone():
+    """`get_sampler("mala").build(t, {"step_size": h})` (benchmarks/langevin_dimension.py does this) is C = 1: it
+    raised KeyError once MALA at C = 1 became samplax's kernel; the same draws as with C given as ones."""
+    import jax
+
+    from samplax.samplers import get as get_sampler
+
+    t = samplax.models.get("gaussian", dim=3)
+    a = get_sampler("mala").build(t, {"step_size": 0.3})
+    b = get_sampler("mala").build(t, {"step_size": 0.3, "inverse_mass_matrix": jnp.ones(3)})
+    key = jax.random.key(0)
+    sa, sb = a.init(jnp.ones(3), key), b.init(jnp.ones(3), key)
+    for k in jax.random.split(key, 20):
+        sa, sb = a.step(k, sa)[0], b.step(k, sb)[0]
+    np.testing.assert_array_equal(np.asarray(sa.position), np.asarray(sb.position))

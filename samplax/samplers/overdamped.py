@@ -68,10 +68,13 @@ def pmala_kernel(rng_key, state: MALAState, logdensity_fn, step_size, inverse_ma
 
 def mala_build():
     def build(target, params):
+        # params without a mass matrix (a caller building the kernel from {"step_size": h} alone, as blackjax's
+        # MALA took it) mean C = 1
+        imm = params.get("inverse_mass_matrix")
+        imm = jnp.ones(target.dim) if imm is None else imm
         return Algorithm(
             lambda x, key: blackjax.mala.init(x, target.logdensity),
-            lambda key, s: pmala_kernel(key, s, target.logdensity, params["step_size"],
-                                        params["inverse_mass_matrix"]))
+            lambda key, s: pmala_kernel(key, s, target.logdensity, params["step_size"], imm))
 
     return build
 
