@@ -334,7 +334,7 @@ def record_trust(dt, writer, *, stacklevel: int = 3, extra: list[str] = ()) -> N
     there (`moments_findings`), R-hat and ESS cannot be."""
     import zarr
 
-    from samplax.diagnostics.mixing import NONFINITE_DRAWS
+    from samplax.diagnostics.mixing import NONFINITE_DRAWS, nonfinite_finding
     from samplax.diagnostics.trust import verify
 
     if writer.moments_only:
@@ -349,13 +349,9 @@ def record_trust(dt, writer, *, stacklevel: int = 3, extra: list[str] = ()) -> N
                          "chain at most), so its ESS figures are conservative.")
             # non-finite values are counted over every draw written, not only the ones the check reads
             replaces = (NONFINITE_DRAWS,)
-            bad = {name: c for name, c in writer.nonfinite.items() if c[0]}
+            bad = {name: tuple(c) for name, c in writer.nonfinite.items() if c[0]}
             if bad:
-                name, (n_bad, size) = next(iter(bad.items()))
-                extra.append(f"{NONFINITE_DRAWS}: {sum(c[0] for c in bad.values())} value(s) in {len(bad)} "
-                             f"variable(s) (e.g. {n_bad} of the {size} values of {name}), counted over every draw "
-                             "written; their means and sds are not finite (a NaN/inf the sampler met, or a "
-                             "deterministic site that overflows: check the model there).")
+                extra.append(nonfinite_finding(bad, ", counted over every draw written"))
         verify(probe, stacklevel=stacklevel + 1, extra=extra, replaces=replaces)
         record = {key: probe.attrs[key] for key in ("trusted", "trust_findings")}
         dt.attrs.update(record)

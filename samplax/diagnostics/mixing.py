@@ -126,6 +126,17 @@ def nonfinite_draws(dt) -> dict:
     return out
 
 
+def nonfinite_finding(bad: dict, where: str = "") -> str:
+    """The finding for {variable: (NaN/inf values, all values[, label of its first entry with one])}; `where` says
+    which draws were counted (a streamed run's writer counts every draw it writes)."""
+    name, (k, size, *first) = next(iter(bad.items()))
+    at = f", the first in {first[0]}" if first else ""
+    return (f"{NONFINITE_DRAWS}: {sum(v[0] for v in bad.values())} value(s) in {len(bad)} variable(s) (e.g. {k} of "
+            f"the {size} values of {name}{at}){where}; their means and sds are not finite, so they cannot be "
+            "estimated or judged (a NaN/inf the sampler met, or a deterministic site that overflows: check the model "
+            "there).")
+
+
 def divergences(data) -> np.ndarray:
     """Number of divergent transitions per chain (zeros when the sampler reports none); in a thinned run every
     step's, from `n_divergent` (a kept draw's `diverging` only says whether any step in its window diverged)."""
@@ -234,11 +245,7 @@ def check(data, *, rhat_max: float | None = None, ess_per_chain_min: float | Non
         table = table.drop(index=constant)
     bad_draws = nonfinite_draws(dt)
     if bad_draws:
-        name, (k, size, label) = next(iter(bad_draws.items()))
-        out.append(f"{NONFINITE_DRAWS}: {sum(v[0] for v in bad_draws.values())} value(s) in "
-                   f"{len(bad_draws)} variable(s) (e.g. {k} of the {size} values of {name}, the first in {label}); "
-                   "their means and sds are not finite, so they cannot be estimated or judged (a NaN/inf the sampler "
-                   "met, or a deterministic site that overflows: check the model there).")
+        out.append(nonfinite_finding(bad_draws))
     bad_rhat = table[table["r_hat"] > rhat_max]
     if len(bad_rhat):
         worst = bad_rhat["r_hat"].idxmax()
