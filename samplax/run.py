@@ -312,8 +312,9 @@ def sample(
     if stein_every:  # unadjusted samplers: their step-size bias against the target's Stein identities
         kept = (np.concatenate(stein_kept, axis=1) if writer is not None
                 else positions[:, ::stein_every])
+        t_check = time.perf_counter()
         bias, info = _stein.check(target.logdensity, kept, _stein.coordinate_names(target))
-        attrs.update(info)
+        attrs.update(info, check_time=time.perf_counter() - t_check)  # its compile and gradients, timed apart
     if writer is not None:
         dt = writer.finish(attrs, warmup_positions=warm_pos, warmup_stats=warm_stats)
         _streaming.record_trust(dt, writer, stacklevel=4, extra=bias)

@@ -76,6 +76,12 @@ def test_ula_with_too_large_a_step_warns_in_memory_and_streamed(tmp_path, monkey
     assert dt.attrs["trusted"] == 0 and len(trust) == 1 and "Stein identity" in trust[0], dt.attrs["trust_findings"]
     assert dt.attrs["n_grad_check"] == 4 * 375  # the check's own gradients, apart from the run's
     assert dt.attrs["n_grad_sampling"] == 4 * 3000
+    # its time is reported apart and counts in what the user waited for
+    from samplax.diagnostics.report import run_table
+
+    assert dt.attrs["check_time"] > 0
+    total = sum(dt.attrs[k] for k in ("compile_time", "warmup_time", "sampling_time", "check_time"))
+    assert run_table({"u": dt}).loc["u", "seconds"] == pytest.approx(total)
     sd = np.asarray(dt.posterior["x"]).reshape(-1, MEAN.size).std(axis=0)
     assert np.all(sd > 1.05)  # the bias is real
     streamed, trust2 = _ula(step_size=0.4, out=tmp_path / "u.zarr", chunk_size=700)

@@ -19,6 +19,15 @@ from samplax.diagnostics.population import is_population
 POPULATION_COLUMNS = ("mean", "sd")
 
 
+TIMED = ("compile_time", "warmup_time", "sampling_time", "check_time")
+
+
+def waited_seconds(attrs) -> float:
+    """What the user waited for: compile (dominant on small models) + warmup + sampling, and the bias check's
+    compile and gradients where the run had one (attrs["check_time"], ULA / unadjusted underdamped)."""
+    return float(sum(float(attrs.get(k, 0.0)) for k in TIMED))
+
+
 def run_table(runs: dict) -> pd.DataFrame:
     """One row per run: cost, min ESS, ESS per 1000 gradients, divergences, E-BFMI, wall time."""
     rows = {}
@@ -43,8 +52,7 @@ def run_table(runs: dict) -> pd.DataFrame:
             "divergences": int(divergences(dt).sum()),
             "min_ebfmi": float(np.nanmin(e)) if np.isfinite(e).any() else np.nan,
             "compile_s": float(dt.attrs.get("compile_time", np.nan)),
-            # what the user waited for: compile (dominant on small models) + warmup + sampling
-            "seconds": sum(float(dt.attrs.get(k, 0.0)) for k in ("compile_time", "warmup_time", "sampling_time")),
+            "seconds": waited_seconds(dt.attrs),
         }
     return pd.DataFrame(rows).T
 
@@ -59,7 +67,7 @@ def _population_row(dt, grads) -> dict:
         "draws": int(dt.posterior.sizes["draw"]), "gradients": grads if grads == grads else "unknown",
         "min_ess_bulk": np.nan, "min_ess_tail": np.nan, "ess_per_1k_grad": np.nan, "max_r_hat": np.nan,
         "divergences": 0, "min_ebfmi": np.nan, "compile_s": float(dt.attrs.get("compile_time", np.nan)),
-        "seconds": sum(float(dt.attrs.get(k, 0.0)) for k in ("compile_time", "warmup_time", "sampling_time")),
+        "seconds": waited_seconds(dt.attrs),
         "log_z": float(dt.attrs.get("log_z", np.nan)), "log_z_se": float(dt.attrs.get("log_z_se", np.nan)),
         "min_final_ess": float(np.nanmin(fe)) if np.isfinite(fe).any() else np.nan,
     }

@@ -110,6 +110,7 @@ def verdict_panel(runs, ctx) -> Section:
 def runs_panel(runs, ctx) -> Section:
     """Settings, versions, seed, timings (compile / warmup / sampling) and gradient counts."""
     from samplax.diagnostics.mixing import gradient_count
+    from samplax.diagnostics.report import waited_seconds
 
     rows = {}
     for label, dt in runs.items():
@@ -120,7 +121,8 @@ def runs_panel(runs, ctx) -> Section:
             "draws": dt.posterior.sizes["draw"],
             "compile s": float(a.get("compile_time", np.nan)), "warmup s": float(a.get("warmup_time", np.nan)),
             "sampling s": float(a.get("sampling_time", np.nan)),
-            "total s": float(sum(float(a.get(k, 0.0)) for k in ("compile_time", "warmup_time", "sampling_time"))),
+            **({"check s": float(a["check_time"])} if "check_time" in a else {}),
+            "total s": waited_seconds(a),
             "gradients": gradient_count(dt) if known else "unknown",
             "settings": a.get("settings", ""),
         }
