@@ -16,6 +16,8 @@ def _kv(items: list[str] | None, what: str) -> dict:
         if "=" not in item:
             raise SystemExit(f"error: {what} must look like key=value, got {item!r}")
         k, v = item.split("=", 1)
+        if k in out:  # the same key twice (`--set a=1 --set a=2`): which one was meant is not ours to guess
+            raise SystemExit(f"error: {what} gives {k!r} twice ({k}={out[k]!r} and {item}); give it once")
         try:
             out[k] = ast.literal_eval(v)
         except (ValueError, SyntaxError):
@@ -62,12 +64,13 @@ def _settings_per_sampler(items: list[str] | None, samplers: list[str]) -> dict[
     return per
 
 
-def _sampler_names(values: list[str] | None) -> list[str]:
-    """`--samplers nuts mala`, `--samplers nuts,mala` and `--sampler ...` alike: names in the registry's case."""
+def _sampler_names(values: list[str] | None, default=()) -> list[str]:
+    """`--samplers nuts mala`, `--samplers nuts,mala`, `--samplers nuts --samplers mala` and `--sampler ...`
+    alike: names in the registry's case; `default` when none was given."""
     from samplax.api import canonical_name
 
     names = [canonical_name(x.strip()) for v in values or [] for x in v.split(",") if x.strip()]
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(names)) or list(default)
 
 
 def _sample_one(target, sampler, settings, args, out: pathlib.Path):
@@ -130,7 +133,7 @@ def cmd_sample(args) -> int:
     except (ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    samplers = _sampler_names(args.samplers)
+    samplers = _sampler_names(args.samplers, args.default_samplers)
     per_sampler = _settings_per_sampler(args.set, samplers)
     out = pathlib.Path(args.out)
     runs, failed = {}, {}
@@ -140,6 +143,9 @@ def cmd_sample(args) -> int:
         except (ValueError, TypeError, FileNotFoundError) as err:
             failed[sampler] = f"{type(err).__name__}: {err}"
             print(f"error: {sampler}: {err}", file=sys.stderr)
+            if (out / f"{sampler}.nc").exists():  # `samplax summary/report` on the folder would read it as this run's
+                failed[sampler] += f" ({out / f'{sampler}.nc'} is left from an earlier run, not from this one)"
+                print(f"warning: {out / f'{sampler}.nc'} is from an earlier run; this one failed", file=sys.stderr)
             continue
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         samplax.save(dt, out / f"{sampler}.nc")
@@ -153,7 +159,7 @@ def cmd_sample(args) -> int:
     text = text_report(runs, target)
     if talk:
         print("writing the HTML report ...", file=sys.stderr, flush=True)
-    html_path = _html_report(runs, target, out / "report.html")
+    html_path = _html_report(runs, target, out / "report.html", failed=failed)
     if failed:
         text += "\n\n== failed ==\n" + "\n".join(f"{k}: {v}" for k, v in failed.items())
     (out / "report.txt").write_text(text + "\n")
@@ -162,10 +168,10 @@ def cmd_sample(args) -> int:
     return 2 if failed else 0
 
 
-def _html_report(runs, target, path):
+def _html_report(runs, target, path, failed=None):
     import samplax
 
-    path = samplax.report(runs, target, path)
+    path = samplax.report(runs, target, path, failed=failed)
     for err in samplax.report.last_errors:
         print(f"warning: report panel failed: {err}", file=sys.stderr)
     return path
@@ -176,7 +182,7 @@ def cmd_compare(args) -> int:
     import samplax
     from samplax.compare import compare
 
-    samplers = _sampler_names(args.samplers)
+    samplers = _sampler_names(args.samplers, args.default_samplers)
     try:
         target = _target(args)
         settings = {k: v for k, v in _settings_per_sampler(args.set, samplers).items() if v}
@@ -354,14 +360,19 @@ def _model_arguments(p) -> None:
     """The model, its data or constructor arguments, and the float width: shared by `sample` and `compare`."""
     p.add_argument("model", help="a built-in model name (see `samplax models`) or FILE.py:FUNCTION, a numpyro model")
     p.add_argument("--data", default=None, help="JSON or .npz file of the model's arguments (for FILE.py:FUNCTION)")
-    p.add_argument("--model-arg", nargs="*", metavar="KEY=VALUE", help="built-in model arguments, e.g. dim=20")
+    p.add_argument("--model-arg", nargs="*", action="extend", metavar="KEY=VALUE",
+                   help="built-in model arguments, e.g. dim=20 (repeatable)")
     p.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
 
 
 def _sampler_arguments(p, default: list[str]) -> None:
     """One spelling in every command: `--samplers a b` or `--samplers a,b`; `--sampler` is the same option."""
-    p.add_argument("--samplers", "--sampler", dest="samplers", nargs="+", default=default, metavar="NAME",
-                   help="one or several sampler names, space- or comma-separated, any case (`samplax samplers`)")
+    # "extend": repeating the option adds names (argparse's default "store" kept only the last one); the default is
+    # filled in by _sampler_names, as extend would add to a default list
+    p.add_argument("--samplers", "--sampler", dest="samplers", nargs="+", action="extend", default=None,
+                   metavar="NAME", help="one or several sampler names, space- or comma-separated, any case "
+                   f"(`samplax samplers`; default {' '.join(default)})")
+    p.set_defaults(default_samplers=default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -390,8 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true",
                    help="continue each sampler from its checkpoint <out>/<sampler>.ckpt when there is one")
     s.add_argument("--particles", type=int, default=1000, help="particles per population (population samplers)")
-    s.add_argument("--set", nargs="*", metavar="KEY=VALUE",
-                   help="sampler settings for every sampler (target_accept=0.9) or one (nuts.target_accept=0.9)")
+    s.add_argument("--set", nargs="*", action="extend", metavar="KEY=VALUE",
+                   help="sampler settings for every sampler (target_accept=0.9) or one (nuts.target_accept=0.9); "
+                        "repeatable")
     s.add_argument("--out", default="runs/latest", help="directory for <sampler>.nc and report.txt")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     s.set_defaults(fn=cmd_sample)
@@ -411,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--chains", type=int, default=4, help="chains per sampler")
     c.add_argument("--warmup", type=int, default=None, help="warmup steps (default: from the budget, at most 1000)")
     c.add_argument("--seed", type=int, default=0, help="the same seed for every sampler")
-    c.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="settings, e.g. nuts.target_accept=0.9")
+    c.add_argument("--set", nargs="*", action="extend", metavar="KEY=VALUE",
+                   help="settings, e.g. nuts.target_accept=0.9 (repeatable)")
     c.add_argument("--out", default="runs/compare", help="directory for the table, the report and the runs")
     c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
     c.set_defaults(fn=cmd_compare)
@@ -420,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("paths", nargs="+")
     rp.add_argument("--out", default="report.html", help="the HTML file to write")
     rp.add_argument("--model", default=None, help="built-in model whose ground truth to compare against")
-    rp.add_argument("--model-arg", nargs="*", metavar="KEY=VALUE",
+    rp.add_argument("--model-arg", nargs="*", action="extend", metavar="KEY=VALUE",
                     help="its arguments, as the runs were sampled with (e.g. a=3)")
     rp.set_defaults(fn=cmd_report)
 

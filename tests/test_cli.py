@@ -186,6 +186,41 @@ def test_failure_after_first_sampler_still_writes_report(tmp_path, capsys):
     assert (out / "nuts.nc").exists() and not (out / "mclmc.nc").exists()
     text = (out / "report.txt").read_text()
     assert "== failed ==" in text and "mclmc" in text and "no_such_setting" in text
+    page = (out / "report.html").read_text()  # the HTML report too (it read as a complete one-sampler report)
+    assert "<b>mclmc</b>: FAILED, no draws" in page and "no_such_setting" in page
+    # a failed sampler's file from an earlier run in the same folder is named as such, not read as this run's
+    (out / "mclmc.nc").write_bytes(b"an earlier run")
+    assert main(["sample", "gaussian", "--model-arg", "dim=2", "--sampler", "mclmc", "--set", "no_such_setting=1",
+                 "--out", str(out), "--no-progress"]) == 2
+    assert "mclmc.nc is from an earlier run; this one failed" in capsys.readouterr().err
+
+
+def test_repeated_options_add_up_and_a_key_given_twice_is_refused():
+    """argparse's default "store" kept only the last --set / --model-arg / --samplers: `--model-arg dim=5
+    --model-arg condition_number=100` sampled the default dim=10, `--samplers nuts --samplers mala` only mala."""
+    from samplax.cli import _kv, _sampler_names, _settings_per_sampler, build_parser
+
+    parse = build_parser().parse_args
+    args = parse(["sample", "gaussian", "--model-arg", "dim=5", "--model-arg", "condition_number=100",
+                  "--set", "nuts.target_accept=0.95", "--set", "nuts.max_num_doublings=5",
+                  "--samplers", "nuts", "--samplers", "mala"])
+    assert _kv(args.model_arg, "--model-arg") == {"dim": 5, "condition_number": 100}
+    names = _sampler_names(args.samplers, args.default_samplers)
+    assert names == ["nuts", "mala"]
+    assert _settings_per_sampler(args.set, names)["nuts"] == {"target_accept": 0.95, "max_num_doublings": 5}
+    for command, default in (("sample", ["nuts"]), ("compare", ["nuts", "mclmc"])):  # none given: the default
+        args = parse([command, "gaussian"])
+        assert _sampler_names(args.samplers, args.default_samplers) == default
+    args = parse(["sample", "gaussian", "--set", "target_accept=0.9", "--set", "target_accept=0.95"])
+    with pytest.raises(SystemExit, match="'target_accept' twice"):
+        _settings_per_sampler(args.set, ["nuts"])
+
+
+def test_html_verdict_lists_the_samplers_that_failed():
+    from samplax.reporting.panels import Context, verdict_panel
+
+    body = verdict_panel({}, Context(failed={"mala": "ValueError: step_size must be > 0"})).body
+    assert "<b>mala</b>: FAILED, no draws: ValueError: step_size must be &gt; 0" in body
 
 
 def test_set_for_an_unlisted_sampler_is_refused(tmp_path):

@@ -64,13 +64,15 @@ def _as_runs(runs) -> dict:
 
 def report(runs, target=None, out="report.html", *, hitting_set=None, hitting_label: str = "set",
            hitting_oracle: float | None = None, figures_dir=None, figure_formats=("png", "svg"),
-           panels=None) -> pathlib.Path:
+           panels=None, failed: dict | None = None) -> pathlib.Path:
     """Write the diagnostics of one run or several side by side to one offline HTML file; return its path.
 
     target: a Target with ground truth (exact moments, exact sampler or reference draws) adds W2 and
       second-moment bias against gradient evaluations. hitting_set: the set's indicator, as
       `samplax.diagnostics.hit_times_from_draws` takes it, adds Kaplan-Meier survival curves; hitting_oracle a known mean
       hitting time overlaid as exp(-t / mean). figures_dir: also export every figure as PNG/SVG there.
+      failed: label -> error message of runs that raised (`samplax sample` with several samplers), listed in the
+      verdict, so the report does not read as complete without them.
     """
     import matplotlib
 
@@ -80,7 +82,7 @@ def report(runs, target=None, out="report.html", *, hitting_set=None, hitting_la
     if out.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"report: out must end in .html, got {str(out)!r}")
     ctx = Context(target=target, figures=Figures(figures_dir, figure_formats), hitting_set=hitting_set,
-                  hitting_label=hitting_label, hitting_oracle=hitting_oracle)
+                  hitting_label=hitting_label, hitting_oracle=hitting_oracle, failed=dict(failed or {}))
     sections = [s for s in (render(p, runs, ctx) for p in (panels or PANELS)) if s is not None]
     title = "samplax report: " + ", ".join(runs) + (f" on {target.name}" if target is not None else "")
     nav = "".join(f'<a href="#s{i}">{html.escape(s.title)}</a>' for i, s in enumerate(sections))

@@ -36,6 +36,7 @@ class Context:
     hitting_label: str = "set"
     hitting_oracle: float | None = None
     errors: list = dataclasses.field(default_factory=list)
+    failed: dict = dataclasses.field(default_factory=dict)  # label -> message of runs that raised
 
 
 def _table(rows: dict[str, dict], flags: dict | None = None) -> str:
@@ -95,6 +96,8 @@ def verdict_panel(runs, ctx) -> Section:
         why = "" if ok else ": " + "; ".join(bad)
         items.append(f"<li class='{'ok' if ok else 'bad'}'><b>{html.escape(label)}</b>: "
                      f"{'trusted' if ok else 'NOT trusted'}{html.escape(why)}</li>")
+    for label, message in ctx.failed.items():  # runs that raised: no draws, and no other panel shows them
+        items.append(f"<li class='bad'><b>{html.escape(label)}</b>: FAILED, no draws: {html.escape(message)}</li>")
     body = f"<ul class='verdict'>{''.join(items)}</ul>"
     rank = ranking_lines(runs)
     if len(runs) > 1 or any("+-" in r for r in rank):
