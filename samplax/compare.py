@@ -112,10 +112,12 @@ def _row(dt, target, hitting_set, kind_cost):
                     "log_z": float(dt.attrs.get("log_z", float("nan"))),
                     "log_z_se": float(dt.attrs.get("log_z_se", float("nan")))})
     else:
-        from samplax.diagnostics.mixing import constant_rows
+        from samplax.diagnostics.mixing import constant_rows, nonfinite_draws
 
         s = summary(dt)
-        live = (np.isfinite(s["sd"].to_numpy(float)) & ~constant_rows(s).to_numpy())  # constants: no ESS / R-hat
+        live = ~constant_rows(s).to_numpy()  # constants: no ESS / R-hat
+        if nonfinite_draws(dt):  # a variable with NaN/inf draws has no ESS / R-hat: the run's min / max are unknown
+            live[:] = False
         ess = float(s["ess_bulk"][live].min()) if live.any() else float("nan")
         row.update({
             "min_ess_bulk": ess, "ess_per_1k_grad": 1000.0 * ess / grads if grads else float("nan"),

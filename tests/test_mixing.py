@@ -1,5 +1,7 @@
 """Mixing diagnostics on inputs with known answers: iid draws, AR(1) with known ESS, E-BFMI, checks."""
 
+import warnings
+
 import numpy as np
 import pytest
 from arviz_base import from_dict
@@ -246,6 +248,29 @@ def test_report_module_is_an_attribute_and_seconds_include_compile():
     row = samplax.diagnostics.report.run_table({"m": dt}).loc["m"]
     total = dt.attrs["compile_time"] + dt.attrs["warmup_time"] + dt.attrs["sampling_time"]
     assert row["seconds"] == pytest.approx(total) and row["compile_s"] == pytest.approx(dt.attrs["compile_time"])
+
+
+def test_run_table_and_compare_do_not_judge_around_nan_draws():
+    """One NaN draw in x[0]: the run's min ESS / max R-hat were taken over the other entries (pandas skips NaN), so
+    the table, compare's row and its rank read as for the clean run; now they are NaN and the ranking says why."""
+    import samplax
+    from samplax.compare import _row
+    from samplax.diagnostics.report import ranking_lines, run_table
+
+    g = samplax.models.get("gaussian", dim=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a short run is not trusted, which is not the point here
+        dt = samplax.sample(g, "mala", num_chains=2, num_warmup=100, num_samples=200, seed=0, progress=False)
+    bad = dt.copy(deep=True)
+    bad["posterior"]["x"].values[1, 100, 0] = np.nan
+    clean, nan = run_table({"c": dt}).loc["c"], run_table({"n": bad}).loc["n"]
+    assert np.isfinite(float(clean["min_ess_bulk"])) and np.isfinite(float(clean["max_r_hat"]))
+    for col in ("min_ess_bulk", "min_ess_tail", "ess_per_1k_grad", "max_r_hat"):
+        assert np.isnan(float(nan[col])), col
+    row = _row(bad, None, None, {})
+    assert np.isnan(row["min_ess_bulk"]) and np.isnan(row["ess_per_1k_grad"]) and np.isnan(row["max_r_hat"])
+    assert np.isfinite(_row(dt, None, None, {})["ess_per_1k_grad"])
+    assert "n: not ranked (ESS unknown: NaN/inf draws in x)" in "\n".join(ranking_lines({"c": dt, "n": bad}))
 
 
 def test_a_nan_rhat_gets_its_real_reason():

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from samplax.diagnostics.mixing import (attrs_describe_draws, check, constant_rows, divergences, ebfmi, gradient_count,
-                                       is_constant, summary)
+                                       is_constant, nonfinite_draws, summary)
 from samplax.diagnostics.population import is_population
 
 # per-variable columns a population run has: particles are exchangeable (and sorted by resampling), so R-hat,
@@ -38,6 +38,8 @@ def run_table(runs: dict) -> pd.DataFrame:
             continue
         s = summary(dt)
         s = s[~constant_rows(s)]  # fixed entries (an LKJ factor's first row): their ESS is not a measurement
+        if nonfinite_draws(dt):  # a variable with NaN/inf draws has no ESS / R-hat: the run's min / max are unknown
+            s = s.assign(ess_bulk=np.nan, ess_tail=np.nan, r_hat=np.nan)
         e = ebfmi(dt)
         rows[label] = {
             "sampler": dt.attrs.get("sampler", label),
@@ -117,15 +119,18 @@ def _short(finding: str, limit: int = 200) -> str:
 
 
 def _chain_array(dt) -> np.ndarray:
-    """All posterior entries as one (chain, draw, k) float array, constant entries dropped."""
+    """All posterior entries as one (chain, draw, k) float array, constant entries dropped (an entry with NaN/inf
+    draws is kept: it is not constant, and its ESS is unknown)."""
     cols = []
     for name in dt.posterior.data_vars:
         v = np.asarray(dt.posterior[name], dtype=float)
         cols.append(v.reshape(v.shape[0], v.shape[1], -1))
     x = np.concatenate(cols, axis=-1)
-    sd = np.nanstd(x.reshape(-1, x.shape[-1]), axis=0)
-    mean = np.nanmean(x.reshape(-1, x.shape[-1]), axis=0)
-    return x[..., np.isfinite(sd) & ~is_constant(sd, mean)]
+    flat = x.reshape(-1, x.shape[-1])
+    finite = np.isfinite(flat).all(axis=0)
+    sd = np.where(finite, np.std(np.where(finite, flat, 0.0), axis=0), np.nan)
+    mean = np.where(finite, np.mean(np.where(finite, flat, 0.0), axis=0), np.nan)
+    return x[..., ~is_constant(sd, mean)]
 
 
 def ess_per_1k_grad(dt) -> tuple[float, float]:
@@ -142,7 +147,7 @@ def ess_per_1k_grad(dt) -> tuple[float, float]:
 
     grads = gradient_count(dt)
     x = _chain_array(dt)
-    if not grads or grads != grads or x.shape[-1] == 0:
+    if not grads or grads != grads or x.shape[-1] == 0 or not np.isfinite(x).all():  # NaN/inf draws: ESS unknown
         return float("nan"), float("nan")
     # the posterior's live entries (as summary()'s ess_bulk, without its R-hat / tail / MCSE work, which cost
     # ~20 s on a 200-d run of 30k draws here)
@@ -199,7 +204,9 @@ def ranking_lines(runs: dict) -> list[str]:
     ranked = {r["label"] for r in rows}
     for label, dt in runs.items():
         if label not in ranked:
-            why = "population run: see log Z" if is_population(dt) else "gradient count or ESS unknown"
+            bad = {} if is_population(dt) else nonfinite_draws(dt)
+            why = ("population run: see log Z" if is_population(dt) else
+                   f"ESS unknown: NaN/inf draws in {', '.join(bad)}" if bad else "gradient count or ESS unknown")
             out.append(f"  -  {label}: not ranked ({why})")
     return out
 
