@@ -137,11 +137,13 @@ def _row(dt, target, hitting_set, kind_cost):
             row["b2_avg"] = float(b["b2_avg"][-1])
         except (ValueError, TypeError) as err:
             warnings.warn(f"compare: second-moment bias not available: {err}", stacklevel=3)
-    if hitting_set is not None:
+    if hitting_set is not None and not is_population(dt):  # particles have no time order: no hitting time (NaN)
         from samplax.diagnostics import hit_times_from_draws, summarize_hitting
 
         h = summarize_hitting(hit_times_from_draws(dt, hitting_set))
         row["hit_fraction"], row[f"hit_{h.mean_kind}"] = h.fraction_hit, h.mean
+    elif hitting_set is not None:
+        row["hit_fraction"] = float("nan")
     if "log_likelihood" in dt.children:
         try:
             from arviz_stats import loo

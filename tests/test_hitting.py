@@ -267,6 +267,26 @@ def test_start_inside_set_and_datatree_input():
         no_count.in_units("grads")
 
 
+def test_a_population_run_has_no_hitting_time():
+    """SMC's particles are exchangeable: read along the particle index, the same population shuffled three ways
+    'hit' at mean 62 / 65 / 110 and compare reported a hit fraction of 1 for it. Refused, and left out (NaN) by
+    compare and the report's hitting panel."""
+    from arviz_base import from_dict
+
+    from samplax.compare import _row
+    from samplax.reporting.panels import Context, hitting_panel
+
+    rng = np.random.default_rng(0)  # 2 populations x 64 particles, marked as a population run as samplax marks them
+    dt = from_dict({"posterior": {"x": rng.normal(size=(2, 64))}, "sample_stats": {"n_grad": np.ones((2, 64))}})
+    dt.attrs["population"] = 1
+    above = halfspace(0, 1.0, "above")
+    with pytest.raises(ValueError, match="population run .* has no hitting time"):
+        hit_times_from_draws(dt, above)
+    assert np.isnan(_row(dt, None, above, {})["hit_fraction"])
+    section = hitting_panel({"smc": dt}, Context(hitting_set=above))
+    assert "smc: no hitting time" in section.body
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="max_steps"):
         first_hit_times(_rw_step, Pos(jnp.zeros((3, 1))), halfspace(0, 1.0), 0, jax.random.key(0))

@@ -251,6 +251,11 @@ def hit_times_from_draws(draws, in_set: Callable, *, target=None, dt: float = 1.
     n_grad = None
     thin = 1
     if hasattr(draws, "children") or hasattr(draws, "groups"):
+        from samplax.diagnostics.population import is_population
+
+        if is_population(draws):  # the particle index is no time: the same population shuffled hits at other "times"
+            raise ValueError("hit_times_from_draws: a population run (SMC and other particle samplers) has no time "
+                             "order along its particles, so it has no hitting time; use a chain sampler's run")
         x = _posterior_values(draws, target)
         thin = int(draws.attrs.get("thinning", 1))
         if "sample_stats" in draws and "n_grad" in draws["sample_stats"]:

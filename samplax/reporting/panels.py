@@ -328,9 +328,14 @@ def hitting_panel(runs, ctx) -> Section | None:
 
     from samplax.diagnostics import hit_times_from_draws, summarize_hitting
 
+    chains = {label: dt for label, dt in runs.items() if not _is_population(dt)}
+    note = "".join(f"<p class='small'>{html.escape(label)}: no hitting time (a population run's particles have no "
+                   "time order)</p>" for label in runs if label not in chains)
+    if not chains:
+        return Section("Hitting time", note)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     rows = {}
-    for label, dt in runs.items():
+    for label, dt in chains.items():
         res = hit_times_from_draws(dt, ctx.hitting_set)
         s = summarize_hitting(res, unit="steps")
         line, = ax.step(s.km_times, s.km_survival, where="post", label=label)
@@ -342,7 +347,8 @@ def hitting_panel(runs, ctx) -> Section | None:
         ax.plot(tt, np.exp(-tt / ctx.hitting_oracle), "k--", label=f"oracle (mean {ctx.hitting_oracle:.3g})")
     ax.set(xlabel="sampler steps", ylabel=f"P(not yet in {ctx.hitting_label})", title="hitting time")
     ax.legend(fontsize=8)
-    return Section("Hitting time", _table(rows) + ctx.figures.img(fig, "hitting_survival", "hitting-time survival"))
+    return Section("Hitting time", _table(rows) + note
+                   + ctx.figures.img(fig, "hitting_survival", "hitting-time survival"))
 
 
 def particles_panel(runs, ctx) -> Section | None:
