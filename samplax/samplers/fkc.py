@@ -8,6 +8,12 @@ from the composed prior N(0, sigma(t_max)^2 / B). "fkc" carries the Feynman-Kac 
 log Z_{t_max} + the running SMC estimate. "fkc_naive" ignores the weights (no resampling, ESS = N) and
 estimates no log Z (NaN; `estimates_log_z` False): it exists to show what the correction buys.
 
+log Z error: each population reports its own variance of log Z, stage_stats["log_z_var_increment"] at the steps that
+end a resampling epoch (the epoch's particles start equally weighted and are families by their parent at its
+resampling: `particles.state.increment_variance`, as NETS for schemes other than multinomial), and
+`samplax.particles.results` pools it into log_z_se. Product of two 1-d Gaussians, 100 particles, 100 steps, 4
+populations, 30 seeds: z against the exact log Z of sd 0.82 (the populations' spread alone: 1.9-2.0).
+
 SDEs (`sde=`): "target" is the paper's target-score SDE (noise g, weights from scores only);
 "matched" (default) keeps the same corrected drift with noise variance (2 - 1/B) g^2 and adds the
 divergence term of eq. (6) in `samplax.fkc.weights` - its weights nearly vanish at high noise, which
@@ -29,7 +35,7 @@ from samplax.fkc.compose import as_composition
 from samplax.fkc.weights import composed_grad, log_weight_rate, matched_correction, prior_log_z, prior_std
 from samplax.particles import base
 from samplax.particles.resampling import check_threshold, resample, scheme
-from samplax.particles.state import ParticleState, ess, init as init_state, reweight
+from samplax.particles.state import ParticleState, ess, increment_variance, init as init_state, reweight
 
 INITS = ("prior", "exact")
 SDES = ("target", "matched")
@@ -118,7 +124,7 @@ def _run_factory(num_steps: int, ess_threshold: float, resampling: str, init: st
         cdt = base.count_dtype()
 
         def step(carry, k):
-            state, gphi, rate = carry
+            state, gphi, rate, anc = carry
             t, t1 = ts[k], ts[k + 1]
             h = t - t1
             kz, kr = jax.random.split(jax.random.fold_in(k_run, k))
@@ -133,24 +139,33 @@ def _run_factory(num_steps: int, ess_threshold: float, resampling: str, init: st
                 lz_inc = state.log_z - before
                 e = ess(state.log_weights)
                 do = (k == num_steps - 1) | (e < ess_threshold * n)
+                # the log Z variance of the epoch that ends here: its particles start equally weighted (the initial
+                # weights of init="exact" belong to the first) and are families by their parent at the epoch's
+                # resampling; the epochs' sum is the population's variance (as NETS for schemes other than
+                # multinomial). Without it log_z_se came from 4 populations' spread alone: z of sd 1.9-2.0
+                var_epoch = jnp.where(do, increment_variance(jnp.zeros_like(state.log_weights), state.log_weights,
+                                                             anc), 0.0)
 
                 def yes(args):
-                    s, gp, rt = args
+                    s, gp, rt, _ = args
                     new, idx = resample(kr, s, resampling)
-                    return new, gp[idx], rt[idx]
+                    return new, gp[idx], rt[idx], idx
 
-                state, gphi1, rate1 = jax.lax.cond(do, yes, lambda a: a, (state, gphi1, rate1))
+                state, gphi1, rate1, anc = jax.lax.cond(do, yes, lambda a: a, (state, gphi1, rate1, anc))
             else:
                 state = ParticleState(x1, state.log_weights, state.log_z)
                 lz_inc, e, do = jnp.zeros(()), jnp.asarray(float(n)), jnp.array(False)
             progress.update(k, t1, e)
             stats = {"time": t1, "ess": e, "log_z_increment": lz_inc, "resampled": do,
                      "n_grad": jnp.asarray(per_point, cdt)}
+            if correct:
+                stats["log_z_var_increment"] = var_epoch
             if reward_at is not None:
                 stats["n_reward"] = jnp.asarray(n, cdt)
-            return (state, gphi1, rate1), stats
+            return (state, gphi1, rate1, anc), stats
 
-        (state, _, _), stats = jax.lax.scan(step, (state, gphi, rate), jnp.arange(num_steps))
+        (state, _, _, _), stats = jax.lax.scan(step, (state, gphi, rate, jnp.arange(n, dtype=jnp.int32)),
+                                               jnp.arange(num_steps))
         # the t_max evaluations belong to the first stage
         stats["n_grad"] = stats["n_grad"].at[0].add(per_point)
         if "n_reward" in stats:
