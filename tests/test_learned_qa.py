@@ -29,7 +29,10 @@ SMALL = dict(num_steps=8, width=4, depth=1, num_freqs=1, sigma=3.0)
 
 
 def _sampler(kind):
-    """Untrained samplers (u = 0 / b = 0): their weights are exact for any control, and cheap."""
+    """Untrained samplers (u = 0 / b = 0): their weights are exact for any control, and cheap; and SFS (no training),
+    whose path weights are exact for its Monte Carlo drift."""
+    if kind == "sfs":
+        return "sfs"
     if kind == "pis":
         return train(GAUSS, "pis", num_iterations=1, batch_size=2, learning_rate=1e-12, progress=False, **SMALL)
     if kind.startswith("nets"):
@@ -41,7 +44,7 @@ def _sampler(kind):
 
 # NETS resampling at 7 of its 8 steps (the default multinomial scheme: Lee & Whiteley's variance estimate); SCLD
 # resampling at most of its 8 boundaries without moves, multinomially (Lee & Whiteley's estimate too)
-SETTINGS = {"nets_resampling": {"resample_threshold": 0.99},
+SETTINGS = {"nets_resampling": {"resample_threshold": 0.99}, "sfs": {"num_steps": 20, "num_mc": 16},
             "scld_resampling": {"ess_threshold": 0.99, "mcmc_steps": 0, "resampling": "multinomial"}}
 
 
@@ -60,14 +63,15 @@ def _calibration_z(kind, settings, R=200, c=4, n=150, seed=11):
                      for g, v in zip(lz.reshape(R, c), var.reshape(R, c))])
 
 
-@pytest.mark.parametrize("kind", ["pis", "cmcd", "scld", "nets", "nets_resampling", "scld_resampling"])
+@pytest.mark.parametrize("kind", ["pis", "cmcd", "scld", "nets", "nets_resampling", "scld_resampling", "sfs"])
 def test_log_z_se_calibrated_at_four_populations(kind):
     """z = (log Z - truth) / log_z_se over R = 200 runs of the default 4 populations: sd(z) ~ 1 (its Monte Carlo
     error 1 / sqrt(2R) = 0.05; band ~ +-4 of it plus the delta method's own slack). The spread of 4 estimates alone
     (the SE before each population reported its variance) is a t with 3 degrees of freedom, sd ~ 1.6-1.7 (fuzzer:
     1.6); with each population's own variance the fuzzer measured 0.94-1.05. NETS resampling at most steps: 1.03-1.07
     with Lee & Whiteley's estimate (seeds 11, 12), 1.40-1.47 with one term per epoch (next test); SCLD resampling at
-    most boundaries without moves: 1.01 with it, 1.68 with one term per epoch (warned)."""
+    most boundaries without moves: 1.01 with it, 1.68 with one term per epoch (warned). SFS reported no variance of
+    its own until 2026-12-07 (the populations' spread alone)."""
     R = 200
     z = _calibration_z(kind, SETTINGS.get(kind, {}), R=R)
     assert 0.8 < z.std() < 1.25, f"sd of z {z.std():.3f}"

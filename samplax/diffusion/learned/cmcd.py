@@ -63,10 +63,10 @@ from samplax.checks import integer as _int, positive as _pos
 from samplax.checkpoint import target_fingerprint
 from samplax.diffusion.learned import affine, resume as ckpt
 from samplax.diffusion.learned.network import Control
-from samplax.diffusion.learned.sampler import log_z_var, read_model, refuse_unknown, write_model
+from samplax.diffusion.learned.sampler import read_model, refuse_unknown, write_model
 from samplax.particles import base, temperatures
 from samplax.particles.resampling import check_threshold, scheme
-from samplax.particles.state import ess, eve_log_z_variance_per_stage
+from samplax.particles.state import ess, eve_log_z_variance_per_stage, log_z_var
 from samplax.samplers.smc_kernels import check_step_spread, step_factors
 from samplax.diffusion.learned.checks import finite_loss, training_bar
 

@@ -18,7 +18,7 @@ from samplax.diffusion.learned.network import Control
 from samplax.diffusion.learned.paths import make_path, rollout
 from samplax.particles import base
 from samplax.particles.resampling import resample, scheme
-from samplax.particles.state import ParticleState, ess
+from samplax.particles.state import ParticleState, ess, log_z_var
 
 FORMAT = "samplax-learned-diffusion/1"
 
@@ -82,16 +82,6 @@ class TrainedSampler:
     def save(self, path) -> pathlib.Path:
         """One file: a JSON header line (config, history) then equinox's serialised network leaves."""
         return write_model(path, FORMAT, self.config, np.asarray(self.history).tolist(), self.control)
-
-
-def log_z_var(log_w):
-    """The importance-sampling variance of log Z-hat = log mean exp(log_w) within one population (delta method):
-    var(Z-hat) / Z^2 ~ (N / ESS - 1) / N with ESS = (sum w)^2 / sum w^2 of these weights. A learned sampler reports it
-    per population as stage_stats["log_z_var_increment"] (SMC's stat; a sampler that resamples reports one term per
-    resampling epoch), so `samplax.particles.results` pools it into log_z_se: from 4 populations the spread of their
-    estimates alone gave z-scores of sd ~1.6 (3 degrees of freedom). -inf weights count as zero; NaN when all are."""
-    n = log_w.shape[0]
-    return (n / ess(log_w) - 1.0) / n
 
 
 def refuse_unknown(what: str, unknown: dict, fn) -> None:
