@@ -498,10 +498,19 @@ def test_travel_time_through_zeros_and_unreachable_targets():
     v = secd_speed_1d(lambda x: (x**2 - 1.0) ** 2 + 0.1, 0.0, eta=1.0, s=1.0)  # ceiling 1 < barrier 1.1
     with pytest.warns(RuntimeWarning, match="speed is not positive"):
         assert telegraph_mean_hitting_time(v, 0.5, -1.0, 1.0) == np.inf
-    from scipy.integrate import IntegrationWarning
-
-    with pytest.warns(IntegrationWarning):  # int_0 dx / x: not silent (quad's own warning passes through)
-        travel_time(lambda x: np.abs(x), 0.0, 1.0)
+    # a zero where v ~ |x - c| (1 / v not integrable): infinite. quad calls only some of these divergent; the others
+    # gave finite numbers with a subdivision-limit warning (|x - 0.123| on [-1, 1]: 48.8; the telegraph mean 854.5)
+    for v, a, b in ((lambda x: np.abs(x), 0.0, 1.0), (lambda x: np.abs(x - 0.123), -1.0, 1.0),
+                    (lambda x: (x - 0.3) ** 2, -1.0, 1.0)):
+        with pytest.warns(RuntimeWarning, match="diverges"):
+            assert travel_time(v, a, b) == np.inf
+    with pytest.warns(RuntimeWarning, match="diverges"):
+        assert telegraph_mean_hitting_time(lambda x: np.abs(x - 0.123), 0.5, -0.9, 0.9, wall=-1.0) == np.inf
+    # an integrable square-root zero, and a small minimum that is not a zero, stay finite and exact
+    exact = 2 * np.sqrt(1.123) + 2 * np.sqrt(0.877)
+    assert travel_time(lambda x: np.sqrt(np.abs(x - 0.123)), -1.0, 1.0) == pytest.approx(exact, rel=1e-8)
+    eps = 1e-8  # int_-1^1 dx / (|x| + eps) = 2 log(1 + 1 / eps)
+    assert travel_time(lambda x: np.abs(x) + eps, -1.0, 1.0) == pytest.approx(2 * np.log1p(1 / eps), rel=1e-6)
     with pytest.warns(RuntimeWarning, match="diverges"):  # quad's "probably divergent": infinite
         assert travel_time(lambda x: np.ones_like(x), -np.inf, 0.0) == np.inf
     with pytest.raises(ValueError, match="never reflects there"), pytest.warns(RuntimeWarning):
