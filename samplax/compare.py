@@ -181,8 +181,10 @@ def compare(target, samplers, budget: float | None = None, *, budget_kind: str =
     budget: gradient evaluations summed over all chains, warmup included (budget_kind="gradients"; default
       100,000), or wall-clock seconds of warmup + sampling (budget_kind="seconds"; no default). Each sampler first makes a
       pilot run (`pilot_samples` draws) to measure its warmup cost and cost per draw; the measured run
-      then gets num_samples = (budget - warmup cost) / cost per draw (seconds budgets are approximate:
-      fixed per-call costs and machine load make time per draw vary). The table reports the gradients
+      then gets num_samples = (budget - warmup cost) / cost per draw (seconds budgets: a second pilot separates the
+      fixed per-run cost from the cost per draw; machine load still makes time vary, and a run that used under 75% or
+      over 133% of its budget says so in a warning, its share in plan[name]["budget_used"]). The table reports the
+      gradients
       and seconds each run really used (pilot runs not included; their cost is in `plan`); `seconds` and
       `ess_per_s` are warmup + sampling, compilation is in `compile_s`.
     num_warmup: default min(1000, budget per chain / 50), at least 50; when a sampler's default warmup costs more
@@ -260,9 +262,21 @@ def compare(target, samplers, budget: float | None = None, *, budget_kind: str =
                              f"{warm:.4g} {budget_kind} and 10 draws per chain {10 * per_run_draw:.4g} more; the "
                              f"minimum budget is about {need:.4g} (or lower num_warmup)")
         n = max(10, int(left // per_run_draw))
+        fixed = 0.0
+        if budget_kind == "seconds":  # time per draw = a fixed cost per run + a cost per draw: measure both
+            n, fixed, per_draw = _seconds_fit(sample, target, name, kw, pilot_samples, pilot, left, n)
         dt = sample(target, name, num_samples=n, **kw)
         plan[name] = {**plan.get(name, {}), "num_warmup": warmup, "num_samples": n,
-                      f"pilot_warmup_{budget_kind}": warm, f"pilot_{budget_kind}_per_draw": per_draw}
+                      f"pilot_warmup_{budget_kind}": warm, f"pilot_{budget_kind}_per_draw": per_draw,
+                      **({"pilot_seconds_fixed": fixed} if budget_kind == "seconds" else {})}
+        if budget_kind == "seconds":
+            used = sum(float(dt.attrs.get(k, 0.0)) for k in ("warmup_time", "sampling_time"))
+            plan[name]["budget_used"] = used / budget
+            if not SECONDS_BAND[0] <= used / budget <= SECONDS_BAND[1]:
+                warnings.warn(f"compare: {name} used {used:.3g} s of budget={budget:g} s ({used / budget:.0%}): its "
+                              "time per draw in the run differed from the pilots' (machine load, or a cost that "
+                              "grows with the run); the samplers did not get equal budgets, so compare by ESS per "
+                              "second (ess_per_s) or use budget_kind='gradients'", RuntimeWarning, stacklevel=2)
         runs[name] = dt
         rows[name] = _row(dt, target, hitting_set, {"num_samples": n})
     if _has_truth(target) and runs:
@@ -281,6 +295,27 @@ def compare(target, samplers, budget: float | None = None, *, budget_kind: str =
 
         html_report({k: runs[k] for k in table.index}, target, report, hitting_set=hitting_set)
     return Comparison(table=table, runs=runs, plan=plan)
+
+
+SECONDS_BAND = (0.75, 1.33)  # a seconds budget used outside this share of it is named in a warning
+
+
+def _seconds_fit(sample, target, name, kw, pilot_samples, pilot, left, n_guess):
+    """(num_samples, fixed seconds, seconds per draw) for `left` seconds of sampling, from the pilot and a second
+    pilot of a quarter of the first guess (at least 4 x pilot_samples draws): sampling time = fixed + per draw x n.
+    The first pilot's time per draw alone counts the fixed per-call costs as per-draw costs: MALA on a 5-d Gaussian
+    got 5-17% of a 1-4 s budget from it."""
+    n0, t0 = pilot_samples, float(pilot.attrs.get("sampling_time", 0.0))
+    n1 = int(max(4 * pilot_samples, n_guess // 4))
+    with warnings.catch_warnings():  # a pilot only measures cost; its trust check is not the result
+        warnings.filterwarnings("ignore", message=".*trust check", category=RuntimeWarning)
+        second = sample(target, name, num_samples=n1, **kw)
+    t1 = float(second.attrs.get("sampling_time", 0.0))
+    per_draw = (t1 - t0) / (n1 - n0)
+    fixed = t0 - per_draw * n0
+    if not (per_draw > 0 and fixed >= 0):  # timing noise: the larger pilot's average, no fixed part
+        per_draw, fixed = t1 / n1, 0.0
+    return max(10, int((left - fixed) // per_draw)), fixed, per_draw
 
 
 def _population_run(sample, target, name, budget, num_chains, seed, progress, settings):

@@ -77,6 +77,21 @@ def test_seconds_budget():
     planned = r.plan["mala"]["num_samples"]
     assert planned > 500  # the plan scaled the pilot up to the budget
     assert 0.025 < secs < 2.5  # a shared machine's timing noise: within an order of magnitude of the budget
+    plan = r.plan["mala"]
+    assert plan["budget_used"] == pytest.approx(secs / 0.25)  # the share is recorded, as the run really used it
+    assert plan["pilot_seconds_per_draw"] > 0 and plan["pilot_seconds_fixed"] >= 0  # the two-pilot fit
+
+
+def test_a_missed_seconds_budget_is_named(monkeypatch):
+    """A seconds budget the run did not use (MALA got 5-17% of 1-4 s from one pilot, NUTS up to 2.6x, both without a
+    word) is named in a warning with the share used. The band is narrowed here so that any real run misses it."""
+    import sys
+
+    monkeypatch.setattr(sys.modules["samplax.compare"], "SECONDS_BAND", (0.999999, 1.000001))
+    g = samplax.models.get("gaussian", dim=5)
+    with pytest.warns(RuntimeWarning, match=r"compare: mala used .* s of budget=0.2 s \("):
+        r = compare(g, ["mala"], budget=0.2, budget_kind="seconds", num_chains=2, num_warmup=100, pilot_samples=200)
+    assert "budget_used" in r.plan["mala"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
