@@ -183,9 +183,8 @@ def compare(target, samplers, budget: float | None = None, *, budget_kind: str =
       pilot run (`pilot_samples` draws) to measure its warmup cost and cost per draw; the measured run
       then gets num_samples = (budget - warmup cost) / cost per draw (seconds budgets: a second pilot separates the
       fixed per-run cost from the cost per draw; machine load still makes time vary, and a run that used under 75% or
-      over 133% of its budget says so in a warning, its share in plan[name]["budget_used"]). The table reports the
-      gradients
-      and seconds each run really used (pilot runs not included; their cost is in `plan`); `seconds` and
+      over 133% of its budget says so in a warning, its share in plan[name]["budget_used"]). The table reports
+      the gradients and seconds each run really used (pilot runs not included; their cost is in `plan`); `seconds` and
       `ess_per_s` are warmup + sampling, compilation is in `compile_s`.
     num_warmup: default min(1000, budget per chain / 50), at least 50; when a sampler's default warmup costs more
       than half the budget it is scaled down (at least MIN_WARMUP steps) with a warning, recorded in `plan`. A
@@ -264,11 +263,12 @@ def compare(target, samplers, budget: float | None = None, *, budget_kind: str =
         n = max(10, int(left // per_run_draw))
         fixed = 0.0
         if budget_kind == "seconds":  # time per draw = a fixed cost per run + a cost per draw: measure both
-            n, fixed, per_draw = _seconds_fit(sample, target, name, kw, pilot_samples, pilot, left, n)
+            n, fixed, per_draw, n1 = _seconds_fit(sample, target, name, kw, pilot_samples, pilot, left, n)
         dt = sample(target, name, num_samples=n, **kw)
         plan[name] = {**plan.get(name, {}), "num_warmup": warmup, "num_samples": n,
                       f"pilot_warmup_{budget_kind}": warm, f"pilot_{budget_kind}_per_draw": per_draw,
-                      **({"pilot_seconds_fixed": fixed} if budget_kind == "seconds" else {})}
+                      **({"pilot_seconds_fixed": fixed, "second_pilot_samples": n1} if budget_kind == "seconds"
+                         else {})}
         if budget_kind == "seconds":
             used = sum(float(dt.attrs.get(k, 0.0)) for k in ("warmup_time", "sampling_time"))
             plan[name]["budget_used"] = used / budget
@@ -301,10 +301,10 @@ SECONDS_BAND = (0.75, 1.33)  # a seconds budget used outside this share of it is
 
 
 def _seconds_fit(sample, target, name, kw, pilot_samples, pilot, left, n_guess):
-    """(num_samples, fixed seconds, seconds per draw) for `left` seconds of sampling, from the pilot and a second
-    pilot of a quarter of the first guess (at least 4 x pilot_samples draws): sampling time = fixed + per draw x n.
-    The first pilot's time per draw alone counts the fixed per-call costs as per-draw costs: MALA on a 5-d Gaussian
-    got 5-17% of a 1-4 s budget from it."""
+    """(num_samples, fixed seconds, seconds per draw, the second pilot's draws) for `left` seconds of sampling, from
+    the pilot and a second pilot of a quarter of the first guess (at least 4 x pilot_samples draws): sampling time =
+    fixed + per draw x n. The first pilot's time per draw alone counts the fixed per-call costs as per-draw costs:
+    MALA on a 5-d Gaussian got 5-17% of a 1-4 s budget from it."""
     n0, t0 = pilot_samples, float(pilot.attrs.get("sampling_time", 0.0))
     n1 = int(max(4 * pilot_samples, n_guess // 4))
     with warnings.catch_warnings():  # a pilot only measures cost; its trust check is not the result
@@ -315,7 +315,7 @@ def _seconds_fit(sample, target, name, kw, pilot_samples, pilot, left, n_guess):
     fixed = t0 - per_draw * n0
     if not (per_draw > 0 and fixed >= 0):  # timing noise: the larger pilot's average, no fixed part
         per_draw, fixed = t1 / n1, 0.0
-    return max(10, int((left - fixed) // per_draw)), fixed, per_draw
+    return max(10, int((left - fixed) // per_draw)), fixed, per_draw, n1
 
 
 def _population_run(sample, target, name, budget, num_chains, seed, progress, settings):

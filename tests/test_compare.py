@@ -80,6 +80,7 @@ def test_seconds_budget():
     plan = r.plan["mala"]
     assert plan["budget_used"] == pytest.approx(secs / 0.25)  # the share is recorded, as the run really used it
     assert plan["pilot_seconds_per_draw"] > 0 and plan["pilot_seconds_fixed"] >= 0  # the two-pilot fit
+    assert plan["second_pilot_samples"] >= 4 * 500
 
 
 def test_a_missed_seconds_budget_is_named(monkeypatch):
