@@ -14,7 +14,8 @@ step's end), step_size, n_grad (score evaluations and JVPs in that step), ess (=
 weighted). adaptive pf_ode: one row (time t_min, n_grad, num_steps, num_accepted, num_rejected from
 diffrax's stats; n_grad counts each population's own steps: populations vectorized together run in lockstep, and
 one that finishes first idles through evaluations XLA makes and discards, in no count, as for adaptive_sde).
-adaptive_sde: `num_bins` rows over equal time bins of [t_min, t_max] (the per-step record is variable-length): accepted, rejected, n_grad (2 per try) of steps starting in the bin.
+adaptive_sde: `num_bins` rows over equal time bins of [t_min, t_max] (the per-step record is variable-length):
+accepted, rejected, n_grad (2 per try) of steps starting in the bin.
 particle_stats: pf_ode "log_prob" (NaN for a particle that ends NaN/inf) and, with adaptive steps, "finished";
 adaptive_sde "nfe", "accepted", "rejected", "finished" per particle. "finished" is False for a particle whose solve
 used up max_steps before t_min: it is NaN, and the trust check names max_steps and how many did not finish.
