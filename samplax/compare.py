@@ -192,6 +192,11 @@ def compare(target, samplers, budget: float | None = None, *, budget_kind: str =
     Population samplers (smc, fkc, diffusion samplers) get the same budget as particles: a pilot with
       PILOT_PARTICLES particles per population measures the gradients per particle, and the run gets
       num_particles = budget / (num_chains x gradients per particle) (gradient budgets only).
+    hitting_set: the set's indicator, as `samplax.diagnostics.hit_times_from_draws` takes it, adds `hit_fraction` and
+      the mean hitting time (`hit_mean`, or `hit_restricted_mean` when chains were censored) in steps counted from
+      the first kept draw: the warmup is not included, so a sampler whose warmup already reached the set hits at
+      once, and the samplers' warmups may differ in length (scaled to the budget); NaN for population runs, whose
+      particles have no time order.
     Ranked by W2 to the truth when known (one estimator for every run; a W2 within its noise floor counts as 0:
     such runs tie and go by ESS per 1000 gradients), else by ESS per 1000 gradients (best first); runs that failed their
     trust check (column `trusted`, findings in the run's attrs["trust_findings"]) rank after every trusted run.
