@@ -70,6 +70,14 @@ API_CASES = {
         lambda: samplax.sample(GAUSS, "smc", num_particles=64, adapt_steps=False, correlation_threshold=0.05,
                                progress=False),
         ValueError, "correlation_threshold=0.05 steers the adaptive number of sweeps, which adapt_steps=False"),
+    # a fixed schedule ran with a given target_ess (recorded in the settings) or max_stages (recorded as the
+    # schedule's length), both unused, without a word
+    "smc target_ess with a fixed schedule": (
+        lambda: samplax.particles.get("smc", schedule=[0.0, 0.3, 1.0], target_ess=0.9), ValueError,
+        "smc: target_ess=0.9 steers the adaptive schedule, which a fixed schedule of 2 stages replaces"),
+    "smc max_stages with a fixed schedule (persistent)": (
+        lambda: samplax.particles.get("smc", schedule=[0.0, 0.3, 1.0], max_stages=500, persistent=True), ValueError,
+        "smc: max_stages=500 steers the adaptive schedule"),
     "pc snr without corrector steps": (lambda: samplax.particles.get("pc", num_corrector_steps=0, snr=0.2),
                                        ValueError, "pc: snr=0.2 sets the langevin corrections' step"),
     "deis startup at order 1": (lambda: samplax.particles.get("deis", order=1, startup="rk4"), ValueError,

@@ -88,6 +88,8 @@ FAMILY_DEPTH = 2
 DEFAULT_INTEGRATION_STEPS = 5  # hmc / autostep leapfrog steps per proposal when num_integration_steps is None
 DEFAULT_MAX_MCMC_STEPS = DefaultInt(100)  # the adaptive sweeps' cap (per stage and chain)
 DEFAULT_CORRELATION = DefaultValue(0.1)  # the start-to-end correlation the adaptive sweeps aim for
+DEFAULT_TARGET_ESS = DefaultValue(0.5)  # the adaptive schedule's conditional ESS per stage (as a fraction of N)
+DEFAULT_MAX_STAGES = DefaultInt(200)  # the adaptive schedule's cap on stages
 MIN_FIXED_DENSE_SWEEPS = 5  # fewer fixed sweeps with the dense mass: warned (smc_kernels, cross-fitting)
 CROSS_FIT = True  # cross-fitted whitening (private switch for probes; waste-free only with adapt_steps=False)
 MEASURED_STOP = True  # standard SMC: sweep until the measured start-to-end correlation is below threshold too
@@ -325,9 +327,9 @@ def _settings_check(schedule, target_ess, kernel, num_mcmc_steps, num_integratio
 
 
 @base.register("smc")
-def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, num_integration_steps=None,
-        step_size=None, mass="dense", target_acceptance=None, resampling="systematic", ess_threshold=None,
-        waste_free=None, persistent=False, max_stages=200, adapt_steps=True, max_mcmc_steps=DEFAULT_MAX_MCMC_STEPS,
+def smc(schedule="adaptive", target_ess=DEFAULT_TARGET_ESS, kernel="mala", num_mcmc_steps=10,
+        num_integration_steps=None, step_size=None, mass="dense", target_acceptance=None, resampling="systematic",
+        ess_threshold=None, waste_free=None, persistent=False, max_stages=DEFAULT_MAX_STAGES, adapt_steps=True, max_mcmc_steps=DEFAULT_MAX_MCMC_STEPS,
         correlation_threshold=DEFAULT_CORRELATION, reference=None, step_spread=1.0) -> base.PopulationSampler:
     """Tempered SMC (module docstring); `reference=(mean, scale)` sets a Gaussian reference as the prior.
 
@@ -345,6 +347,14 @@ def smc(schedule="adaptive", target_ess=0.5, kernel="mala", num_mcmc_steps=10, n
                             resampling, ess_threshold, waste_free, persistent, max_stages, mass, max_mcmc_steps,
                             correlation_threshold, adapt_steps)
     num_integration_steps = _integration_steps(kernel, num_integration_steps)
+    if temps is not None:  # a fixed schedule: its temperatures are the stages; nothing picks or caps them
+        given = given_settings(target_ess=target_ess, max_stages=max_stages)
+        if given:
+            raise ValueError(f"smc: {', '.join(given)} {'steers' if len(given) == 1 else 'steer'} the adaptive "
+                             f"schedule, which a fixed schedule of {temps.size - 1} stages replaces, so nothing would "
+                             f"use {'it' if len(given) == 1 else 'them'}: drop {'it' if len(given) == 1 else 'them'}, "
+                             "or use schedule='adaptive' (or 'pilot')")
+        target_ess = None
     if not adapt_steps:  # they steer the adaptive sweeps, which adapt_steps=False turns off
         given = given_settings(max_mcmc_steps=max_mcmc_steps, correlation_threshold=correlation_threshold)
         if given:
