@@ -71,6 +71,10 @@ def test_pis_kl_finds_every_mode_and_log_z(target, pis_kl, pis_kl_run):
     dt = pis_kl_run
     assert pis_kl.history[-20:].mean() < pis_kl.history[:20].mean()  # training lowered the loss
     assert int(dt.attrs["n_grad_sampling"]) == 4 * 1000 * 16
+    # the final log pi~(x_K) of every path: a log-density evaluation without a gradient, at the last stage (uncounted
+    # before)
+    np.testing.assert_array_equal(dt["stage_stats"]["n_logdensity"].values.sum(axis=1), [1000] * 4)
+    assert (dt["stage_stats"]["n_logdensity"].values[:, :-1] == 0).all()
     # training: K gradients per path plus the KL loss's one at x_K; no Hessian-vector products (score detached)
     assert pis_kl.config["n_grad_train"] == CI["num_iterations"] * CI["batch_size"] * (CI["num_steps"] + 1)
     assert pis_kl.config["n_hvp_train"] == 0
@@ -138,6 +142,7 @@ def test_sfs_log_z_on_gaussian_with_exact_z():
     from samplax.diffusion.sfs import CURV_ITERS, CURV_POINTS
 
     assert int(dt.attrs["n_grad_sampling"]) == 32 * 200 * 20 * 16 + CURV_POINTS * CURV_ITERS  # the check runs once
+    assert int(dt["stage_stats"]["n_logdensity"].sum()) == 32 * 200  # log pi~(x_K) per particle
     assert dt.stage_stats["time"].values[0, -1] == pytest.approx(1.0)
 
 

@@ -17,7 +17,8 @@ Conditional on the Monte Carlo draws used for b^ (auxiliary variables independen
 Euler step is a Gaussian proposal kernel, so E[w] = Z exactly: Z^ = mean_i w_i is unbiased for Z (log Z^ is biased
 low by Jensen, by about Var(w)/(2 N Z^2)). The alternative unbiased estimate E[f(Z)] = Z at t = 0 is plain
 importance sampling from N(0, I), useless for peaked targets. Particles are resampled by these weights at the end.
-n_grad = num_particles * num_steps * num_mc gradient evaluations (+ one log-density evaluation per particle at x_K)
+n_grad = num_particles * num_steps * num_mc gradient evaluations (+ one log-density evaluation per particle at x_K,
+stage_stats["n_logdensity"] at the last step)
 + the stability check's Hessian-vector products (CURV_POINTS * CURV_ITERS, counted once per `sample()` call, in the
 first step of population 0: the check runs once, however many populations).
 
@@ -144,7 +145,9 @@ def run_sfs(target, key, num_particles: int, num_steps: int, num_mc: int, resamp
              "n_grad": base.stage_counts(np.full(K, n * num_mc)).at[0].add(extra),
              # the population's own variance of log Z (importance sampling, at the last step), pooled into log_z_se
              # by particles.results: from the 4 populations' spread alone the SE has 3 degrees of freedom
-             "log_z_var_increment": jnp.zeros((K,), log_w.dtype).at[-1].set(log_z_var(log_w))}
+             "log_z_var_increment": jnp.zeros((K,), log_w.dtype).at[-1].set(log_z_var(log_w)),
+             # log pi~(x_K) of each particle: a log-density evaluation without a gradient
+             "n_logdensity": base.stage_counts(np.r_[np.zeros(K - 1, int), n], "n_logdensity")}
     return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))  # host re-sums in int64
 
 

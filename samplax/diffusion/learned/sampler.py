@@ -70,8 +70,10 @@ class TrainedSampler:
             stats = {"time": jnp.asarray((np.arange(K) + 1) / K), "ess": ess_path,
                      "n_grad": base.stage_counts(np.full(K, num_particles)),
                      # the population's own variance of log Z (all at the last step): results.pooled_log_z_se_within
-                     "log_z_var_increment": jnp.zeros((K,), log_w.dtype).at[-1].set(log_z_var(log_w))}
-            # n_grad: K gradient evaluations per path; the final log pi~(x_K) is one more log-density evaluation each
+                     "log_z_var_increment": jnp.zeros((K,), log_w.dtype).at[-1].set(log_z_var(log_w)),
+                     # the final log pi~(x_K) of each path: a log-density evaluation without a gradient (as SMC's stat)
+                     "n_logdensity": base.stage_counts(np.r_[np.zeros(K - 1, int), num_particles], "n_logdensity")}
+            # n_grad: K gradient evaluations per path
             return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
 
         settings = {**self.config, "num_steps": path.num_steps, "resampling": resampling}
