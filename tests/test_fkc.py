@@ -116,11 +116,11 @@ def test_fkc_matches_exact_target_and_naive_does_not(kind):
 
 
 def test_log_z_se_is_calibrated_with_four_populations():
-    """log_z_se came from the spread of the 4 populations' estimates alone (a t with 3 degrees of freedom): over 20
-    seeds its z-scores against the exact log Z had sd 1.9-2.0 and |z| > 3 in 10% of runs (30 seeds), without a
-    warning. Each population now reports its own variance (per resampling epoch, families by parent: the NETS / SMC
-    estimator).
-    Product of two 1-d Gaussians under VP, whose exact log Z at t_min is a Gaussian density in closed form."""
+    """log_z_se came from the spread of the 4 populations' estimates alone (a t with 3 degrees of freedom): over 30
+    seeds its z-scores against the exact log Z had sd 1.9-2.0 and |z| > 3 in 10% of runs, without a warning. Each
+    population now reports its own variance (per resampling epoch, families by parent: the NETS / SMC estimator).
+    Product of two 1-d Gaussians under VP, whose exact log Z at t_min is a Gaussian density in closed form; 20
+    seeds here."""
     import math
     import warnings
 
