@@ -42,7 +42,7 @@ from jax.scipy.special import logsumexp
 from samplax import checks
 from samplax.particles import base
 from samplax.particles.resampling import resample, scheme
-from samplax.particles.state import ParticleState, ess, log_z_var
+from samplax.particles.state import ParticleState, ess
 
 
 
@@ -143,11 +143,7 @@ def run_sfs(target, key, num_particles: int, num_steps: int, num_mc: int, resamp
     state, _ = resample(k_res, ParticleState(x, log_w, log_z), resampling)
     stats = {"time": jnp.asarray((np.arange(K) + 1) * h), "ess": ess_path.at[-1].set(ess(log_w)),
              "n_grad": base.stage_counts(np.full(K, n * num_mc)).at[0].add(extra),
-             # the population's own variance of log Z (importance sampling, at the last step), pooled into log_z_se
-             # by particles.results: from the 4 populations' spread alone the SE has 3 degrees of freedom
-             "log_z_var_increment": jnp.zeros((K,), log_w.dtype).at[-1].set(log_z_var(log_w)),
-             # log pi~(x_K) of each particle: a log-density evaluation without a gradient
-             "n_logdensity": base.stage_counts(np.r_[np.zeros(K - 1, int), n], "n_logdensity")}
+             **base.final_weight_stats(log_w, K)}
     return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))  # host re-sums in int64
 
 

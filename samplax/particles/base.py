@@ -76,6 +76,18 @@ def stage_counts(counts, what: str = "n_grad"):
     return jnp.asarray(c, count_dtype())
 
 
+def final_weight_stats(log_w, num_stages: int) -> dict:
+    """Stage stats of a population weighted once, at the end of its paths (the learned samplers, SFS), both at the
+    last of `num_stages` stages: its own variance of log Z (`state.log_z_var`, which `particles.results` pools into
+    log_z_se: from the 4 populations' spread alone the SE has 3 degrees of freedom) and `n_logdensity`, the final
+    log pi~(x_K) of each path, a log-density evaluation without a gradient (as SMC's stat)."""
+    from samplax.particles.state import log_z_var
+
+    n = log_w.shape[0]
+    return {"log_z_var_increment": jnp.zeros((num_stages,), log_w.dtype).at[-1].set(log_z_var(log_w)),
+            "n_logdensity": stage_counts(np.r_[np.zeros(num_stages - 1, int), n], "n_logdensity")}
+
+
 def total_n_grad(n_grad, stage_stats) -> np.ndarray:
     """Per-population totals as host int64. Without x64 the device total is int32 and wraps past 2**31 - 1; the
     per-stage counts summed here in int64 do not. The stage sum is used where it agrees with the device total

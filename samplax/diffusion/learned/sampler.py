@@ -18,7 +18,7 @@ from samplax.diffusion.learned.network import Control
 from samplax.diffusion.learned.paths import make_path, rollout
 from samplax.particles import base
 from samplax.particles.resampling import resample, scheme
-from samplax.particles.state import ParticleState, ess, log_z_var
+from samplax.particles.state import ParticleState, ess
 
 FORMAT = "samplax-learned-diffusion/1"
 
@@ -68,11 +68,7 @@ class TrainedSampler:
             state, _ = resample(k_res, ParticleState(x, log_w, log_z), resampling)
             K = path.num_steps
             stats = {"time": jnp.asarray((np.arange(K) + 1) / K), "ess": ess_path,
-                     "n_grad": base.stage_counts(np.full(K, num_particles)),
-                     # the population's own variance of log Z (all at the last step): results.pooled_log_z_se_within
-                     "log_z_var_increment": jnp.zeros((K,), log_w.dtype).at[-1].set(log_z_var(log_w)),
-                     # the final log pi~(x_K) of each path: a log-density evaluation without a gradient (as SMC's stat)
-                     "n_logdensity": base.stage_counts(np.r_[np.zeros(K - 1, int), num_particles], "n_logdensity")}
+                     "n_grad": base.stage_counts(np.full(K, num_particles)), **base.final_weight_stats(log_w, K)}
             # n_grad: K gradient evaluations per path
             return base.Population(state.particles, log_z, stats, jnp.sum(stats["n_grad"]))
 
