@@ -274,16 +274,16 @@ def compare(target, samplers, budget: float | None = None, *, budget_kind: str =
                       f"pilot_warmup_{budget_kind}": warm, f"pilot_{budget_kind}_per_draw": per_draw,
                       **({"pilot_seconds_fixed": fixed, "second_pilot_samples": n1} if budget_kind == "seconds"
                          else {})}
+        runs[name] = dt
+        rows[name] = _row(dt, target, hitting_set, {"num_samples": n})
         if budget_kind == "seconds":
-            used = sum(float(dt.attrs.get(k, 0.0)) for k in ("warmup_time", "sampling_time"))
+            used = rows[name]["seconds"]  # warmup + sampling, as the table reports it
             plan[name]["budget_used"] = used / budget
             if not SECONDS_BAND[0] <= used / budget <= SECONDS_BAND[1]:
                 warnings.warn(f"compare: {name} used {used:.3g} s of budget={budget:g} s ({used / budget:.0%}): its "
                               "time per draw in the run differed from the pilots' (machine load, or a cost that "
                               "grows with the run); the samplers did not get equal budgets, so compare by ESS per "
                               "second (ess_per_s) or use budget_kind='gradients'", RuntimeWarning, stacklevel=2)
-        runs[name] = dt
-        rows[name] = _row(dt, target, hitting_set, {"num_samples": n})
     if _has_truth(target) and runs:
         from samplax.diagnostics.wasserstein import auto_method
 

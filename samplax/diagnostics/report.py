@@ -127,9 +127,8 @@ def _chain_array(dt) -> np.ndarray:
         cols.append(v.reshape(v.shape[0], v.shape[1], -1))
     x = np.concatenate(cols, axis=-1)
     flat = x.reshape(-1, x.shape[-1])
-    finite = np.isfinite(flat).all(axis=0)
-    sd = np.where(finite, np.std(np.where(finite, flat, 0.0), axis=0), np.nan)
-    mean = np.where(finite, np.mean(np.where(finite, flat, 0.0), axis=0), np.nan)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf draws: a NaN sd, which is_constant calls varying
+        sd, mean = flat.std(axis=0), flat.mean(axis=0)
     return x[..., ~is_constant(sd, mean)]
 
 
